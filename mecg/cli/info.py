@@ -1,0 +1,127 @@
+"""``mecg info`` and ``mecg validate``: what is in a session file, and is it sound."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from mecg.session import Session, SessionError, open_session, validate_session
+
+
+def summarize(s: Session) -> dict:
+    """A JSON-ready summary of a session: streams, annotations, sync status."""
+    streams = []
+    for st in s.streams.values():
+        d = {
+            "key": st.key,
+            "name": st.info.name,
+            "type": st.info.type,
+            "kind": st.info.kind,
+            "source_id": st.info.source_id,
+            "nominal_srate_hz": st.info.nominal_srate_hz,
+            "effective_srate_hz": round(st.effective_srate_hz, 4),
+            "samples": st.sample_count,
+            "duration_s": round(st.duration_s, 3),
+            "clock_offsets": int(st.group["clock_offsets"].shape[0]),
+        }
+        if st.info.kind == "video":
+            d["frame_shape"] = list(st.info.frame_shape)
+        elif st.info.kind == "signal":
+            d["channels"] = [f"{lab} [{u}]" if u else lab for lab, u in zip(st.info.channel_labels, st.info.channel_units)]
+        streams.append(d)
+    ann = s.annotations
+    sync = dict(s.sync_group.attrs)
+    return {
+        "path": str(s.path),
+        "format_version": s.format_version,
+        "subject_id": s.subject_id,
+        "start_time": s.attr("start_time"),
+        "end_time": s.attr("end_time"),
+        "software_version": s.attr("software_version"),
+        "notes": s.notes,
+        "complete": s.complete,
+        "file_size_bytes": os.path.getsize(s.path),
+        "streams": streams,
+        "annotations": {
+            "video_stream": s.annotated_stream,
+            "ME": sum(a.type == "ME" for a in ann),
+            "MaE": sum(a.type == "MaE" for a in ann),
+        },
+        "sync": {k: (v.item() if hasattr(v, "item") else (v.decode() if isinstance(v, bytes) else v)) for k, v in sync.items()},
+        "features": sorted(s.features_group.keys()),
+    }
+
+
+def format_summary(d: dict) -> str:
+    """The human-readable form of :func:`summarize`."""
+    lines = [
+        f"{d['path']}  (mecg session v{d['format_version']}, {d['file_size_bytes'] / 1e6:.1f} MB)",
+        f"  subject {d['subject_id'] or '-'}   started {d['start_time']}   "
+        + (f"ended {d['end_time']}" if d["complete"] else "NOT CLOSED CLEANLY (recording crashed or is running)"),
+    ]
+    if d["notes"]:
+        lines.append(f"  notes: {d['notes']}")
+    lines.append(f"  streams ({len(d['streams'])}):")
+    for st in d["streams"]:
+        rate = f"{st['nominal_srate_hz']:g} Hz nominal, {st['effective_srate_hz']:.3f} Hz measured"
+        extra = ""
+        if st["kind"] == "video":
+            extra = "  frames " + "x".join(str(x) for x in st["frame_shape"])
+        elif st["kind"] == "signal":
+            extra = "  channels " + ", ".join(st["channels"])
+        lines.append(
+            f"    {st['key']:<16} {st['type']:<8} {st['kind']:<7} {st['samples']:>9} samples  "
+            f"{st['duration_s']:9.2f} s  {rate}{extra}"
+        )
+    a = d["annotations"]
+    if a["ME"] or a["MaE"]:
+        lines.append(f"  annotations: {a['ME']} ME, {a['MaE']} MaE on stream {a['video_stream']}")
+    else:
+        lines.append("  annotations: none")
+    sync = d["sync"]
+    if sync.get("mode"):
+        lines.append(
+            f"  sync: {sync['mode']}, offset {sync.get('offset_ms', float('nan')):.3f} ms, "
+            f"drift {sync.get('drift_ppm', float('nan')):.2f} ppm, residual RMS {sync.get('residual_rms_ms', float('nan')):.3f} ms"
+        )
+    else:
+        lines.append("  sync: not run (use `mecg sync`)")
+    if d["features"]:
+        lines.append("  cached features: " + ", ".join(d["features"]))
+    return "\n".join(lines)
+
+
+def _info(args: argparse.Namespace) -> int:
+    with open_session(args.session) as s:
+        d = summarize(s)
+    print(json.dumps(d, indent=2) if args.json else format_summary(d))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        s = validate_session(args.session)
+    except SessionError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    with s:
+        note = "" if s.complete else " (not closed cleanly: readable up to the last flush)"
+        print(f"valid: {s.path}, {len(s.streams)} stream(s), format v{s.format_version}{note}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``info`` and ``validate`` to the ``mecg`` parser."""
+    p = sub.add_parser("info", help="summarize a session file", description="Summarize a session file.")
+    p.add_argument("session", help="session .h5 file")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=_info)
+    p = sub.add_parser(
+        "validate",
+        help="check a session file (exit 0 valid, 1 invalid)",
+        description="Check structure, version and integrity of a session file. Exit 0 if valid, 1 with a reason if not.",
+    )
+    p.add_argument("session", help="session .h5 file")
+    p.set_defaults(func=_validate)

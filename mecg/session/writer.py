@@ -1,0 +1,333 @@
+"""The streaming session writer: append any stream at any time, flush often, survive a crash.
+
+Crash safety rests on HDF5's own consistency: after ``File.flush()`` the file on disk is a
+complete, readable HDF5 file. A background thread flushes whenever something was appended
+(every ``flush_interval_s``, default 0.5 s), so a SIGKILL loses at most that much. Every
+append writes a stream's data and its timestamps under one lock, so a flush never sees them
+at different lengths. The root attribute ``complete`` turns true only on a clean close.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from mecg.session import video_codec
+from mecg.session.annotations import Annotation, write_annotations
+from mecg.session.format import (
+    ANNOTATIONS,
+    FEATURES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    GROUND_TRUTH,
+    STREAMS,
+    SYNC,
+    SessionError,
+    StreamInfo,
+    stream_key,
+)
+
+_STR = h5py.string_dtype("utf-8")
+#: Rows per chunk of a signal's data and timestamps (about 1 s of 1000 Hz ECG).
+SIGNAL_CHUNK_ROWS = 1024
+
+
+def _software_version() -> str:
+    from mecg import __version__
+
+    return __version__
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class SessionWriter:
+    """Write one session file while it is being recorded.
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` file to create.
+    subject_id
+        Pseudonymous participant id (no names: it is stored in clear).
+    notes
+        Free text kept with the session.
+    overwrite
+        Replace an existing file; otherwise an existing path is an error.
+    flush_interval_s
+        Longest time in seconds that appended data waits before it is flushed to disk.
+    video_level
+        Deflate level for video frames (ISA-L 0-3).
+    start_time_lsl
+        LSL clock (s) at which recording started, if known.
+
+    Use as a context manager, or call :meth:`close`. Safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        subject_id: str = "",
+        notes: str = "",
+        *,
+        overwrite: bool = False,
+        flush_interval_s: float = 0.5,
+        video_level: int = video_codec.DEFAULT_LEVEL,
+        start_time_lsl: float = float("nan"),
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise SessionError(f"{self.path} already exists; choose another name or pass overwrite")
+        if not self.path.parent.is_dir():
+            raise SessionError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self._f = h5py.File(self.path, "w")
+        except OSError as exc:
+            raise SessionError(f"cannot create {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._closed = False
+        self._video_level = video_level
+        self._streams: dict[str, StreamInfo] = {}
+        self._counts: dict[str, int] = {}
+        f = self._f
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["subject_id"] = subject_id
+        f.attrs["notes"] = notes
+        f.attrs["start_time"] = _now_iso()
+        f.attrs["start_time_lsl"] = float(start_time_lsl)
+        f.attrs["end_time"] = ""
+        f.attrs["software_version"] = _software_version()
+        f.attrs["complete"] = False
+        for g in (STREAMS, ANNOTATIONS, SYNC, FEATURES):
+            f.create_group(g)
+        f.flush()
+        self._flush_interval_s = float(flush_interval_s)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="session-flush", daemon=True)
+        self._flusher.start()
+
+    # -- context manager -------------------------------------------------------------------
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- streams ---------------------------------------------------------------------------
+    @property
+    def streams(self) -> dict[str, StreamInfo]:
+        """The streams added so far, by key."""
+        return dict(self._streams)
+
+    def count(self, key: str) -> int:
+        """Samples (or frames) appended to stream ``key`` so far."""
+        return self._counts[key]
+
+    def add_stream(self, info: StreamInfo) -> str:
+        """Create the group of a new stream and return its key (unique, derived from the name)."""
+        with self._lock:
+            self._check_open()
+            key = stream_key(info.name, set(self._streams))
+            g = self._f[STREAMS].create_group(key)
+            for attr in ("name", "type", "kind", "source_id", "hostname", "channel_format", "lsl_header"):
+                g.attrs[attr] = getattr(info, attr)
+            g.attrs["nominal_srate_hz"] = float(info.nominal_srate_hz)
+            g.attrs["channel_count"] = info.channel_count
+            g.attrs["can_drop_samples"] = bool(info.can_drop_samples)
+            g.attrs["created_time"] = _now_iso()
+            g.attrs["sample_count"] = 0
+            if info.kind == "signal":
+                n = len(info.channel_labels)
+                g.attrs["channel_labels"] = np.array(info.channel_labels, dtype=object)
+                g.attrs["channel_units"] = np.array(info.channel_units, dtype=object)
+                g.attrs["channel_types"] = np.array(info.channel_types, dtype=object)
+                g.create_dataset(
+                    "data",
+                    shape=(0, n),
+                    maxshape=(None, n),
+                    chunks=(SIGNAL_CHUNK_ROWS, n),
+                    dtype=info.dtype,
+                    compression="gzip",
+                    compression_opts=4,
+                    shuffle=True,
+                )
+            elif info.kind == "video":
+                shape = info.frame_shape
+                g.attrs["frame_shape"] = np.array(shape, dtype=np.int64)
+                g.attrs["pixel_format"] = "mono8" if len(shape) == 2 else "rgb8"
+                g.create_dataset(
+                    "data",
+                    shape=(0, *shape),
+                    maxshape=(None, *shape),
+                    chunks=(1, *shape),
+                    dtype=np.uint8,
+                    compression="gzip",
+                    compression_opts=max(1, self._video_level),
+                )
+            else:
+                g.create_dataset("data", shape=(0,), maxshape=(None,), chunks=(256,), dtype=_STR)
+            g.create_dataset(
+                "timestamps", shape=(0,), maxshape=(None,), chunks=(SIGNAL_CHUNK_ROWS,), dtype=np.float64
+            )
+            g.create_dataset("clock_offsets", shape=(0, 2), maxshape=(None, 2), chunks=(64, 2), dtype=np.float64)
+            self._streams[key] = info
+            self._counts[key] = 0
+            self._dirty = True
+            return key
+
+    def append(self, key: str, data: np.ndarray | Sequence, timestamps: np.ndarray | Sequence[float]) -> None:
+        """Append samples with their LSL timestamps (s) to stream ``key``.
+
+        ``data`` is ``(n, channels)`` for a signal, ``(n, height, width[, 3])`` uint8 (or int8, as
+        LSL delivers it) for video, and ``n`` strings for markers.
+        """
+        info = self._info(key)
+        ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        n = ts.shape[0]
+        if info.kind == "markers":
+            values = [str(v) for v in np.asarray(data, dtype=object).reshape(-1)]
+            if len(values) != n:
+                raise SessionError(f"stream {key!r}: {len(values)} markers but {n} timestamps")
+        elif info.kind == "video":
+            arr = np.asarray(data)
+            if arr.dtype == np.int8:
+                arr = arr.view(np.uint8)
+            try:
+                arr = arr.reshape((n, *info.frame_shape))
+            except ValueError as exc:
+                raise SessionError(
+                    f"stream {key!r}: frames of shape {np.shape(data)} do not match {n} x {info.frame_shape}"
+                ) from exc
+            payloads = [video_codec.encode_frame(fr, self._video_level) for fr in arr]  # outside the lock
+        else:
+            arr = np.asarray(data, dtype=info.dtype)
+            if arr.ndim == 1 and len(info.channel_labels) == 1:
+                arr = arr[:, None]
+            if arr.shape != (n, len(info.channel_labels)):
+                raise SessionError(
+                    f"stream {key!r}: data of shape {arr.shape} does not match {n} timestamps x "
+                    f"{len(info.channel_labels)} channels"
+                )
+        if n == 0:
+            return
+        with self._lock:
+            self._check_open()
+            g = self._f[STREAMS][key]
+            start = self._counts[key]
+            d = g["data"]
+            d.resize(start + n, axis=0)
+            if info.kind == "video":
+                zero = (0,) * len(info.frame_shape)
+                for i, (payload, mask) in enumerate(payloads):
+                    d.id.write_direct_chunk((start + i, *zero), payload, filter_mask=mask)
+            else:
+                d[start:] = values if info.kind == "markers" else arr
+            t = g["timestamps"]
+            t.resize(start + n, axis=0)
+            t[start:] = ts
+            self._counts[key] = start + n
+            g.attrs["sample_count"] = start + n
+            self._dirty = True
+
+    def append_clock_offsets(self, key: str, rows: np.ndarray | Sequence[Sequence[float]]) -> None:
+        """Append clock-offset measurements ``[local_time_s, offset_s]`` as LabRecorder takes them."""
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+        self._info(key)
+        with self._lock:
+            self._check_open()
+            d = self._f[STREAMS][key]["clock_offsets"]
+            start = d.shape[0]
+            d.resize(start + arr.shape[0], axis=0)
+            d[start:] = arr
+            self._dirty = True
+
+    def set_annotations(self, annotations: list[Annotation], video_stream: str) -> None:
+        """Write the annotations table (frames index ``video_stream``'s frames)."""
+        self._info(video_stream)
+        with self._lock:
+            self._check_open()
+            write_annotations(self._f[ANNOTATIONS], annotations, video_stream)
+            self._dirty = True
+
+    def set_ground_truth(self, attrs: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Store generator truth (synthetic sessions only) under /ground_truth. Sync and model never read it."""
+        with self._lock:
+            self._check_open()
+            g = self._f.require_group(GROUND_TRUTH)
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            for k, v in (arrays or {}).items():
+                if k in g:
+                    del g[k]
+                g.create_dataset(k, data=v, compression="gzip", compression_opts=4)
+            self._dirty = True
+
+    # -- flushing and closing --------------------------------------------------------------
+    def flush(self) -> None:
+        """Write everything appended so far to disk (HDF5 flush, then fsync)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._f.flush()
+            try:  # survive a power cut too, not only a killed process
+                os.fsync(self._f.id.get_vfd_handle())
+            except (OSError, ValueError, TypeError):
+                pass
+            self._dirty = False
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._flush_interval_s):
+            if self._dirty:
+                try:
+                    self.flush()
+                except Exception:  # noqa: BLE001 - a failing flush must not kill the thread; close reports it
+                    time.sleep(self._flush_interval_s)
+
+    def close(self) -> None:
+        """Record end time and final counts, mark the file complete, and close it."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._flusher.join()
+        with self._lock:
+            if self._closed:
+                return
+            f = self._f
+            for key, n in self._counts.items():
+                f[STREAMS][key].attrs["sample_count"] = n
+            f.attrs["end_time"] = _now_iso()
+            f.attrs["complete"] = True
+            f.close()
+            self._closed = True
+
+    def abort(self) -> None:
+        """Close without marking the file complete (used when recording fails)."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._flusher.join()
+        with self._lock:
+            self._f.flush()
+            self._f.close()
+            self._closed = True
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _info(self, key: str) -> StreamInfo:
+        try:
+            return self._streams[key]
+        except KeyError:
+            raise SessionError(f"no stream {key!r} in {self.path}; add it with add_stream first") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError(f"{self.path} is closed; no more data can be written to it")
