@@ -68,6 +68,9 @@ class SessionWriter:
         Deflate level for video frames (ISA-L 0-3).
     start_time_lsl
         LSL clock (s) at which recording started, if known.
+    fixed_time
+        ISO 8601 time to store instead of the wall clock in every time attribute (for
+        reproducible synthetic files; never set it for a real recording).
 
     Use as a context manager, or call :meth:`close`. Safe to call from several threads.
     """
@@ -82,6 +85,7 @@ class SessionWriter:
         flush_interval_s: float = 0.5,
         video_level: int = video_codec.DEFAULT_LEVEL,
         start_time_lsl: float = float("nan"),
+        fixed_time: str | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -92,6 +96,7 @@ class SessionWriter:
             self._f = h5py.File(self.path, "w")
         except OSError as exc:
             raise SessionError(f"cannot create {self.path}: {exc}") from exc
+        self._fixed_time = fixed_time
         self._lock = threading.RLock()
         self._dirty = False
         self._closed = False
@@ -103,7 +108,7 @@ class SessionWriter:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["subject_id"] = subject_id
         f.attrs["notes"] = notes
-        f.attrs["start_time"] = _now_iso()
+        f.attrs["start_time"] = self._now()
         f.attrs["start_time_lsl"] = float(start_time_lsl)
         f.attrs["end_time"] = ""
         f.attrs["software_version"] = _software_version()
@@ -144,7 +149,7 @@ class SessionWriter:
             g.attrs["nominal_srate_hz"] = float(info.nominal_srate_hz)
             g.attrs["channel_count"] = info.channel_count
             g.attrs["can_drop_samples"] = bool(info.can_drop_samples)
-            g.attrs["created_time"] = _now_iso()
+            g.attrs["created_time"] = self._now()
             g.attrs["sample_count"] = 0
             if info.kind == "signal":
                 n = len(info.channel_labels)
@@ -305,7 +310,7 @@ class SessionWriter:
             f = self._f
             for key, n in self._counts.items():
                 f[STREAMS][key].attrs["sample_count"] = n
-            f.attrs["end_time"] = _now_iso()
+            f.attrs["end_time"] = self._now()
             f.attrs["complete"] = True
             f.close()
             self._closed = True
@@ -322,6 +327,9 @@ class SessionWriter:
             self._closed = True
 
     # -- helpers ---------------------------------------------------------------------------
+    def _now(self) -> str:
+        return self._fixed_time or _now_iso()
+
     def _info(self, key: str) -> StreamInfo:
         try:
             return self._streams[key]

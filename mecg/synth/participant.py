@@ -1,0 +1,270 @@
+"""A synthetic participant and one trial of them: every stream, frame by frame or sample by sample.
+
+A :class:`Trial` draws all its schedules up front (cheap: expressions, blinks, head pose, heart
+beats, trigger pulses) and renders frames and ECG samples on demand, so the same object fills a
+session file in a batch or plays the participant in real time inside a device simulator.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.signal import lfilter
+
+from mecg.session import Annotation
+from mecg.synth.clocks import DeviceClock, exposure_overlap, line_level, trigger_pulses
+from mecg.synth.expressions import (
+    AUS,
+    BLINK,
+    Bump,
+    Expression,
+    blink_closure,
+    schedule_blinks,
+    schedule_expressions,
+)
+from mecg.synth.face import Appearance, FaceRenderer, Led
+from mecg.synth.heart import Heart, HeartParams, draw_responses
+
+#: The ECG stream's channels as the amplifier records them.
+ECG_CHANNELS = ("ECG", "TRIG", "STROBE")
+ECG_UNITS = ("mV", "bool", "bool")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A synthetic participant: how they look and how their heart behaves."""
+
+    subject_id: str
+    seed: int
+    appearance: Appearance
+    heart: HeartParams
+
+    @classmethod
+    def random(cls, subject_id: str, seed: int) -> Subject:
+        """Draw a subject from ``seed`` (same seed, same subject)."""
+        rng = np.random.default_rng([seed, 0xFACE])
+        return cls(subject_id, seed, Appearance.random(rng), HeartParams.random(rng))
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything a trial's generator can vary. Times in s, rates in Hz, sizes in px.
+
+    ``coupling`` scales the heart's response to expressions (0 = none, the null control).
+    ``camera``/``amplifier`` are the device clocks (offset, drift, latency, jitter).
+    ``exposure_s`` is the camera's exposure time (< frame period); ``strobe`` adds the camera's
+    exposure output as an amplifier channel (all zero when false).
+    """
+
+    duration_s: float = 60.0
+    fps: float = 150.0
+    width: int = 640
+    height: int = 480
+    color: bool = False
+    exposure_s: float = 0.004
+    ecg_rate_hz: float = 1000.0
+    coupling: float = 1.0
+    me_per_min: float = 2.5
+    mae_per_min: float = 2.0
+    blinks_per_min: float = 15.0
+    head_motion: float = 1.0
+    noise_sigma: float = 2.0
+    strobe: bool = True
+    led: Led = field(default_factory=Led)
+    trigger_gap_s: tuple[float, float] = (2.0, 8.0)
+    trigger_width_s: float = 0.05
+    camera: DeviceClock = field(default_factory=lambda: DeviceClock(latency_s=0.030, jitter_s=0.002, start_s=0.1))
+    amplifier: DeviceClock = field(default_factory=lambda: DeviceClock(latency_s=0.004, jitter_s=0.0005))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.exposure_s < 1.0 / self.fps:
+            object.__setattr__(self, "exposure_s", 0.6 / self.fps)
+
+    def as_dict(self) -> dict:
+        """Plain-JSON form (nested dataclasses become dicts)."""
+        return asdict(self)
+
+
+def _ou(rng: np.random.Generator, n: int, dt: float, tau_s: float, sd: float) -> np.ndarray:
+    """An Ornstein-Uhlenbeck process of ``n`` steps (stationary s.d. ``sd``, time constant ``tau_s``)."""
+    a = np.exp(-dt / tau_s)
+    x = lfilter([np.sqrt(1 - a * a) * sd], [1, -a], rng.standard_normal(n))
+    return x + sd * rng.standard_normal() * a ** np.arange(1, n + 1)
+
+
+class Trial:
+    """One recorded trial of a subject.
+
+    Parameters
+    ----------
+    subject
+        The participant.
+    index
+        Trial number (0-based); with the subject's seed it seeds everything.
+    config
+        Generator settings.
+    """
+
+    def __init__(self, subject: Subject, index: int, config: TrialConfig) -> None:
+        self.subject, self.index, self.config = subject, index, config
+        c = config
+        rng = np.random.default_rng([subject.seed, index, 0x7121A1])
+        self.n_frames = int(np.floor((c.duration_s - c.camera.start_s) * c.fps))
+        self.n_samples = int(np.floor((c.duration_s - c.amplifier.start_s) * c.ecg_rate_hz))
+        #: True exposure-start time (s) of every frame, and true time of every ECG sample.
+        self.frame_times_s = c.camera.sample_times(c.fps, self.n_frames)
+        self.sample_times_s = c.amplifier.sample_times(c.ecg_rate_hz, self.n_samples)
+        self.expressions: list[Expression] = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
+        self._onsets = [e.onset_s for e in self.expressions]
+        self.blinks = schedule_blinks(rng, c.duration_s, c.blinks_per_min)
+        self.pulses = trigger_pulses(rng, c.duration_s, *c.trigger_gap_s, width_s=c.trigger_width_s)
+        apexes = [(e.apex_s, e.kind) for e in self.expressions]
+        self.heart = Heart.simulate(subject.heart, c.duration_s, draw_responses(rng, apexes, c.duration_s, c.coupling), rng)
+        self.pose = self._head_pose(rng)
+        self.gain = self._flicker(rng)
+        self.led_level = exposure_overlap(self.frame_times_s, c.exposure_s, self.pulses)
+        self._noise_index = rng.integers(0, 1 << 30, self.n_frames)
+        self._stamp_seed = int(rng.integers(1 << 31))
+        self.renderer = FaceRenderer(
+            subject.appearance, c.width, c.height, color=c.color, led=c.led, noise_sigma=c.noise_sigma,
+            rng=np.random.default_rng([subject.seed, index, 0x40157]),
+        )
+
+    # -- schedules ------------------------------------------------------------------------
+    def _head_pose(self, rng: np.random.Generator) -> np.ndarray:
+        """(n_frames, 4): tx, ty (640-reference px), rotation (rad), relative scale."""
+        c, n, dt = self.config, self.n_frames, 1.0 / self.config.fps
+        m = c.head_motion
+        pose = np.zeros((n, 4))
+        pose[:, 0] = _ou(rng, n, dt, 12.0, 3.0 * m)
+        pose[:, 1] = _ou(rng, n, dt, 12.0, 2.0 * m)
+        pose[:, 2] = _ou(rng, n, dt, 15.0, np.deg2rad(0.7) * m)
+        pose[:, 3] = 1.0 + _ou(rng, n, dt, 20.0, 0.008 * m)
+        # Small quick head movements (about 3 per minute): smooth steps of 1-4 px over 0.2-0.6 s.
+        t = self.frame_times_s
+        for t0 in rng.uniform(0, c.duration_s, rng.poisson(3.0 * c.duration_s / 60.0)):
+            length = rng.uniform(0.2, 0.6)
+            u = np.clip((t - t0) / length, 0, 1)
+            step = 0.5 - 0.5 * np.cos(np.pi * u)
+            ang = rng.uniform(0, 2 * np.pi)
+            amp = rng.uniform(1.0, 4.0) * m
+            pose[:, 0] += amp * np.cos(ang) * step
+            pose[:, 1] += amp * np.sin(ang) * step
+            pose[:, 2] += np.deg2rad(rng.uniform(-0.5, 0.5)) * m * step
+        return pose
+
+    def _flicker(self, rng: np.random.Generator) -> np.ndarray:
+        """Illumination gain per frame: slow drift (0.5 %) plus a faint fast ripple (0.3 %)."""
+        t = self.frame_times_s
+        slow = _ou(rng, self.n_frames, 1.0 / self.config.fps, 5.0, 0.005)
+        ripple = 0.003 * np.sin(2 * np.pi * rng.uniform(3, 9) * t + rng.uniform(0, 2 * np.pi))
+        return 1.0 + slow + ripple
+
+    # -- video ----------------------------------------------------------------------------
+    def active_bumps(self, i: int) -> list[tuple[Bump, float]]:
+        """AU and eyelid bumps acting on frame ``i``, with amplitudes (640-reference px)."""
+        t = float(self.frame_times_s[i]) + 0.5 * self.config.exposure_s
+        out: list[tuple[Bump, float]] = []
+        k = bisect.bisect_right(self._onsets, t)
+        for e in self.expressions[max(0, k - 3) : k]:
+            if t > e.offset_s:
+                continue
+            act = float(e.activation(t))
+            if act <= 0:
+                continue
+            for au, amp in e.aus:
+                for bump in AUS[au]:
+                    if not bump.side or bump.side in e.sides:
+                        out.append((bump, amp * act))
+        closure = blink_closure(t, self.blinks)
+        if closure > 0:
+            px = 7.0 * 640.0 / self.subject.appearance.crop_width  # lid travel, 640-reference px
+            out += [(b, px * closure) for b in BLINK]
+        return out
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` as uint8 ``(height, width[, 3])``."""
+        return self.renderer.render(self.pose[i], self.active_bumps(i), self.gain[i], self.led_level[i], int(self._noise_index[i]))
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` stacked."""
+        return np.stack([self.frame(i) for i in range(start, stop)])
+
+    # -- ECG ------------------------------------------------------------------------------
+    def ecg(self, start: int, stop: int) -> np.ndarray:
+        """Amplifier samples ``[start, stop)`` as float32 ``(n, 3)``: ECG (mV), trigger and strobe (0/1)."""
+        idx = np.arange(start, stop)
+        t = self.sample_times_s[start:stop]
+        out = np.empty((idx.size, 3), dtype=np.float32)
+        out[:, 0] = self.heart.ecg(t, idx)
+        out[:, 1] = line_level(t, self.pulses)
+        if self.config.strobe:
+            exp = np.column_stack([self.frame_times_s, self.frame_times_s + self.config.exposure_s])
+            out[:, 2] = line_level(t, exp)
+        else:
+            out[:, 2] = 0
+        return out
+
+    # -- what a recorder stores -----------------------------------------------------------
+    def frame_stamps(self) -> np.ndarray:
+        """The LSL timestamps (s) the camera driver attaches to each frame."""
+        rng = np.random.default_rng([self._stamp_seed, 1])
+        return self.config.camera.stamps(self.frame_times_s, rng)
+
+    def sample_stamps(self) -> np.ndarray:
+        """The LSL timestamps (s) the ECG driver attaches to each sample."""
+        rng = np.random.default_rng([self._stamp_seed, 2])
+        return self.config.amplifier.stamps(self.sample_times_s, rng)
+
+    def clock_offsets(self, device: str) -> np.ndarray:
+        """LabRecorder-style offset measurements for ``"camera"``, ``"amplifier"`` or ``"recorder"`` (offset 0)."""
+        clock = {"camera": self.config.camera, "amplifier": self.config.amplifier}.get(device, DeviceClock())
+        rng = np.random.default_rng([self._stamp_seed, {"camera": 3, "amplifier": 4}.get(device, 5)])
+        return clock.clock_offsets(self.config.duration_s, rng)
+
+    def annotations(self) -> list[Annotation]:
+        """The coded expressions on this trial's frames (only those fully inside the video)."""
+        out = []
+        for e in self.expressions:
+            if e.onset_s >= self.frame_times_s[0] and e.offset_s <= self.frame_times_s[-1]:
+                out.append(e.to_annotation(self.frame_times_s))
+        return out
+
+    def frame_times_on_ecg_clock(self) -> np.ndarray:
+        """Truth for sync: each frame's exposure start on the amplifier's sample clock (sample index / nominal rate, s)."""
+        a = self.config.amplifier
+        return (self.frame_times_s - a.start_s) * (1.0 + a.drift_ppm * 1e-6)
+
+    def ground_truth(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Attributes and arrays for /ground_truth: the clocks and true times no sync or model code reads."""
+        import json
+
+        c = self.config
+        attrs = {
+            "generator": "mecg.synth",
+            "subject_seed": self.subject.seed,
+            "trial_index": self.index,
+            "config_json": json.dumps(c.as_dict()),
+            "camera_drift_ppm": c.camera.drift_ppm,
+            "camera_offset_s": c.camera.offset_s,
+            "camera_latency_s": c.camera.latency_s,
+            "amplifier_drift_ppm": c.amplifier.drift_ppm,
+            "amplifier_offset_s": c.amplifier.offset_s,
+            "amplifier_latency_s": c.amplifier.latency_s,
+            "coupling": c.coupling,
+        }
+        expr = self.expressions
+        arrays = {
+            "frame_true_time_s": self.frame_times_s,
+            "sample_true_time_s_first_last": self.sample_times_s[[0, -1]],
+            "frame_time_on_ecg_clock_s": self.frame_times_on_ecg_clock(),
+            "trigger_pulses_true_s": self.pulses,
+            "r_peaks_true_s": self.heart.beats_s,
+            "expression_apex_true_s": np.array([e.apex_s for e in expr], dtype=np.float64),
+            "expression_is_me": np.array([e.kind == "ME" for e in expr], dtype=bool),
+            "hr_response_times_s": np.array([r.t_s for r in self.heart.responses], dtype=np.float64),
+            "hr_response_bpm": np.array([r.amplitude_bpm for r in self.heart.responses], dtype=np.float64),
+        }
+        return attrs, arrays
