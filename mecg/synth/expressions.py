@@ -176,7 +176,9 @@ def schedule_expressions(
 
 
 def schedule_blinks(rng: np.random.Generator, duration_s: float, per_min: float = 15.0) -> list[tuple[float, float]]:
-    """Blinks as ``(start_s, length_s)``, 0.1-0.4 s long, at least 1 s apart."""
+    """Blinks as ``(start_s, length_s)``, 0.1-0.4 s long, at least 1 s apart (none when ``per_min`` is 0)."""
+    if per_min <= 0:
+        return []
     times, t = [], float(rng.exponential(60.0 / per_min))
     while t < duration_s:
         length = float(rng.uniform(0.1, 0.4))

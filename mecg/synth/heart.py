@@ -89,20 +89,20 @@ def draw_responses(
 ) -> list[Response]:
     """HR responses to expression apexes ``(t_s, "ME"|"MaE")`` plus spurious ones, scaled by ``coupling``.
 
-    ME: 12-18 bpm x coupling, rise tau 0.12 s, decay 2-4 s. MaE: 3-6 bpm x coupling, tau 0.6 s. Spurious: like
+    ME: 10-15 bpm x coupling, rise tau 0.12 s, decay 2-4 s. MaE: 3-6 bpm x coupling, tau 0.6 s. Spurious: like
     an ME, with no expression. ``coupling = 0`` gives no response at all (the null control).
     """
     out = []
     for t, kind in apexes:
         sign = 1.0 if rng.random() < 0.75 else -1.0
         if kind == "ME":
-            out.append(Response(t, sign * coupling * rng.uniform(12, 18), 0.12, rng.uniform(2, 4), "ME"))
+            out.append(Response(t, sign * coupling * rng.uniform(10, 15), 0.12, rng.uniform(2, 4), "ME"))
         else:
             out.append(Response(t, sign * coupling * rng.uniform(3, 6), 0.6, rng.uniform(4, 8), "MaE"))
     n_spur = int(rng.poisson(spurious_per_min * duration_s / 60.0)) if coupling > 0 else 0
     for t in rng.uniform(0, duration_s, n_spur):
         sign = 1.0 if rng.random() < 0.75 else -1.0
-        out.append(Response(float(t), sign * coupling * rng.uniform(12, 18), 0.12, rng.uniform(2, 4), "none"))
+        out.append(Response(float(t), sign * coupling * rng.uniform(10, 15), 0.12, rng.uniform(2, 4), "none"))
     return out
 
 

@@ -105,9 +105,13 @@ class Trial:
         Trial number (0-based); with the subject's seed it seeds everything.
     config
         Generator settings.
+    expressions
+        A scripted list of expressions to use instead of drawing them (demos, tests).
     """
 
-    def __init__(self, subject: Subject, index: int, config: TrialConfig) -> None:
+    def __init__(
+        self, subject: Subject, index: int, config: TrialConfig, expressions: list[Expression] | None = None
+    ) -> None:
         self.subject, self.index, self.config = subject, index, config
         c = config
         rng = np.random.default_rng([subject.seed, index, 0x7121A1])
@@ -116,7 +120,8 @@ class Trial:
         #: True exposure-start time (s) of every frame, and true time of every ECG sample.
         self.frame_times_s = c.camera.sample_times(c.fps, self.n_frames)
         self.sample_times_s = c.amplifier.sample_times(c.ecg_rate_hz, self.n_samples)
-        self.expressions: list[Expression] = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
+        drawn = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
+        self.expressions: list[Expression] = sorted(expressions, key=lambda e: e.onset_s) if expressions is not None else drawn
         self._onsets = [e.onset_s for e in self.expressions]
         self.blinks = schedule_blinks(rng, c.duration_s, c.blinks_per_min)
         self.pulses = trigger_pulses(rng, c.duration_s, *c.trigger_gap_s, width_s=c.trigger_width_s)

@@ -1,0 +1,186 @@
+"""Synthetic participants: determinism, annotations, ECG realism, coupling, video signals, LED."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu
+
+from mecg.model.heart_rate import hr_slope, mean_hr_slope, r_peaks
+from mecg.session import open_session, validate_session
+from mecg.synth import DatasetSpec, DeviceClock, Subject, Trial, TrialConfig, make_dataset
+from mecg.synth.expressions import AUS, Expression
+
+TINY = TrialConfig(duration_s=12.0, fps=30.0, width=96, height=72)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None:
+    a = make_dataset(DatasetSpec(str(tmp_path / "a"), subjects=2, trials=1, seed=3, config=TINY), workers=1)
+    b = make_dataset(DatasetSpec(str(tmp_path / "b"), subjects=2, trials=1, seed=3, config=TINY), workers=2)
+    c = make_dataset(DatasetSpec(str(tmp_path / "c"), subjects=2, trials=1, seed=4, config=TINY), workers=1)
+    for fa, fb in zip(a["files"], b["files"]):
+        assert _sha(tmp_path / "a" / fa["file"]) == _sha(tmp_path / "b" / fb["file"]) == fa["sha256"]
+    assert {f["sha256"] for f in a["files"]}.isdisjoint({f["sha256"] for f in c["files"]})
+    assert (tmp_path / "a" / "manifest.json").exists()
+
+
+def test_session_contents_look_recorded(tmp_path: Path) -> None:
+    cfg = replace(TINY, camera=DeviceClock(offset_s=0.7, latency_s=0.03, jitter_s=0.002, start_s=0.1))
+    make_dataset(DatasetSpec(str(tmp_path), subjects=1, trials=1, seed=5, config=cfg), workers=1)
+    with validate_session(tmp_path / "sub-01_trial-01.h5") as s:
+        cam = s.stream(type="Video")
+        ecg = s.stream(type="ECG")
+        mk = s.stream(type="Markers")
+        assert cam.info.can_drop_samples and cam.info.frame_shape == (72, 96)
+        assert ecg.info.channel_labels == ["ECG", "TRIG", "STROBE"] and ecg.info.channel_units[0] == "mV"
+        assert cam.sample_count == int((12.0 - 0.1) * 30) and ecg.sample_count == 12000
+        assert mk.markers() == ["101", "100"]
+        truth = s.file["ground_truth"]["frame_true_time_s"][()]
+        lag = cam.timestamps - truth
+        # Stored stamps = true exposure + latency + jitter, on a sender clock 0.7 s ahead.
+        assert 0.7 + 0.03 <= lag.min() and lag.max() < 0.7 + 0.03 + 0.012
+        offsets = cam.clock_offsets
+        assert offsets.shape[1] == 2 and np.allclose(offsets[:, 1], -0.7, atol=1e-3)
+        assert "<name>FaceCamera</name>" in cam.info.lsl_header
+        assert s.complete and s.subject_id == "S01"
+
+
+def test_annotations_obey_me_rule_and_rates() -> None:
+    n_me = n_mae = 0
+    total_min = 0.0
+    for seed in range(12):
+        trial = Trial(Subject.random("S", seed), 0, replace(TINY, duration_s=60.0, width=32, height=24))
+        fps = trial.config.fps
+        for a in trial.annotations():
+            assert 0 <= a.onset_frame <= a.apex_frame <= a.offset_frame < trial.n_frames
+            if a.type == "ME":
+                assert (a.offset_frame - a.onset_frame) / fps <= 0.5 or (a.apex_frame - a.onset_frame) / fps <= 0.25
+                n_me += 1
+            else:
+                assert 0.5 <= (a.offset_frame - a.onset_frame + 1) / fps <= 4.1
+                n_mae += 1
+        spans = sorted((e.onset_s, e.offset_s) for e in trial.expressions)
+        assert all(b[0] > a[1] for a, b in zip(spans, spans[1:])), "expressions overlap"
+        total_min += 1.0
+    assert 1.0 <= n_me / total_min <= 4.0
+    assert 1.0 <= n_mae / total_min <= 3.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_neurokit_finds_the_synthesised_beats(seed: int) -> None:
+    trial = Trial(Subject.random("S", seed), 0, replace(TINY, duration_s=60.0, width=32, height=24))
+    ecg = trial.ecg(0, trial.n_samples)[:, 0]
+    found = trial.sample_times_s[r_peaks(ecg, trial.config.ecg_rate_hz)]
+    t0, t1 = trial.sample_times_s[0] + 0.5, trial.sample_times_s[-1] - 0.5
+    true = trial.heart.beats_s[(trial.heart.beats_s > t0) & (trial.heart.beats_s < t1)]
+    nearest = np.min(np.abs(true[:, None] - found[None, :]), axis=1)
+    assert np.mean(nearest <= 0.010) >= 0.99
+
+
+def test_ecg_is_the_same_in_any_chunking() -> None:
+    trial = Trial(Subject.random("S", 9), 0, TINY)
+    whole = trial.ecg(0, 5000)
+    parts = np.concatenate([trial.ecg(a, b) for a, b in [(0, 7), (7, 1500), (1500, 1501), (1501, 5000)]])
+    np.testing.assert_array_equal(whole, parts)
+    np.testing.assert_array_equal(trial.frames(10, 13)[1], trial.frame(11))
+
+
+def _hrs_at(coupling: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HRS (from NeuroKit2 R-peaks of the synthetic ECG) at ME apexes, MaE apexes and quiet moments, / trial mean."""
+    me, mae, quiet = [], [], []
+    for seed in range(20):
+        trial = Trial(Subject.random("S", 200 + seed), 0, replace(TINY, duration_s=60.0, width=32, height=24, coupling=coupling))
+        peaks = trial.sample_times_s[r_peaks(trial.ecg(0, trial.n_samples)[:, 0], 1000.0)]
+        mean = mean_hr_slope(peaks)
+        me += list(hr_slope(peaks, np.array([e.apex_s for e in trial.expressions if e.kind == "ME"])) / mean)
+        mae += list(hr_slope(peaks, np.array([e.apex_s for e in trial.expressions if e.kind == "MaE"])) / mean)
+        busy = [(e.onset_s - 1.5, e.offset_s + 1.5) for e in trial.expressions]
+        rng = np.random.default_rng(seed)
+        cand = [t for t in rng.uniform(3, 57, 100) if not any(a <= t <= b for a, b in busy)][:10]
+        quiet += list(hr_slope(peaks, np.array(cand)) / mean)
+    return np.array(me), np.array(mae), np.array(quiet)
+
+
+def test_hr_slope_peaks_at_me_apex_only_with_coupling() -> None:
+    me, mae, quiet = _hrs_at(1.0)
+    assert len(me) >= 40
+    assert 1.8 <= np.median(me) <= 3.5, "HRS at ME apex should be about 2-3x the trial mean"
+    assert mannwhitneyu(me, quiet, alternative="greater").pvalue < 1e-4
+    assert np.median(mae) < np.median(me), "MaEs have a weaker response"
+    me0, _, quiet0 = _hrs_at(0.0)
+    assert mannwhitneyu(me0, quiet0, alternative="greater").pvalue > 0.05
+    assert np.median(me0) < 1.5
+
+
+def _au_box(trial: Trial, au: str) -> tuple[slice, slice]:
+    pts = [trial.renderer.landmark_to_frame(b.x, b.y) for b in AUS[au]]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    pad = 12
+    return slice(int(min(ys)) - pad, int(max(ys)) + pad), slice(int(min(xs)) - pad, int(max(xs)) + pad)
+
+
+def _flow_energy(a: np.ndarray, b: np.ndarray, box: tuple[slice, slice]) -> float:
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(a, b, None)
+    return float(np.mean(np.hypot(flow[..., 0], flow[..., 1])[box]))
+
+
+def test_flow_energy_in_au_region_rises_for_me_and_more_for_mae() -> None:
+    me = Expression("ME", 2.0, 2.15, 2.4, (("AU12", 1.5),), "RL", "happiness")
+    mae = Expression("MaE", 5.0, 5.8, 7.0, (("AU12", 5.0),), "RL", "happiness")
+    cfg = replace(TINY, duration_s=9.0, fps=60.0, width=320, height=240, head_motion=0.0, blinks_per_min=0.0)
+    trial = Trial(Subject.random("S", 4), 0, cfg, expressions=[me, mae])
+    box = _au_box(trial, "AU12")
+
+    def frame_at(t: float) -> np.ndarray:
+        return trial.frame(int(np.argmin(np.abs(trial.frame_times_s - t))))
+
+    neutral = _flow_energy(frame_at(1.0), frame_at(1.15), box)
+    e_me = _flow_energy(frame_at(2.0), frame_at(2.15), box)
+    e_mae = _flow_energy(frame_at(5.0), frame_at(5.8), box)
+    assert e_me > 2.0 * neutral
+    assert e_mae > 1.5 * e_me
+
+
+def test_led_tracks_the_trigger_line() -> None:
+    cfg = replace(TINY, duration_s=30.0, fps=60.0, width=160, height=120, trigger_gap_s=(1.0, 2.0))
+    trial = Trial(Subject.random("S", 6), 0, cfg)
+    x0, y0, x1, y1 = cfg.led.box(cfg.width, cfg.height)
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    led = np.array([trial.frame(i)[cy - 1 : cy + 2, cx - 1 : cx + 2].mean() for i in range(trial.n_frames)])
+    level = trial.led_level
+    assert (level == 1).sum() > 20 and ((level > 0) & (level < 1)).sum() > 5
+    assert np.all(led[level == 1] > 180) and np.all(led[level == 0] < 60)
+    assert np.corrcoef(led, level)[0, 1] > 0.99
+    # the amplifier's trigger channel is high during exactly the same pulses
+    trig = trial.ecg(0, trial.n_samples)[:, 1]
+    rises = trial.sample_times_s[1:][np.diff(trig) > 0.5]
+    np.testing.assert_allclose(rises, trial.pulses[: len(rises), 0], atol=1.5e-3)
+    assert len(rises) == len(trial.pulses)
+
+
+def test_cli_rejects_bad_options(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mecg", "synth", *args], capture_output=True, text=True)
+
+    r = run(str(tmp_path / "x"), "--size", "big")
+    assert r.returncode == 2 and "640x480" in r.stderr
+    r = run(str(tmp_path / "x"), "--fps", "-3")
+    assert r.returncode == 2 and "> 0" in r.stderr
+    ok = run(str(tmp_path / "d"), "--duration", "3", "--fps", "10", "--size", "64x48")
+    assert ok.returncode == 0, ok.stderr
+    again = run(str(tmp_path / "d"), "--duration", "3", "--fps", "10", "--size", "64x48")
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    with open_session(tmp_path / "d" / "sub-01_trial-01.h5") as s:
+        assert s.stream(type="Video").sample_count == int((3 - 0.1) * 10)
