@@ -86,23 +86,26 @@ def draw_responses(
     duration_s: float,
     coupling: float,
     spurious_per_min: float = 1.0,
+    lead_s: float = 0.3,
 ) -> list[Response]:
     """HR responses to expression apexes ``(t_s, "ME"|"MaE")`` plus spurious ones, scaled by ``coupling``.
 
-    ME: 10-15 bpm x coupling, rise tau 0.12 s, decay 2-4 s. MaE: 3-6 bpm x coupling, tau 0.6 s. Spurious: like
+    ME: 6-9 bpm x coupling, rise tau 0.12 s, decay 2-4 s. MaE: 3-5 bpm x coupling, tau 0.6 s. Spurious: like
     an ME, with no expression. ``coupling = 0`` gives no response at all (the null control).
+    Each response is centred ``lead_s`` before the apex: the HR points sit at RR midpoints, so
+    the slope of the HR curve then peaks at the apex itself, as the paper observed.
     """
     out = []
     for t, kind in apexes:
         sign = 1.0 if rng.random() < 0.75 else -1.0
         if kind == "ME":
-            out.append(Response(t, sign * coupling * rng.uniform(10, 15), 0.12, rng.uniform(2, 4), "ME"))
+            out.append(Response(t - lead_s, sign * coupling * rng.uniform(6, 9), 0.12, rng.uniform(2, 4), "ME"))
         else:
-            out.append(Response(t, sign * coupling * rng.uniform(3, 6), 0.6, rng.uniform(4, 8), "MaE"))
+            out.append(Response(t - lead_s, sign * coupling * rng.uniform(3, 5), 0.6, rng.uniform(4, 8), "MaE"))
     n_spur = int(rng.poisson(spurious_per_min * duration_s / 60.0)) if coupling > 0 else 0
     for t in rng.uniform(0, duration_s, n_spur):
         sign = 1.0 if rng.random() < 0.75 else -1.0
-        out.append(Response(float(t), sign * coupling * rng.uniform(10, 15), 0.12, rng.uniform(2, 4), "none"))
+        out.append(Response(float(t), sign * coupling * rng.uniform(6, 9), 0.12, rng.uniform(2, 4), "none"))
     return out
 
 
