@@ -59,8 +59,13 @@ def main() -> None:
             one_trial(TrialConfig(duration_s=dur, fps=30, width=96, height=72), tmp),
         ]
         subjects, trials, dsec = (2, 1, 20.0) if args.quick else (10, 4, 60.0)
-        spec = DatasetSpec(str(tmp / "ds"), subjects, trials, seed=0,
-                           config=replace(TrialConfig(), duration_s=dsec, fps=60, width=320, height=240))
+        spec = DatasetSpec(
+            str(tmp / "ds"),
+            subjects,
+            trials,
+            seed=0,
+            config=replace(TrialConfig(), duration_s=dsec, fps=60, width=320, height=240),
+        )
         t0 = time.perf_counter()
         manifest = make_dataset(spec)
         ds_wall = time.perf_counter() - t0
@@ -82,11 +87,22 @@ def main() -> None:
     print("Single trial, one process (render + ECG + compress + write):")
     print(f"{'size':>9} {'fps':>5} {'frames':>7} {'wall s':>7} {'frames/s':>9} {'x real time':>11} {'file MB':>8}")
     for r in rows:
-        print(f"{r['size']:>9} {r['fps']:>5g} {r['frames']:>7} {r['wall_s']:>7} {r['frames_per_s']:>9} {r['x_real_time']:>11} {r['file_mb']:>8}")
-    print(f"\nDataset {subjects} subjects x {trials} trials x {dsec:g} s, 60 fps 320x240, {os.cpu_count()} processes: "
-          f"{ds_wall:.1f} s wall, {dataset['gb_written']} GB" + ("  (goal: < 300 s)" if not args.quick else ""))
+        print(
+            f"{r['size']:>9} {r['fps']:>5g} {r['frames']:>7} {r['wall_s']:>7} {r['frames_per_s']:>9} "
+            f"{r['x_real_time']:>11} {r['file_mb']:>8}"
+        )
+    print(
+        f"\nDataset {subjects} subjects x {trials} trials x {dsec:g} s, 60 fps 320x240, {os.cpu_count()} processes: "
+        f"{ds_wall:.1f} s wall, {dataset['gb_written']} GB" + ("  (goal: < 300 s)" if not args.quick else "")
+    )
     RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "synth", "machine": platform.platform(), "cpus": os.cpu_count(), "trials": rows, "dataset": dataset}
+    out = {
+        "benchmark": "synth",
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "trials": rows,
+        "dataset": dataset,
+    }
     (RESULTS / "synth.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {RESULTS / 'synth.json'}")
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import cv2  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mecg.model.heart_rate import hr_curve, hr_slope, mean_hr_slope, r_peaks  # noqa: E402
-from mecg.synth import Subject, Trial, TrialConfig  # noqa: E402
-from mecg.synth.expressions import Expression  # noqa: E402
+from mecg.model.heart_rate import hr_curve, hr_slope, mean_hr_slope, r_peaks
+from mecg.synth import Subject, Trial, TrialConfig
+from mecg.synth.expressions import Expression
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
 
@@ -28,7 +28,10 @@ def me_frames() -> None:
     def frame(t: float) -> np.ndarray:
         return trial.frame(int(np.argmin(np.abs(trial.frame_times_s - t))))
 
-    pairs = [(frame(2.99), frame(3.15), "ME apex (AU7+AU12, 1.6 px)"), (frame(5.99), frame(6.8), "MaE apex (AU1+AU2, 5 px)")]
+    pairs = [
+        (frame(2.99), frame(3.15), "ME apex (AU7+AU12, 1.6 px)"),
+        (frame(5.99), frame(6.8), "MaE apex (AU1+AU2, 5 px)"),
+    ]
     fig, ax = plt.subplots(2, 4, figsize=(14, 6.2))
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     for row, (a, b, name) in enumerate(pairs):

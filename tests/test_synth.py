@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import subprocess
 import sys
 from dataclasses import replace
@@ -71,7 +72,7 @@ def test_annotations_obey_me_rule_and_rates() -> None:
                 assert 0.5 <= (a.offset_frame - a.onset_frame + 1) / fps <= 4.1
                 n_mae += 1
         spans = sorted((e.onset_s, e.offset_s) for e in trial.expressions)
-        assert all(b[0] > a[1] for a, b in zip(spans, spans[1:])), "expressions overlap"
+        assert all(b[0] > a[1] for a, b in itertools.pairwise(spans)), "expressions overlap"
         total_min += 1.0
     assert 1.0 <= n_me / total_min <= 4.0
     assert 1.0 <= n_mae / total_min <= 3.0
@@ -100,7 +101,9 @@ def _hrs_at(coupling: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """HRS (from NeuroKit2 R-peaks of the synthetic ECG) at ME apexes, MaE apexes and quiet moments, / trial mean."""
     me, mae, quiet = [], [], []
     for seed in range(20):
-        trial = Trial(Subject.random("S", 200 + seed), 0, replace(TINY, duration_s=60.0, width=32, height=24, coupling=coupling))
+        trial = Trial(
+            Subject.random("S", 200 + seed), 0, replace(TINY, duration_s=60.0, width=32, height=24, coupling=coupling)
+        )
         peaks = trial.sample_times_s[r_peaks(trial.ecg(0, trial.n_samples)[:, 0], 1000.0)]
         mean = mean_hr_slope(peaks)
         me += list(hr_slope(peaks, np.array([e.apex_s for e in trial.expressions if e.kind == "ME"])) / mean)

@@ -7,7 +7,20 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from mecg.session import Session, SessionError, open_session, validate_session
+
+
+def _plain(v: object) -> object:
+    """An HDF5 attribute value as plain JSON-ready Python."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return None if isinstance(v, float) and v != v else v
 
 
 def summarize(s: Session) -> dict:
@@ -29,7 +42,9 @@ def summarize(s: Session) -> dict:
         if st.info.kind == "video":
             d["frame_shape"] = list(st.info.frame_shape)
         elif st.info.kind == "signal":
-            d["channels"] = [f"{lab} [{u}]" if u else lab for lab, u in zip(st.info.channel_labels, st.info.channel_units)]
+            d["channels"] = [
+                f"{lab} [{u}]" if u else lab for lab, u in zip(st.info.channel_labels, st.info.channel_units)
+            ]
         streams.append(d)
     ann = s.annotations
     sync = dict(s.sync_group.attrs)
@@ -49,7 +64,7 @@ def summarize(s: Session) -> dict:
             "ME": sum(a.type == "ME" for a in ann),
             "MaE": sum(a.type == "MaE" for a in ann),
         },
-        "sync": {k: (v.item() if hasattr(v, "item") else (v.decode() if isinstance(v, bytes) else v)) for k, v in sync.items()},
+        "sync": {k: _plain(v) for k, v in sync.items()},
         "features": sorted(s.features_group.keys()),
     }
 
@@ -82,9 +97,11 @@ def format_summary(d: dict) -> str:
         lines.append("  annotations: none")
     sync = d["sync"]
     if sync.get("mode"):
+        rms = sync.get("residual_rms_ms")
         lines.append(
             f"  sync: {sync['mode']}, offset {sync.get('offset_ms', float('nan')):.3f} ms, "
-            f"drift {sync.get('drift_ppm', float('nan')):.2f} ppm, residual RMS {sync.get('residual_rms_ms', float('nan')):.3f} ms"
+            f"drift {sync.get('drift_ppm', float('nan')):.2f} ppm, residual RMS "
+            + ("n/a" if rms is None else f"{rms:.3f} ms")
         )
     else:
         lines.append("  sync: not run (use `mecg sync`)")
@@ -121,7 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
         help="check a session file (exit 0 valid, 1 invalid)",
-        description="Check structure, version and integrity of a session file. Exit 0 if valid, 1 with a reason if not.",
+        description="Check structure, version and integrity of a session file. "
+        "Exit 0 if valid, 1 with a reason if not.",
     )
     p.add_argument("session", help="session .h5 file")
     p.set_defaults(func=_validate)

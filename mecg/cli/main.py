@@ -14,7 +14,7 @@ from mecg import __version__
 from mecg.errors import MecgError
 
 #: Subcommand modules; each has ``register(subparsers)`` that sets ``func(args) -> int``.
-_COMMANDS = ("mecg.cli.info", "mecg.cli.synth")
+_COMMANDS = ("mecg.cli.info", "mecg.cli.synth", "mecg.cli.sync")
 
 
 class _Parser(argparse.ArgumentParser):

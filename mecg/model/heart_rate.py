@@ -22,6 +22,9 @@ from mecg.errors import MecgError
 PEAK_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012", "rodrigues2021")
 
 
+_CLEAN_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012")
+
+
 class EcgError(MecgError):
     """The ECG cannot be analysed (too short, flat, or too few beats)."""
 
@@ -37,8 +40,10 @@ def r_peaks(ecg: np.ndarray, srate_hz: float, method: str = "neurokit") -> np.nd
         raise EcgError(f"ECG of {x.size / srate_hz:.2f} s is too short for R-peak detection (need >= 2 s)")
     if not np.isfinite(x).all() or np.ptp(x) == 0:
         raise EcgError("ECG is flat or has non-finite values: check the electrodes and the channel")
-    clean = nk.ecg_clean(x, sampling_rate=int(round(srate_hz)), method="neurokit" if method == "neurokit" else method)
-    _, info = nk.ecg_peaks(clean, sampling_rate=int(round(srate_hz)), method=method)
+    fs = round(srate_hz)
+    # each detector's own cleaning where NeuroKit2 has one, its default otherwise
+    clean = nk.ecg_clean(x, sampling_rate=fs, method=method if method in _CLEAN_METHODS else "neurokit")
+    _, info = nk.ecg_peaks(clean, sampling_rate=fs, method=method)
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
 

@@ -102,7 +102,9 @@ class StreamInfo:
             self.channel_format = "string"
         else:
             if self.channel_format == "string":
-                raise SessionError(f"signal stream {self.name!r} cannot have channel format 'string'; use kind='markers'")
+                raise SessionError(
+                    f"signal stream {self.name!r} cannot have channel format 'string'; use kind='markers'"
+                )
             if not self.channel_labels:
                 raise SessionError(f"signal stream {self.name!r} needs at least one channel label")
             n = len(self.channel_labels)

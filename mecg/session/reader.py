@@ -166,7 +166,35 @@ class Session:
         """The /features group (cached features)."""
         return self.file[FEATURES]
 
-    def find_streams(self, *, type: str | None = None, kind: str | None = None, name: str | None = None) -> list[Stream]:
+    def write_group(self, name: str, attrs: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Replace the contents of ``/sync`` or ``/features/<sub>`` with ``attrs`` and ``arrays``.
+
+        The session must be open with ``writable=True``. Everything else in the file is untouched.
+        """
+        if self.file.mode != "r+":
+            raise SessionError(f"{self.path} is open read-only; open it with writable=True to store results")
+        root, _, sub = name.partition("/")
+        if root not in (SYNC, FEATURES) or (root == FEATURES and not sub) or (root == SYNC and sub):
+            raise SessionError(f"results go to /{SYNC} or /{FEATURES}/<name>, not /{name}")
+        g = self.file[root]
+        if sub:
+            if sub in g:
+                del g[sub]
+            g = g.create_group(sub)
+        else:
+            for k in list(g.keys()):
+                del g[k]
+            for k in list(g.attrs.keys()):
+                del g.attrs[k]
+        for k, v in attrs.items():
+            g.attrs[k] = v
+        for k, v in (arrays or {}).items():
+            g.create_dataset(k, data=np.asarray(v), compression="gzip", compression_opts=4)
+        self.file.flush()
+
+    def find_streams(
+        self, *, type: str | None = None, kind: str | None = None, name: str | None = None
+    ) -> list[Stream]:
         """Streams matching all given criteria (type compared case-insensitively)."""
         out = []
         for s in self.streams.values():
@@ -300,7 +328,9 @@ def validate_session(path: str | os.PathLike) -> Session:
         for st in s.streams.values():
             for name in ("data", "timestamps", "clock_offsets"):
                 if _chunks_within_file(st.group[name], size):
-                    raise SessionError(f"{s.path}: stream {st.key!r} {name} reaches past the end of the file; it is truncated")
+                    raise SessionError(
+                        f"{s.path}: stream {st.key!r} {name} reaches past the end of the file; it is truncated"
+                    )
             ts = st.timestamps
             if ts.size and not np.all(np.isfinite(ts)):
                 raise SessionError(f"{s.path}: stream {st.key!r} has non-finite timestamps")

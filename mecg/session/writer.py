@@ -1,7 +1,10 @@
 """The streaming session writer: append any stream at any time, flush often, survive a crash.
 
 Crash safety rests on HDF5's own consistency: after ``File.flush()`` the file on disk is a
-complete, readable HDF5 file. A background thread flushes whenever something was appended
+complete, readable HDF5 file. Between flushes nothing the flushed file refers to may be
+overwritten, so no chunk is ever moved: video frames are written once, whole, and compressed
+(``write_direct_chunk``); signals, timestamps and markers use unfiltered chunks of fixed size that
+are filled in place. A background thread flushes whenever something was appended
 (every ``flush_interval_s``, default 0.5 s), so a SIGKILL loses at most that much. Every
 append writes a stream's data and its timestamps under one lock, so a flush never sees them
 at different lengths. The root attribute ``complete`` turns true only on a clean close.
@@ -46,7 +49,7 @@ def _software_version() -> str:
 
 
 def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 class SessionWriter:
@@ -156,15 +159,15 @@ class SessionWriter:
                 g.attrs["channel_labels"] = np.array(info.channel_labels, dtype=object)
                 g.attrs["channel_units"] = np.array(info.channel_units, dtype=object)
                 g.attrs["channel_types"] = np.array(info.channel_types, dtype=object)
+                # No filter: an unfiltered chunk keeps its size and is rewritten in place. A
+                # compressed chunk that grows is moved, and HDF5 may reuse its old bytes before
+                # the next flush while the flushed index still points there (crash corruption).
                 g.create_dataset(
                     "data",
                     shape=(0, n),
                     maxshape=(None, n),
                     chunks=(SIGNAL_CHUNK_ROWS, n),
                     dtype=info.dtype,
-                    compression="gzip",
-                    compression_opts=4,
-                    shuffle=True,
                 )
             elif info.kind == "video":
                 shape = info.frame_shape
@@ -181,9 +184,7 @@ class SessionWriter:
                 )
             else:
                 g.create_dataset("data", shape=(0,), maxshape=(None,), chunks=(256,), dtype=_STR)
-            g.create_dataset(
-                "timestamps", shape=(0,), maxshape=(None,), chunks=(SIGNAL_CHUNK_ROWS,), dtype=np.float64
-            )
+            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), chunks=(SIGNAL_CHUNK_ROWS,), dtype=np.float64)
             g.create_dataset("clock_offsets", shape=(0, 2), maxshape=(None, 2), chunks=(64, 2), dtype=np.float64)
             self._streams[key] = info
             self._counts[key] = 0
@@ -207,12 +208,12 @@ class SessionWriter:
             arr = np.asarray(data)
             if arr.dtype == np.int8:
                 arr = arr.view(np.uint8)
-            try:
-                arr = arr.reshape((n, *info.frame_shape))
-            except ValueError as exc:
+            if arr.shape in ((n, info.channel_count), info.frame_shape) and arr.size == n * info.channel_count:
+                arr = arr.reshape((n, *info.frame_shape))  # flat samples as LSL delivers them, or one frame
+            if arr.shape != (n, *info.frame_shape):  # a reshape would accept transposed frames
                 raise SessionError(
                     f"stream {key!r}: frames of shape {np.shape(data)} do not match {n} x {info.frame_shape}"
-                ) from exc
+                )
             payloads = [video_codec.encode_frame(fr, self._video_level) for fr in arr]  # outside the lock
         else:
             arr = np.asarray(data, dtype=info.dtype)
@@ -295,7 +296,7 @@ class SessionWriter:
             if self._dirty:
                 try:
                     self.flush()
-                except Exception:  # noqa: BLE001 - a failing flush must not kill the thread; close reports it
+                except Exception:
                     time.sleep(self._flush_interval_s)
 
     def close(self) -> None:

@@ -43,18 +43,24 @@ class DeviceClock:
     def stamps(self, t_true: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """LSL timestamps (s, sender clock) a driver would attach to events at true times ``t_true``."""
         t = np.asarray(t_true, dtype=np.float64)
-        arrival = t + self.latency_s + np.abs(rng.normal(0.0, self.jitter_s, t.shape)) if self.jitter_s else t + self.latency_s
+        arrival = (
+            t + self.latency_s + np.abs(rng.normal(0.0, self.jitter_s, t.shape))
+            if self.jitter_s
+            else t + self.latency_s
+        )
         return arrival + self.sender_offset(arrival)
 
-    def clock_offsets(self, duration_s: float, rng: np.random.Generator, every_s: float = 5.0,
-                      noise_s: float = 50e-6) -> np.ndarray:
+    def clock_offsets(
+        self, duration_s: float, rng: np.random.Generator, every_s: float = 5.0, noise_s: float = 50e-6
+    ) -> np.ndarray:
         """Measurements ``[local_time, offset]`` as LabRecorder's time_correction takes them every ``every_s``."""
         local = np.arange(0.0, duration_s + every_s, every_s)
         return np.column_stack([local, -self.sender_offset(local) + rng.normal(0.0, noise_s, local.shape)])
 
 
-def trigger_pulses(rng: np.random.Generator, duration_s: float, min_gap_s: float = 2.0, max_gap_s: float = 8.0,
-                   width_s: float = 0.05) -> np.ndarray:
+def trigger_pulses(
+    rng: np.random.Generator, duration_s: float, min_gap_s: float = 2.0, max_gap_s: float = 8.0, width_s: float = 0.05
+) -> np.ndarray:
     """Trigger pulses ``(n, 2)`` of ``[rise_s, fall_s]`` on the true timeline, gaps uniform in [min, max] s.
 
     Irregular gaps make the pulse train's pattern unique, so camera and amplifier trains can be

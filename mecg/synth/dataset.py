@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -27,8 +27,11 @@ FIRST_STIMULUS_CODE = 101
 FRAMES_PER_CHUNK = 32
 
 
-def lsl_header(info: StreamInfo) -> str:
-    """An LSL-style XML header for a synthetic stream (the recorder stores ``info.as_xml()`` instead)."""
+def lsl_header(info: StreamInfo, extra_desc: str = "") -> str:
+    """An LSL-style XML header for a synthetic stream (the recorder stores ``info.as_xml()`` instead).
+
+    ``extra_desc`` is XML appended inside ``<desc>`` (e.g. a camera's ``<exposure_s>``).
+    """
     chans = ""
     if info.kind == "signal":
         chans = "".join(
@@ -39,19 +42,20 @@ def lsl_header(info: StreamInfo) -> str:
     elif info.kind == "video":
         h, w = info.frame_shape[:2]
         ch = info.frame_shape[2] if len(info.frame_shape) == 3 else 1
-        chans = f"<width>{w}</width><height>{h}</height><channels>{ch}</channels><pixel_format>{'mono8' if ch == 1 else 'rgb8'}</pixel_format>"
+        fmt = "mono8" if ch == 1 else "rgb8"
+        chans = f"<width>{w}</width><height>{h}</height><channels>{ch}</channels><pixel_format>{fmt}</pixel_format>"
     return (
         '<?xml version="1.0"?><info>'
         f"<name>{escape(info.name)}</name><type>{escape(info.type)}</type>"
         f"<channel_count>{info.channel_count}</channel_count><nominal_srate>{info.nominal_srate_hz}</nominal_srate>"
         f"<channel_format>{info.channel_format}</channel_format><source_id>{escape(info.source_id)}</source_id>"
-        f"<hostname>{escape(info.hostname)}</hostname><desc>{chans}<manufacturer>mecg.synth</manufacturer></desc></info>"
+        f"<hostname>{escape(info.hostname)}</hostname><desc>{chans}{extra_desc}<manufacturer>mecg.synth</manufacturer></desc></info>"
     )
 
 
-def _stream(**kw: object) -> StreamInfo:
+def _stream(extra_desc: str = "", **kw: object) -> StreamInfo:
     info = StreamInfo(**kw)  # type: ignore[arg-type]
-    info.lsl_header = lsl_header(info)
+    info.lsl_header = lsl_header(info, extra_desc)
     return info
 
 
@@ -61,17 +65,51 @@ def write_trial(
     """Write ``trial`` to a session file at ``path``; ``progress(frames_done)`` is called per chunk."""
     c, subj = trial.config, trial.subject
     # A fixed, seed-derived wall-clock start keeps files byte-identical for the same seed.
-    start = _dt.datetime(2026, 1, 1, 9, tzinfo=_dt.timezone.utc) + _dt.timedelta(days=subj.seed % 365, minutes=trial.index * 5)
+    start = _dt.datetime(2026, 1, 1, 9, tzinfo=_dt.UTC) + _dt.timedelta(days=subj.seed % 365, minutes=trial.index * 5)
     shape = (c.height, c.width, 3) if c.color else (c.height, c.width)
-    with SessionWriter(path, subj.subject_id, f"synthetic trial {trial.index}", overwrite=overwrite,
-                       fixed_time=start.isoformat(timespec="milliseconds"), start_time_lsl=0.0) as w:
-        cam = w.add_stream(_stream(name="FaceCamera", type="Video", kind="video", source_id=f"mecg-synth-camera-{subj.seed}",
-                                   hostname="synth", nominal_srate_hz=c.fps, frame_shape=shape, can_drop_samples=True))
-        ecg = w.add_stream(_stream(name="ECG", type="ECG", source_id=f"mecg-synth-amplifier-{subj.seed}", hostname="synth",
-                                   nominal_srate_hz=c.ecg_rate_hz, channel_format="float32", channel_labels=list(ECG_CHANNELS),
-                                   channel_units=list(ECG_UNITS), channel_types=list(ECG_CHANNELS)))
-        mk = w.add_stream(_stream(name="Stimulus", type="Markers", kind="markers", source_id=f"mecg-synth-stimulus-{subj.seed}",
-                                  hostname="synth"))
+    with SessionWriter(
+        path,
+        subj.subject_id,
+        f"synthetic trial {trial.index}",
+        overwrite=overwrite,
+        fixed_time=start.isoformat(timespec="milliseconds"),
+        start_time_lsl=0.0,
+    ) as w:
+        cam = w.add_stream(
+            _stream(
+                name="FaceCamera",
+                type="Video",
+                kind="video",
+                source_id=f"mecg-synth-camera-{subj.seed}",
+                hostname="synth",
+                nominal_srate_hz=c.fps,
+                frame_shape=shape,
+                can_drop_samples=True,
+                extra_desc=f"<exposure_s>{c.exposure_s:.6g}</exposure_s>",
+            )
+        )
+        ecg = w.add_stream(
+            _stream(
+                name="ECG",
+                type="ECG",
+                source_id=f"mecg-synth-amplifier-{subj.seed}",
+                hostname="synth",
+                nominal_srate_hz=c.ecg_rate_hz,
+                channel_format="float32",
+                channel_labels=list(ECG_CHANNELS),
+                channel_units=list(ECG_UNITS),
+                channel_types=list(ECG_CHANNELS),
+            )
+        )
+        mk = w.add_stream(
+            _stream(
+                name="Stimulus",
+                type="Markers",
+                kind="markers",
+                source_id=f"mecg-synth-stimulus-{subj.seed}",
+                hostname="synth",
+            )
+        )
         stamps = trial.frame_stamps()
         for i in range(0, trial.n_frames, FRAMES_PER_CHUNK):
             j = min(i + FRAMES_PER_CHUNK, trial.n_frames)
@@ -101,7 +139,7 @@ class DatasetSpec:
     subjects: int = 1
     trials: int = 1
     seed: int = 0
-    config: TrialConfig = TrialConfig()
+    config: TrialConfig = field(default_factory=TrialConfig)
 
 
 def _job(args: tuple[DatasetSpec, int, int]) -> dict:
@@ -123,7 +161,9 @@ def _job(args: tuple[DatasetSpec, int, int]) -> dict:
     }
 
 
-def make_dataset(spec: DatasetSpec, *, workers: int | None = None, progress: Callable[[dict], None] | None = None) -> dict:
+def make_dataset(
+    spec: DatasetSpec, *, workers: int | None = None, progress: Callable[[dict], None] | None = None
+) -> dict:
     """Write every session of ``spec`` (in parallel processes) and ``manifest.json``; return the manifest."""
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +188,8 @@ def make_dataset(spec: DatasetSpec, *, workers: int | None = None, progress: Cal
         "trials": spec.trials,
         "config": spec.config.as_dict(),
         "files": files,
-        "note": "Ground truth of clocks and expressions is in each file's /ground_truth group; sync and model code never read it.",
+        "note": "Ground truth of clocks and expressions is in each file's /ground_truth group; "
+        "sync and model code never read it.",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -111,7 +111,12 @@ class Expression:
 
 
 def _non_overlapping_times(
-    rng: np.random.Generator, n: int, duration_s: float, lengths_s: list[float], taken: list[tuple[float, float]], gap_s: float
+    rng: np.random.Generator,
+    n: int,
+    duration_s: float,
+    lengths_s: list[float],
+    taken: list[tuple[float, float]],
+    gap_s: float,
 ) -> list[float]:
     """Start times for ``n`` intervals of given lengths that avoid ``taken`` (with ``gap_s`` margin)."""
     starts = []
@@ -157,8 +162,15 @@ def schedule_expressions(
         amp = rng.uniform(*mae_amplitude_px)
         apex = start + length * float(rng.uniform(0.25, 0.5))
         out.append(
-            Expression("MaE", start, apex, start + length, tuple((a, float(amp * rng.uniform(0.7, 1.0))) for a in aus),
-                       "RL", emo)
+            Expression(
+                "MaE",
+                start,
+                apex,
+                start + length,
+                tuple((a, float(amp * rng.uniform(0.7, 1.0))) for a in aus),
+                "RL",
+                emo,
+            )
         )
     for start, length in zip(_non_overlapping_times(rng, n_me, duration_s, me_len, taken, 0.8), me_len):
         emo = emotions[rng.integers(len(emotions))]
@@ -168,8 +180,15 @@ def schedule_expressions(
         rise = min(float(rng.uniform(0.06, 0.25)), length * 0.6)
         sides = "RL" if emo != "contempt" and rng.random() > 0.25 else ("R" if rng.random() < 0.5 else "L")
         out.append(
-            Expression("ME", start, start + rise, start + length, tuple((a, float(amp * rng.uniform(0.8, 1.0))) for a in aus),
-                       sides, emo)
+            Expression(
+                "ME",
+                start,
+                start + rise,
+                start + length,
+                tuple((a, float(amp * rng.uniform(0.8, 1.0))) for a in aus),
+                sides,
+                emo,
+            )
         )
     out.sort(key=lambda e: e.onset_s)
     return out

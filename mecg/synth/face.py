@@ -137,7 +137,7 @@ class FaceRenderer:
         r = np.hypot(xx - s / 2, yy - s / 2) / (s / 2)
         glow = np.clip(1.2 - r, 0, 1).astype(np.float32)  # soft disc
         occluded = np.zeros((s, s), dtype=bool)
-        occluded[:, : int(round(self.led.occlusion * s))] = True
+        occluded[:, : round(self.led.occlusion * s)] = True
         return (x0, y0, x1, y1), glow, occluded
 
     def landmark_to_frame(self, x: float, y: float, pose: np.ndarray | None = None) -> tuple[float, float]:
@@ -147,8 +147,10 @@ class FaceRenderer:
         k = self.scale * sc
         c, s = np.cos(rot), np.sin(rot)
         dx, dy = x - a.crop_cx, y - a.crop_cy
-        return (self.width / 2 + k * (c * dx - s * dy) + tx * self.px_per_ref,
-                self.height / 2 + k * (s * dx + c * dy) + ty * self.px_per_ref)
+        return (
+            self.width / 2 + k * (c * dx - s * dy) + tx * self.px_per_ref,
+            self.height / 2 + k * (s * dx + c * dy) + ty * self.px_per_ref,
+        )
 
     def render(
         self,

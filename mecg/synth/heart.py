@@ -49,7 +49,9 @@ class HeartParams:
     def random(cls, rng: np.random.Generator) -> HeartParams:
         """A plausible adult at rest: 60-85 bpm, varied RSA, morphology and noise."""
         base = cls()
-        waves = tuple((a * rng.uniform(0.8, 1.2), t * rng.uniform(0.9, 1.1), w * rng.uniform(0.9, 1.15)) for a, t, w in base.waves)
+        waves = tuple(
+            (a * rng.uniform(0.8, 1.2), t * rng.uniform(0.9, 1.1), w * rng.uniform(0.9, 1.15)) for a, t, w in base.waves
+        )
         return cls(
             mean_hr_bpm=rng.uniform(60, 85),
             slow_sd_bpm=rng.uniform(2.0, 4.0),
@@ -139,7 +141,12 @@ class Heart:
         slow[0] = rng.standard_normal() * params.slow_sd_bpm
         for i in range(1, t.size):
             slow[i] = a * slow[i - 1] + eps[i]
-        resp_phase = 2 * np.pi * np.cumsum(params.resp_hz * (1 + 0.1 * np.sin(2 * np.pi * t / 37.0 + rng.uniform(0, 6)))) * grid_dt
+        resp_phase = (
+            2
+            * np.pi
+            * np.cumsum(params.resp_hz * (1 + 0.1 * np.sin(2 * np.pi * t / 37.0 + rng.uniform(0, 6))))
+            * grid_dt
+        )
         hr = params.mean_hr_bpm + slow + params.rsa_bpm * np.sin(resp_phase + rng.uniform(0, 2 * np.pi))
         for r in responses:
             hr += r(t)
@@ -149,11 +156,21 @@ class Heart:
             rr = 60.0 / np.interp(beats[-1], t, hr) + rng.standard_normal() * params.rr_jitter_s
             beats.append(beats[-1] + max(rr, 0.3))
         b = np.asarray(beats)
-        return cls(params, b, np.diff(b, prepend=b[0] - 60.0 / params.mean_hr_bpm), responses, duration_s,
-                   rng.uniform(0, 2 * np.pi, 6), int(rng.integers(2**31)))
+        return cls(
+            params,
+            b,
+            np.diff(b, prepend=b[0] - 60.0 / params.mean_hr_bpm),
+            responses,
+            duration_s,
+            rng.uniform(0, 2 * np.pi, 6),
+            int(rng.integers(2**31)),
+        )
 
     def ecg(self, t_s: np.ndarray, sample_index: np.ndarray | None = None) -> np.ndarray:
-        """ECG in mV at true times ``t_s``; ``sample_index`` (int) seeds per-sample noise so any split gives the same values."""
+        """ECG in mV at true times ``t_s``.
+
+        ``sample_index`` (int) seeds the per-sample noise, so any split into chunks gives the same values.
+        """
         p = self.params
         t = np.asarray(t_s, dtype=np.float64)
         out = np.zeros(t.shape)

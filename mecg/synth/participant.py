@@ -121,19 +121,28 @@ class Trial:
         self.frame_times_s = c.camera.sample_times(c.fps, self.n_frames)
         self.sample_times_s = c.amplifier.sample_times(c.ecg_rate_hz, self.n_samples)
         drawn = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
-        self.expressions: list[Expression] = sorted(expressions, key=lambda e: e.onset_s) if expressions is not None else drawn
+        self.expressions: list[Expression] = (
+            sorted(expressions, key=lambda e: e.onset_s) if expressions is not None else drawn
+        )
         self._onsets = [e.onset_s for e in self.expressions]
         self.blinks = schedule_blinks(rng, c.duration_s, c.blinks_per_min)
         self.pulses = trigger_pulses(rng, c.duration_s, *c.trigger_gap_s, width_s=c.trigger_width_s)
         apexes = [(e.apex_s, e.kind) for e in self.expressions]
-        self.heart = Heart.simulate(subject.heart, c.duration_s, draw_responses(rng, apexes, c.duration_s, c.coupling), rng)
+        self.heart = Heart.simulate(
+            subject.heart, c.duration_s, draw_responses(rng, apexes, c.duration_s, c.coupling), rng
+        )
         self.pose = self._head_pose(rng)
         self.gain = self._flicker(rng)
         self.led_level = exposure_overlap(self.frame_times_s, c.exposure_s, self.pulses)
         self._noise_index = rng.integers(0, 1 << 30, self.n_frames)
         self._stamp_seed = int(rng.integers(1 << 31))
         self.renderer = FaceRenderer(
-            subject.appearance, c.width, c.height, color=c.color, led=c.led, noise_sigma=c.noise_sigma,
+            subject.appearance,
+            c.width,
+            c.height,
+            color=c.color,
+            led=c.led,
+            noise_sigma=c.noise_sigma,
             rng=np.random.default_rng([subject.seed, index, 0x40157]),
         )
 
@@ -191,7 +200,9 @@ class Trial:
 
     def frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as uint8 ``(height, width[, 3])``."""
-        return self.renderer.render(self.pose[i], self.active_bumps(i), self.gain[i], self.led_level[i], int(self._noise_index[i]))
+        return self.renderer.render(
+            self.pose[i], self.active_bumps(i), self.gain[i], self.led_level[i], int(self._noise_index[i])
+        )
 
     def frames(self, start: int, stop: int) -> np.ndarray:
         """Frames ``[start, stop)`` stacked."""
@@ -238,7 +249,7 @@ class Trial:
         return out
 
     def frame_times_on_ecg_clock(self) -> np.ndarray:
-        """Truth for sync: each frame's exposure start on the amplifier's sample clock (sample index / nominal rate, s)."""
+        """Truth for sync: each frame's exposure start on the amplifier's sample clock (sample / nominal rate, s)."""
         a = self.config.amplifier
         return (self.frame_times_s - a.start_s) * (1.0 + a.drift_ppm * 1e-6)
 

@@ -1,0 +1,197 @@
+"""Session writer throughput for 150 fps 640x480 mono face video.
+
+Goal: keep up with 150 fps 640x480 mono (46 MB/s of raw frames) on <= 50% of one core, lossless.
+
+Frames look like a face video: skimage's astronaut photo in grey, resized to 640x480, with a
+small random-walk head motion (``cv2.warpAffine``), mild 100 Hz mains flicker and sensor noise
+(sigma 2 grey levels). They are appended in chunks of 5 frames, as a recorder would, through
+:class:`SessionWriter` at ``video_level`` 0-3, and for reference through plain h5py with its own
+gzip level 1 and with no compression. Reported per variant: raw input MB/s (wall clock),
+compression ratio (raw bytes / file size), CPU seconds per second of 150 fps video (process
+time of the writing process, flush thread included: this is the fraction of one core it
+needs), and whether frames read back bit-exactly. Prints a table and writes
+benchmarks/results/writer.json.
+
+    python benchmarks/bench_writer.py [--frames N] [--quick] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from skimage import color, data
+
+from mecg.session import SessionWriter, StreamInfo, video_codec
+
+RESULTS = Path(__file__).parent / "results"
+FPS = 150.0
+SHAPE = (480, 640)  # (height, width)
+CHUNK = 5  # frames per append
+GOAL_MBPS = SHAPE[0] * SHAPE[1] * FPS / 1e6  # 46.08 MB/s
+GOAL_CORE = 0.5  # fraction of one core
+
+
+def face_frames(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` uint8 frames (480, 640) of a grey face photo with head motion, flicker and noise (sigma 2)."""
+    rng = np.random.default_rng(seed)
+    face = cv2.resize(
+        (color.rgb2gray(data.astronaut()) * 255.0).astype(np.float32), SHAPE[::-1], interpolation=cv2.INTER_LINEAR
+    )
+    shift = np.clip(np.cumsum(rng.normal(0.0, 0.15, (n, 2)), axis=0), -3.0, 3.0)  # px, sub-pixel random walk
+    gain = 1.0 + 0.01 * np.sin(2 * np.pi * 100.0 * np.arange(n) / FPS + 0.3)  # mains flicker seen at 150 fps
+    out = np.empty((n, *SHAPE), np.uint8)
+    for i in range(n):
+        m = np.float32([[1, 0, shift[i, 0]], [0, 1, shift[i, 1]]])
+        moved = cv2.warpAffine(face, m, SHAPE[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        noisy = moved * gain[i] + rng.standard_normal(SHAPE, dtype=np.float32) * 2.0
+        out[i] = np.clip(np.rint(noisy), 0, 255)
+    return out
+
+
+def write_mecg(path: Path, frames: np.ndarray, n: int, level: int) -> None:
+    """Append ``n`` frames (cycling ``frames``) in chunks of CHUNK through SessionWriter."""
+    with SessionWriter(path, subject_id="bench", video_level=level) as w:
+        key = w.add_stream(StreamInfo("cam", "Video", kind="video", nominal_srate_hz=FPS, frame_shape=SHAPE))
+        for i in range(0, n, CHUNK):
+            idx = np.arange(i, min(i + CHUNK, n))
+            w.append(key, frames[idx % len(frames)], idx / FPS)
+
+
+def write_h5py(path: Path, frames: np.ndarray, n: int, gzip_level: int | None) -> None:
+    """The same appends through plain h5py: one frame per chunk, HDF5's own gzip (or none)."""
+    opts = {"compression": "gzip", "compression_opts": gzip_level} if gzip_level is not None else {}
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset(
+            "data", shape=(0, *SHAPE), maxshape=(None, *SHAPE), chunks=(1, *SHAPE), dtype=np.uint8, **opts
+        )
+        t = f.create_dataset("timestamps", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.float64)
+        for i in range(0, n, CHUNK):
+            idx = np.arange(i, min(i + CHUNK, n))
+            d.resize(idx[-1] + 1, axis=0)
+            d[idx[0] :] = frames[idx % len(frames)]
+            t.resize(idx[-1] + 1, axis=0)
+            t[idx[0] :] = idx / FPS
+
+
+def lossless(path: Path, dataset: str, frames: np.ndarray, n: int) -> bool:
+    """Read a few frames back with plain h5py and compare them bit for bit."""
+    with h5py.File(path, "r") as f:
+        d = f[dataset]
+        if d.shape[0] != n:
+            return False
+        check = sorted({0, 1, len(frames) - 1, n // 2, n - 1})
+        return all(np.array_equal(d[i], frames[i % len(frames)]) for i in check)
+
+
+def measure(name: str, write: Callable[[Path], None], path: Path, dataset: str, frames: np.ndarray, n: int) -> dict:
+    """Run one variant and return its row of the table."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    write(path)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    raw = n * SHAPE[0] * SHAPE[1]
+    size = path.stat().st_size
+    video_s = n / FPS
+    row = {
+        "variant": name,
+        "frames": n,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "raw_MBps": round(raw / wall / 1e6, 1),
+        "ratio": round(raw / size, 3),
+        "file_MB": round(size / 1e6, 2),
+        "cpu_s_per_video_s": round(cpu / video_s, 3),
+        "core_fraction": round(cpu / video_s, 3),
+        "realtime_x": round(video_s / wall, 2),
+        "lossless": lossless(path, dataset, frames, n),
+    }
+    row["meets_goal"] = bool(row["raw_MBps"] >= GOAL_MBPS and row["core_fraction"] <= GOAL_CORE and row["lossless"])
+    path.unlink()
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=900, help="frames to write per variant (default 900 = 6 s)")
+    ap.add_argument("--quick", action="store_true", help="150 frames from 60 precomputed, for a smoke run")
+    ap.add_argument("--dir", default=None, help="folder for the temporary files (default: system temp)")
+    ap.add_argument("--out", default=str(RESULTS / "writer.json"), help="JSON output path")
+    args = ap.parse_args()
+    n = 150 if args.quick and args.frames == 900 else args.frames
+    frames = face_frames(60 if args.quick else 300)
+
+    print(
+        f"Goal: keep up with {FPS:g} fps {SHAPE[1]}x{SHAPE[0]} mono ({GOAL_MBPS:.1f} MB/s raw) "
+        f"on <= {GOAL_CORE:.0%} of one core, lossless."
+    )
+    print(
+        f"{n} frames ({n / FPS:.1f} s of video) in appends of {CHUNK}, cycling {len(frames)} precomputed frames; "
+        f"deflate backend {video_codec.backend()}, h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}\n"
+    )
+
+    variants: list[tuple[str, Callable[[Path], None], str]] = [
+        *[
+            (f"mecg video_level={lv}", lambda p, lv=lv: write_mecg(p, frames, n, lv), "streams/cam/data")
+            for lv in (0, 1, 2, 3)
+        ],
+        ("h5py gzip level 1", lambda p: write_h5py(p, frames, n, 1), "data"),
+        ("h5py uncompressed", lambda p: write_h5py(p, frames, n, None), "data"),
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        write_mecg(Path(tmp) / "warmup.h5", frames, 2 * CHUNK, video_codec.DEFAULT_LEVEL)  # imports, page cache
+        for name, write, dataset in variants:
+            rows.append(measure(name, write, Path(tmp) / "bench.h5", dataset, frames, n))
+            r = rows[-1]
+            if len(rows) == 1:
+                print(
+                    f"{'variant':<22} {'raw MB/s':>9} {'ratio':>6} {'CPU s / video s':>15} {'x real time':>11} "
+                    f"{'lossless':>8} {'goal':>5}"
+                )
+            print(
+                f"{r['variant']:<22} {r['raw_MBps']:>9.1f} {r['ratio']:>6.2f} {r['cpu_s_per_video_s']:>15.3f} "
+                f"{r['realtime_x']:>11.2f} {r['lossless']!s:>8} {'yes' if r['meets_goal'] else 'no':>5}"
+            )
+    print("\nCPU s / video s is the fraction of one core the writer needs at 150 fps (flush thread included).")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "writer",
+        "goal": {
+            "raw_MBps": GOAL_MBPS,
+            "core_fraction_max": GOAL_CORE,
+            "lossless": True,
+            "text": "keep up with 150 fps 640x480 mono on <= 50% of one core, lossless",
+        },
+        "config": {
+            "frames": n,
+            "precomputed": len(frames),
+            "shape": list(SHAPE),
+            "fps": FPS,
+            "append_frames": CHUNK,
+            "default_video_level": video_codec.DEFAULT_LEVEL,
+            "backend": video_codec.backend(),
+            "h5py": h5py.__version__,
+            "hdf5": h5py.version.hdf5_version,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
+        "results": rows,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
