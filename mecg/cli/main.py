@@ -14,7 +14,16 @@ from mecg import __version__
 from mecg.errors import MecgError
 
 #: Subcommand modules; each has ``register(subparsers)`` that sets ``func(args) -> int``.
-_COMMANDS = ("mecg.cli.info", "mecg.cli.synth", "mecg.cli.sync")
+_COMMANDS = (
+    "mecg.cli.info",
+    "mecg.cli.synth",
+    "mecg.cli.sync",
+    "mecg.cli.spot",
+    "mecg.cli.eval",
+    "mecg.cli.stream",
+    "mecg.cli.simulate",
+    "mecg.cli.devices",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -36,6 +36,7 @@ from mecg.sync.pulses import (
     led_levels,
     led_onsets,
     led_signal,
+    led_signals,
     level_noise,
 )
 
@@ -138,10 +139,11 @@ def _pick_led(
     tried = 0
     for stop in (n_search, None):  # the first minute, then the whole video
         best: tuple[int, LedRoi | None] = (0, None)
-        for roi, _ in led_candidates(_chunks(video, stop)):
-            tried += 1
+        cands = [roi for roi, _ in led_candidates(_chunks(video, stop))]
+        tried += len(cands)
+        for roi, sig in zip(cands, led_signals(_chunks(video, stop), cands)):
             try:
-                levels, _, _ = led_levels(led_signal(_chunks(video, stop), roi))
+                levels, _, _ = led_levels(sig)
                 onsets = led_onsets(
                     levels, cam_t[: levels.size], exposure_s or estimate_exposure(levels, fps), level_noise(levels)
                 )

@@ -102,27 +102,37 @@ def led_candidates(frame_chunks: Iterator[np.ndarray], block: int = 4, k: int = 
     return out
 
 
-def led_signal(frame_chunks: Iterator[np.ndarray], roi: LedRoi, max_pixels: int = 4096) -> np.ndarray:
-    """Brightness of the LED in every frame: the mean of the ROI pixels that flash.
+def led_signals(frame_chunks: Iterator[np.ndarray], rois: list[LedRoi], max_pixels: int = 4096) -> list[np.ndarray]:
+    """Brightness of the LED in every frame, for each candidate region, in one pass over the video.
 
     A region found from tiles (or given by hand) also holds background around the LED, which
-    would dilute its contrast: keep only the pixels whose flashes reach at least half the
-    strongest pixel's (99.5th percentile minus median, over the recording).
+    would dilute its contrast: only the pixels whose flashes reach at least half the strongest
+    pixel's (99.5th percentile minus median, over the recording) are averaged.
     """
-    parts = []
+    parts: list[list[np.ndarray]] = [[] for _ in rois]
     for c in frame_chunks:
-        r = c[:, roi.y : roi.y + roi.h, roi.x : roi.x + roi.w].astype(np.float32)
-        if r.ndim == 4:
-            r = r.mean(axis=3)
-        parts.append(r.reshape(r.shape[0], -1))
-    if not parts:
-        return np.zeros(0)
-    px = np.concatenate(parts)
-    if px.shape[1] > max_pixels:  # a huge hand-drawn region: plain mean
-        return px.mean(axis=1)
-    jump = np.percentile(px, 99.5, axis=0) - np.median(px, axis=0)
-    keep = jump >= 0.5 * jump.max() if jump.max() > 0 else np.ones(px.shape[1], dtype=bool)
-    return px[:, keep].mean(axis=1)
+        g = c.mean(axis=3, dtype=np.float32) if c.ndim == 4 else c
+        for j, roi in enumerate(rois):
+            r = g[:, roi.y : roi.y + roi.h, roi.x : roi.x + roi.w].astype(np.float32)
+            parts[j].append(r.reshape(r.shape[0], -1))
+    out = []
+    for p in parts:
+        if not p:
+            out.append(np.zeros(0))
+            continue
+        px = np.concatenate(p)
+        if px.shape[1] > max_pixels:  # a huge hand-drawn region: plain mean
+            out.append(px.mean(axis=1))
+            continue
+        jump = np.percentile(px, 99.5, axis=0) - np.median(px, axis=0)
+        keep = jump >= 0.5 * jump.max() if jump.max() > 0 else np.ones(px.shape[1], dtype=bool)
+        out.append(px[:, keep].mean(axis=1))
+    return out
+
+
+def led_signal(frame_chunks: Iterator[np.ndarray], roi: LedRoi) -> np.ndarray:
+    """:func:`led_signals` for one region."""
+    return led_signals(frame_chunks, [roi])[0]
 
 
 def level_noise(levels: np.ndarray) -> float:

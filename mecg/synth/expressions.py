@@ -64,8 +64,8 @@ AUS: dict[str, tuple[Bump, ...]] = {
     "AU17": (Bump(228, 164, 12, 7, (0, -1), ""),),
 }
 #: Eyelid closure: the upper lid slides down over the eye (amplitude in source px at full closure).
-BLINK = (Bump(201, 99, 9, 5, (0, 1), "R"), Bump(247, 99, 9, 5, (0, 1), "L"))
-BLINK_AMPLITUDE_SRC_PX = 7.0
+BLINK = (Bump(201, 100, 9, 3, (0, 1), "R"), Bump(247, 100, 9, 3, (0, 1), "L"))
+BLINK_AMPLITUDE_SRC_PX = 6.0
 
 #: AU combinations per emotion (EMFACS-like, restricted to the AUs above).
 EMOTION_AUS: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -18,6 +18,7 @@ from mecg.synth.clocks import DeviceClock, exposure_overlap, line_level, trigger
 from mecg.synth.expressions import (
     AUS,
     BLINK,
+    BLINK_AMPLITUDE_SRC_PX,
     Bump,
     Expression,
     blink_closure,
@@ -194,7 +195,7 @@ class Trial:
                         out.append((bump, amp * act))
         closure = blink_closure(t, self.blinks)
         if closure > 0:
-            px = 7.0 * 640.0 / self.subject.appearance.crop_width  # lid travel, 640-reference px
+            px = BLINK_AMPLITUDE_SRC_PX * 640.0 / self.subject.appearance.crop_width  # lid travel, 640-ref px
             out += [(b, px * closure) for b in BLINK]
         return out
 

@@ -1,0 +1,158 @@
+"""ECG features on the video timeline (through sync): HR, HR slope, HRV, band-passed ECG, quality.
+
+All times are on the ECG sample clock (sample k at k / rate s); frame times come from
+``/sync/frame_time_ecg_s`` through :class:`mecg.sync.Timeline`, the only way model code indexes
+ECG by video time. Definitions of HR and HRS are in :mod:`mecg.model.heart_rate`.
+
+Per frame:
+
+* ``hr_bpm``: the HR curve at the frame's exposure start;
+* ``hrs_bpm_per_s``: the HR slope there;
+* HRV over a ``hrv_window_s`` window centred on the frame (RR intervals whose both beats lie in
+  it): ``rr_mean_s``, ``rr_std_s``, ``hr_mean_bpm`` (60 / RR mean), ``sdsd_s`` (s.d. of successive
+  RR differences), ``rmssd_s`` (root mean square of successive differences);
+* ``quality``: 1 where the RR intervals around the frame are plausible (0.33-1.5 s, i.e.
+  40-180 bpm, and within 30 % of their neighbours' median), else 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.signal import butter, sosfiltfilt
+
+from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
+from mecg.session import Session
+from mecg.sync import Timeline
+
+HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
+CACHE_GROUP = "features/ecg"
+ECG_FEATURES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EcgParams:
+    """``peak_method``: NeuroKit2 R-peak detector; ``hrv_window_s``: HRV window; band-pass edges in Hz."""
+
+    peak_method: str = "neurokit"
+    hrv_window_s: float = 10.0
+    band_hz: tuple[float, float] = (0.5, 40.0)
+
+    def key(self) -> str:
+        return json.dumps({**asdict(self), "version": ECG_FEATURES_VERSION}, sort_keys=True)
+
+
+@dataclass
+class EcgFeatures:
+    """Per-frame ECG features of one session and the R-peaks (s, ECG clock) they came from."""
+
+    params: EcgParams
+    peaks_s: np.ndarray
+    hr_bpm: np.ndarray
+    hrs_bpm_per_s: np.ndarray
+    hrv: np.ndarray  # (n_frames, 5) in HRV_NAMES order
+    quality: np.ndarray  # (n_frames,) 0/1
+    mean_hrs_bpm_per_s: float
+
+
+def bandpass(ecg: np.ndarray, srate_hz: float, band_hz: tuple[float, float] = (0.5, 40.0)) -> np.ndarray:
+    """Zero-phase 4th-order Butterworth band-pass (Hz) of a 1-D ECG."""
+    lo, hi = band_hz
+    hi = min(hi, 0.45 * srate_hz)
+    sos = butter(4, [lo, hi], btype="bandpass", fs=srate_hz, output="sos")
+    x = np.asarray(ecg, dtype=np.float64)
+    return sosfiltfilt(sos, x) if x.size > 30 else x - x.mean()
+
+
+def rr_quality(peaks_s: np.ndarray) -> np.ndarray:
+    """Per RR interval: True when 0.33-1.5 s and within 30 % of the median of its 5 neighbours."""
+    rr = np.diff(peaks_s)
+    if rr.size == 0:
+        return np.zeros(0, dtype=bool)
+    from scipy.ndimage import median_filter
+
+    med = median_filter(rr, size=min(5, rr.size), mode="nearest")
+    return (rr > 0.33) & (rr < 1.5) & (np.abs(rr - med) < 0.3 * med)
+
+
+def hrv_at(peaks_s: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
+    """HRV features ``(len(t_s), 5)`` over windows centred on ``t_s`` (NaN where < 3 intervals)."""
+    p = np.asarray(peaks_s, dtype=np.float64)
+    rr = np.diff(p)
+    out = np.full((len(t_s), len(HRV_NAMES)), np.nan)
+    lo = np.searchsorted(p, np.asarray(t_s) - window_s / 2)
+    hi = np.searchsorted(p, np.asarray(t_s) + window_s / 2, side="right")
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        r = rr[a : max(a, b - 1)]  # intervals whose both beats are inside
+        if r.size < 3:
+            continue
+        d = np.diff(r)
+        out[i] = [r.mean(), r.std(ddof=1), 60.0 / r.mean(), d.std(ddof=1), np.sqrt(np.mean(d**2))]
+    return out
+
+
+def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> EcgFeatures:
+    """ECG features at every frame of a synced session. Raises ``EcgError``/``SyncError`` with the reason."""
+    tl = Timeline(session)
+    fs = tl.srate_hz
+    labels = [x.upper() for x in tl.ecg.info.channel_types]
+    col = labels.index("ECG") if "ECG" in labels else 0
+    ecg = tl.ecg.data[:, col]
+    peaks_s = r_peaks(ecg, fs, params.peak_method) / fs
+    if peaks_s.size < 3:
+        raise EcgError(f"{session.path}: only {peaks_s.size} R-peaks found; check the ECG channel")
+    t = tl.frame_time_s
+    hr = hr_curve(peaks_s)(t)
+    hrs = hr_slope(peaks_s, t)
+    grid = np.arange(peaks_s[0], peaks_s[-1], 0.05)
+    mean_hrs = float(np.nanmean(hr_slope(peaks_s, grid)))
+    good = rr_quality(peaks_s)
+    # quality of a frame = quality of the RR interval it falls in (outside the beats: 0)
+    j = np.searchsorted(peaks_s, t) - 1
+    inside = (j >= 0) & (j < good.size)
+    quality = np.zeros(t.size, dtype=np.uint8)
+    quality[inside] = good[j[inside]]
+    return EcgFeatures(params, peaks_s, hr, hrs, hrv_at(peaks_s, t, params.hrv_window_s), quality, mean_hrs)
+
+
+def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool = True) -> EcgFeatures:
+    """Cached :func:`compute_ecg_features` (``/features/ecg``; recomputed when parameters or sync change)."""
+    import os
+
+    from mecg.session import open_session
+
+    with open_session(session_path) as s:
+        g = s.file.get(CACHE_GROUP)
+        sync_time = str(s.sync_group.attrs.get("created_time", ""))
+        if cache and g is not None and g.attrs.get("params") == params.key() and g.attrs.get("sync_time") == sync_time:
+            return EcgFeatures(
+                params,
+                g["peaks_s"][()],
+                g["hr_bpm"][()],
+                g["hrs_bpm_per_s"][()],
+                g["hrv"][()],
+                g["quality"][()],
+                float(g.attrs["mean_hrs_bpm_per_s"]),
+            )
+        f = compute_ecg_features(s, params)
+    if cache and os.access(session_path, os.W_OK):
+        with open_session(session_path, writable=True) as s:
+            s.write_group(
+                CACHE_GROUP,
+                {
+                    "params": params.key(),
+                    "sync_time": sync_time,
+                    "hrv_names": list(HRV_NAMES),
+                    "mean_hrs_bpm_per_s": f.mean_hrs_bpm_per_s,
+                },
+                {
+                    "peaks_s": f.peaks_s,
+                    "hr_bpm": f.hr_bpm,
+                    "hrs_bpm_per_s": f.hrs_bpm_per_s,
+                    "hrv": f.hrv,
+                    "quality": f.quality,
+                },
+            )
+    return f
