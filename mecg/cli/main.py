@@ -20,9 +20,11 @@ _COMMANDS = (
     "mecg.cli.sync",
     "mecg.cli.spot",
     "mecg.cli.eval",
+    "mecg.cli.train",
     "mecg.cli.stream",
     "mecg.cli.simulate",
     "mecg.cli.devices",
+    "mecg.cli.dataset",
 )
 
 

@@ -47,8 +47,12 @@ def _plot_path(base: str, stem: str, many: bool) -> Path:
 
 def _spot(args: argparse.Namespace) -> int:
     paths = session_paths(args.target)
+    if args.model:
+        args.method = "cmclnet"
     if args.method == "cmclnet" and not args.model:
         raise MecgError("--method cmclnet needs --model MODEL.pt (train one with `mecg train`)")
+    if args.method == "cmclnet":
+        return _spot_model(args, paths)
     rows: list[dict] = []
     t0 = time.perf_counter()
     frames = 0
@@ -88,6 +92,67 @@ def _spot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spot_model(args: argparse.Namespace, paths: list[Path]) -> int:
+    import torch
+
+    from mecg.model.pipeline import ensure_synced, spot_rows
+    from mecg.model.spotter import frame_scores
+    from mecg.model.train import frontend_from_key, load_checkpoint
+    from mecg.model.windows import SessionData
+
+    torch.set_num_threads(2)
+    model, window, fe_key, spot = load_checkpoint(args.model)
+    frontend = frontend_from_key(fe_key)
+    eta = None if args.no_ccf else args.ccf_eta
+    rows: list[dict] = []
+    t0, frames = time.perf_counter(), 0
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    for n, path in enumerate(paths, 1):
+        with open_session(path) as s:
+            fps = s.stream(kind="video").info.nominal_srate_hz
+            truth = [(a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
+        if abs(default_k(fps) - frontend.k_frames) > 0:
+            raise MecgError(
+                f"{path.name} is {fps:g} fps but the model was trained on features for "
+                f"k={frontend.k_frames} frames; train a model for this frame rate"
+            )
+        if model.config.mode != "video":
+            ensure_synced(path, log)
+        data = SessionData(str(path), window, frontend, workers=args.workers, use_ecg=model.config.mode != "video")
+        if model.config.mode == "ecg" and not data.has_ecg:
+            raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
+        if not data.has_ecg and model.config.mode == "fusion":
+            log(f"notice: {path.name} has no ECG; spotting video-only (the ECG inputs are zero) without the CCF")
+        scores = frame_scores(model, data)
+        found = spot_rows(model, data, spot, eta, scores=scores)
+        rows += found
+        frames += data.n
+        kept = sum(r["kept_by_ccf"] for r in found)
+        log(f"[{n}/{len(paths)}] {path.name}: {len(found)} ME candidates, {kept} kept by the CCF")
+        if args.plot:
+            thr = (
+                spot["threshold_ccf"]
+                if eta is not None and data.has_ecg and spot.get("threshold_ccf")
+                else spot["threshold"]
+            )
+            plot_spots(
+                _plot_path(args.plot, path.stem, Path(args.target).is_dir()),
+                fps,
+                scores,
+                {"CMCL-Net": (scores, thr)},
+                found,
+                truth,
+                f"{path.name}: CMCL-Net" + ("" if eta is None else f" + CCF (eta {eta:g})"),
+            )
+    write_predictions(args.out, rows)
+    dt = time.perf_counter() - t0
+    print(
+        f"wrote {len(rows)} candidates ({sum(r['kept_by_ccf'] for r in rows)} kept) from {len(paths)} session(s) "
+        f"to {args.out} ({frames / dt:.0f} frames/s including the front end)"
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``spot`` to the ``mecg`` parser."""
     p = sub.add_parser(
@@ -101,6 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="trained CMCL-Net checkpoint (for --method cmclnet)")
     p.add_argument("--plot", metavar="PNG", help="draw score curve, threshold, spots and ground truth")
     p.add_argument("--p", type=float, default=0.55, help="baseline threshold fraction p (default 0.55)")
+    p.add_argument("--ccf-eta", type=float, default=2.0, help="CCF: keep if HRS(apex) > eta x mean HRS (default 2.0)")
+    p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
     p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow (default dis)")
     p.add_argument("--face-box", metavar="X,Y,W,H", help="face box in pixels when detection fails")
     p.add_argument("--workers", type=int, default=None, help="processes for the front end (default: all cores)")

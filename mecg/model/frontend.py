@@ -37,7 +37,7 @@ FLOW_METHODS = ("dis", "farneback", "tvl1")
 FEATURES = ("du", "dv", "mag", "strain")
 CACHE_GROUP = "features/frontend"
 #: Bumped whenever the computation changes, so caches made by older code are recomputed.
-FRONTEND_VERSION = 8
+FRONTEND_VERSION = 9
 #: Frames decoded per read.
 CHUNK = 128
 
@@ -114,18 +114,27 @@ class _Cropper:
         self._cropped_at = np.zeros(2)  # the shift the crops are currently cut at
 
     def crop(self, frame: np.ndarray, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+        """The ``size`` x ``size`` grey crop of the face box moved by ``(dx, dy)`` frame px.
+
+        Cut the box (integer bounds, one pixel of margin), shrink it with area averaging (which
+        anti-aliases), then apply the sub-pixel remainder with one small affine warp.
+        """
         g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-        m = np.array(
-            [
-                [self.scale, 0, self.size / 2 - self.scale * (self.cx + dx)],
-                [0, self.scale, self.size / 2 - self.scale * (self.cy + dy)],
-            ],
-            dtype=np.float64,
-        )
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        if self.scale < 0.8:  # anti-alias before a big reduction
-            g = cv2.GaussianBlur(g, (0, 0), 0.5 / self.scale)
-        return cv2.warpAffine(g, m, (self.size, self.size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+        cx, cy, half = self.cx + dx, self.cy + dy, self.side / 2
+        x0, y0 = int(np.floor(cx - half)) - 1, int(np.floor(cy - half)) - 1
+        x1, y1 = int(np.ceil(cx + half)) + 2, int(np.ceil(cy + half)) + 2
+        h, w = g.shape
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:  # near the border: pad by replication
+            g = cv2.copyMakeBorder(g, max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w), cv2.BORDER_REPLICATE)
+            ox, oy = max(0, -x0), max(0, -y0)
+            x0, x1, y0, y1 = x0 + ox, x1 + ox, y0 + oy, y1 + oy
+            cx, cy = cx + ox, cy + oy
+        box = g[y0:y1, x0:x1]
+        sw, sh = max(1, round(box.shape[1] * self.scale)), max(1, round(box.shape[0] * self.scale))
+        small = cv2.resize(box, (sw, sh), interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
+        fx, fy = sw / box.shape[1], sh / box.shape[0]
+        m = np.array([[1.0, 0.0, self.size / 2 - (cx - x0) * fx], [0.0, 1.0, self.size / 2 - (cy - y0) * fy]])
+        return cv2.warpAffine(small, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def _smooth(self, crop: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 2.0)

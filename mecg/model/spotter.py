@@ -1,0 +1,106 @@
+"""Spotting with CMCL-Net, and the candidate clip filter (CCF).
+
+1. Window scores every ``stride`` frames (``window / 6``), linearly interpolated to every frame.
+2. Smoothing: moving average over half a window.
+3. Peaks above the threshold (chosen on validation data when training), at least one window
+   apart; each peak is an ME apex and becomes ``[apex - k, apex + k]``, ``k`` = half the mean ME
+   length of the training annotations.
+4. **CCF**: a candidate is kept only if the heart-rate slope at its apex exceeds
+   ``eta`` x the trial's mean HRS. "At its apex" is the largest HRS within +-0.25 s of the spotted
+   apex, the uncertainty of the spotter's apex. Rejected candidates stay in the output with
+   ``kept_by_ccf`` false. Sessions without ECG are spotted video-only and not filtered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from mecg.model.baseline import moving_average
+from mecg.model.cmclnet import CMCLNet
+from mecg.model.evaluate import Interval, evaluate
+from mecg.model.train import predict
+from mecg.model.windows import SessionData
+
+#: Half-width (s) of the span around a spotted apex in which the CCF looks for the HRS peak.
+CCF_APEX_TOLERANCE_S = 0.25
+
+
+def frame_scores(model: CMCLNet, data: SessionData, device: str = "cpu") -> np.ndarray:
+    """ME probability per frame (window scores interpolated), smoothed over half a window."""
+    w = data.params.frames(data.fps)
+    stride = max(1, w // 6)
+    centers = np.arange(0, data.n, stride)
+    s = predict(model, data, centers, device)
+    per_frame = np.interp(np.arange(data.n), centers, s)
+    return moving_average(per_frame, max(1, w // 2))
+
+
+def candidates(scores: np.ndarray, data: SessionData, threshold: float, half_len: int) -> list[dict]:
+    """Peaks of the smoothed scores above ``threshold`` as ME candidates."""
+    w = data.params.frames(data.fps)
+    peaks, _ = find_peaks(scores, height=threshold, distance=max(1, w))
+    return [
+        {
+            "session": data.name,
+            "onset": max(0, int(p) - half_len),
+            "apex": int(p),
+            "offset": min(data.n - 1, int(p) + half_len),
+            "score": float(scores[p]),
+            "type": "ME",
+            "kept_by_ccf": True,
+        }
+        for p in peaks
+    ]
+
+
+def apply_ccf(rows: list[dict], data: SessionData, eta: float) -> list[dict]:
+    """Mark candidates whose apex HRS is not above ``eta`` x trial mean HRS (no-op without ECG)."""
+    if not data.has_ecg:
+        return rows
+    tol = max(1, round(CCF_APEX_TOLERANCE_S * data.fps))
+    out = []
+    for r in rows:
+        a = r["apex"]
+        hrs = float(np.max(data.hrs[max(0, a - tol) : a + tol + 1]))
+        out.append({**r, "hrs_apex": hrs, "kept_by_ccf": bool(hrs > eta * data.mean_hrs)})
+    return out
+
+
+def spot_session(
+    model: CMCLNet,
+    data: SessionData,
+    spot: dict,
+    eta: float | None,
+    device: str = "cpu",
+    scores: np.ndarray | None = None,
+) -> tuple[list[dict], np.ndarray]:
+    """Candidates of one session with the CCF applied when ``eta`` is given; returns rows and frame scores."""
+    sc = frame_scores(model, data, device) if scores is None else scores
+    half = max(1, round(spot["me_length_s"] * data.fps / 2))
+    rows = candidates(sc, data, spot["threshold"], half)
+    return (apply_ccf(rows, data, eta) if eta is not None else rows), sc
+
+
+def choose_threshold(
+    score_sets: list[tuple[SessionData, np.ndarray]], me_length_s: float, eta: float | None = None
+) -> float:
+    """The threshold that maximises ME F1 over the given (validation) sessions."""
+    best = (-1.0, 0.5)
+    for thr in np.linspace(0.05, 0.95, 37):
+        preds, truth = [], []
+        for data, sc in score_sets:
+            half = max(1, round(me_length_s * data.fps / 2))
+            rows = candidates(sc, data, float(thr), half)
+            if eta is not None:
+                rows = apply_ccf(rows, data, eta)
+            preds += [
+                Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]) for r in rows if r["kept_by_ccf"]
+            ]
+            truth += [
+                Interval(data.name, a.onset_frame, a.offset_frame, "ME") for a in data.annotations if a.type == "ME"
+            ]
+        f1 = evaluate(preds, truth)["me"].f1
+        if f1 > best[0] + 1e-9:
+            best = (f1, float(thr))
+    return best[1]

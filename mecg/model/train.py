@@ -1,0 +1,310 @@
+"""Training CMCL-Net: contrastive pre-training, then fine-tuning, with early stopping on a held-out subject.
+
+1. **Windows**: every ME window (apex within a quarter window of the centre) and non-ME windows
+   every half window; class imbalance is handled by balanced batches (half ME, half not) in
+   pre-training and a positive-class weight in fine-tuning.
+2. **Contrastive pre-training** (``pretrain_epochs``): triplet loss on the embeddings, anchor and
+   positive ME windows, negative non-ME windows (margin 0.5); with ``contrastive="infonce"`` a
+   cross-modal InfoNCE instead (the video and ECG embeddings of one window are the positive pair;
+   fusion mode only).
+3. **Fine-tuning** (``epochs``): the whole net with binary cross-entropy, ME vs not.
+4. **Early stopping**: the validation subject's average precision after each fine-tuning epoch;
+   the best epoch's weights are kept (``patience`` epochs without improvement stop training).
+5. **Spotting threshold**: chosen on the validation subject (the one that maximises ME F1 of
+   the spotter), so nothing is tuned on test data.
+
+Checkpoints hold weights, the network config, the window and front-end parameters and the
+spotting parameters, and load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from mecg.errors import MecgError
+from mecg.model.cmclnet import CMCLConfig, CMCLNet
+from mecg.model.frontend import FrontEndParams
+from mecg.model.windows import SessionData, WindowParams
+
+CHECKPOINT_VERSION = 1
+
+
+class ModelError(MecgError):
+    """A checkpoint cannot be used (missing, unsafe, or made for other features)."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (epochs, batch size, learning rate, seed, contrastive loss)."""
+
+    epochs: int = 12
+    pretrain_epochs: int = 4
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    patience: int = 4
+    contrastive: str = "triplet"
+    margin: float = 0.5
+    device: str = "cpu"
+    max_negatives_per_session: int = 400
+    log: bool = True
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_torch(batch: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).float().to(device) for k, v in batch.items()}
+
+
+def training_windows(data: list[SessionData], rng: np.random.Generator, max_neg: int) -> list[tuple[int, int, int]]:
+    """``(session index, centre frame, label)`` of every ME window and a sample of non-ME windows."""
+    out = []
+    for si, d in enumerate(data):
+        w = d.params.frames(d.fps)
+        pos_c = np.unique(np.concatenate([np.arange(a - w // 4, a + w // 4 + 1) for a in d.me_apexes()] or [[]]))
+        pos_c = pos_c[(pos_c >= 0) & (pos_c < d.n)].astype(int)
+        neg_c = np.arange(w // 2, d.n - w // 2, max(1, w // 2))
+        neg_c = neg_c[d.labels(neg_c) == 0]
+        if neg_c.size > max_neg:
+            neg_c = rng.choice(neg_c, max_neg, replace=False)
+        out += [(si, int(c), 1) for c in pos_c] + [(si, int(c), 0) for c in neg_c]
+    return out
+
+
+def make_batch(
+    data: list[SessionData], items: list[tuple[int, int, int]], device: str, jitter: np.random.Generator | None = None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    by = {}
+    for si, c, y in items:
+        by.setdefault(si, []).append((c, y))
+    parts, ys = [], []
+    for si, cs in by.items():
+        centers = np.array([c for c, _ in cs])
+        if jitter is not None:  # shift windows by up to 1/8 window so the net cannot key on exact phase
+            w = data[si].params.frames(data[si].fps)
+            centers = np.clip(centers + jitter.integers(-(w // 8), w // 8 + 1, centers.size), 0, data[si].n - 1)
+        parts.append(data[si].batch(centers))
+        ys += [y for _, y in cs]
+    batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return to_torch(batch, device), torch.tensor(ys, dtype=torch.float32, device=device)
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the precision-recall curve (step-wise), for early stopping."""
+    order = np.argsort(-scores)
+    y = labels[order]
+    if y.sum() == 0:
+        return 0.0
+    tp = np.cumsum(y)
+    precision = tp / np.arange(1, y.size + 1)
+    return float(np.sum(precision * y) / y.sum())
+
+
+def predict(model: CMCLNet, data: SessionData, centers: np.ndarray, device: str, batch_size: int = 256) -> np.ndarray:
+    """ME probability of the windows centred on ``centers``."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(centers), batch_size):
+            logit, _ = model(to_torch(data.batch(centers[a : a + batch_size]), device))
+            out.append(torch.sigmoid(logit).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _triplet(emb: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
+    """Batch-all triplet loss: every (anchor ME, positive ME, negative non-ME) in the batch."""
+    pos = torch.nonzero(y > 0.5).squeeze(1)
+    neg = torch.nonzero(y < 0.5).squeeze(1)
+    if pos.numel() < 2 or neg.numel() < 1:
+        return emb.sum() * 0
+    d = torch.cdist(emb, emb)
+    d_ap = d[pos][:, pos]  # (P, P)
+    d_an = d[pos][:, neg]  # (P, N)
+    loss = F.relu(d_ap.unsqueeze(2) - d_an.unsqueeze(1) + margin)  # (P, P, N)
+    mask = ~torch.eye(pos.numel(), dtype=torch.bool, device=emb.device)
+    return loss[mask].mean()
+
+
+def _infonce(model: CMCLNet, batch: dict[str, torch.Tensor], temperature: float = 0.1) -> torch.Tensor:
+    """Cross-modal InfoNCE: a window's video and ECG embeddings are the positive pair."""
+    zero_e = {**batch, "ecg": batch["ecg"] * 0, "hr": batch["hr"] * 0, "hand": batch["hand"] * 0}
+    zero_v = {**batch, "feats": batch["feats"] * 0, "crops": batch["crops"] * 0}
+    _, zv = model(zero_e)
+    _, ze = model(zero_v)
+    logits = zv @ ze.T / temperature
+    target = torch.arange(zv.shape[0], device=zv.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+@dataclass
+class TrainResult:
+    model: CMCLNet
+    history: list[dict] = field(default_factory=list)
+    best_val_ap: float = 0.0
+
+
+def train_model(train: list[SessionData], val: list[SessionData], config: CMCLConfig, tc: TrainConfig) -> TrainResult:
+    """Pre-train (contrastive) then fine-tune; keep the epoch with the best validation AP."""
+    seed_everything(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    dev = tc.device
+    model = CMCLNet(config).to(dev)
+    items = training_windows(train, rng, tc.max_negatives_per_session)
+    if not any(y for *_, y in items):
+        raise ModelError("the training sessions hold no ME annotations; nothing to learn")
+    val_items = training_windows(val, np.random.default_rng(tc.seed + 1), tc.max_negatives_per_session) if val else []
+    pos = [it for it in items if it[2] == 1]
+    neg = [it for it in items if it[2] == 0]
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    history: list[dict] = []
+
+    def say(msg: str) -> None:
+        if tc.log:
+            print(msg, file=sys.stderr, flush=True)
+
+    # -- contrastive pre-training: balanced batches ---------------------------------------------
+    steps = max(1, len(items) // tc.batch_size)
+    for ep in range(tc.pretrain_epochs):
+        model.train()
+        total = 0.0
+        for _ in range(steps):
+            half = tc.batch_size // 2
+            chosen = [pos[i] for i in rng.integers(0, len(pos), half)] + [
+                neg[i] for i in rng.integers(0, len(neg), half)
+            ]
+            x, y = make_batch(train, chosen, dev, rng)
+            if tc.contrastive == "infonce" and config.mode == "fusion":
+                loss = _infonce(model, x)
+            else:
+                _, emb = model(x)
+                loss = _triplet(emb, y, tc.margin)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        history.append({"phase": "pretrain", "epoch": ep + 1, "loss": total / steps})
+        say(f"  pretrain {ep + 1}/{tc.pretrain_epochs}: {tc.contrastive} loss {total / steps:.4f}")
+
+    # -- fine-tuning with early stopping ---------------------------------------------------------
+    pos_weight = torch.tensor(len(neg) / max(1, len(pos)), device=dev)
+    best = (-1.0, None)
+    bad = 0
+    for ep in range(tc.epochs):
+        model.train()
+        order = rng.permutation(len(items))
+        total = 0.0
+        for a in range(0, len(order), tc.batch_size):
+            chosen = [items[i] for i in order[a : a + tc.batch_size]]
+            x, y = make_batch(train, chosen, dev, rng)
+            logit, _ = model(x)
+            loss = F.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(chosen)
+        rec = {"phase": "finetune", "epoch": ep + 1, "loss": total / len(items)}
+        if val_items:
+            scores = _predict_items(model, val, val_items, dev)
+            rec["val_ap"] = average_precision(scores, np.array([y for *_, y in val_items]))
+        history.append(rec)
+        say(
+            f"  finetune {ep + 1}/{tc.epochs}: loss {rec['loss']:.4f}"
+            + (f", val AP {rec['val_ap']:.3f}" if "val_ap" in rec else "")
+        )
+        score = rec.get("val_ap", -rec["loss"])
+        if score > best[0]:
+            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bad = 0
+        else:
+            bad += 1
+            if bad >= tc.patience:
+                break
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    return TrainResult(model, history, max(best[0], 0.0))
+
+
+def _predict_items(model: CMCLNet, data: list[SessionData], items: list[tuple[int, int, int]], dev: str) -> np.ndarray:
+    out = np.zeros(len(items))
+    by: dict[int, list[int]] = {}
+    for i, (si, _, _) in enumerate(items):
+        by.setdefault(si, []).append(i)
+    for si, idx in by.items():
+        out[idx] = predict(model, data[si], np.array([items[i][1] for i in idx]), dev)
+    return out
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: CMCLNet,
+    window: WindowParams,
+    frontend: FrontEndParams,
+    spot: dict,
+    train_info: dict,
+) -> None:
+    """Weights + config + feature parameters + spotting parameters, loadable with weights_only=True."""
+    torch.save(
+        {
+            "format": "mecg-cmclnet",
+            "version": CHECKPOINT_VERSION,
+            "state_dict": model.state_dict(),
+            "config": json.dumps(model.config.as_dict()),
+            "window": json.dumps(window.as_dict()),
+            "frontend": frontend.key(),
+            "spot": json.dumps(spot),
+            "train": json.dumps(train_info),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[CMCLNet, WindowParams, dict, dict]:
+    """Load a checkpoint safely (``weights_only=True``): model, window params, front-end key, spot params."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p} does not exist; train a model with `mecg train`")
+    try:
+        ck = torch.load(p, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"{p} is not a mecg model or holds unsafe objects; refusing to load it ({type(exc).__name__})"
+        ) from None
+    if not isinstance(ck, dict) or ck.get("format") != "mecg-cmclnet":
+        raise ModelError(f"{p} is not a CMCL-Net checkpoint written by mecg")
+    if int(ck.get("version", 0)) > CHECKPOINT_VERSION:
+        raise ModelError(f"{p} was written by a newer mecg (checkpoint v{ck['version']}); upgrade mecg")
+    config = CMCLConfig(**json.loads(ck["config"]))
+    model = CMCLNet(config).to(device)
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"{p}: weights do not fit the network described in it ({exc})") from None
+    model.eval()
+    return model, WindowParams(**json.loads(ck["window"])), json.loads(ck["frontend"]), json.loads(ck["spot"])
+
+
+def frontend_from_key(key: dict) -> FrontEndParams:
+    """The FrontEndParams a checkpoint's features were made with."""
+    k = {f: key[f] for f in FrontEndParams.__dataclass_fields__ if f in key}
+    if k.get("face_box") is not None:
+        k["face_box"] = tuple(k["face_box"])
+    return FrontEndParams(**k)
+
+
+def train_config_dict(tc: TrainConfig) -> dict:
+    return asdict(tc)
