@@ -20,6 +20,7 @@ Work is split over processes (both cores by default).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -170,13 +171,21 @@ class _Cropper:
         return self.crop(frame, *self.shift)
 
 
+@functools.lru_cache(maxsize=4)
+def _grids(h: int, w: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Design matrix of the subsampled grid, and the full-resolution pixel coordinates."""
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    a = np.column_stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]).astype(np.float64)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return a, gx, gy
+
+
 def head_motion(flow: np.ndarray, step: int = 4, iterations: int = 3) -> np.ndarray:
     """The head's own motion in a face-crop flow field: a robust affine fit (translation, rotation,
     scale, shear), evaluated at every pixel. Local motion (blinks, expressions) covers a small part
     of the face and is down-weighted as outliers (points beyond 2.5 median residuals are dropped)."""
     h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
-    a = np.column_stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]).astype(np.float64)
+    a, gx, gy = _grids(h, w, step)
     f = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
     keep = np.ones(len(a), dtype=bool)
     coef = np.zeros((3, 2))
@@ -184,10 +193,8 @@ def head_motion(flow: np.ndarray, step: int = 4, iterations: int = 3) -> np.ndar
         coef, *_ = np.linalg.lstsq(a[keep], f[keep], rcond=None)
         res = np.hypot(*(f - a @ coef).T)
         keep = res <= 2.5 * max(float(np.median(res)), 1e-6)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return np.stack(
-        [coef[0, 0] * gx + coef[1, 0] * gy + coef[2, 0], coef[0, 1] * gx + coef[1, 1] * gy + coef[2, 1]], axis=-1
-    ).astype(np.float32)
+    c = coef.astype(np.float32)
+    return np.stack([c[0, 0] * gx + c[1, 0] * gy + c[2, 0], c[0, 1] * gx + c[1, 1] * gy + c[2, 1]], axis=-1)
 
 
 def _roi_features(
@@ -230,14 +237,14 @@ def _process(
     crops = np.zeros((n_out, len(ROI_NAMES), 2, params.patch, params.patch), dtype=np.float16)
     shift = np.zeros((n_out, 2), dtype=np.float32)
     with open_session(path) as s:
-        data = s.streams[key].data
-        n = data.shape[0]
-        cropper(data[0])  # the reference crop is always frame 0's
+        video = s.streams[key]
+        n = video.sample_count
+        cropper(video.frames(0, 1)[0])  # the reference crop is always frame 0's
         cropper.shift = np.zeros(2)
         end = min(n, stop + k)
         ring: dict[int, np.ndarray] = {}
         for a in range(start, end, CHUNK):
-            chunk = data[a : min(a + CHUNK, end)]
+            chunk = video.frames(a, min(a + CHUNK, end))
             for j, frame in enumerate(chunk):
                 i = a + j
                 ring[i] = cropper(frame)

@@ -85,9 +85,14 @@ def spot_session(
 def choose_threshold(
     score_sets: list[tuple[SessionData, np.ndarray]], me_length_s: float, eta: float | None = None
 ) -> float:
-    """The threshold that maximises ME F1 over the given (validation) sessions."""
-    best = (-1.0, 0.5)
-    for thr in np.linspace(0.05, 0.95, 37):
+    """The threshold that maximises ME F1 over the given (validation) sessions.
+
+    When several thresholds reach the best F1 (often all 0 on a small validation set), the middle
+    one of them is taken, not the lowest, which would flood the output with candidates.
+    """
+    grid = np.linspace(0.05, 0.95, 37)
+    f1s = []
+    for thr in grid:
         preds, truth = [], []
         for data, sc in score_sets:
             half = max(1, round(me_length_s * data.fps / 2))
@@ -100,7 +105,7 @@ def choose_threshold(
             truth += [
                 Interval(data.name, a.onset_frame, a.offset_frame, "ME") for a in data.annotations if a.type == "ME"
             ]
-        f1 = evaluate(preds, truth)["me"].f1
-        if f1 > best[0] + 1e-9:
-            best = (f1, float(thr))
-    return best[1]
+        f1s.append(evaluate(preds, truth)["me"].f1)
+    f1s = np.asarray(f1s)
+    best = np.flatnonzero(f1s >= f1s.max() - 1e-9)
+    return float(grid[best[len(best) // 2]])

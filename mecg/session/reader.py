@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mecg.session import video_codec
 from mecg.session.annotations import Annotation, read_annotations
 from mecg.session.format import (
     ANNOTATIONS,
@@ -82,10 +83,29 @@ class Stream:
         return (self.sample_count - 1) / d if d > 0 else 0.0
 
     def frames(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``[start, stop)`` of a video stream as uint8 ``(n, h, w[, 3])``."""
+        """Frames ``[start, stop)`` of a video stream as uint8 ``(n, h, w[, 3])``.
+
+        Frames written by mecg (one deflated frame per chunk) are inflated with ISA-L straight
+        from their chunks, about twice as fast as HDF5's own filter; anything else goes through h5py.
+        """
         if self.info.kind != "video":
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not video")
-        return self.data[start:stop]
+        ds = self.data
+        n = ds.shape[0]
+        a, b, _ = slice(start, stop).indices(n)
+        shape = ds.shape[1:]
+        if ds.chunks != (1, *shape) or ds.compression != "gzip" or b <= a:
+            return ds[a:b]
+        out = np.empty((b - a, *shape), dtype=np.uint8)
+        zero = (0,) * len(shape)
+        try:
+            for i in range(a, b):
+                mask, buf = ds.id.read_direct_chunk((i, *zero))
+                raw = buf if mask & 1 else video_codec.inflate(buf)
+                out[i - a] = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+        except (OSError, ValueError, KeyError):  # a chunk never written (crash) or foreign encoding
+            return ds[a:b]
+        return out
 
     def markers(self) -> list[str]:
         """All markers of a markers stream, as strings."""

@@ -44,3 +44,8 @@ def encode_frame(frame: np.ndarray, level: int = DEFAULT_LEVEL) -> tuple[bytes, 
     if len(packed) >= len(raw):
         return raw, RAW_CHUNK_MASK
     return packed, 0
+
+
+def inflate(payload: bytes) -> bytes:
+    """Undo :func:`encode_frame` (any zlib stream): ISA-L's inflate, else zlib's."""
+    return _deflate.decompress(payload)

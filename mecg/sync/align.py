@@ -116,7 +116,7 @@ def header_exposure_s(stream: Stream) -> float | None:
 def _chunks(video: Stream, stop: int | None = None) -> Iterator[np.ndarray]:
     n = video.sample_count if stop is None else min(stop, video.sample_count)
     for a in range(0, n, CHUNK_FRAMES):
-        yield video.data[a : min(a + CHUNK_FRAMES, n)]
+        yield video.frames(a, min(a + CHUNK_FRAMES, n))
 
 
 def estimate_exposure(levels: np.ndarray, fps: float) -> float:
