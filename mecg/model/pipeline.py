@@ -77,21 +77,24 @@ def split_validation(data: list[SessionData]) -> tuple[list[SessionData], list[S
     return data, []
 
 
-def mean_me_length_s(data: list[SessionData]) -> float:
-    lengths = [(a.offset_frame - a.onset_frame + 1) / d.fps for d in data for a in d.annotations if a.type == "ME"]
-    return float(np.mean(lengths)) if lengths else 0.3
+def me_shape_s(data: list[SessionData]) -> tuple[float, float]:
+    """Mean onset->apex and apex->offset durations (s) of the annotated MEs (0.1, 0.2 without any)."""
+    rise = [(a.apex_frame - a.onset_frame) / d.fps for d in data for a in d.annotations if a.type == "ME"]
+    fall = [(a.offset_frame - a.apex_frame) / d.fps for d in data for a in d.annotations if a.type == "ME"]
+    return (float(np.mean(rise)), float(np.mean(fall))) if rise else (0.1, 0.2)
 
 
 def fit(data: list[SessionData], config: CMCLConfig, tc: TrainConfig, eta: float = DEFAULT_ETA) -> tuple[CMCLNet, dict]:
     """Train on ``data`` (validation subject held out) and choose spotting thresholds on it."""
     train, val = split_validation(data)
     res = train_model(train, val, config, tc)
-    me_len = mean_me_length_s(train)
+    rise, fall = me_shape_s(train)
     sets = [(d, frame_scores(res.model, d, tc.device)) for d in (val or train)]
     spot = {
-        "me_length_s": me_len,
-        "threshold": choose_threshold(sets, me_len),
-        "threshold_ccf": choose_threshold(sets, me_len, eta) if config.mode != "video" else None,
+        "me_rise_s": rise,
+        "me_fall_s": fall,
+        "threshold": choose_threshold(sets, rise, fall),
+        "threshold_ccf": choose_threshold(sets, rise, fall, eta) if config.mode != "video" else None,
         "eta": eta,
         "val_ap": res.best_val_ap,
     }
@@ -188,4 +191,4 @@ def _ccf_threshold(train: list[SessionData], model: CMCLNet, spot: dict, eta: fl
     """Threshold for a non-default eta, chosen on the same validation data as the default."""
     _, val = split_validation(train)
     sets = [(d, frame_scores(model, d, tc.device)) for d in (val or train)]
-    return choose_threshold(sets, spot["me_length_s"], eta)
+    return choose_threshold(sets, spot["me_rise_s"], spot["me_fall_s"], eta)

@@ -3,8 +3,9 @@
 1. Window scores every ``stride`` frames (``window / 6``), linearly interpolated to every frame.
 2. Smoothing: moving average over half a window.
 3. Peaks above the threshold (chosen on validation data when training), at least one window
-   apart; each peak is an ME apex and becomes ``[apex - k, apex + k]``, ``k`` = half the mean ME
-   length of the training annotations.
+   apart; each peak is an ME apex and becomes ``[apex - rise, apex + fall]``, the mean onset->apex
+   and apex->offset durations of the training MEs (an ME's apex comes early, so a symmetric
+   interval around it would sit late).
 4. **CCF**: a candidate is kept only if the heart-rate slope at its apex exceeds
    ``eta`` x the trial's mean HRS. "At its apex" is the largest HRS within +-0.25 s of the spotted
    apex, the uncertainty of the spotter's apex. Rejected candidates stay in the output with
@@ -36,16 +37,17 @@ def frame_scores(model: CMCLNet, data: SessionData, device: str = "cpu") -> np.n
     return moving_average(per_frame, max(1, w // 2))
 
 
-def candidates(scores: np.ndarray, data: SessionData, threshold: float, half_len: int) -> list[dict]:
+def candidates(scores: np.ndarray, data: SessionData, threshold: float, rise_s: float, fall_s: float) -> list[dict]:
     """Peaks of the smoothed scores above ``threshold`` as ME candidates."""
     w = data.params.frames(data.fps)
+    rise, fall = max(1, round(rise_s * data.fps)), max(1, round(fall_s * data.fps))
     peaks, _ = find_peaks(scores, height=threshold, distance=max(1, w))
     return [
         {
             "session": data.name,
-            "onset": max(0, int(p) - half_len),
+            "onset": max(0, int(p) - rise),
             "apex": int(p),
-            "offset": min(data.n - 1, int(p) + half_len),
+            "offset": min(data.n - 1, int(p) + fall),
             "score": float(scores[p]),
             "type": "ME",
             "kept_by_ccf": True,
@@ -77,13 +79,12 @@ def spot_session(
 ) -> tuple[list[dict], np.ndarray]:
     """Candidates of one session with the CCF applied when ``eta`` is given; returns rows and frame scores."""
     sc = frame_scores(model, data, device) if scores is None else scores
-    half = max(1, round(spot["me_length_s"] * data.fps / 2))
-    rows = candidates(sc, data, spot["threshold"], half)
+    rows = candidates(sc, data, spot["threshold"], spot["me_rise_s"], spot["me_fall_s"])
     return (apply_ccf(rows, data, eta) if eta is not None else rows), sc
 
 
 def choose_threshold(
-    score_sets: list[tuple[SessionData, np.ndarray]], me_length_s: float, eta: float | None = None
+    score_sets: list[tuple[SessionData, np.ndarray]], rise_s: float, fall_s: float, eta: float | None = None
 ) -> float:
     """The threshold that maximises ME F1 over the given (validation) sessions.
 
@@ -95,8 +96,7 @@ def choose_threshold(
     for thr in grid:
         preds, truth = [], []
         for data, sc in score_sets:
-            half = max(1, round(me_length_s * data.fps / 2))
-            rows = candidates(sc, data, float(thr), half)
+            rows = candidates(sc, data, float(thr), rise_s, fall_s)
             if eta is not None:
                 rows = apply_ccf(rows, data, eta)
             preds += [
