@@ -7,8 +7,16 @@ import numpy as np
 from mecg.acquire.clock_fit import ClockFit
 
 
-def _arrivals(rng: np.random.Generator, n: int, rate_hz: float, drift_ppm: float, offset_s: float,
-              latency_s: float, jitter_s: float, batch: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrivals(
+    rng: np.random.Generator,
+    n: int,
+    rate_hz: float,
+    drift_ppm: float,
+    offset_s: float,
+    latency_s: float,
+    jitter_s: float,
+    batch: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Device times, host arrival times (read in batches: a packet waits for the batch's last) and true host times."""
     dev = 1234.5 + np.arange(n) / rate_hz
     true_host = offset_s + (dev - dev[0]) * (1 + drift_ppm * 1e-6)

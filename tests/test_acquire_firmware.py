@@ -40,10 +40,23 @@ pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler")
 def _build(sketch: str, out_dir: Path) -> Path:
     exe = out_dir / sketch
     subprocess.run(
-        [CXX, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{FIRMWARE / 'host_check'}",
-         f"-I{FIRMWARE / 'libraries' / 'MecgProtocol' / 'src'}", f'-DSKETCH="../{sketch}/{sketch}.ino"',
-         str(FIRMWARE / "host_check" / "harness.cpp"), "-o", str(exe)],
-        check=True, capture_output=True, text=True,
+        [
+            CXX,
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O1",
+            f"-I{FIRMWARE / 'host_check'}",
+            f"-I{FIRMWARE / 'libraries' / 'MecgProtocol' / 'src'}",
+            f'-DSKETCH="../{sketch}/{sketch}.ino"',
+            str(FIRMWARE / "host_check" / "harness.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return exe
 
@@ -126,15 +139,35 @@ TTL, LED = 8, 9
 def test_trigger_box_sketch(harness: dict[str, Path]) -> None:
     script = [
         "setup",
-        "send " + hx(b"\x13\x37" + encode(Command(MsgType.IDENTIFY))), "loop 1", "out",
-        "advance 5000", "send " + hx(encode(Pulse(50, 7))), "loop 1", "out",
-        "send " + hx(encode(Pulse(20, 1))), "loop 1", "out",  # still high: BUSY
-        "tick 1000 60", "edges",
-        "send " + hx(encode(Pulse(0, 1)) + encode(SetRate(500)) + encode(Schedule(100, 50, 10))), "loop 1", "out",
-        "send " + hx(encode(Schedule(100, 200, 10)) + encode(Command(MsgType.START))), "loop 1", "out",
-        "tick 1000 3000", "out", "edges",
-        "send " + hx(encode(Command(MsgType.STOP))), "loop 1", "tick 1000 1000", "out", "edges",
-        "send " + hx(encode(Command(MsgType.PING))[:-1] + b"\x00" + encode(Command(MsgType.PING))), "loop 1", "out",
+        "send " + hx(b"\x13\x37" + encode(Command(MsgType.IDENTIFY))),
+        "loop 1",
+        "out",
+        "advance 5000",
+        "send " + hx(encode(Pulse(50, 7))),
+        "loop 1",
+        "out",
+        "send " + hx(encode(Pulse(20, 1))),
+        "loop 1",
+        "out",  # still high: BUSY
+        "tick 1000 60",
+        "edges",
+        "send " + hx(encode(Pulse(0, 1)) + encode(SetRate(500)) + encode(Schedule(100, 50, 10))),
+        "loop 1",
+        "out",
+        "send " + hx(encode(Schedule(100, 200, 10)) + encode(Command(MsgType.START))),
+        "loop 1",
+        "out",
+        "tick 1000 3000",
+        "out",
+        "edges",
+        "send " + hx(encode(Command(MsgType.STOP))),
+        "loop 1",
+        "tick 1000 1000",
+        "out",
+        "edges",
+        "send " + hx(encode(Command(MsgType.PING))[:-1] + b"\x00" + encode(Command(MsgType.PING))),
+        "loop 1",
+        "out",
     ]
     out = run(harness["mecg_trigger_box"], script)
     info = messages(out[0])
@@ -172,20 +205,53 @@ def conversion(ch1: int, ch2: int, loff: int = 0) -> str:
 
 def test_ecg_sketch(harness: dict[str, Path]) -> None:
     script = [
-        "spi 00 00 00 00 73", "setup",  # RESET, SDATAC, RREG ID: the 5th byte answers ADS1292R
-        "send " + hx(encode(Command(MsgType.IDENTIFY)) + encode(Command(MsgType.START))), "loop 1", "out",
+        "spi 00 00 00 00 73",
+        "setup",  # RESET, SDATAC, RREG ID: the 5th byte answers ADS1292R
+        "send " + hx(encode(Command(MsgType.IDENTIFY)) + encode(Command(MsgType.START))),
+        "loop 1",
+        "out",
         # three conversions: TRIG asserted (active low through the optocoupler) on the second
-        "advance 1000", conversion(5, 0x123456), "drdy", "loop 1",
-        "advance 1000", "pin 6 0", conversion(5, -2), "drdy", "loop 1",
-        "advance 1000", "pin 6 1", "pin 7 0", conversion(5, -(1 << 23), loff=0x04), "drdy", "loop 1", "out",
+        "advance 1000",
+        conversion(5, 0x123456),
+        "drdy",
+        "loop 1",
+        "advance 1000",
+        "pin 6 0",
+        conversion(5, -2),
+        "drdy",
+        "loop 1",
+        "advance 1000",
+        "pin 6 1",
+        "pin 7 0",
+        conversion(5, -(1 << 23), loff=0x04),
+        "drdy",
+        "loop 1",
+        "out",
         # transmit buffer full: one sample dropped, the next carries OVERFLOW and a seq gap
-        "room 0", "advance 1000", conversion(0, 1), "drdy", "loop 1", "room 65536",
-        "advance 1000", conversion(0, 2), "drdy", "loop 1", "out",
-        "send " + hx(encode(SetRate(500))), "loop 1", "out",  # BUSY while streaming
+        "room 0",
+        "advance 1000",
+        conversion(0, 1),
+        "drdy",
+        "loop 1",
+        "room 65536",
+        "advance 1000",
+        conversion(0, 2),
+        "drdy",
+        "loop 1",
+        "out",
+        "send " + hx(encode(SetRate(500))),
+        "loop 1",
+        "out",  # BUSY while streaming
         "send " + hx(encode(Command(MsgType.STOP)) + encode(SetRate(500)) + encode(SetRate(600)) + encode(Pulse(5, 1))),
         "loop 1",
-        "send " + hx(encode(Command(MsgType.IDENTIFY))), "loop 1", "out",
-        "advance 1000", conversion(0, 3), "drdy", "loop 1", "out",  # stopped: nothing sent
+        "send " + hx(encode(Command(MsgType.IDENTIFY))),
+        "loop 1",
+        "out",
+        "advance 1000",
+        conversion(0, 3),
+        "drdy",
+        "loop 1",
+        "out",  # stopped: nothing sent
     ]
     out = run(harness["mecg_ecg_ads1292r"], script)
     info, ack = messages(out[0])

@@ -123,8 +123,13 @@ def damaged_mecg_stream(draw: st.DrawFn) -> tuple[list[Data], list[str], bytes, 
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     seq0 = draw(st.integers(0, 0xFFFF))
     packets = [
-        Data((seq0 + i) & 0xFFFF, int(rng.integers(0, 2**32)), int(rng.integers(0, 4)), 0,
-             tuple(int(v) for v in rng.integers(-(1 << 23), 1 << 23, n_ch)))
+        Data(
+            (seq0 + i) & 0xFFFF,
+            int(rng.integers(0, 2**32)),
+            int(rng.integers(0, 4)),
+            0,
+            tuple(int(v) for v in rng.integers(-(1 << 23), 1 << 23, n_ch)),
+        )
         for i in range(n)
     ]
     fates = draw(st.lists(st.sampled_from(FATES), min_size=n, max_size=n))

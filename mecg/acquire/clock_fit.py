@@ -43,8 +43,14 @@ class ClockFit:
         A block minimum this far above the line is ignored in the refit (default 1 ms).
     """
 
-    def __init__(self, window_s: float = 60.0, block_s: float = 0.25, min_blocks: int = 8,
-                 max_drift_ppm: float = 500.0, outlier_s: float = 0.001) -> None:
+    def __init__(
+        self,
+        window_s: float = 60.0,
+        block_s: float = 0.25,
+        min_blocks: int = 8,
+        max_drift_ppm: float = 500.0,
+        outlier_s: float = 0.001,
+    ) -> None:
         self.window_s, self.block_s, self.min_blocks = window_s, block_s, min_blocks
         self.max_slope = max_drift_ppm * 1e-6
         self.outlier_s = outlier_s

@@ -76,6 +76,11 @@ class DeviceKind(IntEnum):
     AMPLIFIER = 1
     TRIGGER_BOX = 2
 
+    @property
+    def article_name(self) -> str:
+        """``"an amplifier"``, ``"a trigger box"``: for messages."""
+        return {1: "an amplifier", 2: "a trigger box"}[int(self)]
+
 
 INFO_FIXED = 18
 INFO_MAX_NAME = 32
@@ -166,8 +171,20 @@ class Info:
 
     def payload(self) -> bytes:
         name = self.name.encode("ascii")[:INFO_MAX_NAME]
-        return struct.pack("<BBBBHIII", self.version, self.kind, self.n_channels, self.n_digital, self.rate_hz,
-                           self.lsb_pv, self.uid, self.t_us) + name
+        return (
+            struct.pack(
+                "<BBBBHIII",
+                self.version,
+                self.kind,
+                self.n_channels,
+                self.n_digital,
+                self.rate_hz,
+                self.lsb_pv,
+                self.uid,
+                self.t_us,
+            )
+            + name
+        )
 
     @classmethod
     def from_payload(cls, p: bytes) -> Info:

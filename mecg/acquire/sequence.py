@@ -24,6 +24,8 @@ class SequenceTracker:
         self.duplicates = 0
         self.stale = 0
         self.accepted = 0
+        #: Step of each packet of the last :meth:`check` (1 = next, 0 for dropped ones).
+        self.steps = np.zeros(0, dtype=np.int64)
 
     def reset(self) -> None:
         """Forget the last counter (a device restart); totals are kept."""
@@ -51,11 +53,14 @@ class SequenceTracker:
             self.lost += int(np.sum(d - 1))
             self.accepted += s.size
             self.last = int(s[-1])
+            self.steps = d
             return keep
         last = self.last
+        steps = np.zeros(s.size, dtype=np.int64)
         for i, v in enumerate(s.tolist()):
             if last is None:
                 last = v
+                steps[i] = 1
                 continue
             step = (v - last) % m
             if step == 0:
@@ -69,9 +74,11 @@ class SequenceTracker:
             if elapsed is not None and elapsed[i] > m:
                 step += m * round(float(elapsed[i] - step) / m)
             self.lost += step - 1
+            steps[i] = step
             last = v
         self.accepted += int(keep.sum())
         self.last = last
+        self.steps = steps
         return keep
 
 
