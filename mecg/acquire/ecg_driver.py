@@ -1,0 +1,287 @@
+"""The ECG driver: a serial ECG board to an LSL outlet of type ``ECG``.
+
+One thread reads the port as bytes come, decodes samples on the device's clock, maps them to the
+LSL clock with a running lower-envelope fit (:class:`~mecg.acquire.clock_fit.ClockFit`, so USB
+and scheduling jitter do not reach the timestamps) and pushes each read as one chunk with
+per-sample timestamps. When the port disappears (cable pulled, device reset) it closes it, tries
+again every ``retry_s`` and, once the device answers, starts it again on the same outlet: inlets
+see a gap, not a new stream. The outlet's ``source_id`` is built from the board's own number
+(mecg) or the port's name (Cyton), so a restarted driver publishes the same stream and
+recorders reconnect by themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pylsl
+import serial
+
+from mecg.acquire.clock_fit import ClockFit
+from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
+from mecg.acquire.errors import AcquireError
+from mecg.acquire.serial_port import open_port
+
+PROTOCOLS = ("mecg", "cyton")
+
+
+@dataclass
+class EcgConfig:
+    """Settings of one ECG driver.
+
+    ``port``: serial port path; ``protocol``: ``"mecg"`` or ``"cyton"``; ``rate_hz``: rate to set
+    (``None``: the device's own); ``baud``: ``None`` = the protocol's default; ``name``/``source_id``:
+    LSL identity (``None`` = from the board); ``latency_s``: constant transport latency to subtract
+    from the timestamps (s); ``ecg_channels``: Cyton channels to publish (1-8); ``retry_s``: wait
+    between reconnection attempts (s).
+    """
+
+    port: str
+    protocol: str = "mecg"
+    rate_hz: float | None = None
+    baud: int | None = None
+    name: str = "ECG"
+    source_id: str | None = None
+    latency_s: float = 0.0
+    ecg_channels: int = 1
+    retry_s: float = 0.5
+    answer_timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise AcquireError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+@dataclass
+class EcgStats:
+    """A snapshot of the driver's counters."""
+
+    state: str = "idle"
+    samples: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    crc_errors: int = 0
+    skipped_bytes: int = 0
+    reconnects: int = 0
+    rate_hz: float = 0.0
+    offset_s: float = 0.0
+    drift_ppm: float = 0.0
+    last_error: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def ecg_stream_info(info: BoardInfo, name: str, source_id: str, port: str) -> pylsl.StreamInfo:
+    """The outlet's description: channels with labels, units and types; the board; the timing."""
+    labels = info.labels
+    si = pylsl.StreamInfo(name, "ECG", len(labels), info.rate_hz, pylsl.cf_float32, source_id)
+    units = ["mV"] * info.n_ecg + ["bool"] * len(info.digital_labels)
+    types = ["ECG"] * info.n_ecg + list(info.digital_labels)
+    chans = si.desc().append_child("channels")
+    for lab, unit, typ in zip(labels, units, types):
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", lab)
+        ch.append_child_value("unit", unit)
+        ch.append_child_value("type", typ)
+    acq = si.desc().append_child("acquisition")
+    acq.append_child_value("manufacturer", info.manufacturer)
+    acq.append_child_value("model", info.model)
+    acq.append_child_value("serial_number", info.uid)
+    acq.append_child_value("firmware", info.firmware)
+    acq.append_child_value("protocol", info.protocol)
+    acq.append_child_value("port", port)
+    acq.append_child_value("driver", "mecg.acquire.ecg_driver")
+    timing = si.desc().append_child("timing")
+    timing.append_child_value("clock", "device clock mapped to the LSL clock by a running lower-envelope fit")
+    return si
+
+
+def forward_only(ts: np.ndarray, last: float, min_step: float) -> np.ndarray:
+    """``ts`` made strictly increasing after ``last``: each at least ``min_step`` (s) after the one before.
+
+    When the clock fit improves and moves back a little, the next samples are spaced ``min_step``
+    until they meet the new fit again, instead of several samples sharing one timestamp.
+    """
+    c = min_step * np.arange(1, ts.size + 1)
+    return np.maximum.accumulate(np.maximum(ts - c, last)) + c
+
+
+def board_source_id(info: BoardInfo) -> str:
+    """A stable LSL ``source_id``: the board's model and serial number (Cyton: its port's name)."""
+    model = info.model.lower().replace(" ", "-")
+    prefix = model if model.startswith("mecg") else f"{info.manufacturer.lower()}-{model}"
+    return f"{prefix}-{info.uid}"
+
+
+class EcgDriver:
+    """Streams one serial ECG board to LSL.
+
+    Use :meth:`connect` (raises :class:`~mecg.errors.MecgError` subclasses with the fix in the
+    message), then :meth:`start` (background thread) and :meth:`stop`, or ``with EcgDriver(cfg)``.
+    """
+
+    def __init__(self, config: EcgConfig) -> None:
+        self.config = config
+        self.board = self._make_board()
+        self.fit = ClockFit()
+        self.info: BoardInfo | None = None
+        self.outlet: pylsl.StreamOutlet | None = None
+        self.source_id = ""
+        self._port: serial.Serial | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stats = EcgStats()
+        self._last_ts = -np.inf
+        self._rate_window: list[tuple[float, int]] = []
+
+    def _make_board(self) -> MecgBoard | CytonBoard:
+        c = self.config
+        if c.protocol == "cyton":
+            return CytonBoard(c.ecg_channels, c.answer_timeout_s or 3.0)
+        return MecgBoard(c.answer_timeout_s or 0.5)
+
+    # -- connection -----------------------------------------------------------------------------
+    def _open_and_start(self) -> BoardInfo:
+        c = self.config
+        port = open_port(c.port, c.baud or self.board.default_baud)
+        try:
+            info = self.board.connect(port, c.rate_hz)
+        except BaseException:
+            port.close()
+            raise
+        self._port = port
+        self.fit.reset()
+        return info
+
+    def connect(self) -> BoardInfo:
+        """Open the port, bring the device to streaming and create the LSL outlet."""
+        info = self._open_and_start()
+        self._make_outlet(info)
+        self._stats.state = "streaming"
+        return info
+
+    def _make_outlet(self, info: BoardInfo) -> None:
+        if self.info is not None and (info.labels, info.rate_hz) == (self.info.labels, self.info.rate_hz):
+            self.info = info
+            return
+        self.info = info
+        self.source_id = self.config.source_id or board_source_id(info)
+        si = ecg_stream_info(info, self.config.name, self.source_id, self.config.port)
+        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=60)
+
+    # -- streaming ------------------------------------------------------------------------------
+    def pump(self) -> int:
+        """Read what the port has (waits up to its timeout) and push it; returns samples pushed."""
+        assert self._port is not None and self.outlet is not None and self.info is not None
+        data = self._port.read(max(1, self._port.in_waiting))
+        arrival = pylsl.local_clock()
+        if not data:
+            return 0
+        s = self.board.decode(data, arrival) if isinstance(self.board, CytonBoard) else self.board.decode(data)
+        if len(s):
+            self.fit.add(s.device_s, arrival)
+            ts = forward_only(self.fit.map(s.device_s) - self.config.latency_s, self._last_ts, 0.5 / self.info.rate_hz)
+            self._last_ts = float(ts[-1])
+            self.outlet.push_chunk(s.values, ts.tolist())
+        self._count(len(s), arrival)
+        return len(s)
+
+    def _count(self, n: int, now: float) -> None:
+        with self._lock:
+            st = self._stats
+            st.samples += n
+            st.lost, st.duplicates = self.board.lost, self.board.duplicates
+            st.crc_errors, st.skipped_bytes = self.board.crc_errors, self.board.skipped_bytes
+            st.offset_s, st.drift_ppm = self.fit.offset_s(), self.fit.drift_ppm
+            self._rate_window.append((now, st.samples))
+            while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 2.0:
+                self._rate_window.pop(0)
+            (t0, n0), (t1, n1) = self._rate_window[0], self._rate_window[-1]
+            st.rate_hz = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def _lost_port(self, exc: BaseException) -> None:
+        """The port failed: close it and try to reopen and restart until it works or we stop."""
+        with self._lock:
+            self._stats.state, self._stats.last_error = "reconnecting", str(exc)
+        try:
+            if self._port is not None:
+                self._port.close()
+        except (OSError, serial.SerialException):
+            pass
+        self._port = None
+        while not self._stop.wait(self.config.retry_s):
+            try:
+                info = self._open_and_start()
+            except (AcquireError, serial.SerialException, OSError) as err:
+                with self._lock:
+                    self._stats.last_error = str(err)
+                continue
+            self._make_outlet(info)
+            with self._lock:
+                self._stats.state = "streaming"
+                self._stats.reconnects += 1
+            return
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pump()
+            except (serial.SerialException, OSError) as exc:
+                if self._stop.is_set():
+                    break
+                self._lost_port(exc)
+
+    def start(self) -> EcgDriver:
+        """Connect if needed and stream in a background thread."""
+        if self._port is None:
+            self.connect()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="EcgDriver", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the device and the thread, close the port; the outlet goes away with the driver."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3.0)
+            self._thread = None
+        if self._port is not None:
+            try:
+                self.board.stop(self._port)
+                self._port.close()
+            except (OSError, serial.SerialException):
+                pass
+            self._port = None
+        with self._lock:
+            self._stats.state = "stopped"
+
+    def close(self) -> None:
+        """Stop and drop the outlet."""
+        self.stop()
+        self.outlet = None
+
+    def __enter__(self) -> EcgDriver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- status ---------------------------------------------------------------------------------
+    @property
+    def stats(self) -> EcgStats:
+        """A copy of the counters."""
+        with self._lock:
+            return EcgStats(**{k: getattr(self._stats, k) for k in EcgStats.__dataclass_fields__})
+
+    def status_line(self) -> str:
+        """One line for a live display."""
+        s = self.stats
+        return (
+            f"{self.config.name} [{s.state}] {s.samples} samples {s.rate_hz:6.1f} Hz | lost {s.lost} "
+            f"dup {s.duplicates} crc {s.crc_errors} | device clock drift {s.drift_ppm:+.1f} ppm"
+            + (f" | reconnects {s.reconnects}" if s.reconnects else "")
+        )

@@ -1,0 +1,113 @@
+"""Trigger box driver end to end: markers on LSL line up with the TRIG edges the amplifier recorded."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from mecg.acquire.ecg_driver import EcgConfig, EcgDriver
+from mecg.acquire.errors import AcquireError
+from mecg.acquire.sim_world import Timeline, TriggerLine
+from mecg.acquire.trigger_driver import TriggerConfig, TriggerDriver
+from mecg.acquire.virtual_amplifier import VirtualAmplifier
+from mecg.acquire.virtual_trigger_box import VirtualTriggerBox
+from mecg.synth import Subject, Trial, TrialConfig
+
+
+def _inlet(source_id: str) -> pylsl.StreamInlet:
+    found = pylsl.resolve_byprop("source_id", source_id, timeout=5.0)
+    assert found
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+    inlet.open_stream(timeout=5.0)
+    return inlet
+
+
+def _drain(inlet: pylsl.StreamInlet, out: list) -> None:
+    data, ts = inlet.pull_chunk(timeout=0.0, max_samples=100000)
+    out += list(zip(data, ts))
+
+
+def test_pulses_reach_the_amplifier_and_the_markers_stream(tmp_path: Path) -> None:
+    trial = Trial(Subject.random("S03", 3), 0, TrialConfig(duration_s=30.0, fps=30.0, width=96, height=72))
+    timeline, line = Timeline(), TriggerLine()  # one wire from the box to the amplifier's TRIG input
+    box = VirtualTriggerBox(line, link=tmp_path / "box", timeline=timeline, seed=4).start()
+    amp = VirtualAmplifier(trial, link=tmp_path / "amp", timeline=timeline, line=line, seed=5).start()
+    ecg = EcgDriver(EcgConfig(port=amp.path, source_id=f"test-ecg-{uuid.uuid4().hex[:6]}"))
+    trig = TriggerDriver(
+        TriggerConfig(
+            port=box.path, source_id=f"test-trig-{uuid.uuid4().hex[:6]}", width_ms=20, gap_s=(0.3, 0.5), count=5, seed=1
+        )
+    )
+    try:
+        ecg.connect()
+        info = trig.connect()
+        assert info.kind == 2 and trig.source_id.startswith("test-trig")
+        ecg_in, mk_in = _inlet(ecg.source_id), _inlet(trig.source_id)
+        full = mk_in.info(timeout=5.0)
+        assert (full.type(), full.channel_format(), full.nominal_srate()) == ("Markers", pylsl.cf_string, 0.0)
+        assert full.desc().child("pulses").child_value("width_ms") == "20"
+        ecg.start()
+        trig.start()
+        markers: list = []
+        deadline = time.monotonic() + 6.0
+        while not trig.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _drain(mk_in, markers)
+        time.sleep(0.3)
+        _drain(mk_in, markers)
+        d, t = ecg_in.pull_chunk(timeout=0.0, max_samples=100000, as_numpy=True)
+    finally:
+        trig.close()
+        ecg.close()
+        box.stop()
+        amp.stop()
+    assert [m[0][0] for m in markers] == [f"pulse {i}" for i in range(5)]
+    mk_t = np.array([m[1] for m in markers])
+    rises = np.array([p[0] for p in box.pulses_fired]) + timeline.t0
+    assert np.all(np.diff(rises) >= 0.3 - 0.01) and np.all(np.diff(rises) <= 0.5 + 0.05)  # the host's schedule
+    # marker time = rising edge on the host clock (+ the box's link latency, 1 ms, which the fit keeps)
+    assert np.abs(mk_t - rises - 0.001).max() < 0.002
+    # the amplifier saw each pulse on TRIG, 20 ms long, at the marker's time
+    edges = t[np.flatnonzero(np.diff(d[:, 1]) > 0) + 1]
+    assert len(edges) == 5
+    assert np.abs(edges - mk_t).max() < 0.004  # both streams' links add their own few ms
+    assert np.all((np.diff(d[:, 1]) < 0).sum() == 5)
+
+
+def test_box_schedule_mode(tmp_path: Path) -> None:
+    line = TriggerLine()
+    with VirtualTriggerBox(line, link=tmp_path / "box", seed=2) as box:
+        drv = TriggerDriver(
+            TriggerConfig(
+                port=box.path,
+                box_schedule=True,
+                gap_s=(0.2, 0.3),
+                width_ms=10,
+                count=3,
+                source_id=f"test-trig-{uuid.uuid4().hex[:6]}",
+            )
+        )
+        with drv:
+            drv.done.wait(5.0)
+        assert box.scheduling is False  # STOP on close
+    assert [m for m, _ in drv.markers[:3]] == ["pulse 0", "pulse 1", "pulse 2"] and drv.commanded == 0
+    gaps = np.diff([p[0] for p in box.pulses_fired[:3]])
+    assert np.all((gaps > 0.19) & (gaps < 0.31))
+    widths = {p[1] for p in box.pulses_fired}
+    assert widths == {0.01}
+
+
+def test_trigger_errors(tmp_path: Path) -> None:
+    trial = Trial(Subject.random("S03", 3), 0, TrialConfig(duration_s=5.0, fps=30.0, width=96, height=72))
+    with VirtualAmplifier(trial, link=tmp_path / "amp", seed=1) as amp:
+        with pytest.raises(AcquireError, match="not a trigger box but an amplifier"):
+            TriggerDriver(TriggerConfig(port=amp.path)).connect()
+    with pytest.raises(AcquireError, match="shorter than the smallest gap"):
+        TriggerConfig(port="x", width_ms=500, gap_s=(0.2, 1.0))
+    with pytest.raises(AcquireError, match="does not exist"):
+        TriggerDriver(TriggerConfig(port=str(tmp_path / "nothing"))).connect()
