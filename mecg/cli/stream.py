@@ -1,0 +1,288 @@
+"""``mecg stream ecg|camera|trigger``: run one device driver into LSL until Ctrl-C, with a live status line.
+
+The LSL way: one small app per device, and any recorder (``mecg record``, LabRecorder) records
+them. The drivers live in :mod:`mecg.acquire`; this module only parses options and shows status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from mecg.cli.synth import parse_size
+from mecg.errors import MecgError
+
+
+# -- shared by the device commands (stream, simulate, devices) ----------------------------------
+def add_lsl_options(p: argparse.ArgumentParser) -> None:
+    """``--lsl-local`` / ``--lsl-config``: which liblsl configuration to use."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--lsl-local",
+        action="store_true",
+        help="keep LSL on this machine (the shipped machine-scope config the tests use)",
+    )
+    g.add_argument(
+        "--lsl-config", metavar="FILE", help="liblsl configuration file (default: $LSLAPICFG, else liblsl's own search)"
+    )
+
+
+def apply_lsl_options(args: argparse.Namespace) -> str:
+    """Apply the LSL options before anything touches LSL; returns the config in use."""
+    from mecg.acquire.lsl_config import active_config, use_config
+
+    if getattr(args, "lsl_local", False):
+        use_config(None)
+    elif getattr(args, "lsl_config", None):
+        use_config(args.lsl_config)
+    return active_config()
+
+
+def _sigterm_as_interrupt() -> object:
+    """Make SIGTERM stop a live loop like Ctrl-C (so devices are stopped and ports closed); returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def live(
+    status: Callable[[], str],
+    *,
+    seconds: float | None = None,
+    done: Callable[[], bool] | None = None,
+    every_s: float = 0.25,
+) -> None:
+    """Show ``status()`` on one refreshed line (a new line every 5 s when not a terminal) until Ctrl-C,
+    ``seconds`` have passed or ``done()`` is true; the last status is printed on its own line."""
+    tty = sys.stderr.isatty()
+    t0 = last_print = time.monotonic()
+    width = 0
+    old_term = _sigterm_as_interrupt()
+    try:
+        while True:
+            time.sleep(every_s)
+            now = time.monotonic()
+            if (seconds is not None and now - t0 >= seconds) or (done is not None and done()):
+                break
+            line = status()
+            if tty:
+                print("\r" + line.ljust(width), end="", file=sys.stderr, flush=True)
+                width = len(line)
+            elif now - last_print >= 5.0:
+                print(line, file=sys.stderr, flush=True)
+                last_print = now
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    if tty:
+        print("\r" + " " * width + "\r", end="", file=sys.stderr)
+    print(status(), file=sys.stderr, flush=True)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _roi(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--roi must look like X,Y,W,H in pixels, got {text!r}") from None
+    return x, y, w, h
+
+
+def _gap(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gap must look like MIN:MAX in seconds, got {text!r}") from None
+    return lo, hi
+
+
+# -- commands -----------------------------------------------------------------------------------
+def _ecg(args: argparse.Namespace) -> int:
+    cfg_name = apply_lsl_options(args)
+    from mecg.acquire.ecg_driver import EcgConfig, EcgDriver
+
+    drv = EcgDriver(
+        EcgConfig(
+            port=args.port,
+            protocol=args.protocol,
+            rate_hz=args.rate,
+            baud=args.baud,
+            name=args.name,
+            source_id=args.source_id,
+            latency_s=args.latency_ms / 1000.0,
+            ecg_channels=args.channels,
+        )
+    )
+    info = drv.connect()
+    print(
+        f"{info.manufacturer} {info.model} ({info.firmware}, #{info.uid}) on {args.port}: {info.rate_hz:g} Hz, "
+        f"channels {', '.join(info.labels)} -> LSL '{args.name}' (type ECG, source_id {drv.source_id}; "
+        f"LSL config: {cfg_name}). Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    drv.start()
+    try:
+        live(drv.status_line, seconds=args.seconds)
+    finally:
+        drv.close()
+    return 0
+
+
+def _camera(args: argparse.Namespace) -> int:
+    cfg_name = apply_lsl_options(args)
+    from mecg.acquire.camera_driver import CameraConfig, CameraDriver
+
+    drv = CameraDriver(
+        CameraConfig(
+            camera=args.camera,
+            fps=args.fps,
+            size=args.size,
+            roi=args.roi,
+            gray=args.gray,
+            name=args.name,
+            source_id=args.source_id,
+            loop=args.loop,
+            latency_s=args.latency_ms / 1000.0,
+        )
+    )
+    shape = drv.connect()
+    src = drv.source
+    print(
+        f"{src.name} ({src.kind}): {shape[1]}x{shape[0]} {'RGB' if len(shape) == 3 else 'grey'} at "
+        f"{args.fps or src.fps:g} fps -> LSL '{args.name}' (type Video, source_id {drv.source_id}; "
+        f"LSL config: {cfg_name}). Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    drv.start()
+    try:
+        live(drv.status_line, seconds=args.seconds, done=drv.finished.is_set)
+    finally:
+        drv.close()
+    if drv.error:
+        raise MecgError(f"camera stopped: {drv.error}")
+    return 0
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    cfg_name = apply_lsl_options(args)
+    from mecg.acquire.trigger_driver import TriggerConfig, TriggerDriver
+
+    drv = TriggerDriver(
+        TriggerConfig(
+            port=args.port,
+            baud=args.baud,
+            name=args.name,
+            source_id=args.source_id,
+            width_ms=args.width_ms,
+            gap_s=args.gap,
+            count=args.count,
+            box_schedule=args.box_schedule,
+            seed=args.seed,
+        )
+    )
+    info = drv.connect()
+    who = "the box's own schedule" if args.box_schedule else "commands from this driver"
+    print(
+        f"{info.name} (#{info.uid:08x}) on {args.port}: {args.width_ms} ms pulses "
+        f"every {args.gap[0]:g}-{args.gap[1]:g} s "
+        f"by {who} -> LSL '{args.name}' (type Markers, source_id {drv.source_id}; LSL config: {cfg_name}). "
+        "Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    drv.start()
+    try:
+        live(drv.status_line, seconds=args.seconds, done=drv.done.is_set)
+    finally:
+        drv.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``stream`` (with ``ecg``, ``camera``, ``trigger``) to the ``mecg`` parser."""
+    p = sub.add_parser(
+        "stream",
+        help="stream one device (ECG amplifier, camera, trigger box) to LSL",
+        description="Run one device driver into Lab Streaming Layer until Ctrl-C.",
+    )
+    devs = p.add_subparsers(dest="device", metavar="DEVICE", parser_class=type(p))
+    devs.required = True
+
+    e = devs.add_parser(
+        "ecg",
+        help="a serial ECG amplifier (mecg protocol or OpenBCI Cyton)",
+        description="Stream a serial ECG amplifier to an LSL outlet of type ECG (ECG in mV, TRIG, STROBE).",
+    )
+    e.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 (see `mecg devices`)")
+    e.add_argument("--protocol", choices=("mecg", "cyton"), default="mecg", help="device protocol (default mecg)")
+    e.add_argument("--rate", type=_positive_float, default=None, help="sampling rate in Hz (default: the device's)")
+    e.add_argument("--baud", type=int, default=None, help="baud rate (default 921600 mecg, 115200 cyton)")
+    e.add_argument("--channels", type=int, default=1, help="Cyton: ECG channels to publish, 1-8 (default 1)")
+    e.add_argument(
+        "--latency-ms", type=float, default=0.0, help="constant transport latency to subtract, ms (default 0)"
+    )
+    e.add_argument("--name", default="ECG", help="LSL stream name (default ECG)")
+    e.add_argument("--source-id", default=None, help="LSL source_id (default: from the board's serial number)")
+    e.add_argument(
+        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    add_lsl_options(e)
+    e.set_defaults(func=_ecg)
+
+    c = devs.add_parser(
+        "camera",
+        help="a camera or video file (OpenCV), or a virtual camera",
+        description="Stream frames to an LSL outlet of type Video (one int8 sample per frame).",
+    )
+    c.add_argument("--camera", required=True, help="device index (0), /dev/videoN, a video file, or sim[:SEED]")
+    c.add_argument("--fps", type=_positive_float, default=None, help="frame rate to request / to play a file at")
+    c.add_argument("--size", type=parse_size, default=None, help="output size WxH in px (default: as captured)")
+    c.add_argument("--roi", type=_roi, default=None, help="crop X,Y,W,H (px) before resizing")
+    c.add_argument("--gray", action="store_true", help="one grey channel instead of RGB")
+    c.add_argument("--loop", action="store_true", help="replay a video file forever")
+    c.add_argument("--latency-ms", type=float, default=0.0, help="subtract from grab-time stamps, ms (default 0)")
+    c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
+    c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
+    c.add_argument(
+        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    add_lsl_options(c)
+    c.set_defaults(func=_camera)
+
+    t = devs.add_parser(
+        "trigger",
+        help="the mecg trigger box (TTL + LED pulses)",
+        description="Command trigger pulses at irregular intervals and publish each on an LSL Markers stream.",
+    )
+    t.add_argument("--port", required=True, help="serial port of the trigger box")
+    t.add_argument("--width-ms", type=int, default=50, help="pulse width in ms (default 50)")
+    t.add_argument("--gap", type=_gap, default=(2.0, 8.0), help="rise-to-rise gap range MIN:MAX in s (default 2:8)")
+    t.add_argument("--count", type=int, default=None, help="stop after this many pulses (default: Ctrl-C)")
+    t.add_argument("--box-schedule", action="store_true", help="let the box run the schedule itself")
+    t.add_argument("--seed", type=int, default=None, help="seed of the host schedule (default random)")
+    t.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    t.add_argument("--name", default="TriggerBox", help="LSL stream name (default TriggerBox)")
+    t.add_argument("--source-id", default=None, help="LSL source_id (default: from the box's serial number)")
+    t.add_argument(
+        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    add_lsl_options(t)
+    t.set_defaults(func=_trigger)
