@@ -41,6 +41,9 @@ class ClockFit:
         Largest drift believed, in ppm (default 500; crystals are within +-100).
     outlier_s
         A block minimum this far above the line is ignored in the refit (default 1 ms).
+    refit_s
+        Once the slope is fitted, refit at most once per this much device time (default 0.1 s);
+        until then after every :meth:`add`.
     """
 
     def __init__(
@@ -50,10 +53,12 @@ class ClockFit:
         min_blocks: int = 8,
         max_drift_ppm: float = 500.0,
         outlier_s: float = 0.001,
+        refit_s: float = 0.1,
     ) -> None:
         self.window_s, self.block_s, self.min_blocks = window_s, block_s, min_blocks
         self.max_slope = max_drift_ppm * 1e-6
         self.outlier_s = outlier_s
+        self.refit_s = refit_s
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +67,7 @@ class ClockFit:
         self._ref = 0.0  # device time the line is expanded around (keeps the intercept well conditioned)
         self._intercept = 0.0  # offset at device time _ref
         self._slope = 0.0  # drift (host s per device s - 1)
+        self._last_refit = -np.inf
         self.points = 0
 
     @property
@@ -104,7 +110,9 @@ class ClockFit:
         for b in [b for b in self._blocks if b < horizon]:
             del self._blocks[b]
         self.points += d.size
-        self._refit(newest)
+        if len(self._blocks) < self.min_blocks or newest - self._last_refit >= self.refit_s:
+            self._refit(newest)
+            self._last_refit = newest
 
     def _refit(self, newest: float) -> None:
         pts = np.array(list(self._blocks.values()))

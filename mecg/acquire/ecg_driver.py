@@ -13,6 +13,7 @@ recorders reconnect by themselves.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,8 @@ class EcgConfig:
     (``None``: the device's own); ``baud``: ``None`` = the protocol's default; ``name``/``source_id``:
     LSL identity (``None`` = from the board); ``latency_s``: constant transport latency to subtract
     from the timestamps (s); ``ecg_channels``: Cyton channels to publish (1-8); ``retry_s``: wait
-    between reconnection attempts (s).
+    between reconnection attempts (s); ``read_interval_s``: how often the port is read (s): each
+    read costs CPU, each interval adds up to that much delivery latency; timestamps do not change.
     """
 
     port: str
@@ -48,6 +50,7 @@ class EcgConfig:
     ecg_channels: int = 1
     retry_s: float = 0.5
     answer_timeout_s: float | None = None
+    read_interval_s: float = 0.004
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -134,6 +137,7 @@ class EcgDriver:
         self._lock = threading.Lock()
         self._stats = EcgStats()
         self._last_ts = -np.inf
+        self._next_read = 0.0
         self._rate_window: list[tuple[float, int]] = []
 
     def _make_board(self) -> MecgBoard | CytonBoard:
@@ -175,8 +179,12 @@ class EcgDriver:
     def pump(self) -> int:
         """Read what the port has (waits up to its timeout) and push it; returns samples pushed."""
         assert self._port is not None and self.outlet is not None and self.info is not None
+        wait = self._next_read - pylsl.local_clock()
+        if wait > 0:
+            time.sleep(wait)
         data = self._port.read(max(1, self._port.in_waiting))
         arrival = pylsl.local_clock()
+        self._next_read = arrival + self.config.read_interval_s
         if not data:
             return 0
         s = self.board.decode(data, arrival) if isinstance(self.board, CytonBoard) else self.board.decode(data)

@@ -1,6 +1,7 @@
 // mecg trigger box: one TTL output (to the ECG amplifier's TRIG input) and one LED (in the
 // camera's view) pulsed together, on command or on the box's own irregular schedule. Speaks the
-// mecg serial protocol v1 (hardware/protocol.md). Target: any Arduino (Nano, Uno, Zero, ...).
+// mecg serial protocol v1 (hardware/protocol.md). Target: an AVR Arduino (Nano, Uno, Mega: it keeps its
+// board number in EEPROM).
 // Wiring: hardware/wiring.md. Build: hardware/README.md.
 //
 // Commands: IDENTIFY (INFO), PULSE width_ms code (ACK, then PULSE_EVENT), SCHEDULE min max width
