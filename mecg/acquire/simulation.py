@@ -20,7 +20,7 @@ import numpy as np
 
 from mecg.acquire.sim_world import Timeline, TriggerLine
 from mecg.acquire.virtual_amplifier import VirtualAmplifier, VirtualCyton, amplifier_timing
-from mecg.acquire.virtual_camera import VirtualCamera
+from mecg.acquire.virtual_camera import VirtualCamera, camera_timing
 from mecg.acquire.virtual_trigger_box import VirtualTriggerBox
 from mecg.synth import Subject, Trial, TrialConfig
 
@@ -38,7 +38,8 @@ class SimulationConfig:
     ``duration_s`` is the synthetic trial's length (played in a loop). ``protocol``: the
     amplifier's (``"mecg"`` or ``"cyton"``). ``trigger_box``: simulate the box (the line then
     carries only its pulses; without it, the trial's own pulse schedule); ``trigger_autostart``:
-    the box runs its schedule from power-up. ``amp_*``: the amplifier's clock and link.
+    the box runs its schedule from power-up. ``amp_*``: the amplifier's clock and link;
+    ``camera_*``: the camera's exposure-to-host latency and jitter (``None``: the trial's).
     """
 
     seed: int = 0
@@ -57,6 +58,8 @@ class SimulationConfig:
     amp_drift_ppm: float | None = None
     amp_latency_s: float | None = None
     amp_jitter_s: float | None = None
+    camera_latency_s: float | None = None
+    camera_jitter_s: float | None = None
     link_dir: str | None = None
 
 
@@ -109,11 +112,17 @@ class Simulation:
             if c.trigger_box
             else None
         )
+        cam_timing = camera_timing(self.trial)
+        if c.camera_latency_s is not None:
+            cam_timing = replace(cam_timing, latency_s=c.camera_latency_s)
+        if c.camera_jitter_s is not None:
+            cam_timing = replace(cam_timing, jitter_s=c.camera_jitter_s)
         self.camera = (
             VirtualCamera(
                 self.trial,
                 timeline=self.timeline,
                 line=self.line,
+                timing=cam_timing,
                 stamps=c.camera_stamps,
                 drop_prob=c.camera_drop_prob,
                 seed=c.seed,

@@ -62,6 +62,8 @@ def _simulate(args: argparse.Namespace) -> int:
         amp_drift_ppm=args.drift_ppm,
         amp_latency_s=args.latency_ms / 1000.0,
         amp_jitter_s=args.jitter_ms / 1000.0,
+        camera_latency_s=None if args.camera_latency_ms is None else args.camera_latency_ms / 1000.0,
+        camera_jitter_s=None if args.camera_jitter_ms is None else args.camera_jitter_ms / 1000.0,
         link_dir=str(folder),
     )
     try:
@@ -154,6 +156,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--latency-ms", type=float, default=4.0, help="amplifier-to-host latency in ms (default 4)")
     p.add_argument("--jitter-ms", type=float, default=0.5, help="its jitter (half-normal s.d.) in ms (default 0.5)")
+    p.add_argument(
+        "--camera-latency-ms", type=float, default=None, help="camera exposure-to-host latency in ms (default 30)"
+    )
+    p.add_argument("--camera-jitter-ms", type=float, default=None, help="its jitter in ms (default 2)")
     p.add_argument("--no-camera", action="store_true", help="no virtual camera")
     p.add_argument(
         "--no-trigger-box", action="store_true", help="no trigger box: the line carries the trial's own pulses"
