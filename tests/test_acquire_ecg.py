@@ -137,6 +137,22 @@ def test_unplug_and_replug(trial: Trial, tmp_path: Path) -> None:
     assert np.abs(after[:200, 0] - ref).max() <= LSB_PV * 1e-9
 
 
+def test_device_reset_without_unplug_is_restarted(trial: Trial, tmp_path: Path) -> None:
+    with VirtualAmplifier(trial, link=tmp_path / "amp", seed=8) as amp:
+        drv = EcgDriver(EcgConfig(port=amp.path, source_id=sid(), stall_s=0.4, retry_s=0.1))
+        with drv:
+            time.sleep(0.5)
+            amp.reset()  # e.g. a watchdog reset: the port stays, the device sits stopped
+            deadline = time.monotonic() + 4.0
+            while drv.stats.reconnects == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            n = drv.stats.samples
+            time.sleep(0.5)
+            stats = drv.stats
+    assert stats.reconnects == 1 and stats.state == "streaming" and stats.samples > n + 300
+    assert "no data" in stats.last_error
+
+
 def test_lost_packets_counted_from_sequence_gaps(trial: Trial, tmp_path: Path) -> None:
     class Lossy(VirtualAmplifier):
         """Loses every 50th DATA frame on the link (the device still counts it)."""

@@ -105,6 +105,33 @@ def test_box_schedule_mode(tmp_path: Path) -> None:
     assert widths == {0.01}
 
 
+def test_trigger_box_unplugged_and_back(tmp_path: Path) -> None:
+    line = TriggerLine()
+    with VirtualTriggerBox(line, link=tmp_path / "box", seed=6) as box:
+        drv = TriggerDriver(
+            TriggerConfig(
+                port=box.path,
+                gap_s=(0.15, 0.2),
+                width_ms=10,
+                retry_s=0.1,
+                source_id=f"test-trig-{uuid.uuid4().hex[:6]}",
+            )
+        )
+        with drv:
+            time.sleep(0.6)
+            before = len(drv.markers)
+            box.unplug()
+            time.sleep(0.4)
+            box.replug()
+            deadline = time.monotonic() + 4.0
+            while drv.reconnects == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.7)
+            after = len(drv.markers)
+    assert before >= 2 and drv.reconnects == 1 and after >= before + 2
+    assert [m for m, _ in drv.markers[before:]][:1] == ["pulse 0"]  # the re-powered box counts from 0
+
+
 def test_trigger_errors(tmp_path: Path) -> None:
     trial = Trial(Subject.random("S03", 3), 0, TrialConfig(duration_s=5.0, fps=30.0, width=96, height=72))
     with VirtualAmplifier(trial, link=tmp_path / "amp", seed=1) as amp:

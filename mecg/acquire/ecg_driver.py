@@ -3,11 +3,11 @@
 One thread reads the port as bytes come, decodes samples on the device's clock, maps them to the
 LSL clock with a running lower-envelope fit (:class:`~mecg.acquire.clock_fit.ClockFit`, so USB
 and scheduling jitter do not reach the timestamps) and pushes each read as one chunk with
-per-sample timestamps. When the port disappears (cable pulled, device reset) it closes it, tries
-again every ``retry_s`` and, once the device answers, starts it again on the same outlet: inlets
-see a gap, not a new stream. The outlet's ``source_id`` is built from the board's own number
-(mecg) or the port's name (Cyton), so a restarted driver publishes the same stream and
-recorders reconnect by themselves.
+per-sample timestamps. When the port disappears (cable pulled) or the device stops sending (a
+reset), it closes the port, tries again every ``retry_s`` and, once the device answers, starts
+it again on the same outlet: inlets see a gap, not a new stream. The outlet's ``source_id`` is
+built from the board's own number (mecg) or the port's name (Cyton), so a restarted driver
+publishes the same stream and recorders reconnect by themselves.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class EcgConfig:
     LSL identity (``None`` = from the board); ``latency_s``: constant transport latency to subtract
     from the timestamps (s); ``ecg_channels``: Cyton channels to publish (1-8); ``retry_s``: wait
     between reconnection attempts (s); ``read_interval_s``: how often the port is read (s): each
-    read costs CPU, each interval adds up to that much delivery latency; timestamps do not change.
+    read costs CPU, each interval adds up to that much delivery latency; timestamps do not change;
+    ``stall_s``: no sample for this long (s) while the port stays open counts as a lost device
+    (e.g. it was reset and sits stopped): the driver starts it again.
     """
 
     port: str
@@ -51,6 +53,7 @@ class EcgConfig:
     retry_s: float = 0.5
     answer_timeout_s: float | None = None
     read_interval_s: float = 0.004
+    stall_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -138,6 +141,7 @@ class EcgDriver:
         self._stats = EcgStats()
         self._last_ts = -np.inf
         self._next_read = 0.0
+        self._last_data = np.inf  # set when streaming starts
         self._rate_window: list[tuple[float, int]] = []
 
     def _make_board(self) -> MecgBoard | CytonBoard:
@@ -157,6 +161,7 @@ class EcgDriver:
             raise
         self._port = port
         self.fit.reset()
+        self._last_data = pylsl.local_clock()
         return info
 
     def connect(self) -> BoardInfo:
@@ -185,10 +190,13 @@ class EcgDriver:
         data = self._port.read(max(1, self._port.in_waiting))
         arrival = pylsl.local_clock()
         self._next_read = arrival + self.config.read_interval_s
+        if arrival - self._last_data > self.config.stall_s:
+            raise TimeoutError(f"no data from {self.config.port} for {self.config.stall_s:g} s")
         if not data:
             return 0
         s = self.board.decode(data, arrival) if isinstance(self.board, CytonBoard) else self.board.decode(data)
         if len(s):
+            self._last_data = arrival
             self.fit.add(s.device_s, arrival)
             ts = forward_only(self.fit.map(s.device_s) - self.config.latency_s, self._last_ts, 0.5 / self.info.rate_hz)
             self._last_ts = float(ts[-1])
@@ -236,7 +244,7 @@ class EcgDriver:
         while not self._stop.is_set():
             try:
                 self.pump()
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError) as exc:  # OSError includes the stall's TimeoutError
                 if self._stop.is_set():
                     break
                 self._lost_port(exc)

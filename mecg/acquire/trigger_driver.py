@@ -203,7 +203,8 @@ class TriggerDriver:
             if self.config.count is not None and len(self.markers) >= self.config.count:
                 self.done.set()
         elif isinstance(msg, Ack) and msg.command == MsgType.PULSE and msg.status == Status.BUSY:
-            self._next_pulse = pylsl.local_clock() + 0.05  # a pulse is still high: try again shortly
+            self.commanded -= 1  # a pulse is still high: this one did not happen; try again shortly
+            self._next_pulse = pylsl.local_clock() + 0.05
 
     def pump(self) -> None:
         """Send what is due (pulses, pings), read and publish what came."""

@@ -224,12 +224,17 @@ class VirtualSerialDevice:
             self._queued_bytes = 0
             self._pending = b""
 
-    def replug(self) -> None:
-        """Plug it back: a fresh port behind the same path, the device powered up again (clock from 0)."""
+    def reset(self) -> None:
+        """Reset the device (its clock restarts from 0, state as at power-up); the port stays."""
         with self._lock:
             now = self.timeline.now()
             self.timing = replace(self.timing, clock_offset_s=-now * (1.0 + self.timing.drift_ppm * 1e-6))
             self.power_up()
+
+    def replug(self) -> None:
+        """Plug it back: a fresh port behind the same path, the device powered up again (clock from 0)."""
+        with self._lock:
+            self.reset()
             self._last_release = -np.inf
             self.port.plug()
 
