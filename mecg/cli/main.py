@@ -25,6 +25,7 @@ _COMMANDS = (
     "mecg.cli.simulate",
     "mecg.cli.devices",
     "mecg.cli.dataset",
+    "mecg.cli.record",
 )
 
 

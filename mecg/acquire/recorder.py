@@ -1,0 +1,813 @@
+"""The recorder engine: LSL streams into one crash-safe session file, as LabRecorder does into XDF.
+
+Shared by ``mecg record`` and the lab app. :meth:`Recorder.start` checks the output, finds the
+wanted streams (:class:`~mecg.acquire.stream_metadata.StreamQuery`), opens an inlet per stream
+(``recover=True``: a stream that vanishes and comes back with the same source_id continues in
+the same inlet) and creates the :class:`~mecg.session.SessionWriter`. Then, per stream:
+
+- a **pull thread** polls ``pull_chunk(timeout=0.0)`` (numeric streams into a reused numpy
+  buffer) and appends each chunk with its raw LSL timestamps; the writer flushes every 0.5 s, so
+  a hard crash loses at most about that plus one poll;
+- a **clock thread** measures ``inlet.time_correction()`` at once and then every 5 s and stores
+  ``[local_clock(), offset]`` rows (``clock_offsets``), as LabRecorder does.
+
+A housekeeping thread adds streams that appear late, watches the free disk space and turns write
+errors into a clean stop. Gaps are counted from the timestamps of regular-rate streams: a step of
+more than 1.5 sample periods is ``dropped`` samples, a step of more than ``gap_s`` (a stream
+that vanished and came back) is a ``gap``. :meth:`Recorder.stop` drains the inlets and closes
+the file (``complete`` true); after a failure it closes it without marking it complete.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError as LslLostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
+from mecg.acquire.errors import AcquireError
+from mecg.acquire.live_heart_rate import heart_rate_bpm
+from mecg.acquire.stream_metadata import (
+    DEFAULT_TYPES,
+    StreamQuery,
+    describe_queries,
+    matches_any,
+    session_stream_info,
+    stream_identity,
+)
+from mecg.session import SessionError, SessionWriter, StreamInfo
+
+
+class RecorderError(AcquireError):
+    """Recording cannot start or had to stop; the message says why and what to do."""
+
+
+class NoStreamError(RecorderError):
+    """No wanted LSL stream was found in time."""
+
+
+class OutputExistsError(RecorderError):
+    """The output file exists and overwriting was not asked for."""
+
+
+class DiskFullError(RecorderError):
+    """The disk is (nearly) full."""
+
+
+@dataclass
+class RecorderConfig:
+    """What to record and how. Times in s, sizes in MB.
+
+    ``queries``: a stream is recorded if any query matches it (default: every ECG, Video and
+    Markers stream). ``required``: each must match a stream before recording starts (e.g. the
+    drivers this process started), else :class:`NoStreamError`. ``wait_s``: how long to look
+    for streams; ``settle_s``: once the required ones are there, how long to keep looking for
+    more. ``late_streams``: record matching streams that appear later. ``buffer_s`` /
+    ``video_buffer_s``: what each inlet may hold while the recorder is behind. ``gap_s``: a
+    timestamp step longer than this is a gap (stream lost and back), shorter ones count dropped
+    samples. ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free.
+    ``hr_window_s``: ECG seconds used for the live heart rate.
+    """
+
+    path: str | os.PathLike
+    subject_id: str = ""
+    notes: str = ""
+    overwrite: bool = False
+    queries: tuple[StreamQuery, ...] = (StreamQuery(types=DEFAULT_TYPES),)
+    required: tuple[StreamQuery, ...] = ()
+    wait_s: float = 5.0
+    settle_s: float = 1.0
+    late_streams: bool = True
+    clock_offset_every_s: float = 5.0
+    flush_interval_s: float = 0.5
+    buffer_s: float = 360.0
+    video_buffer_s: float = 10.0
+    gap_s: float = 0.5
+    min_free_mb: float = 200.0
+    hr_window_s: float = 8.0
+    poll_s: float = 0.02
+    video_poll_s: float = 0.004
+
+
+@dataclass
+class StreamStatus:
+    """A snapshot of one recorded stream. Times in s on the LSL clock unless named otherwise.
+
+    ``state``: ``ok``, ``waiting`` (no sample yet), ``stalled`` (no sample for a while), ``lost``
+    (the stream is gone for good: it had no source_id) or ``error``. ``rate_hz``: samples per
+    second over the last 2 s. ``dropped``: samples missing between timestamps (regular-rate
+    streams); ``gaps`` / ``gap_s``: steps longer than ``RecorderConfig.gap_s`` and their total
+    length. ``latency_ms``: median, 95th percentile and maximum of (arrival - sample time).
+    """
+
+    key: str
+    name: str
+    type: str
+    kind: str
+    source_id: str
+    hostname: str
+    nominal_srate_hz: float
+    samples: int
+    rate_hz: float
+    dropped: int
+    gaps: int
+    gap_s: float
+    first_ts: float
+    last_ts: float
+    clock_offsets: int
+    offset_ms: float
+    latency_ms: tuple[float, float, float]
+    state: str
+    late: bool
+    error: str = ""
+
+
+@dataclass
+class RecorderStatus:
+    """A snapshot of the whole recording: ``state`` is ``idle``, ``recording``, ``stopped`` or ``failed``."""
+
+    path: str
+    state: str
+    elapsed_s: float
+    file_bytes: int
+    free_mb: float
+    streams: list[StreamStatus] = field(default_factory=list)
+    heart_rate_bpm: float | None = None
+    markers: int = 0
+    complete: bool = False
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "path",
+                "state",
+                "elapsed_s",
+                "file_bytes",
+                "free_mb",
+                "heart_rate_bpm",
+                "markers",
+                "complete",
+                "error",
+            )
+        }
+        d["streams"] = [dict(s.__dict__) for s in self.streams]
+        for s in d["streams"]:
+            s["latency_ms"] = list(s["latency_ms"])
+            for k, v in s.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    s[k] = None
+        return d
+
+
+# -- output checks ------------------------------------------------------------------------------
+def free_mb(folder: str | os.PathLike) -> float:
+    """Free space (MB) on the file system holding ``folder``."""
+    return shutil.disk_usage(folder).free / 1e6
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False, min_free_mb: float = 0.0) -> Path:
+    """Check that a session can be written to ``path``; raises :class:`RecorderError` subclasses."""
+    p = Path(path)
+    if p.suffix.lower() not in (".h5", ".hdf5"):
+        raise RecorderError(f"{p}: a session file name should end in .h5")
+    if p.is_dir():
+        raise RecorderError(f"{p} is a folder; give a file name, or use --session-dir {p}")
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"{p} already exists; choose another name or pass --overwrite to replace it")
+    if not p.parent.is_dir():
+        raise RecorderError(f"folder {p.parent} does not exist; create it first")
+    if not os.access(p.parent, os.W_OK):
+        raise RecorderError(f"no permission to write in {p.parent}")
+    free = free_mb(p.parent)
+    if free < min_free_mb:
+        raise DiskFullError(
+            f"only {free:.0f} MB free on the disk of {p.parent} (at least {min_free_mb:.0f} MB "
+            "needed): free some space or record to another disk"
+        )
+    return p
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("no space left", "file too large", "disk quota", "errno = 28", "errno = 27"))
+
+
+def _freeze(writer: SessionWriter) -> None:
+    """Let nothing more reach the file on disk: it stays as the last flush left it, as after a crash.
+
+    Used when a write failed for lack of space: a flush that then fails half way can leave a
+    superblock that points past the end of the file (unreadable). The file descriptor is pointed
+    at /dev/null under the writer's lock, so later flushes and the close go nowhere.
+    (An adapter on SessionWriter's internals: it has no such mode.)
+    """
+    f, lock = getattr(writer, "_f", None), getattr(writer, "_lock", None)
+    if f is None or lock is None:
+        return
+    with lock:
+        try:
+            fd = f.id.get_vfd_handle()
+        except Exception:
+            return
+        if isinstance(fd, int) and fd >= 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+
+
+def _abort(writer: SessionWriter) -> None:
+    """Close ``writer`` without marking the file complete, even when the disk is full.
+
+    ``SessionWriter.abort`` flushes first; when that flush fails (no space) the HDF5 file stays
+    open and h5py would fail again, noisily, at exit. Close the handle here and swallow the error:
+    the file keeps its last flushed state, with ``complete`` false.
+    """
+    try:
+        writer.abort()
+        return
+    except Exception:
+        pass
+    f = getattr(writer, "_f", None)  # adapter: SessionWriter has no "close without flushing"
+    try:
+        if f is not None and f.id.valid:
+            f.close()
+    except Exception:
+        pass
+    writer._closed = True
+
+
+# -- one stream ---------------------------------------------------------------------------------
+def _ecg_channel(info: StreamInfo) -> int:
+    for i, (label, typ) in enumerate(zip(info.channel_labels, info.channel_types)):
+        if typ.upper().startswith("ECG") or label.upper().startswith("ECG"):
+            return i
+    return 0
+
+
+class _StreamTask:
+    """One stream: its inlet, the pull thread, the clock-offset thread and their counters."""
+
+    def __init__(self, rec: Recorder, inlet: pylsl.StreamInlet, info: StreamInfo, key: str, late: bool) -> None:
+        self.rec, self.inlet, self.info, self.key, self.late = rec, inlet, info, key, late
+        cfg = rec.config
+        self.srate = float(info.nominal_srate_hz)
+        self.max_samples = 16 if info.kind == "video" else max(256, math.ceil(self.srate))
+        self.poll_s = cfg.video_poll_s if info.kind == "video" else cfg.poll_s
+        self.stall_s = max(1.0, 20.0 / self.srate) if self.srate > 0 else math.inf
+        if info.kind == "markers":
+            self.buf = None
+        else:
+            self.buf = np.empty(
+                (self.max_samples, info.channel_count), dtype=np.int8 if info.kind == "video" else info.dtype
+            )
+        self.samples = self.dropped = self.gaps = self.n_offsets = 0
+        self.gap_s = 0.0
+        self.first_ts = self.last_ts = math.nan
+        self.last_arrival = math.nan
+        self.offset_s = 0.0
+        self.state = "waiting"
+        self.error = ""
+        self._lock = threading.Lock()
+        self._latency: collections.deque[float] = collections.deque(maxlen=50_000)
+        self._rate: collections.deque[tuple[float, int]] = collections.deque()
+        self._hr_buf: np.ndarray | None = None
+        if info.type.upper() == "ECG" and info.kind == "signal" and self.srate > 0:
+            self._hr_buf = np.zeros(max(1, round(cfg.hr_window_s * self.srate)))
+            self._hr_filled = 0
+            self._hr_ch = _ecg_channel(info)
+        self._pull_thread = threading.Thread(target=self._pull_loop, name=f"rec-{key}", daemon=True)
+        self._clock_thread = threading.Thread(target=self._clock_loop, name=f"rec-clock-{key}", daemon=True)
+
+    def start(self) -> None:
+        self._pull_thread.start()
+        self._clock_thread.start()
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait for both threads; True if they ended."""
+        end = time.monotonic() + timeout_s
+        for t in (self._pull_thread, self._clock_thread):
+            t.join(max(0.0, end - time.monotonic()))
+        return not (self._pull_thread.is_alive() or self._clock_thread.is_alive())
+
+    # -- pulling --------------------------------------------------------------------------------
+    def _pull_once(self) -> int:
+        if self.buf is None:
+            samples, ts = self.inlet.pull_chunk(timeout=0.0, max_samples=self.max_samples, as_numpy=False)
+            if not ts:
+                return 0
+            data = [s[0] if len(s) == 1 else "\t".join(s) for s in samples]
+            ts = np.asarray(ts, dtype=np.float64)
+        else:
+            data, ts = self.inlet.pull_chunk(
+                timeout=0.0, max_samples=self.max_samples, dest_obj=self.buf, as_numpy=True
+            )
+            if len(ts) == 0:
+                return 0
+        now = pylsl.local_clock()
+        self.rec._append(self.key, data, ts)
+        self._account(data, ts, now)
+        return len(ts)
+
+    def _account(self, data: object, ts: np.ndarray, now: float) -> None:
+        n = len(ts)
+        prev = self.last_ts
+        back_after = 0.0
+        with self._lock:
+            if self.srate > 0:
+                steps = np.diff(ts, prepend=ts[0] if math.isnan(prev) else prev)
+                period = 1.0 / self.srate
+                gap = steps > max(self.rec.config.gap_s, 1.5 * period)
+                if gap.any():
+                    self.gaps += int(gap.sum())
+                    self.gap_s += float(steps[gap].sum())
+                    back_after = float(steps[gap].max())
+                short = (steps > 1.5 * period) & ~gap
+                if short.any():
+                    self.dropped += int(np.maximum(np.rint(steps[short] * self.srate) - 1, 0).sum())
+            if math.isnan(self.first_ts):
+                self.first_ts = float(ts[0])
+            self.last_ts = float(ts[-1])
+            self.samples += n
+            self.last_arrival = now
+            self._latency.append(now - (self.last_ts + self.offset_s))
+            self._rate.append((now, self.samples))
+            while len(self._rate) > 2 and now - self._rate[0][0] > 2.0:
+                self._rate.popleft()
+            was = self.state
+            self.state = "ok"
+        if self._hr_buf is not None:
+            x = np.asarray(data)[:, self._hr_ch].astype(np.float64)
+            m = self._hr_buf.size
+            x = x[-m:]
+            self._hr_buf = np.roll(self._hr_buf, -x.size)
+            self._hr_buf[-x.size :] = x
+            self._hr_filled = min(m, self._hr_filled + x.size)
+        if back_after:
+            self.rec._event(
+                f"{self.info.name} ({self.key}): gap of {back_after:.2f} s in the timestamps, recording goes on"
+            )
+        elif was == "stalled":
+            self.rec._event(f"{self.info.name} ({self.key}): data again")
+
+    def _check_stall(self) -> None:
+        now = pylsl.local_clock()
+        if self.state == "ok" and now - self.last_arrival > self.stall_s:
+            self.state = "stalled"
+            self.rec._event(
+                f"{self.info.name} ({self.key}): no data for {now - self.last_arrival:.1f} s "
+                "(device stopped or stream lost?); waiting for it to come back"
+            )
+
+    def _pull_loop(self) -> None:
+        stop = self.rec._stop
+        try:
+            while not stop.is_set():
+                if self._pull_once() < self.max_samples:
+                    self._check_stall()
+                    stop.wait(self.poll_s)
+            for _ in range(1000):  # drain what arrived before the stop
+                if self._pull_once() == 0:
+                    break
+        except LslLostError:
+            self.state = "lost"
+            self.rec._event(f"{self.info.name} ({self.key}): stream lost for good (it has no source_id to recover)")
+        except Exception as exc:  # a write error: the recorder stops and keeps the file
+            self.state, self.error = "error", str(exc)
+            self.rec._fail(exc)
+
+    # -- clock offsets --------------------------------------------------------------------------
+    def _clock_loop(self) -> None:
+        stop = self.rec._stop
+        every = self.rec.config.clock_offset_every_s
+        while not stop.is_set():
+            try:
+                offset = self.inlet.time_correction(timeout=2.0)
+                t = pylsl.local_clock()
+                if stop.is_set():
+                    break
+                self.rec.writer.append_clock_offsets(self.key, [[t, offset]])
+                with self._lock:
+                    self.offset_s, self.n_offsets = float(offset), self.n_offsets + 1
+            except LslTimeoutError:
+                pass  # stream away: try again next time
+            except LslLostError:
+                return
+            except Exception as exc:
+                if not stop.is_set():
+                    self.rec._fail(exc)
+                return
+            stop.wait(every)
+
+    # -- status ---------------------------------------------------------------------------------
+    def heart_rate(self) -> float | None:
+        if self._hr_buf is None or self._hr_filled < 3 * self.srate:
+            return None
+        buf = self._hr_buf  # replaced, never written in place after the roll: safe to read
+        return heart_rate_bpm(buf[-self._hr_filled :], self.srate)
+
+    def status(self, now: float) -> StreamStatus:
+        with self._lock:
+            (t0, n0), (t1, n1) = (self._rate[0], self._rate[-1]) if self._rate else ((0.0, 0), (0.0, 0))
+            rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+            if self._rate and now - t1 > 2.0:
+                rate = 0.0
+            lat = np.asarray(self._latency) * 1e3 if self._latency else np.full(1, math.nan)
+            state = self.state
+            if state == "ok" and now - self.last_arrival > self.stall_s:
+                state = "stalled"
+            i = self.info
+            return StreamStatus(
+                key=self.key,
+                name=i.name,
+                type=i.type,
+                kind=i.kind,
+                source_id=i.source_id,
+                hostname=i.hostname,
+                nominal_srate_hz=self.srate,
+                samples=self.samples,
+                rate_hz=rate,
+                dropped=self.dropped,
+                gaps=self.gaps,
+                gap_s=self.gap_s,
+                first_ts=self.first_ts,
+                last_ts=self.last_ts,
+                clock_offsets=self.n_offsets,
+                offset_ms=self.offset_s * 1e3,
+                latency_ms=(float(np.median(lat)), float(np.percentile(lat, 95)), float(lat.max())),
+                state=state,
+                late=self.late,
+                error=self.error,
+            )
+
+
+# -- the recorder -------------------------------------------------------------------------------
+class Recorder:
+    """Records LSL streams into one session file; :meth:`start`, then :meth:`stop` (or ``with``).
+
+    Thread-safe to query (:meth:`status`, :meth:`events`) while recording. :attr:`failure` is set
+    (and :meth:`wait` returns) when recording had to stop on its own (disk full, write error).
+    """
+
+    def __init__(self, config: RecorderConfig) -> None:
+        self.config = config
+        self.path = Path(config.path)
+        self.writer: SessionWriter | None = None
+        self.failure: RecorderError | None = None
+        self.start_lsl = math.nan
+        self._tasks: list[_StreamTask] = []
+        self._known: set[tuple[str, ...]] = set()
+        self._announced: set[tuple[str, ...]] = set()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._events: collections.deque[str] = collections.deque(maxlen=1000)
+        self._resolver: pylsl.ContinuousResolver | None = None
+        self._house: threading.Thread | None = None
+        self._state = "idle"
+        self._elapsed_final: float | None = None
+        self._hr_cache: tuple[float, float | None] = (-math.inf, None)
+        self._final: RecorderStatus | None = None
+        self._closed = False
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def queries(self) -> tuple[StreamQuery, ...]:
+        """Everything recorded: the wanted and the required streams."""
+        return tuple(self.config.queries) + tuple(self.config.required)
+
+    # -- starting -------------------------------------------------------------------------------
+    def _resolve(self) -> list[pylsl.StreamInfo]:
+        """Wait for the wanted streams (see :class:`RecorderConfig`); one info per stream identity."""
+        cfg = self.config
+        self._resolver = pylsl.ContinuousResolver(forget_after=5.0)
+        t_start = time.monotonic()
+        t_ok: float | None = None
+        while True:
+            found: dict[tuple[str, ...], pylsl.StreamInfo] = {}
+            for info in self._resolver.results():
+                if matches_any(info, self.queries):
+                    found.setdefault(stream_identity(info), info)
+            missing = [q for q in cfg.required if not any(q.matches(i) for i in found.values())]
+            now = time.monotonic()
+            if found and not missing:
+                t_ok = t_ok if t_ok is not None else now
+                if now - t_ok >= (cfg.settle_s if cfg.queries else 0.0):  # only required ones: no need to wait
+                    break
+            if now - t_start >= cfg.wait_s:
+                break
+            time.sleep(0.05)
+        if missing:
+            raise NoStreamError(
+                f"no LSL stream with {describe_queries(missing)} appeared within {cfg.wait_s:g} s: "
+                "did its device start? (see the messages above) With many LSL programs on one computer, LSL's "
+                "port range may be full: raise [ports] PortRange in the LSL config"
+            )
+        if not found:
+            raise NoStreamError(
+                f"no LSL stream with {describe_queries(self.queries)} found within {cfg.wait_s:g} s: "
+                "start the device drivers (`mecg stream ...`) or use --simulate; `mecg devices` lists "
+                "the streams this computer sees; on several computers check the LSL config"
+            )
+        return sorted(found.values(), key=lambda i: (i.type().lower(), i.name(), i.source_id(), i.hostname()))
+
+    def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> tuple[pylsl.StreamInlet, StreamInfo]:
+        """An inlet on ``info`` and the session description of its full header."""
+        cfg = self.config
+        video = info.type().lower() == "video"
+        buflen = cfg.video_buffer_s if video else cfg.buffer_s
+        if info.nominal_srate() <= 0:
+            buflen = max(buflen, 100.0)  # irregular streams: LSL counts x100 samples
+        inlet = pylsl.StreamInlet(info, max_buflen=max(1, math.ceil(buflen)), max_chunklen=0, recover=True)
+        try:
+            inlet.open_stream(timeout=timeout_s)
+            full = inlet.info(timeout=timeout_s)
+            return inlet, session_stream_info(full)
+        except BaseException:
+            inlet.close_stream()
+            raise
+
+    def _add(self, inlet: pylsl.StreamInlet, info: StreamInfo, late: bool) -> _StreamTask:
+        assert self.writer is not None
+        key = self.writer.add_stream(info)
+        task = _StreamTask(self, inlet, info, key, late)
+        with self._lock:
+            self._tasks.append(task)
+        task.start()
+        return task
+
+    def start(self) -> Recorder:
+        """Check the output, find the streams, create the file and start recording.
+
+        Raises :class:`OutputExistsError`, :class:`NoStreamError`, :class:`DiskFullError` or
+        :class:`RecorderError`; on any error no session file is left behind.
+        """
+        cfg = self.config
+        check_output(self.path, cfg.overwrite, cfg.min_free_mb)
+        try:
+            found = self._resolve()
+        except BaseException:
+            self._resolver = None
+            raise
+        opened: list[tuple[pylsl.StreamInlet, StreamInfo, tuple[str, ...]]] = []
+        try:
+            for info in found:
+                ident = stream_identity(info)
+                try:
+                    inlet, sinfo = self._open(info, timeout_s=max(2.0, cfg.wait_s))
+                except (LslTimeoutError, LslLostError, AcquireError) as exc:
+                    self._event(f"{info.name()} ({info.type()}, source_id {info.source_id()!r}): cannot open: {exc}")
+                    continue
+                opened.append((inlet, sinfo, ident))
+            if not opened:
+                raise NoStreamError("the streams found went away before recording could start; start them again")
+            self.start_lsl = pylsl.local_clock()
+            self.writer = SessionWriter(
+                self.path,
+                cfg.subject_id,
+                cfg.notes,
+                overwrite=cfg.overwrite,
+                flush_interval_s=cfg.flush_interval_s,
+                start_time_lsl=self.start_lsl,
+            )
+        except SessionError as exc:
+            for inlet, _, _ in opened:
+                inlet.close_stream()
+            raise RecorderError(str(exc)) from None
+        except BaseException:
+            for inlet, _, _ in opened:
+                inlet.close_stream()
+            raise
+        try:
+            for inlet, sinfo, ident in opened:
+                self._known.add(ident)
+                self._add(inlet, sinfo, late=False)
+            self._state = "recording"
+            if not (cfg.late_streams and cfg.queries):
+                # nothing can appear late (only the required streams are wanted, and inlets recover by
+                # themselves): let the resolver go, it holds several ports of LSL's small port range
+                self._resolver = None
+            self._house = threading.Thread(target=self._housekeeping, name="rec-house", daemon=True)
+            self._house.start()
+        except BaseException:
+            self._stop.set()
+            self._join()
+            self._discard()
+            raise
+        return self
+
+    def _discard(self) -> None:
+        """Failed start: close the file unmarked and remove it (it holds nothing worth keeping)."""
+        if self.writer is not None:
+            _abort(self.writer)
+            self.path.unlink(missing_ok=True)
+        self._state = "failed"
+
+    # -- while recording ------------------------------------------------------------------------
+    def _append(self, key: str, data: object, ts: np.ndarray) -> None:
+        assert self.writer is not None
+        self.writer.append(key, data, ts)
+
+    def _event(self, message: str) -> None:
+        self._events.append(f"[{time.strftime('%H:%M:%S')}] {message}")
+
+    def events(self) -> list[str]:
+        """Messages since the last call (streams appearing, stalling, coming back; failures)."""
+        out = []
+        while self._events:
+            try:
+                out.append(self._events.popleft())
+            except IndexError:
+                break
+        return out
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop recording because of ``exc`` (the first failure wins); the file is kept, unmarked."""
+        with self._lock:
+            if self.failure is None and not self._closed:
+                elapsed = pylsl.local_clock() - self.start_lsl
+                if isinstance(exc, RecorderError):
+                    self.failure = exc
+                elif _is_disk_full(exc):
+                    if self.writer is not None:
+                        _freeze(self.writer)
+                    self.failure = DiskFullError(
+                        f"the disk is full: recording stopped after {elapsed:.1f} s; {self.path} keeps everything up "
+                        "to its last flush (at most ~1 s earlier) and is marked incomplete. Free some space and record "
+                        "again"
+                    )
+                else:
+                    self.failure = RecorderError(
+                        f"cannot write {self.path} ({type(exc).__name__}: {exc}): recording stopped after "
+                        f"{elapsed:.1f} s; the file keeps what was written until then but is marked incomplete"
+                    )
+                self._event(str(self.failure))
+        self._stop.set()
+
+    def _housekeeping(self) -> None:
+        cfg = self.config
+        last_disk = 0.0
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            if now - last_disk >= 2.0:
+                last_disk = now
+                try:
+                    free = free_mb(self.path.parent)
+                except OSError:
+                    free = math.inf
+                if free < cfg.min_free_mb:
+                    self._fail(
+                        DiskFullError(
+                            f"only {free:.0f} MB left on the disk of {self.path} (reserve {cfg.min_free_mb:.0f} MB): "
+                            f"recording stopped after {pylsl.local_clock() - self.start_lsl:.1f} s; the file keeps "
+                            "everything until then but is marked incomplete"
+                        )
+                    )
+                    return
+            resolver = self._resolver
+            if cfg.late_streams and resolver is not None:
+                self._add_late_streams(resolver)
+
+    def _add_late_streams(self, resolver: pylsl.ContinuousResolver) -> None:
+        for info in resolver.results():
+            ident = stream_identity(info)
+            if ident in self._known or not matches_any(info, self.queries) or self._stop.is_set():
+                continue
+            try:
+                inlet, sinfo = self._open(info, timeout_s=2.0)
+            except (LslTimeoutError, LslLostError, AcquireError) as exc:
+                if ident not in self._announced:
+                    self._announced.add(ident)
+                    self._event(f"{info.name()} ({info.type()}) appeared but cannot be opened: {exc}")
+                continue
+            if self._stop.is_set():
+                inlet.close_stream()
+                return
+            self._known.add(ident)
+            try:
+                task = self._add(inlet, sinfo, late=True)
+            except Exception as exc:
+                self._fail(exc)
+                return
+            self._event(
+                f"{sinfo.name} ({sinfo.type}, source_id {sinfo.source_id!r}) appeared: recording it as {task.key}"
+            )
+
+    # -- stopping -------------------------------------------------------------------------------
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until recording stops by itself (failure) or :meth:`stop` is called; True if it did."""
+        return self._stop.wait(timeout_s)
+
+    def _join(self) -> bool:
+        if self._house is not None:
+            self._house.join(5.0)
+        with self._lock:
+            tasks = list(self._tasks)
+        return all([t.join(5.0) for t in tasks])
+
+    def stop(self) -> RecorderStatus:
+        """Drain the inlets and close the file: marked complete unless recording failed. Returns the final status.
+
+        Idempotent. Does not raise for a failure; check :attr:`failure`.
+        """
+        with self._lock:
+            if self._final is not None:
+                return self._final
+        self._stop.set()
+        self._elapsed_final = pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0
+        joined = self._join()
+        self._closed = True
+        complete = False
+        if self.writer is not None:
+            try:
+                if self.failure is None:
+                    self.writer.close()
+                    complete = True
+                else:
+                    _abort(self.writer)
+            except Exception as exc:  # closing failed (disk full at the last flush): the file stays unmarked
+                _abort(self.writer)
+                if self.failure is None:
+                    self._closed = False
+                    self._fail(exc)
+                complete = False
+        if joined:
+            for t in self._tasks:
+                t.inlet.close_stream()
+        self._resolver = None
+        self._state = "failed" if self.failure is not None else "stopped"
+        final = self.status()
+        final.complete = complete
+        with self._lock:
+            self._final = final
+        self._stopped.set()
+        return final
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> RecorderStatus:
+        """A snapshot for a live display (cheap; the heart rate is recomputed at most once a second)."""
+        now = pylsl.local_clock()
+        with self._lock:
+            tasks = list(self._tasks)
+        streams = [t.status(now) for t in tasks]
+        t_hr, hr = self._hr_cache
+        if now - t_hr >= 1.0:
+            hr = next((h for h in (t.heart_rate() for t in tasks if t._hr_buf is not None) if h is not None), None)
+            self._hr_cache = (now, hr)
+        try:
+            size = self.path.stat().st_size if self.writer is not None else 0
+        except OSError:
+            size = 0
+        try:
+            free = free_mb(self.path.parent)
+        except OSError:
+            free = math.nan
+        elapsed = (
+            self._elapsed_final
+            if self._elapsed_final is not None
+            else (now - self.start_lsl if self.writer is not None else 0.0)
+        )
+        return RecorderStatus(
+            path=str(self.path),
+            state=self._state,
+            elapsed_s=float(elapsed),
+            file_bytes=size,
+            free_mb=free,
+            streams=streams,
+            heart_rate_bpm=hr,
+            markers=sum(s.samples for s in streams if s.kind == "markers"),
+            error=str(self.failure) if self.failure else "",
+        )
+
+    def bytes_per_s(self) -> float:
+        """Expected file growth (bytes/s) at the nominal rates: video at ~1.15:1 deflate, timestamps included."""
+        total = 0.0
+        for info in self.writer.streams.values() if self.writer is not None else ():
+            if info.kind == "video":
+                per = info.channel_count / 1.15
+            elif info.kind == "markers":
+                per = 32.0
+            else:
+                per = info.channel_count * info.dtype.itemsize
+            total += info.nominal_srate_hz * (per + 8.0)
+        return total

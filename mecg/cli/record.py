@@ -1,0 +1,437 @@
+"""``mecg record`` / ``mecg-record``: record LSL streams into one session file, with a live status.
+
+The engine is :class:`mecg.acquire.recorder.Recorder`; device options start the drivers in this
+process (:class:`mecg.acquire.rig.Rig`), ``--simulate`` a whole simulated lab. Ctrl-C or SIGTERM
+stops cleanly (the file is closed and marked complete, exit 0); a second Ctrl-C hurries. User
+errors (no stream, missing port or camera, output exists, disk full) print one message and exit 2.
+See docs/recording.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mecg.cli.stream import _gap, _positive_float, add_lsl_options, apply_lsl_options
+from mecg.cli.synth import parse_size
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+# -- names, options -----------------------------------------------------------------------------
+def safe_subject(subject: str) -> str:
+    """``subject`` made safe for a file name: only letters, digits, ``-`` and ``_`` (no ``/``, no ``..``)."""
+    return _SAFE.sub("-", subject).strip("-_")[:64]
+
+
+def auto_session_path(folder: str | Path, subject: str, when: _dt.datetime | None = None) -> Path:
+    """``<folder>/<subject>_<YYYYmmdd-HHMMSS>.h5`` (local time), never an existing file, never outside ``folder``."""
+    when = when or _dt.datetime.now()
+    stem = f"{safe_subject(subject) or 'session'}_{when:%Y%m%d-%H%M%S}"
+    p = Path(folder) / f"{stem}.h5"
+    i = 2
+    while p.exists():
+        p = Path(folder) / f"{stem}-{i}.h5"
+        i += 1
+    return p
+
+
+def parse_duration(text: str) -> float:
+    """``"90"`` / ``"90s"`` / ``"10m"`` / ``"1h30m"`` -> seconds (> 0)."""
+    t = text.strip().lower()
+    m = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?", t)
+    if not t or not m or not any(m.groups()):
+        raise argparse.ArgumentTypeError(f"duration must look like 90, 90s, 10m or 1h30m, got {text!r}")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    v = h * 3600 + mi * 60 + s
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be > 0, got {text!r}")
+    return v
+
+
+def _hms(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _size(n: float) -> str:
+    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= f:
+            return f"{n / f:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+# -- the live status ----------------------------------------------------------------------------
+def format_status(st, duration_s: float | None, width: int = 20) -> list[str]:
+    """The one-screen status of a :class:`~mecg.acquire.recorder.RecorderStatus`, as lines."""
+    head = f"REC {Path(st.path).name}  {_hms(st.elapsed_s)}"
+    if duration_s:
+        frac = min(1.0, st.elapsed_s / duration_s)
+        fill = round(frac * width)
+        head += (
+            f" / {_hms(duration_s)}  [{'#' * fill}{'-' * (width - fill)}] {frac * 100:3.0f}%  "
+            f"{_hms(duration_s - st.elapsed_s)} left"
+        )
+    hr = f"{st.heart_rate_bpm:.0f} bpm" if st.heart_rate_bpm else "--"
+    lines = [
+        head,
+        f"file {_size(st.file_bytes)} ({_size(st.free_mb * 1e6)} free)   heart rate {hr}   triggers {st.markers}",
+        f"{'stream':<18} {'type':<8} {'rate Hz':>8} {'samples':>9} {'dropped':>7} {'gaps':>4} "
+        f"{'last timestamp':>15}  state",
+    ]
+    for s in st.streams:
+        regular = s.nominal_srate_hz > 0
+        last = "-" if math.isnan(s.last_ts) else f"{s.last_ts:.3f}"
+        lines.append(
+            f"{s.key[:18]:<18} {s.type[:8]:<8} {s.rate_hz:8.1f} {s.samples:9d} "
+            f"{s.dropped if regular else '-':>7} {s.gaps if regular else '-':>4} {last:>15}  {s.state}"
+        )
+    return lines
+
+
+def status_line(st, duration_s: float | None) -> str:
+    """A compact one-line status (for logs that are not a terminal)."""
+    parts = [f"{_hms(st.elapsed_s)}" + (f"/{_hms(duration_s)}" if duration_s else "")]
+    for s in st.streams:
+        extra = f" dropped {s.dropped}" if s.dropped else ""
+        extra += f" gaps {s.gaps}" if s.gaps else ""
+        parts.append(f"{s.key} {s.samples} ({s.rate_hz:.1f} Hz{extra}, {s.state})")
+    if st.heart_rate_bpm:
+        parts.append(f"HR {st.heart_rate_bpm:.0f} bpm")
+    parts.append(f"triggers {st.markers}")
+    parts.append(_size(st.file_bytes))
+    return " | ".join(parts)
+
+
+class _Display:
+    """Redraws the status block on a terminal (throttled); prints a line every ``every_s`` otherwise."""
+
+    def __init__(self, stream, duration_s: float | None, every_s: float | None, quiet: bool) -> None:
+        self.out, self.duration_s, self.quiet = stream, duration_s, quiet
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.every_s = every_s if every_s is not None else (0.5 if self.tty else 10.0)
+        self._lines = 0
+        self._last = -math.inf
+
+    def _clear(self) -> None:
+        if self.tty and self._lines:
+            self.out.write(f"\x1b[{self._lines}A\x1b[J")
+            self._lines = 0
+
+    def events(self, messages: list[str]) -> None:
+        if not messages:
+            return
+        self._clear()
+        for m in messages:
+            self.out.write(m + "\n")
+        self.out.flush()
+        self._last = -math.inf  # redraw the block under them
+
+    def update(self, st, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.quiet or (not force and now - self._last < self.every_s):
+            return
+        self._last = now
+        if self.tty:
+            self._clear()
+            lines = format_status(st, self.duration_s)
+            self.out.write("\n".join(lines) + "\n")
+            self._lines = len(lines)
+        else:
+            self.out.write(status_line(st, self.duration_s) + "\n")
+        self.out.flush()
+
+    def finish(self) -> None:
+        self._clear()
+        self.out.flush()
+
+
+def format_summary(st) -> str:
+    """The end-of-recording summary."""
+    state = "complete" if st.complete else "NOT complete (recording failed; data up to the failure is kept)"
+    lines = [
+        f"recorded {_hms(st.elapsed_s)} ({st.elapsed_s:.1f} s) to {st.path} ({_size(st.file_bytes)}), file {state}",
+        f"{'stream':<18} {'type':<8} {'samples':>9} {'mean Hz':>9} {'dropped':>7} {'gaps':>4} {'gap s':>6} "
+        f"{'offsets':>7} {'latency ms (median/p95)':>24}",
+    ]
+    for s in st.streams:
+        span = s.last_ts - s.first_ts
+        mean = (s.samples - 1) / span if s.samples > 1 and span > 0 else 0.0
+        lat = "-" if math.isnan(s.latency_ms[0]) else f"{s.latency_ms[0]:.1f} / {s.latency_ms[1]:.1f}"
+        lines.append(
+            f"{s.key[:18]:<18} {s.type[:8]:<8} {s.samples:9d} {mean:9.2f} {s.dropped:7d} {s.gaps:4d} "
+            f"{s.gap_s:6.2f} {s.clock_offsets:7d} {lat:>24}" + (f"  [{s.state}]" if s.state != "ok" else "")
+        )
+    hr = f"{st.heart_rate_bpm:.0f} bpm" if st.heart_rate_bpm else "n/a"
+    lines.append(f"heart rate at the end {hr}; {st.markers} markers")
+    return "\n".join(lines)
+
+
+# -- the command --------------------------------------------------------------------------------
+def _queries(args: argparse.Namespace, rig) -> tuple[tuple, tuple]:
+    from mecg.acquire.stream_metadata import DEFAULT_TYPES, StreamQuery
+
+    explicit = bool(args.type or args.name or args.source_id)
+    sel = StreamQuery(
+        types=tuple(args.type or ()),
+        names=tuple(args.name or ()),
+        source_ids=tuple(args.source_id or ()),
+        hosts=tuple(args.host or ()),
+    )
+    if rig is None:
+        return ((sel if explicit else StreamQuery(types=DEFAULT_TYPES, hosts=sel.hosts)),), ()
+    return ((sel,) if explicit else ()), rig.queries()
+
+
+def _record(args: argparse.Namespace) -> int:
+    cfg_name = apply_lsl_options(args)
+    from mecg.acquire.recorder import Recorder, RecorderConfig, check_output
+    from mecg.acquire.rig import Rig, RigConfig
+
+    err = sys.stderr
+    path = Path(args.out) if args.out else auto_session_path(args.session_dir or ".", args.subject or "")
+    check_output(path, args.overwrite, args.min_free_mb)  # before any device is touched
+
+    # Until recording runs, Ctrl-C and SIGTERM abort the start (nothing is written); afterwards they stop cleanly.
+    stop = threading.Event()
+    why = {"reason": ""}
+    recording = {"on": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not recording["on"] or why["reason"]:
+            raise KeyboardInterrupt
+        why["reason"] = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    rig = None
+    rec = None
+    try:
+        rig_cfg = RigConfig(
+            simulate=args.simulate,
+            seed=args.seed,
+            ecg_port=args.ecg_port,
+            ecg_protocol=args.ecg_protocol,
+            ecg_rate_hz=args.ecg_rate,
+            camera=args.camera,
+            fps=args.fps,
+            size=args.size,
+            color=args.color,
+            trigger_port=args.trigger_port,
+            trigger_gap_s=args.trigger_gap,
+        )
+        if not rig_cfg.empty:
+            rig = Rig(rig_cfg).start()
+            for line in rig.describe():
+                print(line, file=err)
+        queries, required = _queries(args, rig)
+        rec = Recorder(
+            RecorderConfig(
+                path=path,
+                subject_id=args.subject or "",
+                notes=args.notes or "",
+                overwrite=args.overwrite,
+                queries=queries,
+                required=required,
+                wait_s=args.wait,
+                min_free_mb=args.min_free_mb,
+            )
+        )
+        if not args.quiet:
+            print(
+                f"looking for LSL streams ({'required: ' + ', '.join(rig.source_ids.values()) if rig else ''}"
+                f"{'' if rig else 'wanted: ' + ', '.join(q.describe() for q in queries)}; LSL config: {cfg_name})",
+                file=err,
+                flush=True,
+            )
+        rec.start()
+        recording["on"] = True
+        st = rec.status()
+        for m in rec.events():
+            print(m, file=err)
+        streams = ", ".join(
+            f"{s.key} ({s.type}, {s.nominal_srate_hz:g} Hz, source_id {s.source_id})" for s in st.streams
+        )
+        dur = f" for {_hms(args.duration)}" if args.duration else " until Ctrl-C"
+        print(f"recording{dur} to {path}: {streams}", file=err, flush=True)
+        if args.duration:
+            need_mb = rec.bytes_per_s() * args.duration / 1e6
+            if need_mb > st.free_mb - args.min_free_mb:
+                print(
+                    f"warning: this recording needs about {need_mb:.0f} MB but only {st.free_mb:.0f} MB are free: "
+                    f"it will stop when {args.min_free_mb:.0f} MB are left",
+                    file=err,
+                )
+        display = _Display(err, args.duration, args.status_every, args.quiet)
+        shown: set[str] = set()
+        reason = ""
+        while True:
+            if stop.wait(0.1):
+                reason = why["reason"]
+                break
+            st = rec.status()
+            if args.duration and st.elapsed_s >= args.duration:
+                reason = "duration reached"
+                break
+            if rec.failure is not None:
+                reason = "failure"
+                break
+            news = rec.events() + [f"device problem: {m}" for m in (rig.problems() if rig else []) if m not in shown]
+            shown.update(m[len("device problem: ") :] for m in news if m.startswith("device problem: "))
+            display.events(news)
+            display.update(st)
+        display.finish()
+    except KeyboardInterrupt:
+        if rec is not None and rec.writer is not None:
+            reason = "interrupted twice"
+        else:
+            if rig is not None:
+                rig.close()
+            print("stopped before recording started; nothing written", file=err)
+            return 130
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if rec is None or rec.writer is None:
+            if rig is not None:
+                rig.close()
+    # stop in order: the recorder drains what the drivers sent, then the drivers stop
+    try:
+        final = rec.stop()
+    finally:
+        if rig is not None:
+            rig.close()
+    for m in rec.events():
+        print(m, file=err)
+    if not args.quiet:
+        print(f"stopped: {reason}", file=err)
+    print(format_summary(final), file=err)
+    if final.complete:
+        print(f"next: mecg validate {path} && mecg sync {path}", file=err, flush=True)
+    if args.json:
+        d = final.as_dict()
+        d["stopped_by"] = reason
+        d["devices"] = rig.stats() if rig is not None else {}
+        print(json.dumps(d))
+    if rec.failure is not None:
+        raise rec.failure
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``mecg record`` (shared with ``mecg-record``)."""
+    o = p.add_argument_group("output")
+    g = o.add_mutually_exclusive_group()
+    g.add_argument("--out", metavar="FILE.h5", help="session file to write")
+    g.add_argument(
+        "--session-dir",
+        metavar="DIR",
+        help="folder for an automatically named file SUBJECT_YYYYmmdd-HHMMSS.h5 (default: current folder)",
+    )
+    o.add_argument("--subject", default="", help="pseudonymous participant id, e.g. P-0042 (never a name)")
+    o.add_argument("--notes", default="", help="free text kept with the session")
+    o.add_argument(
+        "--duration",
+        type=parse_duration,
+        default=None,
+        help="stop after this long: 90, 90s, 10m, 1h30m (default: until Ctrl-C)",
+    )
+    o.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    o.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=500.0,
+        help="refuse to start, or stop, when the disk has less free space (MB, default 500)",
+    )
+
+    s = p.add_argument_group(
+        "which LSL streams (default: every ECG, Video and Markers stream; with device "
+        "options: the devices started here, plus what these options select)"
+    )
+    s.add_argument("--type", action="append", metavar="TYPE", help="record streams of this type (repeatable)")
+    s.add_argument("--name", action="append", metavar="NAME", help="record streams of this name (repeatable)")
+    s.add_argument(
+        "--source-id", action="append", metavar="ID", help="record the stream with this source_id (repeatable)"
+    )
+    s.add_argument("--host", action="append", metavar="HOST", help="only streams sent from this host (repeatable)")
+    s.add_argument("--wait", type=_positive_float, default=5.0, help="seconds to wait for the streams (default 5)")
+
+    d = p.add_argument_group("devices started by this command (instead of separate `mecg stream` commands)")
+    d.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start a simulated amplifier, trigger box and camera, and the real drivers on them",
+    )
+    d.add_argument("--seed", type=int, default=0, help="--simulate: synthetic participant (default 0)")
+    d.add_argument("--ecg-port", metavar="PORT", help="serial port of the ECG amplifier, e.g. /dev/ttyUSB0")
+    d.add_argument(
+        "--ecg-protocol", choices=("mecg", "cyton"), default="mecg", help="amplifier protocol (default mecg)"
+    )
+    d.add_argument(
+        "--ecg-rate", type=_positive_float, default=None, help="amplifier rate in Hz (default: the device's)"
+    )
+    d.add_argument("--camera", metavar="CAM", help="camera: device index (0), /dev/videoN, a video file, or sim[:SEED]")
+    d.add_argument(
+        "--fps", type=_positive_float, default=None, help="camera frame rate (default: the camera's; 150 simulated)"
+    )
+    d.add_argument(
+        "--size", type=parse_size, default=None, help="frame size WxH (default: as captured; 640x480 simulated)"
+    )
+    d.add_argument("--color", action="store_true", help="record RGB frames (default grey)")
+    d.add_argument("--trigger-port", metavar="PORT", help="serial port of the trigger box")
+    d.add_argument(
+        "--trigger-gap",
+        type=_gap,
+        default=(2.0, 8.0),
+        metavar="MIN:MAX",
+        help="seconds between trigger pulses, drawn at random (default 2:8)",
+    )
+
+    v = p.add_argument_group("display")
+    v.add_argument(
+        "--status-every",
+        type=_positive_float,
+        default=None,
+        help="seconds between status updates (default 0.5 on a terminal, 10 otherwise)",
+    )
+    v.add_argument("--quiet", action="store_true", help="no live status; only the summary")
+    v.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    add_lsl_options(p)
+
+
+_DESCRIPTION = (
+    "Record LSL streams (ECG, camera, markers) into one crash-safe session file, with a live status. "
+    "Ctrl-C or SIGTERM stops and closes the file; a crash loses at most about 1 s."
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``record`` to the ``mecg`` parser."""
+    p = sub.add_parser(
+        "record", help="record LSL streams (or devices started here) into a session file", description=_DESCRIPTION
+    )
+    add_arguments(p)
+    p.set_defaults(func=_record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mecg-record``: the same as ``mecg record``."""
+    from mecg.cli.main import _Parser, run
+
+    p = _Parser(prog="mecg-record", description=_DESCRIPTION)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    return run(_record, args, prog="mecg-record")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
