@@ -37,7 +37,9 @@ class CameraConfig:
     in px; ``roi``: ``(x, y, width, height)`` cropped first; ``gray``: one channel. ``loop``:
     replay a file forever; ``realtime``: pace a file at its rate (else as fast as the outlet
     takes it). ``latency_s``: subtracted from grab-time stamps. ``max_buffered_s``: what the
-    outlet keeps for a slow receiver.
+    outlet keeps for a slow receiver. ``rt_priority``: run the capture thread with real-time
+    scheduling (Linux SCHED_FIFO, 1-99; needs root, CAP_SYS_NICE or an rtprio limit) so a busy
+    machine does not hold it up long enough for the camera's buffers to overflow.
     """
 
     camera: str
@@ -51,6 +53,7 @@ class CameraConfig:
     realtime: bool = True
     latency_s: float = 0.0
     max_buffered_s: float = 2.0
+    rt_priority: int | None = None
 
 
 # -- OpenCV sources -----------------------------------------------------------------------------
@@ -213,6 +216,8 @@ class CameraDriver:
         self.dropped = 0
         self.finished = threading.Event()  # the file ended
         self.error = ""
+        #: Scheduling of the capture thread: "normal", "SCHED_FIFO n", or why not.
+        self.priority = "normal"
         self._first: Frame | None = None
         self._last_number: int | None = None
         self._last_t: float | None = None
@@ -278,7 +283,18 @@ class CameraDriver:
         self._push(Frame(self.process(f.image), f.t_s, f.number), t_grab)
         return True
 
+    def _raise_priority(self) -> None:
+        p = self.config.rt_priority
+        if not p:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(p)))  # 0: this thread
+            self.priority = f"SCHED_FIFO {p}"
+        except (AttributeError, OSError, ValueError) as exc:
+            self.priority = f"normal (real-time priority refused: {exc})"
+
     def _run(self) -> None:
+        self._raise_priority()
         try:
             while not self._stop.is_set() and self.pump():
                 pass
@@ -324,5 +340,7 @@ class CameraDriver:
         rate = self.frames / el if el > 0 else 0.0
         return (
             f"{self.config.name} {w}x{h}{'' if len(self.shape) == 2 else 'x3'} {self.frames} frames "
-            f"{rate:6.1f} fps | dropped {self.dropped}" + (f" | error: {self.error}" if self.error else "")
+            f"{rate:6.1f} fps | dropped {self.dropped}"
+            + (f" | {self.priority}" if self.priority != "normal" else "")
+            + (f" | error: {self.error}" if self.error else "")
         )

@@ -162,6 +162,7 @@ def _camera(args: argparse.Namespace) -> int:
             source_id=args.source_id,
             loop=args.loop,
             latency_s=args.latency_ms / 1000.0,
+            rt_priority=args.rt_priority,
         )
     )
     shape = drv.connect()
@@ -259,6 +260,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--gray", action="store_true", help="one grey channel instead of RGB")
     c.add_argument("--loop", action="store_true", help="replay a video file forever")
     c.add_argument("--latency-ms", type=float, default=0.0, help="subtract from grab-time stamps, ms (default 0)")
+    c.add_argument(
+        "--rt-priority",
+        type=int,
+        default=None,
+        metavar="N",
+        help="capture thread at real-time priority N (Linux SCHED_FIFO 1-99; needs root or CAP_SYS_NICE)",
+    )
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
     c.add_argument(
