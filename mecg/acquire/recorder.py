@@ -107,7 +107,8 @@ class StreamStatus:
     (the stream is gone for good: it had no source_id) or ``error``. ``rate_hz``: samples per
     second over the last 2 s. ``dropped``: samples missing between timestamps (regular-rate
     streams); ``gaps`` / ``gap_s``: steps longer than ``RecorderConfig.gap_s`` and their total
-    length. ``latency_ms``: median, 95th percentile and maximum of (arrival - sample time).
+    length. ``latency_ms``: median, 95th percentile and maximum of (append time - sample time) of the
+    oldest sample of each chunk pulled (the worst of the chunk), in ms.
     """
 
     key: str
@@ -134,7 +135,11 @@ class StreamStatus:
 
 @dataclass
 class RecorderStatus:
-    """A snapshot of the whole recording: ``state`` is ``idle``, ``recording``, ``stopped`` or ``failed``."""
+    """A snapshot of the whole recording: ``state`` is ``idle``, ``recording``, ``stopped`` or ``failed``.
+
+    ``cpu_s``: CPU time (s) of this whole process since recording started (drivers started in
+    the same process included).
+    """
 
     path: str
     state: str
@@ -146,6 +151,7 @@ class RecorderStatus:
     markers: int = 0
     complete: bool = False
     error: str = ""
+    cpu_s: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-able dict."""
@@ -161,6 +167,7 @@ class RecorderStatus:
                 "markers",
                 "complete",
                 "error",
+                "cpu_s",
             )
         }
         d["streams"] = [dict(s.__dict__) for s in self.streams]
@@ -345,7 +352,7 @@ class _StreamTask:
             self.last_ts = float(ts[-1])
             self.samples += n
             self.last_arrival = now
-            self._latency.append(now - (self.last_ts + self.offset_s))
+            self._latency.append(now - (float(ts[0]) + self.offset_s))  # the chunk's oldest sample: its worst
             self._rate.append((now, self.samples))
             while len(self._rate) > 2 and now - self._rate[0][0] > 2.0:
                 self._rate.popleft()
@@ -484,6 +491,8 @@ class Recorder:
         self._hr_cache: tuple[float, float | None] = (-math.inf, None)
         self._final: RecorderStatus | None = None
         self._closed = False
+        self._cpu0 = 0.0
+        self._cpu_final: float | None = None
 
     def __enter__(self) -> Recorder:
         return self.start()
@@ -582,6 +591,7 @@ class Recorder:
             if not opened:
                 raise NoStreamError("the streams found went away before recording could start; start them again")
             self.start_lsl = pylsl.local_clock()
+            self._cpu0 = time.process_time()
             self.writer = SessionWriter(
                 self.path,
                 cfg.subject_id,
@@ -735,6 +745,7 @@ class Recorder:
                 return self._final
         self._stop.set()
         self._elapsed_final = pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0
+        self._cpu_final = time.process_time() - self._cpu0 if self.writer is not None else 0.0
         joined = self._join()
         self._closed = True
         complete = False
@@ -797,6 +808,7 @@ class Recorder:
             heart_rate_bpm=hr,
             markers=sum(s.samples for s in streams if s.kind == "markers"),
             error=str(self.failure) if self.failure else "",
+            cpu_s=self._cpu_final if self._cpu_final is not None else time.process_time() - self._cpu0,
         )
 
     def bytes_per_s(self) -> float:

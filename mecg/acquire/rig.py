@@ -29,7 +29,8 @@ class RigConfig:
     ``color`` (else grey) apply to it and to the simulated camera. ``trigger_port``: the trigger
     box, pulsing every ``trigger_gap_s`` (min, max) for ``trigger_width_ms``. ``simulate``: a
     simulated lab (amplifier, trigger box, camera) playing synthetic participant ``seed``, with
-    ``camera_drop_prob`` of frames lost at random.
+    ``camera_drop_prob`` of frames lost at random. ``camera_rt_priority``: real-time priority of
+    the camera's capture thread (Linux SCHED_FIFO, see docs/devices.md).
     """
 
     simulate: bool = False
@@ -45,6 +46,7 @@ class RigConfig:
     trigger_gap_s: tuple[float, float] = (2.0, 8.0)
     trigger_width_ms: int = 50
     camera_drop_prob: float = 0.0
+    camera_rt_priority: int | None = None
     names: dict[str, str] = field(
         default_factory=lambda: {"ecg": "ECG", "camera": "FaceCamera", "trigger": "TriggerBox"}
     )
@@ -144,6 +146,7 @@ class Rig:
                 fps=c.fps,
                 size=None if c.simulate else c.size,
                 gray=not c.color,
+                rt_priority=c.camera_rt_priority,
                 name=c.names["camera"],
                 source_id=f"mecg-sim-camera-{token}" if c.simulate else None,
             )

@@ -228,6 +228,7 @@ def _record(args: argparse.Namespace) -> int:
             color=args.color,
             trigger_port=args.trigger_port,
             trigger_gap_s=args.trigger_gap,
+            camera_rt_priority=args.camera_rt_priority,
         )
         if not rig_cfg.empty:
             rig = Rig(rig_cfg).start()
@@ -387,6 +388,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--size", type=parse_size, default=None, help="frame size WxH (default: as captured; 640x480 simulated)"
     )
     d.add_argument("--color", action="store_true", help="record RGB frames (default grey)")
+    d.add_argument(
+        "--camera-rt-priority",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the camera's capture thread with real-time priority N (Linux; needs the right to)",
+    )
     d.add_argument("--trigger-port", metavar="PORT", help="serial port of the trigger box")
     d.add_argument(
         "--trigger-gap",
