@@ -377,6 +377,22 @@ def test_no_stream_found_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert rc == 2 and "no LSL stream with name" in err and "Traceback" not in err
     assert time.monotonic() - t0 < 5.0 and not out.exists()
+    # the same with an automatic name in a new session folder, and a hostile subject id: nothing written
+    rc = main(
+        [
+            "record",
+            "--name",
+            uid("nothing"),
+            "--wait",
+            "0.2",
+            "--session-dir",
+            str(tmp_path / "sessions" / "day1"),
+            "--subject",
+            "../../evil",
+        ]
+    )
+    assert rc == 2 and "no LSL stream" in capsys.readouterr().err
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [] and (tmp_path / "sessions" / "day1").is_dir()
 
 
 def test_output_exists_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

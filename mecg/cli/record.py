@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mecg.cli.stream import _gap, _positive_float, add_lsl_options, apply_lsl_options
 from mecg.cli.synth import parse_size
+from mecg.errors import MecgError
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -198,7 +199,15 @@ def _record(args: argparse.Namespace) -> int:
     from mecg.acquire.rig import Rig, RigConfig
 
     err = sys.stderr
-    path = Path(args.out) if args.out else auto_session_path(args.session_dir or ".", args.subject or "")
+    if args.out:
+        path = Path(args.out)
+    else:
+        folder = Path(args.session_dir or ".")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MecgError(f"cannot create the session folder {folder}: {exc.strerror or exc}") from None
+        path = auto_session_path(folder, args.subject or "")
     check_output(path, args.overwrite, args.min_free_mb)  # before any device is touched
 
     # Until recording runs, Ctrl-C and SIGTERM abort the start (nothing is written); afterwards they stop cleanly.
@@ -336,7 +345,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--session-dir",
         metavar="DIR",
-        help="folder for an automatically named file SUBJECT_YYYYmmdd-HHMMSS.h5 (default: current folder)",
+        help="folder (created if needed) for an automatically named file SUBJECT_YYYYmmdd-HHMMSS.h5 "
+        "(default: the current folder)",
     )
     o.add_argument("--subject", default="", help="pseudonymous participant id, e.g. P-0042 (never a name)")
     o.add_argument("--notes", default="", help="free text kept with the session")
