@@ -27,7 +27,7 @@ from mecg.model.baseline import BaselineParams, spot_baseline
 from mecg.model.cmclnet import CMCLConfig
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
-from mecg.model.pipeline import fit, load_sessions, loso
+from mecg.model.pipeline import ensure_synced, fit, load_sessions, loso
 from mecg.model.spotter import frame_scores
 from mecg.model.train import TrainConfig
 from mecg.model.windows import SessionData, WindowParams
@@ -49,10 +49,12 @@ def baseline_loso(data: list[SessionData]) -> dict:
 
 
 def spotting_speed(tmp: Path, data: list[SessionData], tc: TrainConfig, seconds: float) -> dict:
-    """Frames/s of CMCL-Net spotting (front end + ECG features + windows + network) at 150 fps 640x480."""
+    """Frames/s of CMCL-Net spotting (front end + ECG features + windows + network) at 150 fps 640x480,
+    on a session already synced."""
     model, _ = fit(data[: min(3, len(data))], CMCLConfig(), replace(tc, epochs=1, pretrain_epochs=0, log=False))
     cfg = replace(TrialConfig(), duration_s=seconds, fps=150, width=640, height=480)
     path = write_trial(Trial(Subject.random("S99", 99), 0, cfg), tmp / "speed.h5")
+    ensure_synced(path, lambda m: None)  # sync is its own step (mecg sync); not part of spotting speed
     t0 = time.perf_counter()
     [d] = load_sessions([path], WindowParams(), FrontEndParams(k_frames=default_k(150)), log=lambda m: None)
     scores = frame_scores(model, d)
@@ -126,12 +128,28 @@ def main() -> None:
                     rows["video + ECG + CCF"] = res["results"].get("ccf_2", {})
                     rows["eta sweep"] = {f"{e:g}": res["results"].get(f"ccf_{e:g}", {}) for e in ETAS}
             out[name] = rows
+            _print_section(name, rows)
         out["speed"] = spotting_speed(tmp, data, tc, 10.0)
     out["total_minutes"] = round((time.perf_counter() - t_start) / 60, 1)
     _print(out)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "spotting.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {RESULTS / 'spotting.json'}")
+
+
+def _print_section(name: str, rows: dict) -> None:
+    print(f"\n{name} ({'coupling 1' if name == 'coupled' else 'coupling 0: the ECG must not help'})")
+    print(f"{'variant':22} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>7} {'R':>7} {'F1':>7}")
+    for k, c in rows.items():
+        if k == "eta sweep" or not c:
+            continue
+        print(f"{k:22} {c['tp']:>4} {c['fp']:>4} {c['fn']:>4} {c['precision']:>7} {c['recall']:>7} {c['f1']:>7}")
+    if "eta sweep" in rows:
+        print(
+            "eta sweep (video + ECG + CCF): "
+            + ", ".join(f"{e}: F1 {c.get('f1', float('nan'))}" for e, c in rows["eta sweep"].items())
+        )
+    print("", flush=True)
 
 
 def _print(out: dict) -> None:
@@ -141,22 +159,11 @@ def _print(out: dict) -> None:
         f"{st['fps']} fps {st['size']}, seed {st['seed']}, {st['pretrain_epochs']}+{st['epochs']} epochs"
     )
     for name in ("coupled", "null"):
-        if name not in out:
-            continue
-        print(f"\n{name} ({'coupling 1' if name == 'coupled' else 'coupling 0: the ECG must not help'})")
-        print(f"{'variant':22} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>7} {'R':>7} {'F1':>7}")
-        for k, c in out[name].items():
-            if k == "eta sweep" or not c:
-                continue
-            print(f"{k:22} {c['tp']:>4} {c['fp']:>4} {c['fn']:>4} {c['precision']:>7} {c['recall']:>7} {c['f1']:>7}")
-        if "eta sweep" in out[name]:
-            print(
-                "eta sweep (video + ECG + CCF): "
-                + ", ".join(f"{e}: F1 {c.get('f1', float('nan'))}" for e, c in out[name]["eta sweep"].items())
-            )
+        if name in out:
+            _print_section(name, out[name])
     sp = out["speed"]
     print(
-        f"\nspotting speed at {sp['fps']} fps {sp['size']} (front end + ECG features + network): "
+        f"spotting speed at {sp['fps']} fps {sp['size']} (front end + ECG features + network): "
         f"{sp['frames_per_s']} frames/s = {sp['x_real_time']}x real time"
     )
     print(f"total {out['total_minutes']} min")
