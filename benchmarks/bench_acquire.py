@@ -6,17 +6,19 @@
    receives without losing a frame, through the real camera driver (a paced source of
    pre-rendered synthetic frames carrying a frame counter; a frame the driver reads more than 4
    frame periods late counts as lost, as a camera's 4 buffers would have overflowed), with the
-   capture thread at normal and at real-time priority (``--rt-priority``). Each rate of the ladder runs for
-   ``--camera-seconds`` (default 5; the MECG goal, 150 fps, is stated for 60).
+   capture thread at normal and at real-time priority (``--rt-priority``). Each rate of the
+   ladder runs for ``--camera-seconds`` (default 5; the MECG goal, 150 fps, is stated for 60).
 3. **End-to-end latency** from the device to an inlet, with the real programs: ``mecg simulate``
    (amplifier and camera with their own transport latency set to 0) and ``mecg stream ecg``, each
    its own process, read by an inlet here: ECG sample time -> inlet, camera exposure start ->
    inlet (a frame cannot leave before its exposure, 4 ms at 150 fps, ends).
 
-Prints a table and writes benchmarks/results/acquire.json (``--out``).
+Prints a table and writes benchmarks/results/acquire.json (``--out``). Each part records when it
+ran and the machine's load average: timings on a shared 2-core machine depend on what else runs.
 
     python benchmarks/bench_acquire.py [--quick]
-    python benchmarks/bench_acquire.py --camera-seconds 60 --ladder 150,300 --out benchmarks/results/acquire_60s.json
+    python benchmarks/bench_acquire.py --parts camera --camera-seconds 60 --ladder 150,300 \
+        --out benchmarks/results/acquire_60s.json
 """
 
 from __future__ import annotations
@@ -131,11 +133,10 @@ class PacedBank:
         if self._t0 is None:
             self.restart_clock()
         due = self._t0 + self._i / self.fps
-        while True:
+        wait = due - pylsl.local_clock()
+        if wait > 0:
+            time.sleep(wait)  # block like a camera's grab(); spinning would starve others at real-time priority
             wait = due - pylsl.local_clock()
-            if wait <= 0:
-                break
-            time.sleep(wait if wait > 0.002 else 0)
         if -wait > 1.0 / self.fps:
             self.late += 1
         if -wait > CAMERA_BUFFERS / self.fps:
@@ -354,6 +355,62 @@ def bench_latency(seconds: float) -> dict:
     }
 
 
+def _stamp(part: dict) -> dict:
+    """Add when a part ran and how busy the machine was (1-min load average) when it ended."""
+    part["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    part["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return part
+
+
+def print_parsers(p: dict) -> None:
+    print(f"\nParser throughput (4 kB reads, parse + decode; {p['measured_at']}, load {p['load_average_1min']}):")
+    print(f"{'parser':<16} {'bytes/pkt':>9} {'packets/s':>11} {'MB/s':>7} {'x real time @1 kHz':>19}")
+    for r in p["rows"]:
+        print(
+            f"{r['parser']:<16} {r['packet_bytes']:>9} {r['packets_per_s']:>11,} {r['mb_per_s']:>7} "
+            f"{r['x_realtime_at_1kHz']:>19,}"
+        )
+
+
+def print_camera(c: dict) -> None:
+    print(
+        f"\nCamera outlet, 640x480 grey, {c['seconds_per_rate']:g} s per rate, inlet in another process "
+        f"({c['measured_at']}, load {c['load_average_1min']}):"
+    )
+    print(
+        f"{'capture thread':<16} {'fps':>6} {'sent':>7} {'received':>9} {'lost':>5} {'late':>5} {'overrun':>7} "
+        f"{'achieved':>9}  result"
+    )
+    for mode in c["modes"].values():
+        for r in mode["runs"]:
+            print(
+                f"{r['capture_thread'][:16]:<16} {r['fps']:>6g} {r['frames_sent']:>7} {r['frames_received']:>9} "
+                f"{r['lost']:>5} {r['late_at_source']:>5} {r['overrun_at_source']:>7} {r['achieved_fps']:>9}  "
+                f"{'no drop' if r['no_drop'] else 'drops'}"
+            )
+    print(
+        f"(late: read > 1 frame period after due; overrun: > {CAMERA_BUFFERS} periods, a real camera's buffers "
+        "would have overflowed: counted as a drop)"
+    )
+    for name, mode in c["modes"].items():
+        print(
+            f"highest rate with no drop, {name} capture thread: {mode['highest_fps_no_drop']:g} fps (goal >= 150 fps)"
+        )
+
+
+def print_latency(lat: dict) -> None:
+    print(f"\nEnd-to-end latency ({lat['seconds']:g} s; {lat['measured_at']}, load {lat['load_average_1min']}):")
+    print(f"  {lat['setup']}")
+    print(f"{'path':<34} {'median ms':>9} {'p95 ms':>7} {'max ms':>7} {'n':>7}")
+    for key, label in (
+        ("ecg_sample_to_inlet", "ECG sample -> inlet"),
+        ("camera_exposure_to_inlet", "camera exposure start -> inlet"),
+        ("ecg_timestamp_error", "ECG timestamp - true sample time"),
+    ):
+        s = lat[key]
+        print(f"{label:<34} {s['median_ms']:>9} {s['p95_ms']:>7} {s['max_ms']:>7} {s['n']:>7}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--camera-seconds", type=float, default=5.0, help="run length per camera rate (the goal states 60)")
@@ -366,80 +423,61 @@ def main() -> None:
         default="both",
         help="capture thread scheduling: normal, real-time (SCHED_FIFO 10, `--rt-priority 10`), or both (default)",
     )
+    ap.add_argument(
+        "--parts",
+        default="parsers,camera,latency",
+        help="what to measure (default all); the others keep their results from --out",
+    )
     ap.add_argument("--quick", action="store_true", help="short runs: 50k packets, 2 s per camera rate, 4 s latency")
     ap.add_argument("--out", type=Path, default=RESULTS / "acquire.json", help="JSON results file")
     args = ap.parse_args()
     if args.quick:
         args.packets, args.camera_seconds, args.latency_seconds = 50_000, 2.0, 4.0
+    parts = {p.strip() for p in args.parts.split(",")}
+    if not parts <= {"parsers", "camera", "latency"}:
+        ap.error(f"--parts takes parsers, camera, latency; got {args.parts}")
     ladder = [float(x) for x in args.ladder.split(",")]
-
-    print("Parsers ...", flush=True)
-    parsers = bench_parsers(args.packets)
-    print("Camera outlet, 640x480 grey ...", flush=True)
-    modes = {"normal": [None], "rt": [10], "both": [None, 10]}[args.priority]
-    camera = {}
-    for prio in modes:
-        rows, best = bench_camera(args.camera_seconds, ladder, prio)
-        camera["normal" if prio is None else "rt"] = {"runs": rows, "highest_fps_no_drop": best}
-    print("End-to-end latency ...", flush=True)
-    latency = bench_latency(args.latency_seconds)
-
-    print("\nParser throughput (4 kB reads, parse + decode):")
-    print(f"{'parser':<16} {'bytes/pkt':>9} {'packets/s':>11} {'MB/s':>7} {'x real time @1 kHz':>19}")
-    for r in parsers:
-        print(
-            f"{r['parser']:<16} {r['packet_bytes']:>9} {r['packets_per_s']:>11,} {r['mb_per_s']:>7} "
-            f"{r['x_realtime_at_1kHz']:>19,}"
-        )
-    print(f"\nCamera outlet, 640x480 grey, {args.camera_seconds:g} s per rate, inlet in another process:")
-    print(
-        f"{'capture thread':<16} {'fps':>6} {'sent':>7} {'received':>9} {'lost':>5} {'late':>5} {'overrun':>7} "
-        f"{'achieved':>9}  result"
+    out = json.loads(args.out.read_text()) if args.out.exists() and parts != {"parsers", "camera", "latency"} else {}
+    out.update(
+        {
+            "benchmark": "acquire",
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "pylsl": pylsl.__version__,
+            "liblsl": pylsl.library_version(),
+        }
     )
-    for mode in camera.values():
-        for r in mode["runs"]:
-            print(
-                f"{r['capture_thread'][:16]:<16} {r['fps']:>6g} {r['frames_sent']:>7} {r['frames_received']:>9} "
-                f"{r['lost']:>5} {r['late_at_source']:>5} {r['overrun_at_source']:>7} {r['achieved_fps']:>9}  "
-                f"{'no drop' if r['no_drop'] else 'drops'}"
-            )
-    print(
-        f"(late: read > 1 frame period after due; overrun: > {CAMERA_BUFFERS} periods, a real camera's buffers "
-        "would have overflowed: counted as a drop)"
-    )
-    for name, mode in camera.items():
-        print(
-            f"highest rate with no drop, {name} capture thread: {mode['highest_fps_no_drop']:g} fps (goal >= 150 fps)"
-        )
-    print(f"\nEnd-to-end latency ({latency['seconds']:g} s; {latency['setup']}):")
-    print(f"{'path':<34} {'median ms':>9} {'p95 ms':>7} {'max ms':>7} {'n':>7}")
-    for key, label in (
-        ("ecg_sample_to_inlet", "ECG sample -> inlet"),
-        ("camera_exposure_to_inlet", "camera exposure start -> inlet"),
-        ("ecg_timestamp_error", "ECG timestamp - true sample time"),
-    ):
-        s = latency[key]
-        print(f"{label:<34} {s['median_ms']:>9} {s['p95_ms']:>7} {s['max_ms']:>7} {s['n']:>7}")
 
+    if "parsers" in parts:
+        print("Parsers ...", flush=True)
+        out["parsers"] = _stamp({"rows": bench_parsers(args.packets)})
+    if "camera" in parts:
+        print("Camera outlet, 640x480 grey ...", flush=True)
+        modes = {}
+        for prio in {"normal": [None], "rt": [10], "both": [None, 10]}[args.priority]:
+            rows, best = bench_camera(args.camera_seconds, ladder, prio)
+            modes["normal" if prio is None else "rt"] = {"runs": rows, "highest_fps_no_drop": best}
+        out["camera_outlet"] = _stamp(
+            {
+                "size": "640x480",
+                "pixel_format": "mono8",
+                "goal_fps": 150,
+                "seconds_per_rate": args.camera_seconds,
+                "modes": modes,
+            }
+        )
+    if "latency" in parts:
+        print("End-to-end latency ...", flush=True)
+        out["latency"] = _stamp(bench_latency(args.latency_seconds))
+
+    if "parsers" in out:
+        print_parsers(out["parsers"])
+    if "camera_outlet" in out:
+        print_camera(out["camera_outlet"])
+    if "latency" in out:
+        print_latency(out["latency"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = {
-        "benchmark": "acquire",
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pylsl": pylsl.__version__,
-        "liblsl": pylsl.library_version(),
-        "parsers": parsers,
-        "camera_outlet": {
-            "size": "640x480",
-            "pixel_format": "mono8",
-            "seconds_per_rate": args.camera_seconds,
-            "goal_fps": 150,
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            **camera,
-        },
-        "latency": latency,
-    }
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 
