@@ -24,8 +24,16 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Every benchmark with short settings (each prints a table and writes benchmarks/results/*.json);
+# run one by hand with its default settings for the figures in the README.
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_writer.py --quick
+	$(BIN)/python benchmarks/bench_synth.py --quick
+	$(BIN)/python benchmarks/bench_sync.py --quick
+	$(BIN)/python benchmarks/bench_frontend.py --quick
+	$(BIN)/python benchmarks/bench_acquire.py --quick
+	$(BIN)/python benchmarks/bench_record.py --minutes 1 --ladder ""
+	$(BIN)/python benchmarks/spotting.py --quick
 
 clean:
 	rm -rf $(VENV) out
