@@ -325,6 +325,8 @@ def _record(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"stopped: {reason}", file=err)
     print(format_summary(final), file=err)
+    if final.complete and rig is not None and rig.simulation is not None and rig.simulation.camera is not None:
+        _annotate_simulated(path, rig.simulation.camera, err)
     if final.complete:
         print(f"next: mecg validate {path} && mecg sync {path}", file=err, flush=True)
     if args.json:
@@ -335,6 +337,21 @@ def _record(args: argparse.Namespace) -> int:
     if rec.failure is not None:
         raise rec.failure
     return 0
+
+
+def _annotate_simulated(path: Path, camera, err) -> None:
+    """Write the simulated participant's expressions as the recording's annotations (ground truth)."""
+    from mecg.acquire.sim_truth import recorded_annotations
+    from mecg.session import open_session
+
+    with open_session(path, writable=True) as s:
+        videos = s.find_streams(kind="video")
+        if len(videos) != 1:
+            return
+        ann = recorded_annotations(camera, videos[0].timestamps)
+        s.write_annotations(ann, videos[0].key)
+    n_me = sum(a.type == "ME" for a in ann)
+    print(f"annotations of the simulated participant written: {n_me} ME, {len(ann) - n_me} MaE", file=err)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from mecg.session import video_codec
-from mecg.session.annotations import Annotation, read_annotations
+from mecg.session.annotations import Annotation, read_annotations, write_annotations
 from mecg.session.format import (
     ANNOTATIONS,
     FEATURES,
@@ -210,6 +210,16 @@ class Session:
             g.attrs[k] = v
         for k, v in (arrays or {}).items():
             g.create_dataset(k, data=np.asarray(v), compression="gzip", compression_opts=4)
+        self.file.flush()
+
+    def write_annotations(self, annotations: list[Annotation], video_stream: str) -> None:
+        """Replace the annotations table (the session must be open with ``writable=True``)."""
+        if self.file.mode != "r+":
+            raise SessionError(f"{self.path} is open read-only; open it with writable=True to annotate it")
+        if video_stream not in self.streams or self.streams[video_stream].info.kind != "video":
+            raise SessionError(f"{self.path}: {video_stream!r} is not a video stream of this session")
+        write_annotations(self.file[ANNOTATIONS], annotations, video_stream)
+        self.__dict__.pop("annotations", None)  # drop the cached table
         self.file.flush()
 
     def find_streams(
