@@ -159,3 +159,37 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 2
     assert "no .h5" in capsys.readouterr().err
     assert main(["spot", str(tmp_path), "--model", str(tmp_path / "none.pt"), "--out", "x.csv"]) == 2
+
+
+def test_torchrun_ddp_trains_on_two_processes(separable: list[SessionData], tmp_path: Path) -> None:
+    """Multi-process training (DDP, gloo on CPU) through torchrun, as a lab would run it on GPUs."""
+    import subprocess
+    import sys
+
+    folder = Path(separable[0].path).parent
+    out = tmp_path / "ddp.pt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mecg",
+        "train",
+        str(folder),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--pretrain-epochs",
+        "1",
+        "--threads",
+        "1",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "on 2 processes" in r.stderr
+    model, *_ = load_checkpoint(out)
+    assert model.config.mode == "fusion"

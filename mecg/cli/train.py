@@ -12,7 +12,7 @@ from mecg.errors import MecgError
 from mecg.model.cmclnet import MODES, CMCLConfig
 from mecg.model.frontend import FrontEndParams, default_k
 from mecg.model.pipeline import fit, load_sessions, loso, save
-from mecg.model.train import TrainConfig
+from mecg.model.train import TrainConfig, init_distributed
 from mecg.model.windows import WindowParams
 
 
@@ -35,8 +35,19 @@ def _train(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise MecgError(f"cannot write {out}: folder {out.parent} does not exist")
     torch.set_num_threads(max(1, args.threads))
+    rank, world, device = init_distributed(_device(args.device))
     window = WindowParams()
-    data = load_sessions(paths, window, use_ecg=args.mode != "video", workers=args.workers)
+    if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
+        torch.distributed.barrier()
+    data = load_sessions(
+        paths,
+        window,
+        use_ecg=args.mode != "video",
+        workers=args.workers,
+        log=(lambda m: print(m, file=sys.stderr, flush=True)) if rank == 0 else (lambda m: None),
+    )
+    if rank == 0 and world > 1:
+        torch.distributed.barrier()
     fps = {d.fps for d in data}
     if len(fps) > 1:
         raise MecgError(f"sessions have different frame rates {sorted(fps)}; train one model per frame rate")
@@ -47,18 +58,24 @@ def _train(args: argparse.Namespace) -> int:
         pretrain_epochs=args.pretrain_epochs,
         seed=args.seed,
         contrastive=args.contrastive,
-        device=_device(args.device),
+        device=device,
     )
     t0 = time.perf_counter()
     if args.loso:
         res = loso(data, config, tc)
-        print(json.dumps({"loso": res["results"]}, indent=2) if args.json else _loso_table(res["results"]))
+        if rank == 0:
+            print(json.dumps({"loso": res["results"]}, indent=2) if args.json else _loso_table(res["results"]))
     model, spot = fit(data, config, tc)
-    save(out, model, window, frontend, spot, tc, data)
-    print(
-        f"saved {out} ({config.mode}; threshold {spot['threshold']:.2f}; trained in {time.perf_counter() - t0:.0f} s)",
-        file=sys.stderr,
-    )
+    if rank == 0:  # one process writes the checkpoint
+        save(out, model, window, frontend, spot, tc, data)
+        procs = f" on {world} processes" if world > 1 else ""
+        print(
+            f"saved {out} ({config.mode}; threshold {spot['threshold']:.2f}; trained in "
+            f"{time.perf_counter() - t0:.0f} s{procs})",
+            file=sys.stderr,
+        )
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return 0
 
 

@@ -60,6 +60,29 @@ class TrainConfig:
     log: bool = True
 
 
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of this process: ``(0, 1)`` unless torchrun started it in a process group."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str) -> tuple[int, int, str]:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns rank, world size, device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    dist = torch.distributed
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -160,10 +183,17 @@ class TrainResult:
 def train_model(train: list[SessionData], val: list[SessionData], config: CMCLConfig, tc: TrainConfig) -> TrainResult:
     """Pre-train (contrastive) then fine-tune; keep the epoch with the best validation AP."""
     seed_everything(tc.seed)
+    rank, world = distributed()
     rng = np.random.default_rng(tc.seed)
     dev = tc.device
-    model = CMCLNet(config).to(dev)
+    net = CMCLNet(config).to(dev)
+    # Under torchrun every process trains on its own share of the windows; DDP averages gradients.
+    if world > 1 and tc.contrastive == "infonce":
+        raise ModelError("InfoNCE pre-training runs in one process; use --contrastive triplet with torchrun")
+    # (unused parameters: pre-training does not use the classifier head)
+    model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if world > 1 else net
     items = training_windows(train, rng, tc.max_negatives_per_session)
+    sample_rng = np.random.default_rng([tc.seed, rank])  # each process draws its own balanced batches
     if not any(y for *_, y in items):
         raise ModelError("the training sessions hold no ME annotations; nothing to learn")
     val_items = training_windows(val, np.random.default_rng(tc.seed + 1), tc.max_negatives_per_session) if val else []
@@ -173,20 +203,20 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
     history: list[dict] = []
 
     def say(msg: str) -> None:
-        if tc.log:
+        if tc.log and rank == 0:
             print(msg, file=sys.stderr, flush=True)
 
     # -- contrastive pre-training: balanced batches ---------------------------------------------
-    steps = max(1, len(items) // tc.batch_size)
+    steps = max(1, len(items) // (tc.batch_size * world))
     for ep in range(tc.pretrain_epochs):
         model.train()
         total = 0.0
         for _ in range(steps):
             half = tc.batch_size // 2
-            chosen = [pos[i] for i in rng.integers(0, len(pos), half)] + [
-                neg[i] for i in rng.integers(0, len(neg), half)
+            chosen = [pos[i] for i in sample_rng.integers(0, len(pos), half)] + [
+                neg[i] for i in sample_rng.integers(0, len(neg), half)
             ]
-            x, y = make_batch(train, chosen, dev, rng)
+            x, y = make_batch(train, chosen, dev, sample_rng)
             if tc.contrastive == "infonce" and config.mode == "fusion":
                 loss = _infonce(model, x)
             else:
@@ -205,20 +235,22 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
     bad = 0
     for ep in range(tc.epochs):
         model.train()
-        order = rng.permutation(len(items))
+        order = rng.permutation(len(items))  # the same on every process (same seed)
+        if world > 1:  # equal shares, so every process takes the same number of steps
+            order = order[rank::world][: len(order) // world]
         total = 0.0
         for a in range(0, len(order), tc.batch_size):
             chosen = [items[i] for i in order[a : a + tc.batch_size]]
-            x, y = make_batch(train, chosen, dev, rng)
+            x, y = make_batch(train, chosen, dev, sample_rng)
             logit, _ = model(x)
             loss = F.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(chosen)
-        rec = {"phase": "finetune", "epoch": ep + 1, "loss": total / len(items)}
+        rec = {"phase": "finetune", "epoch": ep + 1, "loss": total / len(order)}
         if val_items:
-            scores = _predict_items(model, val, val_items, dev)
+            scores = _predict_items(net, val, val_items, dev)
             rec["val_ap"] = average_precision(scores, np.array([y for *_, y in val_items]))
         history.append(rec)
         say(
@@ -226,16 +258,20 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
             + (f", val AP {rec['val_ap']:.3f}" if "val_ap" in rec else "")
         )
         score = rec.get("val_ap", -rec["loss"])
+        if world > 1:  # every process follows rank 0's early-stopping decision
+            box = [score]
+            torch.distributed.broadcast_object_list(box, src=0)
+            score = box[0]
         if score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            best = (score, {k: v.detach().clone() for k, v in net.state_dict().items()})
             bad = 0
         else:
             bad += 1
             if bad >= tc.patience:
                 break
     if best[1] is not None:
-        model.load_state_dict(best[1])
-    return TrainResult(model, history, max(best[0], 0.0))
+        net.load_state_dict(best[1])
+    return TrainResult(net, history, max(best[0], 0.0))
 
 
 def _predict_items(model: CMCLNet, data: list[SessionData], items: list[tuple[int, int, int]], dev: str) -> np.ndarray:
