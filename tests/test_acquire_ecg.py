@@ -76,7 +76,9 @@ def test_driver_streams_the_virtual_amplifier_exactly(trial: Trial, tmp_path: Pa
     err = ts - (amp.timeline.t0 + t)
     settled = err[len(err) // 3 :]
     assert abs(np.median(settled) - 0.004) < 0.0015
-    assert np.std(settled) < 0.25e-3 < 0.001  # raw arrivals scatter by ~1 ms (half-normal, s.d. 1 ms)
+    # raw arrivals scatter by ~1 ms (half-normal, s.d. 1 ms); the fit keeps well under that, also on a
+    # loaded machine where the driver's reads come late (0.28 ms seen with both cores busy)
+    assert np.std(settled) < 0.5e-3
     assert np.all(np.diff(ts) > 0)
     # metadata
     desc = full.desc()
