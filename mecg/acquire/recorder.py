@@ -214,51 +214,6 @@ def _is_disk_full(exc: BaseException) -> bool:
     return any(s in text for s in ("no space left", "file too large", "disk quota", "errno = 28", "errno = 27"))
 
 
-def _freeze(writer: SessionWriter) -> None:
-    """Let nothing more reach the file on disk: it stays as the last flush left it, as after a crash.
-
-    Used when a write failed for lack of space: a flush that then fails half way can leave a
-    superblock that points past the end of the file (unreadable). The file descriptor is pointed
-    at /dev/null under the writer's lock, so later flushes and the close go nowhere.
-    (An adapter on SessionWriter's internals: it has no such mode.)
-    """
-    f, lock = getattr(writer, "_f", None), getattr(writer, "_lock", None)
-    if f is None or lock is None:
-        return
-    with lock:
-        try:
-            fd = f.id.get_vfd_handle()
-        except Exception:
-            return
-        if isinstance(fd, int) and fd >= 0:
-            null = os.open(os.devnull, os.O_RDWR)
-            try:
-                os.dup2(null, fd)
-            finally:
-                os.close(null)
-
-
-def _abort(writer: SessionWriter) -> None:
-    """Close ``writer`` without marking the file complete, even when the disk is full.
-
-    ``SessionWriter.abort`` flushes first; when that flush fails (no space) the HDF5 file stays
-    open and h5py would fail again, noisily, at exit. Close the handle here and swallow the error:
-    the file keeps its last flushed state, with ``complete`` false.
-    """
-    try:
-        writer.abort()
-        return
-    except Exception:
-        pass
-    f = getattr(writer, "_f", None)  # adapter: SessionWriter has no "close without flushing"
-    try:
-        if f is not None and f.id.valid:
-            f.close()
-    except Exception:
-        pass
-    writer._closed = True
-
-
 # -- one stream ---------------------------------------------------------------------------------
 def _ecg_channel(info: StreamInfo) -> int:
     for i, (label, typ) in enumerate(zip(info.channel_labels, info.channel_types)):
@@ -629,7 +584,7 @@ class Recorder:
     def _discard(self) -> None:
         """Failed start: close the file unmarked and remove it (it holds nothing worth keeping)."""
         if self.writer is not None:
-            _abort(self.writer)
+            self.writer.abort()
             self.path.unlink(missing_ok=True)
         self._state = "failed"
 
@@ -660,7 +615,7 @@ class Recorder:
                     self.failure = exc
                 elif _is_disk_full(exc):
                     if self.writer is not None:
-                        _freeze(self.writer)
+                        self.writer.freeze()
                     self.failure = DiskFullError(
                         f"the disk is full: recording stopped after {elapsed:.1f} s; {self.path} keeps everything up "
                         "to its last flush (at most ~1 s earlier) and is marked incomplete. Free some space and record "
@@ -755,9 +710,9 @@ class Recorder:
                     self.writer.close()
                     complete = True
                 else:
-                    _abort(self.writer)
+                    self.writer.abort()
             except Exception as exc:  # closing failed (disk full at the last flush): the file stays unmarked
-                _abort(self.writer)
+                self.writer.abort()
                 if self.failure is None:
                     self._closed = False
                     self._fail(exc)

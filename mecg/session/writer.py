@@ -296,8 +296,33 @@ class SessionWriter:
             if self._dirty:
                 try:
                     self.flush()
-                except Exception:
+                except Exception as exc:
+                    self.flush_error = exc
                     time.sleep(self._flush_interval_s)
+
+    #: The last exception a background flush raised (e.g. the disk is full), or None.
+    flush_error: BaseException | None = None
+
+    def freeze(self) -> None:
+        """Let nothing more reach the file on disk: it stays as the last flush left it, as after a crash.
+
+        For a write that failed for lack of space: a flush that then fails half way can leave a
+        superblock pointing past the end of the file (unreadable). The file descriptor is pointed
+        at /dev/null, so later flushes and the close go nowhere.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                fd = self._f.id.get_vfd_handle()
+            except (OSError, ValueError, TypeError):
+                return
+            if isinstance(fd, int) and fd >= 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
 
     def close(self) -> None:
         """Record end time and final counts, mark the file complete, and close it."""
@@ -317,14 +342,24 @@ class SessionWriter:
             self._closed = True
 
     def abort(self) -> None:
-        """Close without marking the file complete (used when recording fails)."""
+        """Close without marking the file complete (used when recording fails).
+
+        Never raises: when the last flush fails (a full disk), the handle is closed anyway and the
+        file keeps its last flushed state, with ``complete`` false.
+        """
         if self._closed:
             return
         self._stop.set()
         self._flusher.join()
         with self._lock:
-            self._f.flush()
-            self._f.close()
+            try:
+                self._f.flush()
+            except Exception as exc:
+                self.flush_error = exc
+            try:
+                self._f.close()
+            except Exception:
+                pass
             self._closed = True
 
     # -- helpers ---------------------------------------------------------------------------
