@@ -100,6 +100,7 @@ class SessionWriter:
         except OSError as exc:
             raise SessionError(f"cannot create {self.path}: {exc}") from exc
         self._fixed_time = fixed_time
+        self._frozen = False
         self._lock = threading.RLock()
         self._dirty = False
         self._closed = False
@@ -228,22 +229,50 @@ class SessionWriter:
             return
         with self._lock:
             self._check_open()
-            g = self._f[STREAMS][key]
-            start = self._counts[key]
-            d = g["data"]
-            d.resize(start + n, axis=0)
-            if info.kind == "video":
-                zero = (0,) * len(info.frame_shape)
-                for i, (payload, mask) in enumerate(payloads):
-                    d.id.write_direct_chunk((start + i, *zero), payload, filter_mask=mask)
-            else:
-                d[start:] = values if info.kind == "markers" else arr
-            t = g["timestamps"]
-            t.resize(start + n, axis=0)
-            t[start:] = ts
-            self._counts[key] = start + n
-            g.attrs["sample_count"] = start + n
-            self._dirty = True
+            try:
+                self._write(
+                    key,
+                    info,
+                    n,
+                    ts,
+                    values if info.kind == "markers" else None,
+                    payloads if info.kind == "video" else None,
+                    arr if info.kind == "signal" else None,
+                )
+            except OSError:
+                # A write failed (disk full?). Freeze before the background flusher, which waits on
+                # this lock, can flush: a flush after a failed write can leave a superblock that
+                # points past the end of the file, and the whole file unreadable.
+                self._freeze_locked()
+                raise
+
+    def _write(
+        self,
+        key: str,
+        info: StreamInfo,
+        n: int,
+        ts: np.ndarray,
+        values: list | None,
+        payloads: list | None,
+        arr: np.ndarray | None,
+    ) -> None:
+        """Append under the lock (see :meth:`append`)."""
+        g = self._f[STREAMS][key]
+        start = self._counts[key]
+        d = g["data"]
+        d.resize(start + n, axis=0)
+        if payloads is not None:
+            zero = (0,) * len(info.frame_shape)
+            for i, (payload, mask) in enumerate(payloads):
+                d.id.write_direct_chunk((start + i, *zero), payload, filter_mask=mask)
+        else:
+            d[start:] = values if values is not None else arr
+        t = g["timestamps"]
+        t.resize(start + n, axis=0)
+        t[start:] = ts
+        self._counts[key] = start + n
+        g.attrs["sample_count"] = start + n
+        self._dirty = True
 
     def append_clock_offsets(self, key: str, rows: np.ndarray | Sequence[Sequence[float]]) -> None:
         """Append clock-offset measurements ``[local_time_s, offset_s]`` as LabRecorder takes them."""
@@ -284,7 +313,11 @@ class SessionWriter:
         with self._lock:
             if self._closed:
                 return
-            self._f.flush()
+            try:
+                self._f.flush()
+            except OSError:  # disk full: stop here, so no retry writes a superblock past the end
+                self._freeze_locked()
+                raise
             try:  # survive a power cut too, not only a killed process
                 os.fsync(self._f.id.get_vfd_handle())
             except (OSError, ValueError, TypeError):
@@ -311,8 +344,11 @@ class SessionWriter:
         at /dev/null, so later flushes and the close go nowhere.
         """
         with self._lock:
-            if self._closed:
-                return
+            self._freeze_locked()
+
+    def _freeze_locked(self) -> None:
+        if not self._closed and not self._frozen:
+            self._frozen = True
             try:
                 fd = self._f.id.get_vfd_handle()
             except (OSError, ValueError, TypeError):
