@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from mecg.cli.synth import parse_size
+from mecg.cli.argtypes import parse_size
 from mecg.model.datasets import COLOR_MODES, DATASETS, OFFSET_RULES, import_dataset
 
 #: Problem lines printed before "see the manifest".

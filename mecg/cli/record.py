@@ -21,8 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mecg.cli.stream import _gap, _positive_float, add_lsl_options, apply_lsl_options
-from mecg.cli.synth import parse_size
+from mecg.cli.argtypes import parse_size, positive_float
+from mecg.cli.stream import _gap, add_lsl_options, apply_lsl_options
 from mecg.errors import MecgError
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -391,7 +391,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--source-id", action="append", metavar="ID", help="record the stream with this source_id (repeatable)"
     )
     s.add_argument("--host", action="append", metavar="HOST", help="only streams sent from this host (repeatable)")
-    s.add_argument("--wait", type=_positive_float, default=5.0, help="seconds to wait for the streams (default 5)")
+    s.add_argument("--wait", type=positive_float, default=5.0, help="seconds to wait for the streams (default 5)")
 
     d = p.add_argument_group("devices started by this command (instead of separate `mecg stream` commands)")
     d.add_argument(
@@ -404,12 +404,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--ecg-protocol", choices=("mecg", "cyton"), default="mecg", help="amplifier protocol (default mecg)"
     )
-    d.add_argument(
-        "--ecg-rate", type=_positive_float, default=None, help="amplifier rate in Hz (default: the device's)"
-    )
+    d.add_argument("--ecg-rate", type=positive_float, default=None, help="amplifier rate in Hz (default: the device's)")
     d.add_argument("--camera", metavar="CAM", help="camera: device index (0), /dev/videoN, a video file, or sim[:SEED]")
     d.add_argument(
-        "--fps", type=_positive_float, default=None, help="camera frame rate (default: the camera's; 150 simulated)"
+        "--fps", type=positive_float, default=None, help="camera frame rate (default: the camera's; 150 simulated)"
     )
     d.add_argument(
         "--size", type=parse_size, default=None, help="frame size WxH (default: as captured; 640x480 simulated)"
@@ -434,7 +432,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v = p.add_argument_group("display")
     v.add_argument(
         "--status-every",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds between status updates (default 0.5 on a terminal, 10 otherwise)",
     )

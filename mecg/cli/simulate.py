@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from mecg.cli.stream import _positive_float, add_lsl_options, apply_lsl_options, live
-from mecg.cli.synth import parse_size
+from mecg.cli.argtypes import parse_size, positive_float
+from mecg.cli.stream import add_lsl_options, apply_lsl_options, live
 from mecg.errors import MecgError
 
 
@@ -143,9 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="synthetic participant (default 0)")
     p.add_argument(
-        "--duration", type=_positive_float, default=60.0, help="trial length in s, played in a loop (default 60)"
+        "--duration", type=positive_float, default=60.0, help="trial length in s, played in a loop (default 60)"
     )
-    p.add_argument("--fps", type=_positive_float, default=150.0, help="camera frame rate in Hz (default 150)")
+    p.add_argument("--fps", type=positive_float, default=150.0, help="camera frame rate in Hz (default 150)")
     p.add_argument("--size", type=parse_size, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--color", action="store_true", help="RGB frames instead of grey")
     p.add_argument("--camera-name", default="FaceCamera", help="LSL name of the camera stream (default FaceCamera)")
@@ -169,7 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dir", default=None, help="folder for the port links and simulation.json (default: a per-user temp folder)"
     )
     p.add_argument(
-        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
     )
     add_lsl_options(p)
     p.set_defaults(func=_simulate)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mecg.cli.synth import parse_size
+from mecg.cli.argtypes import parse_size, positive_float
 from mecg.errors import MecgError
 
 
@@ -87,16 +87,6 @@ def live(
     if tty:
         print("\r" + " " * width + "\r", end="", file=sys.stderr)
     print(status(), file=sys.stderr, flush=True)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
 
 
 def _roi(text: str) -> tuple[int, int, int, int]:
@@ -234,7 +224,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 (see `mecg devices`)")
     e.add_argument("--protocol", choices=("mecg", "cyton"), default="mecg", help="device protocol (default mecg)")
-    e.add_argument("--rate", type=_positive_float, default=None, help="sampling rate in Hz (default: the device's)")
+    e.add_argument("--rate", type=positive_float, default=None, help="sampling rate in Hz (default: the device's)")
     e.add_argument("--baud", type=int, default=None, help="baud rate (default 921600 mecg, 115200 cyton)")
     e.add_argument("--channels", type=int, default=1, help="Cyton: ECG channels to publish, 1-8 (default 1)")
     e.add_argument(
@@ -243,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--name", default="ECG", help="LSL stream name (default ECG)")
     e.add_argument("--source-id", default=None, help="LSL source_id (default: from the board's serial number)")
     e.add_argument(
-        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
     )
     add_lsl_options(e)
     e.set_defaults(func=_ecg)
@@ -254,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Stream frames to an LSL outlet of type Video (one int8 sample per frame).",
     )
     c.add_argument("--camera", required=True, help="device index (0), /dev/videoN, a video file, or sim[:SEED]")
-    c.add_argument("--fps", type=_positive_float, default=None, help="frame rate to request / to play a file at")
+    c.add_argument("--fps", type=positive_float, default=None, help="frame rate to request / to play a file at")
     c.add_argument("--size", type=parse_size, default=None, help="output size WxH in px (default: as captured)")
     c.add_argument("--roi", type=_roi, default=None, help="crop X,Y,W,H (px) before resizing")
     c.add_argument("--gray", action="store_true", help="one grey channel instead of RGB")
@@ -270,7 +260,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
     c.add_argument(
-        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
     )
     add_lsl_options(c)
     c.set_defaults(func=_camera)
@@ -290,7 +280,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--name", default="TriggerBox", help="LSL stream name (default TriggerBox)")
     t.add_argument("--source-id", default=None, help="LSL source_id (default: from the box's serial number)")
     t.add_argument(
-        "--seconds", type=_positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
     )
     add_lsl_options(t)
     t.set_defaults(func=_trigger)

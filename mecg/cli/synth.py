@@ -8,35 +8,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from mecg.cli.argtypes import parse_size, positive
 from mecg.errors import MecgError
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset
 from mecg.synth.face import Led
 from mecg.synth.participant import TrialConfig
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"640x480"`` -> ``(640, 480)``; raises ``argparse.ArgumentTypeError`` with the expected form."""
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {w}x{h} is out of range (16-8192 px per side)")
-    return w, h
-
-
-def _positive(kind: type) -> object:
-    def conv(text: str) -> object:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return v
-
-    return conv
 
 
 def config_from_args(args: argparse.Namespace) -> TrialConfig:
@@ -106,10 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Same seed, same bytes.",
     )
     p.add_argument("out_dir", help="folder for the session files and manifest.json")
-    p.add_argument("--subjects", type=_positive(int), default=1, help="number of subjects (default 1)")
-    p.add_argument("--trials", type=_positive(int), default=1, help="trials per subject (default 1)")
-    p.add_argument("--duration", type=_positive(float), default=60.0, help="trial length in s (default 60)")
-    p.add_argument("--fps", type=_positive(float), default=150.0, help="camera frame rate in Hz (default 150)")
+    p.add_argument("--subjects", type=positive(int), default=1, help="number of subjects (default 1)")
+    p.add_argument("--trials", type=positive(int), default=1, help="trials per subject (default 1)")
+    p.add_argument("--duration", type=positive(float), default=60.0, help="trial length in s (default 60)")
+    p.add_argument("--fps", type=positive(float), default=150.0, help="camera frame rate in Hz (default 150)")
     p.add_argument("--size", type=parse_size, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--color", action="store_true", help="RGB frames instead of grey")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -120,6 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-latency-ms", type=float, default=30.0, help="exposure-to-host latency in ms (default 30)")
     p.add_argument("--led-occlusion", type=float, default=0.0, help="fraction of the trigger LED hidden (default 0)")
     p.add_argument("--no-strobe", action="store_true", help="do not record the camera strobe on the amplifier")
-    p.add_argument("--workers", type=_positive(int), default=None, help="parallel processes (default: all cores)")
+    p.add_argument("--workers", type=positive(int), default=None, help="parallel processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")
     p.set_defaults(func=_synth)
