@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pylsl
 
+from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceTimeoutError
 from mecg.acquire.frames import Frame, FrameSource
 
@@ -199,7 +200,7 @@ def video_stream_info(
     return si
 
 
-class CameraDriver:
+class CameraDriver(BackgroundLoop):
     """Streams one frame source to LSL: :meth:`connect`, :meth:`start`, :meth:`stop` (or ``with``).
 
     ``source``: an already opened :class:`~mecg.acquire.frames.FrameSource` (e.g. a
@@ -308,17 +309,12 @@ class CameraDriver:
             self.connect()
         if self._thread is None:
             self._t_start = pylsl.local_clock()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="CameraDriver", daemon=True)
-            self._thread.start()
+            self._start_loop("CameraDriver")
         return self
 
     def stop(self) -> None:
         """Stop the thread and release the source."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
-            self._thread = None
+        self._stop_loop()
         if self.source is not None:
             self.source.close()
 

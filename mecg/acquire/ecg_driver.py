@@ -20,6 +20,7 @@ import numpy as np
 import pylsl
 import serial
 
+from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
 from mecg.acquire.errors import AcquireError
@@ -120,7 +121,7 @@ def board_source_id(info: BoardInfo) -> str:
     return f"{prefix}-{info.uid}"
 
 
-class EcgDriver:
+class EcgDriver(BackgroundLoop):
     """Streams one serial ECG board to LSL.
 
     Use :meth:`connect` (raises :class:`~mecg.errors.MecgError` subclasses with the fix in the
@@ -253,18 +254,12 @@ class EcgDriver:
         """Connect if needed and stream in a background thread."""
         if self._port is None:
             self.connect()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="EcgDriver", daemon=True)
-            self._thread.start()
+        self._start_loop("EcgDriver")
         return self
 
     def stop(self) -> None:
         """Stop the device and the thread, close the port; the outlet goes away with the driver."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
-            self._thread = None
+        self._stop_loop()
         if self._port is not None:
             try:
                 self.board.stop(self._port)

@@ -19,6 +19,7 @@ import numpy as np
 import pylsl
 import serial
 
+from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.errors import AcquireError, DeviceRefusedError, DeviceTimeoutError
 from mecg.acquire.protocol import (
@@ -95,7 +96,7 @@ def marker_stream_info(name: str, source_id: str, cfg: TriggerConfig, info: Info
     return si
 
 
-class TriggerDriver:
+class TriggerDriver(BackgroundLoop):
     """Runs the trigger box and publishes its pulses; :meth:`connect`, :meth:`start`, :meth:`stop`."""
 
     def __init__(self, config: TriggerConfig) -> None:
@@ -256,18 +257,12 @@ class TriggerDriver:
         """Connect if needed and run in a background thread."""
         if self._port is None:
             self.connect()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="TriggerDriver", daemon=True)
-            self._thread.start()
+        self._start_loop("TriggerDriver")
         return self
 
     def stop(self) -> None:
         """Stop the box's schedule and the thread; close the port."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
-            self._thread = None
+        self._stop_loop()
         if self._port is not None:
             try:
                 self._port.write(encode(Command(MsgType.STOP)))
