@@ -18,13 +18,14 @@ Per frame:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
-from mecg.session import Session
+from mecg.session import Session, open_session
 from mecg.sync import Timeline
 
 HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
@@ -119,10 +120,6 @@ def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> E
 
 def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool = True) -> EcgFeatures:
     """Cached :func:`compute_ecg_features` (``/features/ecg``; recomputed when parameters or sync change)."""
-    import os
-
-    from mecg.session import open_session
-
     with open_session(session_path) as s:
         g = s.file.get(CACHE_GROUP)
         sync_time = str(s.sync_group.attrs.get("created_time", ""))

@@ -159,36 +159,30 @@ def loso(
         train = [d for k, g in groups.items() if k != subj for d in g]
         log(f"fold {fold}/{len(groups)}: test subject {subj} ({len(test)} session(s)), {config.mode}")
         model, spot = fit(train, config, replace(tc, seed=tc.seed + fold))
+        # spot parameters per eta, chosen once per fold on the same validation data as the default
+        per_eta = {}
+        if config.mode != "video":
+            val_sets = None
+            for eta in etas:
+                if eta == spot["eta"]:
+                    per_eta[eta] = spot
+                    continue
+                if val_sets is None:
+                    _, val = split_validation(train)
+                    val_sets = [(v, frame_scores(model, v, tc.device)) for v in (val or train)]
+                thr = choose_threshold(val_sets, spot["me_rise_s"], spot["me_fall_s"], eta)
+                per_eta[eta] = {**spot, "threshold_ccf": thr}
         for d in test:
             scores = frame_scores(model, d, tc.device)
             truth += [Interval(d.name, a.onset_frame, a.offset_frame, "ME") for a in d.annotations if a.type == "ME"]
             for r in spot_rows(model, d, spot, None, tc.device, scores):
                 preds["plain"].append(Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]))
-            if config.mode != "video":
-                for eta in etas:
-                    for r in spot_rows(
-                        model,
-                        d,
-                        {**spot, "threshold_ccf": _ccf_threshold(train, model, spot, eta, tc)}
-                        if eta != spot["eta"]
-                        else spot,
-                        eta,
-                        tc.device,
-                        scores,
-                    ):
-                        if r["kept_by_ccf"]:
-                            preds[f"ccf_{eta:g}"].append(
-                                Interval(r["session"], r["onset"], r["offset"], "ME", r["score"])
-                            )
+            for eta, params in per_eta.items():
+                for r in spot_rows(model, d, params, eta, tc.device, scores):
+                    if r["kept_by_ccf"]:
+                        preds[f"ccf_{eta:g}"].append(Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]))
     return {
         "preds": dict(preds),
         "truth": truth,
         "results": {k: evaluate(v, truth)["me"].as_dict() for k, v in preds.items()},
     }
-
-
-def _ccf_threshold(train: list[SessionData], model: CMCLNet, spot: dict, eta: float, tc: TrainConfig) -> float:
-    """Threshold for a non-default eta, chosen on the same validation data as the default."""
-    _, val = split_validation(train)
-    sets = [(d, frame_scores(model, d, tc.device)) for d in (val or train)]
-    return choose_threshold(sets, spot["me_rise_s"], spot["me_fall_s"], eta)
