@@ -16,6 +16,12 @@ errors into a clean stop. Gaps are counted from the timestamps of regular-rate s
 more than 1.5 sample periods is ``dropped`` samples, a step of more than ``gap_s`` (a stream
 that vanished and came back) is a ``gap``. :meth:`Recorder.stop` drains the inlets and closes
 the file (``complete`` true); after a failure it closes it without marking it complete.
+
+**Monitor mode** (``RecorderConfig.path=None``): the same streams, inlets, status and health,
+but nothing is written (a lab app watches the devices this way before it records). With
+``RecorderConfig.preview`` each stream also keeps a :class:`~mecg.acquire.preview.StreamPreview`
+(newest frame downsampled, last seconds of signal, last markers) for a live display, so the
+display needs no inlet of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from mecg.acquire.errors import AcquireError
 from mecg.acquire.live_heart_rate import heart_rate_bpm
+from mecg.acquire.preview import StreamPreview
 from mecg.acquire.stream_metadata import (
     DEFAULT_TYPES,
     StreamQuery,
@@ -46,6 +53,7 @@ from mecg.acquire.stream_metadata import (
     stream_identity,
 )
 from mecg.session import SessionError, SessionWriter, StreamInfo
+from mecg.session.format import stream_key
 
 
 class RecorderError(AcquireError):
@@ -76,10 +84,12 @@ class RecorderConfig:
     ``video_buffer_s``: what each inlet may hold while the recorder is behind. ``gap_s``: a
     timestamp step longer than this is a gap (stream lost and back), shorter ones count dropped
     samples. ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free.
-    ``hr_window_s``: ECG seconds used for the live heart rate.
+    ``hr_window_s``: ECG seconds used for the live heart rate. ``path=None``: monitor mode
+    (everything but the file). ``preview``: keep a :class:`StreamPreview` per stream
+    (``preview_signal_s`` seconds of signal, frames copied at most ``preview_frame_hz`` times a second).
     """
 
-    path: str | os.PathLike
+    path: str | os.PathLike | None
     subject_id: str = ""
     notes: str = ""
     overwrite: bool = False
@@ -97,6 +107,9 @@ class RecorderConfig:
     hr_window_s: float = 8.0
     poll_s: float = 0.02
     video_poll_s: float = 0.004
+    preview: bool = False
+    preview_signal_s: float = 10.0
+    preview_frame_hz: float = 30.0
 
 
 @dataclass
@@ -135,7 +148,8 @@ class StreamStatus:
 
 @dataclass
 class RecorderStatus:
-    """A snapshot of the whole recording: ``state`` is ``idle``, ``recording``, ``stopped`` or ``failed``.
+    """A snapshot of the whole recording: ``state`` is ``idle``, ``recording`` (``monitoring`` in monitor
+    mode), ``stopped`` or ``failed``.
 
     ``cpu_s``: CPU time (s) of this whole process since recording started (drivers started in
     the same process included).
@@ -214,6 +228,39 @@ def _is_disk_full(exc: BaseException) -> bool:
     return any(s in text for s in ("no space left", "file too large", "disk quota", "errno = 28", "errno = 27"))
 
 
+class _NullWriter:
+    """Monitor mode's stand-in for the session writer: stream keys as the writer would give them, nothing stored."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, StreamInfo] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def streams(self) -> dict[str, StreamInfo]:
+        return dict(self._streams)
+
+    def add_stream(self, info: StreamInfo) -> str:
+        with self._lock:
+            key = stream_key(info.name, set(self._streams))
+            self._streams[key] = info
+            return key
+
+    def append(self, key: str, data: object, timestamps: object) -> None:
+        pass
+
+    def append_clock_offsets(self, key: str, rows: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def freeze(self) -> None:
+        pass
+
+
 # -- one stream ---------------------------------------------------------------------------------
 def _ecg_channel(info: StreamInfo) -> int:
     for i, (label, typ) in enumerate(zip(info.channel_labels, info.channel_types)):
@@ -253,6 +300,9 @@ class _StreamTask:
             self._hr_buf = np.zeros(max(1, round(cfg.hr_window_s * self.srate)))
             self._hr_filled = 0
             self._hr_ch = _ecg_channel(info)
+        self.preview = (
+            StreamPreview(info, signal_s=cfg.preview_signal_s, frame_hz=cfg.preview_frame_hz) if cfg.preview else None
+        )
         self._pull_thread = threading.Thread(target=self._pull_loop, name=f"rec-{key}", daemon=True)
         self._clock_thread = threading.Thread(target=self._clock_loop, name=f"rec-clock-{key}", daemon=True)
 
@@ -284,6 +334,8 @@ class _StreamTask:
         now = pylsl.local_clock()
         self.rec._append(self.key, data, ts)
         self._account(data, ts, now)
+        if self.preview is not None:
+            self.preview.push(data, ts)
         return len(ts)
 
     def _account(self, data: object, ts: np.ndarray, now: float) -> None:
@@ -428,8 +480,8 @@ class Recorder:
 
     def __init__(self, config: RecorderConfig) -> None:
         self.config = config
-        self.path = Path(config.path)
-        self.writer: SessionWriter | None = None
+        self.path = Path(config.path) if config.path is not None else None
+        self.writer: SessionWriter | _NullWriter | None = None
         self.failure: RecorderError | None = None
         self.start_lsl = math.nan
         self._tasks: list[_StreamTask] = []
@@ -454,6 +506,16 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def monitoring(self) -> bool:
+        """True in monitor mode (``path=None``): streams are watched, nothing is written."""
+        return self.path is None
+
+    def previews(self) -> dict[str, StreamPreview]:
+        """The :class:`StreamPreview` of each stream by key (empty unless ``RecorderConfig.preview``)."""
+        with self._lock:
+            return {t.key: t.preview for t in self._tasks if t.preview is not None}
 
     @property
     def queries(self) -> tuple[StreamQuery, ...]:
@@ -527,7 +589,8 @@ class Recorder:
         :class:`RecorderError`; on any error no session file is left behind.
         """
         cfg = self.config
-        check_output(self.path, cfg.overwrite, cfg.min_free_mb)
+        if self.path is not None:
+            check_output(self.path, cfg.overwrite, cfg.min_free_mb)
         try:
             found = self._resolve()
         except BaseException:
@@ -547,13 +610,17 @@ class Recorder:
                 raise NoStreamError("the streams found went away before recording could start; start them again")
             self.start_lsl = pylsl.local_clock()
             self._cpu0 = time.process_time()
-            self.writer = SessionWriter(
-                self.path,
-                cfg.subject_id,
-                cfg.notes,
-                overwrite=cfg.overwrite,
-                flush_interval_s=cfg.flush_interval_s,
-                start_time_lsl=self.start_lsl,
+            self.writer = (
+                _NullWriter()
+                if self.path is None
+                else SessionWriter(
+                    self.path,
+                    cfg.subject_id,
+                    cfg.notes,
+                    overwrite=cfg.overwrite,
+                    flush_interval_s=cfg.flush_interval_s,
+                    start_time_lsl=self.start_lsl,
+                )
             )
         except SessionError as exc:
             for inlet, _, _ in opened:
@@ -567,7 +634,7 @@ class Recorder:
             for inlet, sinfo, ident in opened:
                 self._known.add(ident)
                 self._add(inlet, sinfo, late=False)
-            self._state = "recording"
+            self._state = "monitoring" if self.path is None else "recording"
             if not (cfg.late_streams and cfg.queries):
                 # nothing can appear late (only the required streams are wanted, and inlets recover by
                 # themselves): let the resolver go, it holds several ports of LSL's small port range
@@ -585,7 +652,8 @@ class Recorder:
         """Failed start: close the file unmarked and remove it (it holds nothing worth keeping)."""
         if self.writer is not None:
             self.writer.abort()
-            self.path.unlink(missing_ok=True)
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
         self._state = "failed"
 
     # -- while recording ------------------------------------------------------------------------
@@ -634,7 +702,7 @@ class Recorder:
         last_disk = 0.0
         while not self._stop.wait(0.5):
             now = time.monotonic()
-            if now - last_disk >= 2.0:
+            if now - last_disk >= 2.0 and self.path is not None:
                 last_disk = now
                 try:
                     free = free_mb(self.path.parent)
@@ -708,7 +776,7 @@ class Recorder:
             try:
                 if self.failure is None:
                     self.writer.close()
-                    complete = True
+                    complete = self.path is not None  # monitor mode wrote no file
                 else:
                     self.writer.abort()
             except Exception as exc:  # closing failed (disk full at the last flush): the file stays unmarked
@@ -741,11 +809,11 @@ class Recorder:
             hr = next((h for h in (t.heart_rate() for t in tasks if t._hr_buf is not None) if h is not None), None)
             self._hr_cache = (now, hr)
         try:
-            size = self.path.stat().st_size if self.writer is not None else 0
+            size = self.path.stat().st_size if self.writer is not None and self.path is not None else 0
         except OSError:
             size = 0
         try:
-            free = free_mb(self.path.parent)
+            free = free_mb(self.path.parent) if self.path is not None else math.nan
         except OSError:
             free = math.nan
         elapsed = (
@@ -754,7 +822,7 @@ class Recorder:
             else (now - self.start_lsl if self.writer is not None else 0.0)
         )
         return RecorderStatus(
-            path=str(self.path),
+            path=str(self.path) if self.path is not None else "",
             state=self._state,
             elapsed_s=float(elapsed),
             file_bytes=size,

@@ -196,7 +196,7 @@ def _queries(args: argparse.Namespace, rig) -> tuple[tuple, tuple]:
 def _record(args: argparse.Namespace) -> int:
     cfg_name = apply_lsl_options(args)
     from mecg.acquire.recorder import Recorder, RecorderConfig, check_output
-    from mecg.acquire.rig import Rig, RigConfig
+    from mecg.acquire.rig import Rig
 
     err = sys.stderr
     if args.out:
@@ -225,20 +225,7 @@ def _record(args: argparse.Namespace) -> int:
     rig = None
     rec = None
     try:
-        rig_cfg = RigConfig(
-            simulate=args.simulate,
-            seed=args.seed,
-            ecg_port=args.ecg_port,
-            ecg_protocol=args.ecg_protocol,
-            ecg_rate_hz=args.ecg_rate,
-            camera=args.camera,
-            fps=args.fps,
-            size=args.size,
-            color=args.color,
-            trigger_port=args.trigger_port,
-            trigger_gap_s=args.trigger_gap,
-            camera_rt_priority=args.camera_rt_priority,
-        )
+        rig_cfg = rig_config(args)
         if not rig_cfg.empty:
             rig = Rig(rig_cfg).start()
             for line in rig.describe():
@@ -393,6 +380,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--host", action="append", metavar="HOST", help="only streams sent from this host (repeatable)")
     s.add_argument("--wait", type=positive_float, default=5.0, help="seconds to wait for the streams (default 5)")
 
+    add_device_arguments(p)
+
+    v = p.add_argument_group("display")
+    v.add_argument(
+        "--status-every",
+        type=positive_float,
+        default=None,
+        help="seconds between status updates (default 0.5 on a terminal, 10 otherwise)",
+    )
+    v.add_argument("--quiet", action="store_true", help="no live status; only the summary")
+    v.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    add_lsl_options(p)
+
+
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """The device options (``--simulate``, ``--ecg-port``, ``--camera``, ...), shared with ``mecg app``."""
     d = p.add_argument_group("devices started by this command (instead of separate `mecg stream` commands)")
     d.add_argument(
         "--simulate",
@@ -429,16 +432,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds between trigger pulses, drawn at random (default 2:8)",
     )
 
-    v = p.add_argument_group("display")
-    v.add_argument(
-        "--status-every",
-        type=positive_float,
-        default=None,
-        help="seconds between status updates (default 0.5 on a terminal, 10 otherwise)",
+
+def rig_config(args: argparse.Namespace):
+    """The :class:`~mecg.acquire.rig.RigConfig` of the options of :func:`add_device_arguments`."""
+    from mecg.acquire.rig import RigConfig
+
+    return RigConfig(
+        simulate=args.simulate,
+        seed=args.seed,
+        ecg_port=args.ecg_port,
+        ecg_protocol=args.ecg_protocol,
+        ecg_rate_hz=args.ecg_rate,
+        camera=args.camera,
+        fps=args.fps,
+        size=args.size,
+        color=args.color,
+        trigger_port=args.trigger_port,
+        trigger_gap_s=args.trigger_gap,
+        camera_rt_priority=args.camera_rt_priority,
     )
-    v.add_argument("--quiet", action="store_true", help="no live status; only the summary")
-    v.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    add_lsl_options(p)
 
 
 _DESCRIPTION = (
