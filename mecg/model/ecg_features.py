@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
 from mecg.session import Session, open_session
-from mecg.sync import Timeline
+from mecg.sync import SyncError, Timeline, synchronize, write_result
 
 HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
 CACHE_GROUP = "features/ecg"
@@ -92,6 +94,26 @@ def hrv_at(peaks_s: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
         d = np.diff(r)
         out[i] = [r.mean(), r.std(ddof=1), 60.0 / r.mean(), d.std(ddof=1), np.sqrt(np.mean(d**2))]
     return out
+
+
+def ensure_synced(path: str | os.PathLike, log: Callable[[str], None]) -> None:
+    """Run sync (automatic mode) on a session with ECG that has none yet, and store it in the file.
+
+    Raises :class:`SyncError` when it cannot: alignment failed, or the file is read-only.
+    """
+    path = Path(path)
+    with open_session(path) as s:
+        if "frame_time_ecg_s" in s.sync_group or not s.find_streams(type="ECG"):
+            return
+    if not os.access(path, os.W_OK):
+        raise SyncError(f"{path} has not been synced and is read-only; run `mecg sync` on a writable copy first")
+    with open_session(path, writable=True) as s:
+        res = synchronize(s, "auto")
+        write_result(s, res)
+    log(
+        f"synced {path.name}: {res.mode}, residual RMS "
+        + ("n/a" if res.residual_rms_ms is None else f"{res.residual_rms_ms:.3f} ms")
+    )
 
 
 def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> EcgFeatures:

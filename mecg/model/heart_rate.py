@@ -9,6 +9,8 @@ Definitions (used by the candidate clip filter, the statistics and the synthetic
   smoothing: the PCHIP is already smooth between beats, and the slope of one quick HR change
   lasts about one RR interval.
 * The **trial mean HRS** is the mean of ``hrs`` over a uniform grid spanning the beats.
+* The **HR change** at a moment ``t`` is the mean of ``hr`` over a response window after ``t``
+  minus its mean over a baseline window before ``t`` (both on a uniform grid), in bpm.
 """
 
 from __future__ import annotations
@@ -72,3 +74,24 @@ def mean_hr_slope(peaks_s: np.ndarray, step_s: float = 0.05) -> float:
     t, _ = instantaneous_hr(peaks_s)
     grid = np.arange(t[0], t[-1], step_s)
     return float(np.nanmean(hr_slope(peaks_s, grid)))
+
+
+def hr_change(
+    peaks_s: np.ndarray,
+    t_s: np.ndarray,
+    baseline_s: tuple[float, float] = (-5.0, -1.0),
+    response_s: tuple[float, float] = (0.0, 2.0),
+    step_s: float = 0.05,
+) -> np.ndarray:
+    """HR change (bpm) at times ``t_s``: mean ``hr`` over ``t + response_s`` minus mean over ``t + baseline_s``.
+
+    Windows are ``(start, end)`` offsets in s from each moment; NaN where a window leaves the span of the beats.
+    """
+    curve = hr_curve(peaks_s)
+    t = np.asarray(t_s, dtype=np.float64).reshape(-1, 1)
+
+    def window_mean(w: tuple[float, float]) -> np.ndarray:
+        offsets = np.arange(w[0], w[1] + step_s / 2, step_s)
+        return curve(t + offsets).mean(axis=1)  # NaN outside the beats propagates
+
+    return window_mean(response_s) - window_mean(baseline_s)

@@ -16,29 +16,14 @@ import numpy as np
 
 from mecg.errors import MecgError
 from mecg.model.cmclnet import CMCLConfig, CMCLNet
+from mecg.model.ecg_features import ensure_synced
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams
 from mecg.model.spotter import choose_threshold, frame_scores, spot_session
 from mecg.model.train import TrainConfig, save_checkpoint, train_config_dict, train_model
 from mecg.model.windows import SessionData, WindowParams
-from mecg.session import open_session
-from mecg.sync import synchronize, write_result
 
 DEFAULT_ETA = 2.0
-
-
-def ensure_synced(path: Path, log: Callable[[str], None]) -> None:
-    """Run sync on a session with ECG that has none yet (stored in the file)."""
-    with open_session(path) as s:
-        if "frame_time_ecg_s" in s.sync_group or not s.find_streams(type="ECG"):
-            return
-    with open_session(path, writable=True) as s:
-        res = synchronize(s, "auto")
-        write_result(s, res)
-    log(
-        f"synced {path.name}: {res.mode}, residual RMS "
-        + ("n/a" if res.residual_rms_ms is None else f"{res.residual_rms_ms:.3f} ms")
-    )
 
 
 def load_sessions(

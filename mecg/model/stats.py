@@ -1,0 +1,274 @@
+"""ECG features at expression apexes versus quiet moments: the paper's correlation analysis.
+
+For every annotated ME and MaE apex, and for random non-expression moments drawn from the same
+sessions, the ECG features around the moment are measured; each feature is then compared
+between groups with a two-sided Mann-Whitney U test (ME vs non-ME, MaE vs non-ME).
+
+* **Moments** are frames; a frame's time is its exposure start on the ECG clock
+  (``/sync/frame_time_ecg_s`` via :class:`mecg.sync.Timeline`).
+* **Features** (definitions in :mod:`mecg.model.heart_rate` and :mod:`mecg.model.ecg_features`):
+  ``hr`` (HR curve, bpm), ``hrs`` (HR slope at the moment, bpm/s), ``hrs_ratio`` (HRS / the trial's
+  mean HRS, what the candidate clip filter thresholds), ``rr_mean``, ``rr_std``, ``sdsd``, ``rmssd``
+  (ms, over an ``hrv_window_s`` window centred on the moment), ``hr_change`` (bpm: mean HR over
+  ``response_s`` after the moment minus mean HR over the ``baseline_s`` pre-window).
+* **Non-expression moments**: per session ``round(k x expressions)`` frames drawn by a seeded RNG,
+  at least ``min_distance_s`` from every annotated interval (any type, onset to offset), at least
+  ``min_spacing_s`` from each other, and far enough from the first and last beat that every window
+  fits.
+* **Effect size**: rank-biserial correlation ``r = 2 U / (n1 n2) - 1`` with ``U`` the statistic of
+  the expression group; it equals Cliff's delta, ``P(X > Y) - P(X < Y)``: positive when the
+  expression group tends higher than the non-ME group, in [-1, 1].
+* **Correction**: Holm over the whole family, every feature x both comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from mecg.errors import MecgError
+from mecg.model.ecg_features import EcgParams, ecg_features, ensure_synced
+from mecg.model.heart_rate import hr_change
+from mecg.session import open_session
+from mecg.sync import Timeline
+
+#: Feature name -> (unit, what it is). ``hrs`` is the paper's heart-rate slope at apex.
+FEATURES: dict[str, tuple[str, str]] = {
+    "hr": ("bpm", "heart rate at the moment"),
+    "hrs": ("bpm/s", "heart-rate slope |dHR/dt| at the moment"),
+    "hrs_ratio": ("x mean", "HRS / the trial's mean HRS"),
+    "rr_mean": ("ms", "mean RR interval in the HRV window"),
+    "rr_std": ("ms", "s.d. of RR intervals in the HRV window"),
+    "sdsd": ("ms", "s.d. of successive RR differences in the HRV window"),
+    "rmssd": ("ms", "RMS of successive RR differences in the HRV window"),
+    "hr_change": ("bpm", "mean HR in the response window minus mean HR in the baseline pre-window"),
+}
+#: Groups of moments: ME apexes, MaE apexes, non-expression moments.
+GROUPS = ("me", "mae", "non")
+#: Fewest values per group for a rank test (fewer: p and effect size are null).
+MIN_N = 3
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    """Windows (s, relative to the moment), non-expression sampling and the ECG feature parameters."""
+
+    baseline_s: tuple[float, float] = (-5.0, -1.0)
+    response_s: tuple[float, float] = (0.0, 2.0)
+    non_per_expression: float = 2.0
+    min_distance_s: float = 2.0
+    min_spacing_s: float = 1.0
+    seed: int = 0
+    ecg: EcgParams = field(default_factory=EcgParams)
+
+    def __post_init__(self) -> None:
+        if not self.baseline_s[0] < self.baseline_s[1] <= 0:
+            raise MecgError(f"baseline window must be before the moment (start < end <= 0 s), got {self.baseline_s}")
+        if not 0 <= self.response_s[0] < self.response_s[1]:
+            raise MecgError(f"response window must be after the moment (0 <= start < end s), got {self.response_s}")
+        if self.non_per_expression <= 0 or self.min_distance_s < 0 or self.min_spacing_s < 0:
+            raise MecgError("non-expression moments per expression must be > 0 and distances >= 0")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SessionMoments:
+    """The moments of one session: ``group`` per moment (``GROUPS``), frame, ECG time (s) and features."""
+
+    session: str
+    group: np.ndarray
+    frame: np.ndarray
+    t_s: np.ndarray
+    values: dict[str, np.ndarray]
+    shortfall: int = 0  # non-expression moments wanted but not found room for
+
+
+def sample_quiet_frames(
+    frame_t_s: np.ndarray,
+    busy_s: list[tuple[float, float]],
+    span_s: tuple[float, float],
+    n: int,
+    rng: np.random.Generator,
+    min_distance_s: float,
+    min_spacing_s: float,
+) -> np.ndarray:
+    """Up to ``n`` random frames (sorted) inside ``span_s``, ``min_distance_s`` from every busy interval.
+
+    Frames are tried in random order and kept when at least ``min_spacing_s`` from those already kept.
+    """
+    t = np.asarray(frame_t_s, dtype=np.float64)
+    ok = (t >= span_s[0]) & (t <= span_s[1]) & np.isfinite(t)
+    for a, b in busy_s:
+        ok &= (t < a - min_distance_s) | (t > b + min_distance_s)
+    kept: list[int] = []
+    for f in rng.permutation(np.flatnonzero(ok)):
+        if len(kept) >= n:
+            break
+        if all(abs(t[f] - t[k]) >= min_spacing_s for k in kept):
+            kept.append(int(f))
+    return np.sort(np.array(kept, dtype=np.int64))
+
+
+def _session_rng(seed: int, name: str) -> np.random.Generator:
+    # one stream per (seed, session name): adding a session to a folder leaves the others' draws alone
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def session_moments(path: str | os.PathLike, params: StatsParams, log: Callable[[str], None]) -> SessionMoments:
+    """Moments and their features for one annotated, synced (or syncable) session with ECG.
+
+    Raises :class:`MecgError` (with the reason) when the session cannot be used.
+    """
+    path = Path(path)
+    with open_session(path) as s:
+        ann = s.annotations
+        has_ecg = bool(s.find_streams(type="ECG"))
+    if not ann:
+        raise MecgError("no annotated expressions")
+    if not has_ecg:
+        raise MecgError("no ECG stream")
+    ensure_synced(path, log)
+    ef = ecg_features(str(path), params.ecg)
+    with open_session(path) as s:
+        ft = Timeline(s).frame_time_s
+    bad = [a for a in ann if a.offset_frame >= ft.size]
+    if bad:
+        raise MecgError(f"annotation ending at frame {bad[0].offset_frame} is past the video's {ft.size} frames")
+    # the HR curve spans the first to the last RR midpoint; every window must fit inside it
+    p = ef.peaks_s
+    lead = max(-params.baseline_s[0], params.ecg.hrv_window_s / 2)
+    tail = max(params.response_s[1], params.ecg.hrv_window_s / 2)
+    span = (0.5 * (p[0] + p[1]) + lead, 0.5 * (p[-2] + p[-1]) - tail)
+    n_want = round(params.non_per_expression * len(ann))
+    quiet = sample_quiet_frames(
+        ft,
+        [(ft[a.onset_frame], ft[a.offset_frame]) for a in ann],
+        span,
+        n_want,
+        _session_rng(params.seed, path.stem),
+        params.min_distance_s,
+        params.min_spacing_s,
+    )
+    frame = np.concatenate([np.array([a.apex_frame for a in ann], dtype=np.int64), quiet])
+    group = np.array([a.type.lower() for a in ann] + ["non"] * quiet.size)
+    t = ft[frame]
+    hrs = ef.hrs_bpm_per_s[frame]
+    hrv = ef.hrv[frame]  # rr_mean_s, rr_std_s, hr_mean_bpm, sdsd_s, rmssd_s
+    values = {
+        "hr": ef.hr_bpm[frame],
+        "hrs": hrs,
+        "hrs_ratio": hrs / ef.mean_hrs_bpm_per_s,
+        "rr_mean": hrv[:, 0] * 1e3,
+        "rr_std": hrv[:, 1] * 1e3,
+        "sdsd": hrv[:, 3] * 1e3,
+        "rmssd": hrv[:, 4] * 1e3,
+        "hr_change": hr_change(p, t, params.baseline_s, params.response_s),
+    }
+    return SessionMoments(path.stem, group, frame, t, values, shortfall=n_want - quiet.size)
+
+
+def rank_test(x: np.ndarray, y: np.ndarray, name: str = "me") -> dict:
+    """Two-sided Mann-Whitney U of ``x`` (expression group ``name``) vs ``y`` (non-ME) and the rank-biserial r.
+
+    NaNs are dropped; with fewer than ``MIN_N`` values in a group, ``u``, ``p`` and ``effect_size`` are None.
+    Keys: ``u, p, effect_size, n_<name>, n_non``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    out: dict = {"u": None, "p": None, "effect_size": None, f"n_{name}": int(x.size), "n_non": int(y.size)}
+    if x.size < MIN_N or y.size < MIN_N:
+        return out
+    res = mannwhitneyu(x, y, alternative="two-sided")
+    out["u"] = float(res.statistic)
+    out["p"] = float(res.pvalue) if np.isfinite(res.pvalue) else None
+    out["effect_size"] = 2.0 * float(res.statistic) / (x.size * y.size) - 1.0
+    return out
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order), capped at 1."""
+    m = len(p)
+    adj = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda k: p[k])):
+        running = max(running, (m - rank) * p[i])
+        adj[i] = min(1.0, running)
+    return adj
+
+
+def group_summary(x: np.ndarray) -> dict:
+    """Median, quartiles, IQR and n of the finite values (None when empty)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {"median": None, "q25": None, "q75": None, "iqr": None, "n": 0}
+    q25, med, q75 = np.percentile(x, [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25), "n": int(x.size)}
+
+
+def compare_groups(moments: list[SessionMoments]) -> dict:
+    """Group table and rank tests per feature, Holm-corrected over every feature x comparison.
+
+    Returns ``{"features": {name: {"me_vs_non": {...}, "mae_vs_non": {...}, "groups": {...}, "unit": ...}}}``;
+    ``me_vs_non`` counts its groups in ``n_me`` / ``n_non``, ``mae_vs_non`` in ``n_mae`` / ``n_non``.
+    """
+    group = np.concatenate([m.group for m in moments])
+    feats: dict[str, dict] = {}
+    for name, (unit, what) in FEATURES.items():
+        v = np.concatenate([m.values[name] for m in moments])
+        by = {g: v[group == g] for g in GROUPS}
+        feats[name] = {
+            "unit": unit,
+            "description": what,
+            "groups": {g: group_summary(by[g]) for g in GROUPS},
+            "me_vs_non": rank_test(by["me"], by["non"]),
+            "mae_vs_non": rank_test(by["mae"], by["non"], "mae"),
+        }
+    tests = [t for f in feats.values() for t in (f["me_vs_non"], f["mae_vs_non"])]
+    family = [t for t in tests if t["p"] is not None]
+    for t, adj in zip(family, holm([t["p"] for t in family])):
+        t["p_corrected"] = adj
+    for t in tests:
+        t.setdefault("p_corrected", None)
+    return {"features": feats, "family_size": len(family)}
+
+
+def collect_moments(
+    paths: list[Path], params: StatsParams, log: Callable[[str], None]
+) -> tuple[list[SessionMoments], list[tuple[str, str]]]:
+    """Moments of every usable session, and ``(file name, reason)`` for each session skipped."""
+    used: list[SessionMoments] = []
+    skipped: list[tuple[str, str]] = []
+    for i, p in enumerate(paths, 1):
+        try:
+            m = session_moments(p, params, log)
+        except MecgError as exc:
+            skipped.append((p.name, str(exc)))
+            log(f"warning: [{i}/{len(paths)}] skipping {p.name}: {exc}")
+            continue
+        used.append(m)
+        n = {g: int((m.group == g).sum()) for g in GROUPS}
+        note = f" (room for only {n['non']} of {n['non'] + m.shortfall} non-expression moments)" if m.shortfall else ""
+        log(f"[{i}/{len(paths)}] {p.name}: {n['me']} ME, {n['mae']} MaE, {n['non']} non-expression moments{note}")
+    return used, skipped
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` with NaN/inf floats replaced by None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
