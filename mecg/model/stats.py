@@ -272,3 +272,49 @@ def json_safe(obj: object) -> object:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def _fmt_p(p: float | None) -> str:
+    return "n/a" if p is None else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+
+
+def plot_stats(path: str | os.PathLike, moments: list[SessionMoments], result: dict, title: str = "") -> None:
+    """Write a PNG of boxplots, one panel per feature, groups ME / MaE / non-ME (points overlaid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    group = np.concatenate([m.group for m in moments]) if moments else np.zeros(0, dtype=str)
+    names = list(FEATURES)
+    ncol = 4
+    nrow = math.ceil(len(names) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.4 * nrow), squeeze=False)
+    rng = np.random.default_rng(0)  # jitter of the points only
+    labels = {"me": "ME", "mae": "MaE", "non": "non-ME"}
+    colors = {"me": "tab:red", "mae": "tab:orange", "non": "tab:blue"}
+    for ax, name in zip(axes.flat, names):
+        v = np.concatenate([m.values[name] for m in moments]) if moments else np.zeros(0)
+        data = [v[(group == g) & np.isfinite(v)] for g in GROUPS]
+        ax.boxplot(data, showfliers=False, widths=0.55, medianprops={"color": "k"})
+        for i, (g, d) in enumerate(zip(GROUPS, data), 1):
+            ax.scatter(i + rng.uniform(-0.18, 0.18, d.size), d, s=6, alpha=0.5, color=colors[g], lw=0)
+        ax.set_xticks(range(1, len(GROUPS) + 1), [f"{labels[g]}\nn={d.size}" for g, d in zip(GROUPS, data)])
+        f = result["features"][name]
+        me, mae = f["me_vs_non"], f["mae_vs_non"]
+
+        def r(t: dict) -> str:
+            return "n/a" if t["effect_size"] is None else f"{t['effect_size']:+.2f}"
+
+        ax.set_title(
+            f"{name} ({f['unit']})\nME: r {r(me)}, p_holm {_fmt_p(me['p_corrected'])}\n"
+            f"MaE: r {r(mae)}, p_holm {_fmt_p(mae['p_corrected'])}",
+            fontsize=8,
+        )
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(title or "ECG features at expression apexes vs non-expression moments", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
