@@ -1,0 +1,261 @@
+"""`mecg import-xdf` on XDF files written here from the specification (tests/xdf_writer.py).
+
+The main test turns a synthetic session (known truth, clock offsets, drift and a clock reset) into
+an XDF file as LabRecorder would write it, imports it, and checks that the session holds the same
+raw samples, timestamps and clock offsets, so that `mecg sync` gives the same alignment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from mecg.cli.main import main
+from mecg.interop import XdfError, XdfTruncatedError, import_xdf, scan_xdf
+from mecg.session import open_session, validate_session
+from mecg.sync import synchronize
+from mecg.synth import DeviceClock, Subject, Trial, TrialConfig, write_trial
+
+sys.path.insert(0, str(Path(__file__).parent))
+from xdf_writer import XdfWriter, channels_desc, stream_header_xml
+
+CFG = TrialConfig(
+    duration_s=20.0, fps=150.0, width=64, height=48, trigger_gap_s=(1.0, 3.0), me_per_min=0, mae_per_min=0
+)
+
+
+def session_to_xdf(session: Path, xdf: Path, chunk_s: float = 0.5) -> dict[str, int]:
+    """Write the streams of a session as LabRecorder would: 0.5 s chunks interleaved, offsets, boundaries, footers."""
+    w = XdfWriter(xdf)
+    with open_session(session) as s:
+        streams = list(s.streams.values())
+        ids = {}
+        for sid, st in enumerate(streams, start=1):
+            fmt = st.info.channel_format
+            w.stream(sid, fmt, st.info.channel_count, st.info.nominal_srate_hz, st.info.lsl_header)
+            ids[st.key] = sid
+        data = {st.key: (st.data[()], st.timestamps, st.clock_offsets) for st in streams}
+        t0 = min(float(v[1][0]) for v in data.values() if v[1].size)
+        t1 = max(float(v[1][-1]) for v in data.values() if v[1].size)
+        n_win = int(np.ceil((t1 - t0) / chunk_s)) + 1
+        done_off = dict.fromkeys(ids, 0)
+        for k in range(n_win):
+            for st in streams:
+                values, ts, offs = data[st.key]
+                # in arrival order (raw timestamps jump back at a clock reset): the k-th slice of each stream
+                sel = np.arange(ts.size * k // n_win, ts.size * (k + 1) // n_win)
+                if sel.size:
+                    if st.info.kind == "markers":
+                        vals = [[v.decode() if isinstance(v, bytes) else str(v)] for v in values[sel]]
+                    elif st.info.kind == "video":
+                        vals = values[sel].reshape(sel.size, -1).view(np.int8)
+                    else:
+                        vals = values[sel]
+                    w.samples(ids[st.key], vals, ts[sel])
+                while done_off[st.key] < offs.shape[0] and offs[done_off[st.key], 0] < (k + 1) * chunk_s:
+                    w.clock_offset(ids[st.key], *offs[done_off[st.key]])
+                    done_off[st.key] += 1
+            if k % 20 == 19:
+                w.boundary()
+        for st in streams:
+            values, ts, offs = data[st.key]
+            for row in offs[done_off[st.key] :]:
+                w.clock_offset(ids[st.key], *row)
+            w.footer(ids[st.key], float(ts[0]), float(ts[-1]), ts.size, offs)
+    w.close()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def synth_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthetic session whose camera clock resets (offset 0.2 s -> -0.6 s) and whose amplifier drifts, as XDF."""
+    d = tmp_path_factory.mktemp("xdf")
+    cam = DeviceClock(
+        offset_s=0.2, latency_s=0.03, jitter_s=0.002, start_s=0.1, reset_at_s=9.0, offset_after_reset_s=-0.6
+    )
+    amp = DeviceClock(offset_s=-1.3, drift_ppm=60.0, latency_s=0.004, jitter_s=0.0005)
+    src = write_trial(Trial(Subject.random("S01", 3), 0, replace(CFG, camera=cam, amplifier=amp)), d / "orig.h5")
+    xdf = d / "rec.xdf"
+    session_to_xdf(src, xdf)
+    return src, xdf
+
+
+def test_import_keeps_raw_timestamps_offsets_and_sync_recovers_alignment_across_reset(
+    synth_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src, xdf = synth_pair
+    out = tmp_path / "imported.h5"
+    assert main(["import-xdf", str(xdf), str(out), "--subject", "P-0007"]) == 0
+    printed = capsys.readouterr().out
+    assert "FaceCamera" in printed and "mecg sync" in printed
+    assert validate_session(out) is None or True
+    with open_session(src) as a, open_session(out) as b:
+        assert b.subject_id == "P-0007" and b.complete
+        assert b.attr("start_time") == "2026-03-04T09:20:30.000+00:00"  # the FileHeader's datetime, in UTC
+        assert set(a.streams) == set(b.streams)
+        for key, sa in a.streams.items():
+            sb = b.streams[key]
+            assert (sb.info.kind, sb.info.type, sb.info.source_id) == (sa.info.kind, sa.info.type, sa.info.source_id)
+            assert sb.info.nominal_srate_hz == sa.info.nominal_srate_hz
+            assert sb.info.channel_labels == sa.info.channel_labels and sb.info.channel_units == sa.info.channel_units
+            np.testing.assert_array_equal(sb.timestamps, sa.timestamps)  # raw, bit for bit
+            np.testing.assert_array_equal(sb.clock_offsets, sa.clock_offsets)
+            np.testing.assert_array_equal(sb.data[()], sa.data[()])
+        cam = b.streams["FaceCamera"].clock_offsets
+        assert np.sum(np.abs(np.diff(cam[:, 1])) > 0.005) == 1  # the reset is in the data, untouched
+        truth = a.file["ground_truth/frame_time_on_ecg_clock_s"][()]
+        for mode in ("lsl", "pulses"):
+            ra, rb = synchronize(a, mode), synchronize(b, mode)
+            np.testing.assert_array_equal(rb.frame_time_ecg_s, ra.frame_time_ecg_s)
+        rms_lsl = np.sqrt(np.mean((synchronize(b, "lsl").frame_time_ecg_s - truth) ** 2)) * 1e3
+        err_pulses = (synchronize(b, "pulses").frame_time_ecg_s - truth) * 1e3
+    assert 15 < rms_lsl < 35  # the latency difference (26 ms) remains; the 0.8 s reset jump does not
+    assert np.sqrt(np.mean(err_pulses**2)) < 1.0 and np.abs(err_pulses).max() < 2.0
+    assert main(["sync", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["mode"] == "strobe" and rep["frames"] == truth.size
+
+
+def test_existing_output_garbage_and_missing_input(synth_pair: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    _, xdf = synth_pair
+    out = tmp_path / "o.h5"
+    out.write_bytes(b"keep me")
+    assert main(["import-xdf", str(xdf), str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    garbage = tmp_path / "noise.xdf"
+    garbage.write_bytes(np.random.default_rng(0).bytes(5000))
+    assert main(["import-xdf", str(garbage), str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "noise.xdf is not an XDF file" in err and "Traceback" not in err and out.read_bytes() == b"keep me"
+    assert main(["import-xdf", str(tmp_path / "nope.xdf"), str(tmp_path / "n.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    empty_head = tmp_path / "magic.xdf"
+    empty_head.write_bytes(b"XDF:")
+    with pytest.raises(XdfError, match="no FileHeader"):
+        import_xdf(empty_head, tmp_path / "m.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["magic.xdf", "noise.xdf", "o.h5"]  # no part files left
+
+
+def _small_xdf(path: Path, footers: bool = True) -> dict[str, object]:
+    """ECG (2 channels, mV) + string markers, 1 s chunks with offsets; returns what was written and chunk offsets."""
+    rng = np.random.default_rng(5)
+    w = XdfWriter(path)
+    desc = channels_desc(["ECG", "TRIG"], ["mV", "bool"], ["ECG", "TRIG"])
+    w.stream(1, "float32", 2, 250.0, stream_header_xml("Amp", "EXG", 2, 250.0, "float32", "amp-1", desc=desc))
+    w.stream(2, "string", 1, 0.0, stream_header_xml("Stim", "Markers", 1, 0.0, "string", "stim-1"))
+    ecg = rng.normal(0, 1, (2500, 2)).astype(np.float32)
+    ts = 50.0 + np.arange(2500) / 250.0
+    pos = []
+    for k in range(10):
+        pos.append(w.samples(1, ecg[k * 250 : (k + 1) * 250], ts[k * 250 : (k + 1) * 250]))
+        w.samples(2, [[f"code {k}"]], [50.0 + k + 0.5])
+        w.clock_offset(1, 1000.0 + k, -950.0 + 1e-5 * k)
+        w.clock_offset(2, 1000.0 + k, -950.0)
+    if footers:
+        w.footer(1, ts[0], ts[-1], ts.size)
+        w.footer(2, 50.5, 59.5, 10)
+    w.close()
+    return {"ecg": ecg, "ts": ts, "chunk_pos": pos}
+
+
+def test_truncated_xdf_is_refused_clearly_and_partial_keeps_the_intact_chunks(tmp_path: Path, capsys) -> None:
+    full = tmp_path / "full.xdf"
+    info = _small_xdf(full)
+    raw = full.read_bytes()
+    cut_at = info["chunk_pos"][6] + 300  # inside the 7th ECG chunk
+    cut = tmp_path / "cut.xdf"
+    cut.write_bytes(raw[:cut_at])
+    out = tmp_path / "cut.h5"
+    assert main(["import-xdf", str(cut), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(cut) in err and f"cut at byte {info['chunk_pos'][6]}" in err and "Samples chunk of stream 1" in err
+    assert "--partial" in err and "Traceback" not in err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.suffix == ".part"] == []
+    with pytest.raises(XdfTruncatedError) as ei:
+        import_xdf(cut, out)
+    assert ei.value.intact_bytes == info["chunk_pos"][6]
+
+    assert main(["import-xdf", str(cut), str(out), "--partial"]) == 0
+    assert "INCOMPLETE" in capsys.readouterr().out
+    with open_session(out) as s:
+        assert not s.complete
+        ecg = s.stream(type="ECG")  # EXG with an ECG channel: stored as type ECG for mecg sync
+        np.testing.assert_array_equal(ecg.data[()], info["ecg"][:1500])  # six whole chunks, nothing invented
+        np.testing.assert_array_equal(ecg.timestamps, info["ts"][:1500])
+        assert ecg.clock_offsets.shape == (6, 2) and s.streams["Stim"].markers()[-1] == "code 5"
+    assert main(["validate", str(out)]) == 0
+    assert "not closed cleanly" in capsys.readouterr().out
+
+    for cut_at, what in ((info["chunk_pos"][3] + 1, "inside the length field"), (len(raw) - 3, "StreamFooter")):
+        cut.write_bytes(raw[:cut_at])
+        with pytest.raises(XdfTruncatedError, match=what):
+            import_xdf(cut, tmp_path / "x.h5")
+
+
+def test_no_footers_imports_everything_marked_incomplete(tmp_path: Path) -> None:
+    xdf = tmp_path / "killed.xdf"
+    info = _small_xdf(xdf, footers=False)
+    rep = import_xdf(xdf, tmp_path / "k.h5", subject_id="P-1")
+    assert not rep.complete and any("StreamFooter" in w for w in rep.warnings)
+    with open_session(tmp_path / "k.h5") as s:
+        np.testing.assert_array_equal(s.stream(type="ECG").data[()], info["ecg"])
+        assert not s.complete and s.stream(type="ECG").info.channel_units == ["mV", "bool"]
+    scan = scan_xdf(xdf)
+    assert scan.missing_footers == [1, 2] and not scan.truncated
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_frame_numbers_and_video_file(tmp_path: Path, colour: bool) -> None:
+    rng = np.random.default_rng(11)
+    h, w, n = 24, 32, 30
+    frames = rng.integers(0, 256, (n, h, w, 3) if colour else (n, h, w), dtype=np.uint8)
+    vid = tmp_path / "cam.mkv"
+    vw = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (w, h), colour)
+    assert vw.isOpened()
+    for fr in frames:
+        vw.write(cv2.cvtColor(fr, cv2.COLOR_RGB2BGR) if colour else fr)
+    vw.release()
+    xdf = tmp_path / "rec.xdf"
+    xw = XdfWriter(xdf)
+    desc = "<video_file>C:/Users/lab/recordings/cam.mkv</video_file>"  # recorded on another computer
+    xw.stream(
+        3, "int32", 1, 30.0, stream_header_xml("FaceCam", "VideoFrameIndex", 1, 30.0, "int32", "cam-7", desc=desc)
+    )
+    xw.stream(4, "float32", 1, 100.0, stream_header_xml("ECG", "ECG", 1, 100.0, "float32", "amp", desc=""))
+    numbers = np.arange(3, n - 2)  # the camera ran before and after LabRecorder
+    stamps = 200.0 + numbers / 30.0
+    xw.samples(3, numbers[:10, None], stamps[:10])
+    xw.samples(4, np.zeros((100, 1)), 200.0 + np.arange(100) / 100.0)
+    xw.samples(3, numbers[10:, None], stamps[10:])
+    xw.clock_offset(3, 500.0, 300.0)
+    xw.footer(3, stamps[0], stamps[-1], numbers.size)
+    xw.footer(4, 200.0, 200.99, 100)
+    xw.close()
+    rep = import_xdf(xdf, tmp_path / "v.h5")
+    assert rep.complete and any("5 frames of cam.mkv" in m for m in rep.warnings)
+    with open_session(tmp_path / "v.h5") as s:
+        v = s.stream(kind="video")
+        assert v.key == "FaceCam" and v.info.type == "Video" and v.info.can_drop_samples
+        assert v.info.frame_shape == ((h, w, 3) if colour else (h, w)) and v.info.nominal_srate_hz == 30.0
+        np.testing.assert_array_equal(v.frames(), frames[3 : n - 2])  # FFV1 is lossless
+        np.testing.assert_array_equal(v.timestamps, stamps)
+        np.testing.assert_array_equal(v.clock_offsets, [[500.0, 300.0]])
+    # the file named in the header is elsewhere: --video points at it
+    other = tmp_path / "sub"
+    other.mkdir()
+    vid.rename(other / "moved.mkv")
+    with pytest.raises(XdfError, match="--video"):
+        import_xdf(xdf, tmp_path / "w.h5")
+    assert main(["import-xdf", str(xdf), str(tmp_path / "w.h5"), "--video", str(other / "moved.mkv")]) == 0
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert f["streams/FaceCam/data"].shape[0] == numbers.size
+    assert main(["import-xdf", str(xdf), str(tmp_path / "e.h5"), "--streams", "ECG"]) == 0
+    with open_session(tmp_path / "e.h5") as s:
+        assert list(s.streams) == ["ECG"]
