@@ -252,9 +252,10 @@ def collect_moments(
     for i, p in enumerate(paths, 1):
         try:
             m = session_moments(p, params, log)
-        except MecgError as exc:
-            skipped.append((p.name, str(exc)))
-            log(f"warning: [{i}/{len(paths)}] skipping {p.name}: {exc}")
+        except (MecgError, OSError, KeyError, ValueError) as exc:  # an unusable file must not stop the others
+            reason = str(exc) if isinstance(exc, MecgError) else f"{type(exc).__name__}: {exc}"
+            skipped.append((p.name, reason))
+            log(f"warning: [{i}/{len(paths)}] skipping {p.name}: {reason}")
             continue
         used.append(m)
         n = {g: int((m.group == g).sum()) for g in GROUPS}
