@@ -152,6 +152,8 @@ def test_no_usable_sessions_exit_2(tmp_path: Path) -> None:
     assert "no usable sessions" in stderr and "x.h5" in stderr and "Traceback" not in stderr
     code, _, stderr = _run(["stats", str(tmp_path / "missing")])
     assert code == 2 and "does not exist" in stderr
+    code, _, stderr = _run(["stats", str(tmp_path), "--plot", str(tmp_path / "no" / "s.png")])
+    assert code == 2 and "--plot" in stderr
 
 
 def test_rank_test_effect_size_sign_and_holm() -> None:

@@ -78,6 +78,8 @@ def _stats(args: argparse.Namespace) -> int:
         seed=args.seed,
         ecg=EcgParams(peak_method=args.peak_method, hrv_window_s=args.hrv_window),
     )
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise MecgError(f"--plot {args.plot}: folder {Path(args.plot).parent} does not exist")
     paths = session_paths(args.target)
     moments, skipped = collect_moments(paths, params, lambda m: print(m, file=sys.stderr, flush=True))
     if not moments:
