@@ -20,12 +20,15 @@ _COMMANDS = (
     "mecg.cli.sync",
     "mecg.cli.spot",
     "mecg.cli.eval",
+    "mecg.cli.stats",
     "mecg.cli.train",
     "mecg.cli.stream",
     "mecg.cli.simulate",
     "mecg.cli.devices",
     "mecg.cli.dataset",
     "mecg.cli.record",
+    "mecg.cli.xdf",
+    "mecg.cli.nwb",
 )
 
 

@@ -433,6 +433,9 @@ def import_xdf(
     provenance = f"imported from {src.name} by mecg import-xdf"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp_name, 0o666 & ~mask)  # mkstemp makes it 0600; give it the mode a new file gets
     tmp = Path(tmp_name)
     writer = None
     try:

@@ -1,0 +1,499 @@
+"""A session file out to NWB (Neurodata Without Borders) with pynwb.
+
+What goes where (see docs/interop.md for the table):
+
+- the ECG stream's voltage channels -> ``acquisition/ECG``, a ``TimeSeries`` in volts: the stored
+  samples unchanged (e.g. float32 in mV) with NWB's ``conversion`` factor to volts; its other
+  channels (``TRIG``, ``STROBE``, units such as ``bool``) -> one ``TimeSeries`` each;
+  other signal streams -> ``TimeSeries`` with their own units;
+- each video stream -> an ``ImageSeries``: by default the frames are written losslessly (FFV1 in
+  Matroska) to ``<OUT stem>_<stream>.mkv`` beside the NWB file, referenced by a relative
+  ``external_file``; with ``video_in_file`` they are stored in the NWB file itself (one gzip chunk
+  per frame);
+- each markers stream -> a ``TimeIntervals`` table ``markers_<stream>`` (instantaneous:
+  ``stop_time == start_time``; column ``value``);
+- the ME/MaE annotations -> a ``TimeIntervals`` table ``expressions`` with the frame columns,
+  ``apex_time``, ``type``, ``aus`` and ``emotion``;
+- ``subject_id`` -> ``Subject`` (species ``Homo sapiens`` unless told otherwise).
+
+**Times.** NWB times are seconds from ``session_start_time`` (the session's ``start_time``). With
+a ``/sync`` result (``mecg sync``) the ECG and the video are on the **ECG clock** (sample ``k`` at
+``t0 + k / rate``, frames at ``t0 + frame_time_ecg_s``), ``t0`` being the ECG's first sample on the
+recorder clock. Without it every stream is on the **recorder's LSL clock**: raw timestamps
+corrected with the stream's clock offsets (robust line per clock segment, as ``mecg sync --mode
+lsl``), minus the recorder's clock at the start (``start_time_lsl``). Markers are always on the
+recorder clock.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mecg.errors import MecgError
+from mecg.session import Session, Stream, open_session
+from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices, huber_line
+
+#: Voltage units as sessions and LSL headers spell them, and their factor to volts.
+VOLT_UNITS = {
+    "v": 1.0,
+    "volt": 1.0,
+    "volts": 1.0,
+    "mv": 1e-3,
+    "millivolt": 1e-3,
+    "millivolts": 1e-3,
+    "uv": 1e-6,
+    "µv": 1e-6,
+    "μv": 1e-6,
+    "microvolt": 1e-6,
+    "microvolts": 1e-6,
+    "nv": 1e-9,
+    "nanovolts": 1e-9,
+}
+SEXES = ("M", "F", "O", "U")
+#: Frames read from the session per step while writing video.
+FRAMES_PER_READ = 128
+
+
+class NwbExportError(MecgError):
+    """A session cannot be exported to NWB as asked; the message says why and what to do."""
+
+
+@dataclass
+class NwbExportReport:
+    """What :func:`export_nwb` wrote. Times in s."""
+
+    out: str
+    identifier: str
+    clock: str
+    objects: list[str] = field(default_factory=list)
+    video_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return dict(self.__dict__)
+
+
+def volts_per_unit(unit: str) -> float | None:
+    """Factor from ``unit`` (``mV``, ``uV``, ``V``, ...) to volts, or None if it is not a voltage."""
+    return VOLT_UNITS.get(unit.strip().lower().replace(" ", ""))
+
+
+def _identifier(s: Session) -> str:
+    """A UUID derived from what the session holds, so the same session always gives the same identifier."""
+    h = hashlib.sha256()
+    for k in ("subject_id", "start_time", "start_time_lsl", "software_version", "notes"):
+        h.update(f"{k}={s.attr(k)!r};".encode())
+    for key, st in sorted(s.streams.items()):
+        ts = st.group["timestamps"]
+        n = st.sample_count
+        edge = ts[[0, n - 1]].tobytes() if n else b""
+        h.update(f"{key}:{st.info.source_id}:{n}:".encode() + edge)
+    h.update(f"ann={len(s.annotations)};sync={s.sync_group.attrs.get('created_time', '')}".encode())
+    return str(uuid.UUID(bytes=h.digest()[:16], version=5))
+
+
+def _recorder_times(st: Stream) -> np.ndarray:
+    """Raw timestamps on the recorder's clock (clock offsets fitted per segment, resets handled)."""
+    return correct_timestamps(st.timestamps, fit_clock_offsets(st.clock_offsets))
+
+
+def _regular(t: np.ndarray) -> float | None:
+    """The rate (Hz) if ``t`` is regular to 1 ns (NWB then wants starting_time + rate), else None."""
+    if t.size < 3:
+        return None
+    d = np.round(np.diff(t), 9)
+    return float(1.0 / d[0]) if d[0] > 0 and np.all(d == d[0]) else None
+
+
+def _video_frames(st: Stream) -> Iterator[np.ndarray]:
+    for a in range(0, st.sample_count, FRAMES_PER_READ):
+        yield from st.frames(a, min(a + FRAMES_PER_READ, st.sample_count))
+
+
+def _write_mkv(st: Stream, path: Path, fps: float) -> None:
+    """All frames of ``st`` into a lossless FFV1 Matroska file (grey or colour as stored)."""
+    import cv2
+
+    h, w = st.info.frame_shape[:2]
+    colour = len(st.info.frame_shape) == 3
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), max(fps, 1.0), (w, h), colour)
+    if not vw.isOpened():
+        raise NwbExportError(f"OpenCV cannot write FFV1 video to {path}; use --video-in-file instead")
+    try:
+        for fr in _video_frames(st):
+            vw.write(cv2.cvtColor(fr, cv2.COLOR_RGB2BGR) if colour else fr)
+    finally:
+        vw.release()
+
+
+def _subject(s: Session, subject_id: str | None, species: str, sex: str, age: str | None):
+    from pynwb.file import Subject
+
+    if sex not in SEXES:
+        raise NwbExportError(f"sex must be one of {', '.join(SEXES)} (U: unknown), got {sex!r}")
+    sid = s.subject_id if subject_id is None else subject_id
+    if "/" in sid:
+        raise NwbExportError(f"subject id {sid!r} contains '/', which NWB does not allow; pass --subject")
+    kw = {"age": age} if age else {}
+    return Subject(
+        subject_id=sid or "unknown",
+        species=species,
+        sex=sex,
+        description="pseudonymous participant of a mecg recording (face video + ECG)",
+        **kw,
+    )
+
+
+def _times_for(st: Stream, s: Session, origin: float, ecg_clock: tuple[Stream, float] | None) -> tuple[np.ndarray, str]:
+    """NWB times (s) of a stream's samples and which clock they are on."""
+    if ecg_clock is not None:
+        ecg, t0 = ecg_clock
+        if st.key == ecg.key:
+            return t0 + np.arange(st.sample_count) / st.info.nominal_srate_hz, "ECG clock"
+        if st.info.kind == "video" and st.key == s.sync_group.attrs.get("video_stream", ""):
+            return t0 + s.sync_group["frame_time_ecg_s"][()], "ECG clock (mecg sync)"
+    t = _recorder_times(st)
+    rate = st.info.nominal_srate_hz
+    if st.info.kind == "signal" and rate > 0:
+        t = dejitter(t, rate)
+    elif st.info.kind == "video" and rate > 0 and t.size >= 3:
+        # a camera drops frames: a robust line through (frame index counting the drops, time), as mecg sync does
+        idx = frame_indices(st.timestamps, rate).astype(np.float64)
+        a, b = huber_line(idx, t, 0.25 / rate)
+        t = a + b * idx
+    return t - origin, "recorder LSL clock"
+
+
+def _series(name: str, data: object, times: np.ndarray, **kw: object):
+    """A TimeSeries on regular times (starting_time + rate) when they are, else with timestamps."""
+    from pynwb import TimeSeries
+
+    rate = _regular(times)
+    if rate is not None:
+        return TimeSeries(name=name, data=data, starting_time=float(times[0]), rate=rate, **kw)
+    return TimeSeries(name=name, data=data, timestamps=times, **kw)
+
+
+def export_nwb(
+    session_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    video_in_file: bool = False,
+    subject_id: str | None = None,
+    species: str = "Homo sapiens",
+    sex: str = "U",
+    age: str | None = None,
+    experimenter: str | None = None,
+    institution: str | None = None,
+    ecg_unit: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> NwbExportReport:
+    """Write the session at ``session_path`` as an NWB file ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    overwrite
+        Replace ``out`` (and its video files) if they exist.
+    video_in_file
+        Store video frames inside the NWB file (gzip, one chunk per frame) instead of a lossless
+        ``.mkv`` file beside it.
+    subject_id, species, sex, age
+        The NWB ``Subject``: id (default: the session's), species (Latin binomial), sex
+        (``M``/``F``/``O``/``U``), age (ISO 8601 duration, e.g. ``P27Y``).
+    experimenter, institution
+        Optional NWB file metadata.
+    ecg_unit
+        Unit of the ECG channels when the session does not say (``mV``, ``uV``, ``V``).
+    log
+        Receives progress lines.
+
+    Raises :class:`NwbExportError` (or :class:`~mecg.session.SessionError` for an unreadable session).
+    """
+    dst = Path(out)
+    if dst.suffix.lower() != ".nwb":
+        raise NwbExportError(f"{dst}: an NWB file name should end in .nwb")
+    if dst.exists() and not overwrite:
+        raise NwbExportError(f"{dst} already exists; choose another name or pass --overwrite to replace it")
+    if not dst.parent.is_dir():
+        raise NwbExportError(f"folder {dst.parent} does not exist; create it first")
+    if ecg_unit is not None and volts_per_unit(ecg_unit) is None:
+        raise NwbExportError(f"--ecg-unit {ecg_unit!r} is not a voltage unit; use V, mV, uV or nV")
+    kw = {
+        "overwrite": overwrite,
+        "video_in_file": video_in_file,
+        "subject_id": subject_id,
+        "species": species,
+        "sex": sex,
+        "age": age,
+        "experimenter": experimenter,
+        "institution": institution,
+        "ecg_unit": ecg_unit,
+        "log": log,
+    }
+
+    written: list[str] = []
+    try:
+        return _export(session_path, dst, written, **kw)
+    except BaseException:
+        for v in written:
+            Path(v).unlink(missing_ok=True)
+        raise
+
+
+def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw: object) -> NwbExportReport:
+    """The body of :func:`export_nwb`; every video file it writes is listed in ``written`` first."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from hdmf.data_utils import DataChunkIterator
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.epoch import TimeIntervals
+    from pynwb.event import EventsTable
+    from pynwb.image import ImageSeries
+
+    overwrite, video_in_file, ecg_unit, log = kw["overwrite"], kw["video_in_file"], kw["ecg_unit"], kw["log"]
+    experimenter, institution = kw["experimenter"], kw["institution"]
+    with open_session(session_path) as s:
+        start = _dt.datetime.fromisoformat(str(s.attr("start_time")))
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=_dt.UTC)
+        ident = _identifier(s)
+        report = NwbExportReport(str(dst), ident, "")
+        if not kw["age"]:
+            report.warnings.append(
+                "no --age: NWB wants the subject's age (ISO 8601, e.g. P27Y, or a range such as P18Y/ for 'adult'); "
+                "the NWB Inspector reports its absence as CRITICAL"
+            )
+        notes = s.notes.strip()
+        nwb = NWBFile(
+            session_description=notes or f"mecg session {Path(session_path).name}: face video and ECG",
+            identifier=ident,
+            session_start_time=start,
+            session_id=Path(session_path).stem.replace("/", "_"),
+            subject=_subject(s, kw["subject_id"], kw["species"], kw["sex"], kw["age"]),
+            experiment_description="Face video and ECG recorded through Lab Streaming Layer and aligned with mecg",
+            keywords=["ECG", "face video", "facial expression", "micro-expression"],
+            source_script=f"mecg export-nwb (mecg {s.attr('software_version')})",
+            source_script_file_name="mecg/interop/nwb_export.py",
+            **({"experimenter": [experimenter]} if experimenter else {}),
+            **({"institution": institution} if institution else {}),
+        )
+        # -- clocks -------------------------------------------------------------------------
+        ecgs = s.find_streams(type="ECG", kind="signal")
+        ecg = ecgs[0] if len(ecgs) == 1 else None
+        origin = float(s.attr("start_time_lsl", float("nan")))
+        if not math.isfinite(origin):
+            firsts = [float(_recorder_times(st)[0]) for st in s.streams.values() if st.sample_count]
+            origin = min(firsts) if firsts else 0.0
+        synced = "frame_time_ecg_s" in s.sync_group and ecg is not None and ecg.info.nominal_srate_hz > 0
+        ecg_clock = None
+        if synced and str(s.sync_group.attrs.get("ecg_stream", "")) == ecg.key:
+            t0 = float(dejitter(_recorder_times(ecg), ecg.info.nominal_srate_hz)[0]) - origin
+            ecg_clock = (ecg, t0)
+        report.clock = "ECG clock (mecg sync)" if ecg_clock else "recorder LSL clock (no /sync)"
+        if ecg_clock is None:
+            report.warnings.append(
+                "no /sync result: times are the recorder's LSL clock (tens of ms between devices); "
+                "run `mecg sync` first to put video and ECG on the ECG clock"
+            )
+        # -- signals -----------------------------------------------------------------------
+        for st in s.streams.values():
+            if st.info.kind != "signal" or st.sample_count == 0:
+                continue
+            times, clock = _times_for(st, s, origin, ecg_clock)
+            info = st.info
+            units = list(info.channel_units)
+            is_ecg = ecg is not None and st.key == ecg.key
+            if is_ecg and ecg_unit:  # the ECG channels (by type or label), else every channel of unknown unit
+                ecg_ch = [
+                    i
+                    for i, (lab, typ) in enumerate(zip(info.channel_labels, info.channel_types))
+                    if lab.upper().startswith("ECG") or typ.upper().startswith("ECG")
+                ]
+                for i in ecg_ch or [i for i, u in enumerate(units) if volts_per_unit(u) is None and u != "bool"]:
+                    units[i] = ecg_unit
+            volts = [i for i, u in enumerate(units) if volts_per_unit(u) is not None]
+            if is_ecg and not volts:
+                raise NwbExportError(
+                    f"ECG stream {st.key!r}: no channel has a voltage unit (units: {units}); pass --ecg-unit mV "
+                    "(or uV, V) to say what the samples are"
+                )
+            data = st.data[()]
+            desc = (
+                f"{info.name} ({info.type}) from LSL source {info.source_id or '?'} on {info.hostname or '?'}; {clock}"
+            )
+            if volts:
+                factors = [volts_per_unit(units[i]) for i in volts]
+                vdata = data[:, volts]
+                conversion = factors[0]
+                if len(set(factors)) > 1:  # mixed voltage units: store volts
+                    vdata, conversion = vdata.astype(np.float64) * np.array(factors), 1.0
+                name = "ECG" if is_ecg else st.key
+                nwb.add_acquisition(
+                    _series(
+                        name,
+                        vdata,
+                        times,
+                        unit="volts",
+                        conversion=float(conversion),
+                        description=f"{desc}; channels {', '.join(info.channel_labels[i] for i in volts)}",
+                        comments=f"stored as {info.channel_format} in {units[volts[0]]}; conversion gives volts",
+                    )
+                )
+                report.objects.append(f"acquisition/{name}")
+            for i, label in enumerate(info.channel_labels):
+                if i in volts:
+                    continue
+                name = f"{st.key}_{label}" if not is_ecg else label
+                nwb.add_acquisition(
+                    _series(
+                        name,
+                        data[:, i],
+                        times,
+                        unit=units[i] or "n.a.",
+                        description=f"{desc}; channel {label} ({info.channel_types[i]})",
+                    )
+                )
+                report.objects.append(f"acquisition/{name}")
+        # -- video -------------------------------------------------------------------------
+        for st in s.find_streams(kind="video"):
+            if st.sample_count == 0:
+                continue
+            times, clock = _times_for(st, s, origin, ecg_clock)
+            fps = st.info.nominal_srate_hz or (st.effective_srate_hz or 1.0)
+            rate = _regular(times)
+            timing = {"starting_time": float(times[0]), "rate": rate} if rate else {"timestamps": times}
+            desc = f"{st.info.name} from LSL source {st.info.source_id or '?'}; frames (height, width[, RGB]); {clock}"
+            if video_in_file:
+                log(f"{st.key}: storing {st.sample_count} frames in the NWB file ...")
+                data = H5DataIO(
+                    DataChunkIterator(
+                        _video_frames(st), maxshape=(None, *st.info.frame_shape), dtype=np.dtype(np.uint8)
+                    ),
+                    chunks=(1, *st.info.frame_shape),
+                    compression="gzip",
+                    compression_opts=4,
+                )
+                series = ImageSeries(
+                    name=st.key,
+                    data=data,
+                    dimension=[st.info.frame_shape[1], st.info.frame_shape[0]],
+                    unit="n.a.",
+                    description=desc,
+                    **timing,
+                )
+            else:
+                mkv = dst.with_name(f"{dst.stem}_{st.key}.mkv")
+                if mkv.exists() and not overwrite:
+                    raise NwbExportError(f"{mkv} already exists; pass --overwrite to replace it")
+                log(f"{st.key}: writing {st.sample_count} frames to {mkv.name} (FFV1, lossless) ...")
+                written.append(str(mkv))
+                _write_mkv(st, mkv, fps)
+                report.video_files.append(str(mkv))
+                series = ImageSeries(
+                    name=st.key,
+                    external_file=[mkv.name],
+                    format="external",
+                    starting_frame=[0],
+                    num_samples=st.sample_count,
+                    dimension=[st.info.frame_shape[1], st.info.frame_shape[0]],
+                    unit="n.a.",
+                    description=f"{desc}; frames in {mkv.name} (FFV1, lossless)",
+                    **timing,
+                )
+            nwb.add_acquisition(series)
+            report.objects.append(f"acquisition/{st.key}")
+        # -- markers and annotations -------------------------------------------------------
+        for st in s.find_streams(kind="markers"):
+            if st.sample_count == 0:
+                continue
+            t, _ = _times_for(st, s, origin, None)
+            table = EventsTable(
+                name=f"markers_{st.key}",
+                description=f"LSL markers of {st.info.name} ({st.info.type}): one row per marker, its time on the "
+                "recorder's LSL clock (raw timestamp corrected with the stream's clock offsets)",
+                source_description=f"LSL stream {st.info.name} from {st.info.source_id or '?'} on "
+                f"{st.info.hostname or '?'}",
+            )
+            table.add_column("value", "the marker text as sent")
+            for ti, v in sorted(zip(t.tolist(), st.markers()), key=lambda x: x[0]):
+                table.add_event(timestamp=ti, value=v)
+            nwb.add_events_table(table)
+            report.objects.append(f"events/markers_{st.key}")
+        ann = s.annotations
+        if ann:
+            vid = s.streams.get(s.annotated_stream)
+            if vid is None:
+                raise NwbExportError(f"annotations refer to video stream {s.annotated_stream!r}, not in the session")
+            ft, _ = _times_for(vid, s, origin, ecg_clock)
+            table = TimeIntervals(
+                name="expressions",
+                description=f"coded facial expressions (ME: micro-, MaE: macro-expression) on the frames of "
+                f"{vid.key}; start/stop = onset/offset frame times (inclusive frames)",
+            )
+            for col, d in (
+                ("onset_frame", "0-based index of the onset frame"),
+                ("apex_frame", "0-based index of the apex frame"),
+                ("offset_frame", "0-based index of the offset frame (inclusive)"),
+                ("apex_time", "time (s) of the apex frame"),
+                ("type", "ME or MaE"),
+                ("aus", "FACS action units, e.g. AU1+AU2"),
+                ("emotion", "emotion label"),
+            ):
+                table.add_column(col, d)
+            for a in ann:
+                table.add_row(
+                    start_time=float(ft[a.onset_frame]),
+                    stop_time=float(ft[a.offset_frame]),
+                    onset_frame=a.onset_frame,
+                    apex_frame=a.apex_frame,
+                    offset_frame=a.offset_frame,
+                    apex_time=float(ft[a.apex_frame]),
+                    type=a.type,
+                    aus=a.aus or "n.a.",
+                    emotion=a.emotion or "n.a.",
+                )
+            nwb.add_time_intervals(table)
+            report.objects.append("intervals/expressions")
+        # -- write (temporary file, then rename) ------------------------------------------
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".part.nwb", dir=dst.parent)
+        os.close(fd)
+        _umask_mode(tmp_name)
+        try:
+            with NWBHDF5IO(tmp_name, "w") as io:
+                io.write(nwb)
+            os.replace(tmp_name, dst)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+    return report
+
+
+def _umask_mode(path: str | os.PathLike) -> None:
+    """Give a file from ``mkstemp`` (mode 0600) the mode a plainly created file gets (0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def inspect_nwb(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
+    """NWB Inspector messages for ``path`` as ``(importance, check, object path, message)``; needs nwbinspector."""
+    try:
+        from nwbinspector import inspect_nwbfile
+    except ImportError as exc:
+        raise NwbExportError("the NWB Inspector is not installed: pip install nwbinspector") from exc
+    return [
+        (m.importance.name, m.check_function_name, m.location or "/", m.message)
+        for m in inspect_nwbfile(nwbfile_path=str(path))
+        if m is not None
+    ]
