@@ -146,3 +146,23 @@ def test_errors_are_clear(sessions: tuple[Path, Path], tmp_path: Path, capsys) -
         assert nwb.acquisition["ECG"].conversion == pytest.approx(1e-3) and nwb.acquisition["ECG"].data.shape[1] == 1
         assert nwb.acquisition["TRIG"].unit == "n.a."  # a digital line, not volts
     assert rep.objects[0] == "acquisition/ECG"
+
+
+def test_video_only_session_exports(tmp_path: Path) -> None:
+    """A session from `mecg import-dataset` (video + annotations, no ECG, no clock offsets) exports too."""
+    from mecg.session import Annotation, SessionWriter, StreamInfo
+
+    path = tmp_path / "casme.h5"
+    with SessionWriter(path, "s15", fixed_time="2026-01-01T09:00:00.000+00:00", start_time_lsl=0.0) as w:
+        key = w.add_stream(StreamInfo("FaceCamera", "Video", kind="video", nominal_srate_hz=30.0, frame_shape=(8, 10)))
+        w.append(key, np.random.default_rng(1).integers(0, 256, (40, 8, 10), dtype=np.uint8), np.arange(40) / 30.0)
+        w.set_annotations([Annotation(5, 7, 9, "ME", "AU4", "negative")], key)
+    rep = export_nwb(path, tmp_path / "casme.nwb", age="P22Y")
+    assert rep.objects == ["acquisition/FaceCamera", "intervals/expressions"]
+    assert _bad_messages(tmp_path / "casme.nwb") == []
+    with NWBHDF5IO(str(tmp_path / "casme.nwb"), "r") as io:
+        nwb = io.read()
+        assert nwb.acquisition["FaceCamera"].rate == pytest.approx(30.0)
+        row = nwb.intervals["expressions"].to_dataframe().iloc[0]
+        assert (row["onset_frame"], row["offset_frame"], row["emotion"]) == (5, 9, "negative")
+        assert row["start_time"] == pytest.approx(5 / 30.0) and row["stop_time"] == pytest.approx(9 / 30.0)

@@ -211,7 +211,7 @@ def test_no_footers_imports_everything_marked_incomplete(tmp_path: Path) -> None
     assert scan.missing_footers == [1, 2] and not scan.truncated
 
 
-@pytest.mark.parametrize("colour", [False, True])
+@pytest.mark.parametrize("colour", [False, True])  # colour video with string frame numbers
 def test_frame_numbers_and_video_file(tmp_path: Path, colour: bool) -> None:
     rng = np.random.default_rng(11)
     h, w, n = 24, 32, 30
@@ -225,15 +225,15 @@ def test_frame_numbers_and_video_file(tmp_path: Path, colour: bool) -> None:
     xdf = tmp_path / "rec.xdf"
     xw = XdfWriter(xdf)
     desc = "<video_file>C:/Users/lab/recordings/cam.mkv</video_file>"  # recorded on another computer
-    xw.stream(
-        3, "int32", 1, 30.0, stream_header_xml("FaceCam", "VideoFrameIndex", 1, 30.0, "int32", "cam-7", desc=desc)
-    )
+    fmt = "string" if colour else "int32"  # frame numbers as text markers, or as numbers
+    xw.stream(3, fmt, 1, 30.0, stream_header_xml("FaceCam", "VideoFrameIndex", 1, 30.0, fmt, "cam-7", desc=desc))
     xw.stream(4, "float32", 1, 100.0, stream_header_xml("ECG", "ECG", 1, 100.0, "float32", "amp", desc=""))
     numbers = np.arange(3, n - 2)  # the camera ran before and after LabRecorder
     stamps = 200.0 + numbers / 30.0
-    xw.samples(3, numbers[:10, None], stamps[:10])
+    values = [[str(k)] for k in numbers] if colour else numbers[:, None]
+    xw.samples(3, values[:10], stamps[:10])
     xw.samples(4, np.zeros((100, 1)), 200.0 + np.arange(100) / 100.0)
-    xw.samples(3, numbers[10:, None], stamps[10:])
+    xw.samples(3, values[10:], stamps[10:])
     xw.clock_offset(3, 500.0, 300.0)
     xw.footer(3, stamps[0], stamps[-1], numbers.size)
     xw.footer(4, 200.0, 200.99, 100)

@@ -163,7 +163,7 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
         return _Plan(s, info, "video")
     given = video.get(name) or video.get(str(s.stream_id)) or ""
     named = _video_file_in(desc)
-    if n == 1 and fmt != "string" and (given or named or typ.lower() in FRAME_INDEX_TYPES):
+    if n == 1 and (given or named or (fmt != "string" and typ.lower() in FRAME_INDEX_TYPES)):
         if given:
             path = Path(given)
             if not path.is_file():
@@ -384,9 +384,9 @@ def import_xdf(
         for s in scan.streams.values():
             el = ET.fromstring(s.header_xml)
             fmt, n = _text(el, "channel_format"), _int(_text(el, "channel_count"))
-            if n == 1 and fmt in CHANNEL_FORMATS and fmt != "string":
+            if n == 1 and fmt in CHANNEL_FORMATS:
                 typ = _text(el, "type").lower()
-                if typ in FRAME_INDEX_TYPES or _video_file_in(el.find("desc")):
+                if (fmt != "string" and typ in FRAME_INDEX_TYPES) or _video_file_in(el.find("desc")):
                     candidates.append(_text(el, "name"))
         if len(candidates) != 1:
             raise XdfError(
@@ -573,9 +573,13 @@ def _read_samples(
 
 
 def _frame_numbers(values: object, p: _Plan) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    name = (p.info and p.info.name) or p.scan.stream_id
+    try:
+        arr = np.asarray([v[0] if isinstance(v, list) else v for v in values], dtype=np.float64).reshape(-1)
+    except ValueError:
+        raise XdfError(f"stream {name}: a sample is not a frame number ({str(values)[:80]})") from None
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-        raise XdfError(f"stream {(p.info and p.info.name) or p.scan.stream_id}: frame numbers must be whole numbers")
+        raise XdfError(f"stream {name}: frame numbers must be whole numbers")
     return arr.astype(np.int64) - p.index_base
 
 
