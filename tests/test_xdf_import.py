@@ -259,3 +259,26 @@ def test_frame_numbers_and_video_file(tmp_path: Path, colour: bool) -> None:
     assert main(["import-xdf", str(xdf), str(tmp_path / "e.h5"), "--streams", "ECG"]) == 0
     with open_session(tmp_path / "e.h5") as s:
         assert list(s.streams) == ["ECG"]
+
+
+def test_memory_does_not_grow_with_the_recording(tmp_path: Path) -> None:
+    """Chunks go from pyxdf to the writer one at a time: peak memory stays near one chunk, not the whole video."""
+    import tracemalloc
+
+    w = XdfWriter(tmp_path / "cam.xdf")
+    desc = "<width>320</width><height>240</height><channels>1</channels>"
+    w.stream(1, "int8", 320 * 240, 100.0, stream_header_xml("Cam", "Video", 320 * 240, 100.0, "int8", "c", desc=desc))
+    frames = np.random.default_rng(2).integers(-128, 128, (20, 320 * 240), dtype=np.int8)
+    for k in range(10):  # 200 frames, 15 MB
+        w.samples(1, frames, 10.0 + (k * 20 + np.arange(20)) / 100.0)
+    w.close()
+    tracemalloc.start()
+    try:
+        import_xdf(tmp_path / "cam.xdf", tmp_path / "cam.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8e6, f"peak {peak / 1e6:.1f} MB"
+    with open_session(tmp_path / "cam.h5") as s:
+        assert s.streams["Cam"].sample_count == 200
+        np.testing.assert_array_equal(s.streams["Cam"].frames(180, 200).reshape(20, -1), frames.view(np.uint8))

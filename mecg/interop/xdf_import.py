@@ -538,8 +538,9 @@ def _read_samples(
                 done[0] += 1
                 if done[0] % 200 == 0:
                     log(f"{done[0]} chunks read ...")
-            empty = [] if isinstance(values, list) else values[:0]
-            return empty, ts[:0], info
+            # fresh empty arrays: a [:0] view would keep every chunk's samples alive inside pyxdf
+            empty = [] if isinstance(values, list) else np.empty((0, *values.shape[1:]), values.dtype)
+            return empty, np.empty(0), info
         except Exception as exc:
             raise _Abort(exc) from exc
 
