@@ -29,6 +29,7 @@ _COMMANDS = (
     "mecg.cli.record",
     "mecg.cli.xdf",
     "mecg.cli.nwb",
+    "mecg.cli.app",
 )
 
 

@@ -1,0 +1,254 @@
+"""The live view: the camera image, the ECG scrolling with its R-peaks, heart rate and HR slope,
+trigger pulses and stimulus markers as ticks, and the trigger/LED state.
+
+It draws what the engine's :class:`~mecg.acquire.preview.StreamPreview` objects hold (no inlet
+of its own): :meth:`LiveView.refresh` is called by the window's timer (20 Hz by default) and
+costs a few ms of the UI thread (see benchmarks/bench_app.py). R-peaks are found by the same
+cheap detector as the recorder's live heart rate (:mod:`mecg.acquire.live_heart_rate`) at most
+twice a second; the HR slope is the offline definition (:func:`mecg.model.heart_rate.hr_slope`,
+``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from mecg.acquire.live_heart_rate import RR_RANGE_S, r_peaks
+from mecg.acquire.preview import StreamPreview
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
+
+#: Seconds of ECG on screen.
+WINDOW_S = 8.0
+#: Seconds between R-peak searches.
+PEAKS_EVERY_S = 0.5
+TRIGGER_COLOR = (230, 120, 0)
+STIMULUS_COLOR = (0, 140, 200)
+
+
+def _ecg_columns(p: StreamPreview) -> tuple[int, int | None]:
+    """(ECG column, TRIG column or None) of a signal stream."""
+    labels = [x.upper() for x in p.info.channel_labels]
+    types = [x.upper() for x in p.info.channel_types] or [""] * len(labels)
+    ecg = next((i for i, (lab, typ) in enumerate(zip(labels, types)) if lab.startswith("ECG") or typ == "ECG"), 0)
+    trig = next((i for i, lab in enumerate(labels) if lab == "TRIG"), None)
+    return ecg, trig
+
+
+def heart_rate_and_slope(peaks_s: np.ndarray) -> tuple[float | None, float | None]:
+    """``(hr_bpm, hrs_bpm_per_s)`` at the last beat: median plausible RR, and ``|d hr/dt|`` there."""
+    if peaks_s.size < 3:
+        return None, None
+    rr = np.diff(peaks_s)
+    ok = rr[(rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])]
+    hr = float(60.0 / np.median(ok)) if ok.size >= 2 else None
+    if peaks_s.size < 4 or not np.all(rr > 0):
+        return hr, None
+    from mecg.model.heart_rate import hr_slope
+
+    t_last = 0.5 * (peaks_s[-1] + peaks_s[-2])  # the last point of the HR curve
+    hrs = float(hr_slope(peaks_s, np.array([t_last]))[0])
+    return hr, (hrs if math.isfinite(hrs) else None)
+
+
+class LiveView(QWidget):
+    """Camera image, ECG with R-peaks, HR / HR slope, trigger and stimulus ticks, LED state."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cpu_s = 0.0  # UI-thread CPU spent in refresh (s)
+        self.refreshes = 0
+        self._frame_ts = math.nan
+        self._peaks_at = -math.inf
+        self._peaks_s = np.zeros(0)
+        self.hr_bpm: float | None = None
+        self.hrs_bpm_per_s: float | None = None
+        self.trigger_high = False
+        self.n_triggers = 0
+
+        # camera
+        self.camera_widget = pg.GraphicsLayoutWidget()
+        self.camera_box = self.camera_widget.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.image = pg.ImageItem()
+        self.camera_box.addItem(self.image)
+        self.camera_label = QLabel("camera: no video stream")
+        self.led = QLabel()
+        self.led.setFixedSize(18, 18)
+        self.led_text = QLabel("trigger: --")
+        self._set_led(False)
+
+        # ECG + trigger
+        self.ecg_plot = pg.PlotWidget()
+        self.ecg_plot.setLabel("bottom", "time (s, 0 = newest sample)")
+        self.ecg_plot.setLabel("left", "ECG (mV)")
+        self.ecg_plot.setXRange(-WINDOW_S, 0, padding=0)
+        self.ecg_plot.setMouseEnabled(x=False, y=False)
+        self.ecg_plot.hideButtons()
+        self.ecg_curve = self.ecg_plot.plot(pen=pg.mkPen((20, 20, 20), width=1))
+        self.ecg_curve.setClipToView(True)
+        self.ecg_curve.setDownsampling(auto=True, method="peak")
+        self.peaks_item = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(220, 30, 30), pen=None, symbol="t")
+        self.ecg_plot.addItem(self.peaks_item)
+        self.trig_plot = pg.PlotWidget()
+        self.trig_plot.setMaximumHeight(110)
+        self.trig_plot.setXLink(self.ecg_plot)
+        self.trig_plot.setYRange(-0.1, 1.3, padding=0)
+        self.trig_plot.setMouseEnabled(x=False, y=False)
+        self.trig_plot.hideButtons()
+        self.trig_plot.setLabel("left", "TRIG")
+        self.trig_plot.getAxis("left").setTicks([[(0, "0"), (1, "1")]])
+        self.trig_curve = self.trig_plot.plot(pen=pg.mkPen(TRIGGER_COLOR, width=1.5))
+        self._ticks: list[pg.InfiniteLine] = []
+        self.ecg_label = QLabel("ECG: no ECG stream")
+
+        self.hr_label = QLabel("-- bpm")
+        self.hr_label.setStyleSheet("font-size: 22pt; font-weight: bold; color: #b01818;")
+        self.hrs_label = QLabel("HR slope -- bpm/s")
+        self.hrs_label.setStyleSheet("font-size: 12pt;")
+        self.markers_label = QLabel("")
+        self.markers_label.setWordWrap(True)
+
+        left = QVBoxLayout()
+        left.addWidget(self.camera_widget, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.led)
+        row.addWidget(self.led_text, 1)
+        left.addLayout(row)
+        left.addWidget(self.camera_label)
+        right = QVBoxLayout()
+        head = QGridLayout()
+        head.addWidget(self.hr_label, 0, 0)
+        head.addWidget(self.hrs_label, 0, 1)
+        head.addWidget(self.ecg_label, 1, 0, 1, 2)
+        right.addLayout(head)
+        right.addWidget(self.ecg_plot, 3)
+        right.addWidget(self.trig_plot, 1)
+        right.addWidget(self.markers_label)
+        lay = QHBoxLayout(self)
+        lay.addLayout(left, 2)
+        lay.addLayout(right, 3)
+
+    # -- drawing ----------------------------------------------------------------------------------
+    def _set_led(self, on: bool) -> None:
+        color = "#ffb000" if on else "#505050"
+        self.led.setStyleSheet(f"background: {color}; border-radius: 9px; border: 1px solid #222;")
+
+    def _tick(self, i: int, x: float, color: tuple[int, int, int], label: str) -> None:
+        while len(self._ticks) <= i:
+            line = pg.InfiniteLine(angle=90, movable=False, label="", labelOpts={"position": 0.92})
+            self.ecg_plot.addItem(line)
+            self._ticks.append(line)
+        line = self._ticks[i]
+        line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+        line.setPos(x)
+        line.label.setText(label)
+        line.label.setColor(color)
+        line.setVisible(True)
+
+    def clear(self) -> None:
+        """Forget what is drawn (no engine)."""
+        self.ecg_curve.setData([], [])
+        self.trig_curve.setData([], [])
+        self.peaks_item.setData([], [])
+        for line in self._ticks:
+            line.setVisible(False)
+        self.image.clear()
+        self._frame_ts = math.nan
+
+    def shutdown(self) -> None:
+        """Take the plots' scenes apart now (pyqtgraph's own cleanup), so nothing of them outlives Qt at exit."""
+        for view in (self.camera_widget, self.ecg_plot, self.trig_plot):
+            view.close()
+
+    def refresh(self, previews: dict[str, StreamPreview], now_lsl: float) -> None:
+        """Draw the newest data of ``previews`` (by stream key); ``now_lsl``: the LSL clock now (s)."""
+        c0 = time.thread_time()
+        try:
+            self._refresh(previews, now_lsl)
+        finally:
+            self.cpu_s += time.thread_time() - c0
+            self.refreshes += 1
+
+    def _refresh(self, previews: dict[str, StreamPreview], now_lsl: float) -> None:
+        video = next((p for p in previews.values() if p.kind == "video"), None)
+        signals = [p for p in previews.values() if p.kind == "signal"]
+        ecg = next((p for p in signals if p.info.type.upper() == "ECG"), signals[0] if signals else None)
+        markers = [p for p in previews.values() if p.kind == "markers"]
+
+        if video is not None:
+            got = video.frame()
+            if got is not None and got[0] != self._frame_ts:
+                self._frame_ts, img = got
+                self.image.setImage(img, autoLevels=False, levels=(0, 255))
+                h, w = video.frame_shape[:2]
+                age = (now_lsl - self._frame_ts) * 1e3
+                self.camera_label.setText(
+                    f"{video.info.name}: {w}x{h} shown at 1/{video.step}, frame {age:.0f} ms old, "
+                    f"{video.received} frames"
+                )
+        else:
+            self.camera_label.setText("camera: no video stream")
+
+        t_ref = now_lsl
+        if ecg is not None:
+            t, x = ecg.signal(WINDOW_S)
+            if t.size:
+                t_ref = float(t[-1])
+                col, trig = _ecg_columns(ecg)
+                y = x[:, col].astype(np.float64)
+                self.ecg_curve.setData(t - t_ref, y)
+                if trig is not None:
+                    self.trig_curve.setData(t - t_ref, x[:, trig])
+                    self.trigger_high = bool(x[-1, trig] > 0.5)
+                now = time.monotonic()
+                if now - self._peaks_at >= PEAKS_EVERY_S:
+                    self._peaks_at = now
+                    srate = ecg.info.nominal_srate_hz or (t.size - 1) / max(t[-1] - t[0], 1e-9)
+                    idx = r_peaks(y, srate)
+                    self._peaks_s = t[idx] if idx.size else np.zeros(0)
+                    self.hr_bpm, self.hrs_bpm_per_s = heart_rate_and_slope(self._peaks_s)
+                    self.hr_label.setText(f"{self.hr_bpm:.0f} bpm" if self.hr_bpm else "-- bpm")
+                    self.hrs_label.setText(
+                        f"HR slope {self.hrs_bpm_per_s:.2f} bpm/s" if self.hrs_bpm_per_s is not None else "HR slope --"
+                    )
+                pk = self._peaks_s[self._peaks_s >= t[0]]
+                if pk.size:
+                    self.peaks_item.setData(pk - t_ref, np.interp(pk, t, y))
+                else:
+                    self.peaks_item.setData([], [])
+                lag = (now_lsl - t_ref) * 1e3
+                self.ecg_label.setText(
+                    f"{ecg.info.name}: {ecg.info.nominal_srate_hz:g} Hz, {len(self._peaks_s)} R-peaks on screen, "
+                    f"newest sample {lag:.0f} ms old"
+                )
+        else:
+            self.ecg_label.setText("ECG: no ECG stream")
+
+        n, lines = 0, []
+        self.n_triggers = 0
+        last_trigger = -math.inf
+        for p in markers:
+            for ts, text in p.markers(t_ref - WINDOW_S):
+                is_trigger = text.startswith("pulse")
+                if ts <= t_ref + 0.5:
+                    self._tick(n, ts - t_ref, TRIGGER_COLOR if is_trigger else STIMULUS_COLOR, text)
+                    n += 1
+                if not is_trigger:
+                    lines.append(f"{p.info.name}: {text}")
+            trig = [ts for ts, text in p.markers() if text.startswith("pulse")]
+            self.n_triggers += len(trig)
+            if trig:
+                last_trigger = max(last_trigger, trig[-1])
+        for line in self._ticks[n:]:
+            line.setVisible(False)
+        self._set_led(self.trigger_high)
+        since = f", last {now_lsl - last_trigger:.1f} s ago" if math.isfinite(last_trigger) else ""
+        state = "HIGH (LED on)" if self.trigger_high else "low"
+        self.led_text.setText(f"trigger line {state}; {self.n_triggers} pulses seen{since}")
+        self.markers_label.setText(("stimulus markers: " + "; ".join(lines[-4:])) if lines else "")

@@ -1,0 +1,260 @@
+"""The lab app (mecg app), offscreen: simulated devices, recording through the UI's actions, health, closing.
+
+The QApplication is driven by hand (processEvents loops with timeouts; pytest-qt is not a
+dependency). Settings go to an INI file in tmp_path, never the user's. Each test's devices have
+source_ids unique to the run and the app ticks only its own devices' streams, so LSL streams of
+other tests on this machine are never recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PySide6")
+
+from PySide6.QtGui import QImage, QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from mecg.acquire.recorder import StreamStatus
+from mecg.acquire.rig import RigConfig
+from mecg.app.health import HealthTracker
+from mecg.app.main import dispose, quiet_qt_messages
+from mecg.app.main_window import START_SHORTCUT, STOP_SHORTCUT, MainWindow
+from mecg.app.settings import AppSettings
+from mecg.session import validate_session
+
+SIM = RigConfig(simulate=True, seed=3, fps=60.0, size=(320, 240), trigger_gap_s=(0.4, 0.9))
+
+
+@pytest.fixture(scope="module")
+def qapp() -> QApplication:
+    app = QApplication.instance() or QApplication([])
+    quiet_qt_messages()
+    return app
+
+
+def pump(pred, timeout_s: float) -> bool:
+    """Run the Qt event loop until ``pred()`` or the timeout; True if ``pred()`` became true."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        if pred():
+            return True
+        time.sleep(0.02)
+    return bool(pred())
+
+
+@pytest.fixture
+def window(qapp: QApplication, tmp_path: Path):
+    win = MainWindow(AppSettings(tmp_path / "settings.ini"), interactive=False)
+    win.recording_panel.out_dir.setText(str(tmp_path / "sessions"))
+    win.recording_panel.subject.setText("P-07")
+    win.show()
+    yield win
+    win.close_without_asking()
+    pump(lambda: not win.isVisible(), 20)
+    dispose(win)
+
+
+def start_simulation(win: MainWindow) -> None:
+    """Start the simulated lab from the app and wait until its three streams are watched and flowing."""
+    win.start_devices(SIM)
+
+    def flowing() -> bool:
+        st = win.lab.status()
+        return (
+            st is not None
+            and not win.busy
+            and len(st.streams) == 3
+            and all(s.state == "ok" or s.kind == "markers" for s in st.streams)
+        )
+
+    assert pump(flowing, 40), f"simulated streams not watched: {win.errors} {win.lab.status()}"
+
+
+def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp_path: Path) -> None:
+    win = window
+    start_simulation(win)
+    assert win.start_action.shortcut() == QKeySequence(START_SHORTCUT)
+    assert win.stop_action.shortcut() == QKeySequence(STOP_SHORTCUT)
+    assert not win.stop_action.isEnabled() and win.start_action.isEnabled()
+    win.start_action.trigger()  # the Record button / Ctrl+R
+    assert pump(lambda: win.lab.recording and not win.busy, 20), win.errors
+    path = win.lab.last_path
+    assert path is not None and path.parent == tmp_path / "sessions" and path.name.startswith("P-07_")
+    # record a few seconds with the live view running
+    assert pump(lambda: win.lab.status().elapsed_s > 4.0 and win.live.n_triggers >= 2, 30)
+    assert pump(lambda: win.live.hr_bpm is not None, 10)
+    assert 40 < win.live.hr_bpm < 150 and win.live._frame_ts == win.live._frame_ts  # a frame was drawn
+    assert "REC" in win.recording_panel.state_label.text()
+    assert set(win.recording_panel.levels.values()) == {"ok"}, win.recording_panel.levels
+
+    shot = tmp_path / "app.png"
+    assert win.grab().save(str(shot))
+    img = QImage(str(shot))
+    assert img.width() >= 800 and img.height() >= 500
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    assert len(colours) > 100  # the camera image, the trace and the tables, not a blank window
+
+    QTest.keySequence(win, QKeySequence(STOP_SHORTCUT))  # Ctrl+E
+    if win.lab.recording and not win.busy:  # a platform without focus handling: the action itself
+        win.stop_action.trigger()
+    assert pump(lambda: win.last_check is not None and not win.busy, 60), win.errors
+    check = win.last_check
+    assert check["valid"] and check["complete"], check
+    assert {s["key"] for s in check["streams"]} == {"ECG", "FaceCamera", "TriggerBox"}
+    assert check["sync"] is not None and check["sync"]["mode"] in ("strobe", "pulses"), check
+    assert win.recording_panel.open_button.isEnabled()
+    assert not win.errors
+    with validate_session(path) as s:
+        assert s.complete and s.subject_id == "P-07"
+        assert s.streams["ECG"].sample_count > 3000
+        assert s.streams["FaceCamera"].sample_count > 200
+        assert s.streams["TriggerBox"].sample_count >= 2
+    # back to watching: the live view keeps going after the recording
+    assert pump(lambda: win.lab.engine is not None and win.lab.engine.monitoring, 10)
+
+
+def test_killed_stream_turns_red_and_closing_asks_then_closes_the_file(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    win = window
+    start_simulation(win)
+    win.start_recording()
+    assert pump(lambda: win.lab.recording and not win.busy, 20), win.errors
+    assert pump(lambda: win.lab.status().elapsed_s > 1.5, 10)
+    assert win.recording_panel.levels.get("FaceCamera") == "ok"
+
+    win.lab.rig.camera.close()  # the camera stops sending: its stream stalls
+    assert pump(lambda: win.recording_panel.levels.get("FaceCamera") == "bad", 10), win.recording_panel.levels
+    row = next(
+        r
+        for r in range(win.recording_panel.table.rowCount())
+        if win.recording_panel.table.item(r, 0).text().startswith("FaceCamera")
+    )
+    health = win.recording_panel.table.item(row, win.recording_panel.table.columnCount() - 1)
+    assert "stalled" in health.text() and health.background().color().red() > 200
+    assert health.background().color().green() < 150
+    assert win.recording_panel.levels.get("ECG") == "ok"
+
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or answers.pop(0))
+    win.close()  # asks: No keeps recording
+    QApplication.processEvents()
+    assert len(asked) == 1 and win.isVisible() and win.lab.recording
+    path = win.lab.last_path
+    win.close()  # asks again: Yes stops, closes the file cleanly and closes the window
+    assert len(asked) == 2 and not win.isVisible()
+    assert win.lab.engine is None and win.lab.rig is None
+    with validate_session(path) as s:
+        assert s.complete and set(s.streams) == {"ECG", "FaceCamera", "TriggerBox"}
+
+
+def test_settings_are_remembered(qapp: QApplication, tmp_path: Path) -> None:
+    ini = tmp_path / "s.ini"
+    win = MainWindow(AppSettings(ini), interactive=False)
+    win.recording_panel.subject.setText("P-99")
+    win.recording_panel.notes.setPlainText("calm session")
+    win.recording_panel.out_dir.setText(str(tmp_path / "out"))
+    win.streams.ecg_port.setText("/dev/ttyUSB7")
+    win.streams.sim_fps.setValue(90)
+    win.close()
+    dispose(win)
+    again = MainWindow(AppSettings(ini), interactive=False)
+    try:
+        assert again.recording_panel.subject.text() == "P-99"
+        assert again.recording_panel.notes.toPlainText() == "calm session"
+        assert again.recording_panel.out_dir.text() == str(tmp_path / "out")
+        assert again.streams.ecg_port.text() == "/dev/ttyUSB7" and again.streams.sim_fps.value() == 90
+    finally:
+        again.close()
+        dispose(again)
+    assert ini.is_file()
+
+
+def test_user_errors_are_messages_not_tracebacks(window: MainWindow, tmp_path: Path) -> None:
+    win = window
+    win.start_recording()  # nothing ticked
+    assert win.errors and "no stream is ticked" in win.errors[-1]
+    (tmp_path / "afile").write_text("x")
+    win.recording_panel.out_dir.setText(str(tmp_path / "afile" / "sub"))
+    win.streams.ecg_port.setText(str(tmp_path / "no-such-port"))
+    win.streams.drivers_start.click()  # a port that does not exist: the driver says so
+    assert pump(lambda: len(win.errors) >= 2 and not win.busy, 30)
+    assert "starting the devices" in win.errors[-1] and "Traceback" not in win.errors[-1]
+    assert str(tmp_path / "no-such-port") in win.errors[-1]
+    win.streams.trigger_gap.setText("eight")
+    win.streams.drivers_start.click()
+    assert "MIN:MAX" in win.streams.devices_label.text()
+    assert not list((tmp_path / "sessions").glob("*.h5")) if (tmp_path / "sessions").exists() else True
+
+
+def _status(key: str, **kw: object) -> StreamStatus:
+    base = dict(
+        key=key,
+        name=key,
+        type="ECG",
+        kind="signal",
+        source_id="",
+        hostname="",
+        nominal_srate_hz=100.0,
+        samples=1000,
+        rate_hz=100.0,
+        dropped=0,
+        gaps=0,
+        gap_s=0.0,
+        first_ts=0.0,
+        last_ts=10.0,
+        clock_offsets=1,
+        offset_ms=0.0,
+        latency_ms=(1.0, 2.0, 3.0),
+        state="ok",
+        late=False,
+    )
+    base.update(kw)
+    return StreamStatus(**base)
+
+
+def test_health_rules() -> None:
+    h = HealthTracker()
+    assert h.judge(_status("a"), 0.0) == ("ok", "ok")
+    assert h.judge(_status("a", state="stalled"), 1.0)[0] == "bad"
+    assert h.judge(_status("a", state="waiting"), 1.0)[0] == "warn"
+    assert h.judge(_status("a", dropped=3), 2.0)[0] == "bad"  # new drops: red for a while
+    assert h.judge(_status("a", dropped=3), 6.0)[0] == "bad"
+    assert h.judge(_status("a", dropped=3), 7.5) == ("ok", "ok")
+    assert h.judge(_status("b", rate_hz=50.0), 0.0)[0] == "bad"  # half its nominal rate
+    assert h.judge(_status("c", rate_hz=50.0, last_ts=1.0), 0.0)[0] == "ok"  # too early to judge
+    assert h.judge(_status("m", kind="markers", nominal_srate_hz=0.0, rate_hz=0.0), 0.0)[0] == "ok"
+
+
+def test_mecg_app_command_records_and_saves_a_screenshot(tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    cmd = [sys.executable, "-m", "mecg", "app", "--simulate", "--seed", "2", "--fps", "30", "--size", "160x120"]
+    cmd += ["--trigger-gap", "0.5:1", "--record", "--out-dir", str(tmp_path / "out"), "--subject", "P-3"]
+    cmd += ["--settings", str(tmp_path / "s.ini"), "--quit-after", "7", "--screenshot", str(shot)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and "Fatal" not in p.stderr
+    assert QImage(str(shot)).width() > 0
+    files = list((tmp_path / "out").glob("P-3_*.h5"))
+    assert len(files) == 1
+    with validate_session(files[0]) as s:
+        assert s.complete and set(s.streams) == {"ECG", "FaceCamera", "TriggerBox"}
+
+
+def test_mecg_app_help_lists_the_record_options() -> None:
+    p = subprocess.run([sys.executable, "-m", "mecg", "app", "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0
+    for opt in ("--simulate", "--ecg-port", "--camera", "--trigger-port", "--out-dir", "--screenshot", "--quit-after"):
+        assert opt in p.stdout
