@@ -21,8 +21,9 @@ a ``/sync`` result (``mecg sync``) the ECG and the video are on the **ECG clock*
 ``t0 + k / rate``, frames at ``t0 + frame_time_ecg_s``), ``t0`` being the ECG's first sample on the
 recorder clock. Without it every stream is on the **recorder's LSL clock**: raw timestamps
 corrected with the stream's clock offsets (robust line per clock segment, as ``mecg sync --mode
-lsl``), minus the recorder's clock at the start (``start_time_lsl``). Markers are always on the
-recorder clock.
+lsl``), minus the recorder's clock at the start (``start_time_lsl``); regular signals are then
+dejittered, and video frame times are a robust line through (frame index counting dropped frames,
+time), so they always increase. Markers are always on the recorder clock.
 """
 
 from __future__ import annotations
@@ -177,8 +178,10 @@ def _times_for(st: Stream, s: Session, origin: float, ecg_clock: tuple[Stream, f
 
 def _series(name: str, data: object, times: np.ndarray, **kw: object):
     """A TimeSeries on regular times (starting_time + rate) when they are, else with timestamps."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb import TimeSeries
 
+    data = H5DataIO(np.asarray(data), compression="gzip", compression_opts=4)
     rate = _regular(times)
     if rate is not None:
         return TimeSeries(name=name, data=data, starting_time=float(times[0]), rate=rate, **kw)
