@@ -9,6 +9,7 @@ other tests on this machine are never recorded.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -258,3 +259,24 @@ def test_mecg_app_help_lists_the_record_options() -> None:
     assert p.returncode == 0
     for opt in ("--simulate", "--ecg-port", "--camera", "--trigger-port", "--out-dir", "--screenshot", "--quit-after"):
         assert opt in p.stdout
+
+
+def test_sigterm_closes_the_recording_cleanly(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    cmd = [sys.executable, "-m", "mecg", "app", "--simulate", "--fps", "30", "--size", "160x120", "--record"]
+    cmd += ["--out-dir", str(tmp_path / "out"), "--settings", str(tmp_path / "s.ini"), "--quit-after", "60"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 40
+        while time.monotonic() < end and not list((tmp_path / "out").glob("*.h5")):
+            time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    (path,) = list((tmp_path / "out").glob("*.h5"))
+    with validate_session(path) as s:
+        assert s.complete and s.streams["ECG"].sample_count > 1000
