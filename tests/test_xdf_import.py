@@ -282,3 +282,18 @@ def test_memory_does_not_grow_with_the_recording(tmp_path: Path) -> None:
     with open_session(tmp_path / "cam.h5") as s:
         assert s.streams["Cam"].sample_count == 200
         np.testing.assert_array_equal(s.streams["Cam"].frames(180, 200).reshape(20, -1), frames.view(np.uint8))
+
+
+def test_damaged_samples_chunk_is_refused_unless_partial(tmp_path: Path) -> None:
+    """A chunk whose length is intact but whose content is not: pyxdf skips ahead, so mecg refuses by default."""
+    xdf = tmp_path / "bad.xdf"
+    _small_xdf(xdf)
+    raw = bytearray(xdf.read_bytes())
+    at = raw.index(b"\x01\x06code 3")
+    raw[at] = 3  # an invalid variable-length integer inside the 4th markers chunk
+    xdf.write_bytes(bytes(raw))
+    with pytest.raises(XdfTruncatedError, match="damaged Samples chunks"):
+        import_xdf(xdf, tmp_path / "b.h5")
+    assert not (tmp_path / "b.h5").exists()
+    rep = import_xdf(xdf, tmp_path / "b.h5", partial=True)
+    assert not rep.complete and any("damaged" in w for w in rep.warnings)
