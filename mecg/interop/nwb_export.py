@@ -98,7 +98,7 @@ def _identifier(s: Session) -> str:
     for key, st in sorted(s.streams.items()):
         ts = st.group["timestamps"]
         n = st.sample_count
-        edge = ts[[0, n - 1]].tobytes() if n else b""
+        edge = np.array([ts[0], ts[n - 1]]).tobytes() if n else b""
         h.update(f"{key}:{st.info.source_id}:{n}:".encode() + edge)
     h.update(f"ann={len(s.annotations)};sync={s.sync_group.attrs.get('created_time', '')}".encode())
     return str(uuid.UUID(bytes=h.digest()[:16], version=5))

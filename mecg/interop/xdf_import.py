@@ -68,6 +68,7 @@ class _Plan:
     offsets: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     frame_numbers: list[np.ndarray] = field(default_factory=list)
     frame_stamps: list[np.ndarray] = field(default_factory=list)
+    first_frame: np.ndarray | None = None  # frame-index streams: the video file's first frame, read when opened
 
 
 @dataclass
@@ -612,7 +613,7 @@ def _open_video(p: _Plan):
         can_drop_samples=True,
         lsl_header=p.scan.header_xml,
     )
-    p.first_frame = frame  # type: ignore[attr-defined]
+    p.first_frame = frame
     return cap
 
 
@@ -631,7 +632,7 @@ def _append_video(p: _Plan, cap, writer: SessionWriter, warnings: list[str], log
             f"{numbers[bad] + p.index_base} after {numbers[bad - 1] + p.index_base if bad else 'the start'}"
         )
     shape = p.info.frame_shape
-    frame = p.first_frame  # type: ignore[attr-defined]
+    frame, p.first_frame = p.first_frame, None
     k = 0  # index of `frame` in the file
     j = 0  # next frame-number sample
     batch, batch_ts, unused = [], [], 0
