@@ -6,7 +6,7 @@ of its own): :meth:`LiveView.refresh` is called by the window's timer (20 Hz by 
 costs a few ms of the UI thread (see benchmarks/bench_app.py). R-peaks are found by the same
 cheap detector as the recorder's live heart rate (:mod:`mecg.acquire.live_heart_rate`) at most
 twice a second; the HR slope is the offline definition (:func:`mecg.model.heart_rate.hr_slope`,
-``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat.
+``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat but one.
 """
 
 from __future__ import annotations
@@ -41,8 +41,24 @@ def _ecg_columns(p: StreamPreview) -> tuple[int, int | None]:
     return ecg, trig
 
 
+def min_max_decimate(t: np.ndarray, y: np.ndarray, n_blocks: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``2 * n_blocks`` points that draw like ``(t, y)``: each block's minimum and maximum.
+
+    A trace of 8000 samples on a plot a few hundred pixels wide looks the same and costs a tenth
+    to draw; QRS spikes are kept (unlike plain subsampling).
+    """
+    if y.size <= 2 * n_blocks:
+        return t, y
+    k = y.size // n_blocks
+    m = k * n_blocks
+    yb = y[-m:].reshape(n_blocks, k)
+    out_y = np.empty(2 * n_blocks)
+    out_y[0::2], out_y[1::2] = yb.min(axis=1), yb.max(axis=1)
+    return np.repeat(t[-m:].reshape(n_blocks, k)[:, 0], 2), out_y
+
+
 def heart_rate_and_slope(peaks_s: np.ndarray) -> tuple[float | None, float | None]:
-    """``(hr_bpm, hrs_bpm_per_s)`` at the last beat: median plausible RR, and ``|d hr/dt|`` there."""
+    """``(hr_bpm, hrs_bpm_per_s)``: median plausible RR of ``peaks_s`` (s); ``|d hr/dt|`` at the last beat but one."""
     if peaks_s.size < 3:
         return None, None
     rr = np.diff(peaks_s)
@@ -52,8 +68,8 @@ def heart_rate_and_slope(peaks_s: np.ndarray) -> tuple[float | None, float | Non
         return hr, None
     from mecg.model.heart_rate import hr_slope
 
-    t_last = 0.5 * (peaks_s[-1] + peaks_s[-2])  # the last point of the HR curve
-    hrs = float(hr_slope(peaks_s, np.array([t_last]))[0])
+    # at the last beat but one: inside the HR curve (its end point has only a one-sided, often flat, slope)
+    hrs = float(hr_slope(peaks_s, np.array([peaks_s[-2]]))[0])
     return hr, (hrs if math.isfinite(hrs) else None)
 
 
@@ -91,8 +107,6 @@ class LiveView(QWidget):
         self.ecg_plot.setMouseEnabled(x=False, y=False)
         self.ecg_plot.hideButtons()
         self.ecg_curve = self.ecg_plot.plot(pen=pg.mkPen((20, 20, 20), width=1))
-        self.ecg_curve.setClipToView(True)
-        self.ecg_curve.setDownsampling(auto=True, method="peak")
         self.peaks_item = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(220, 30, 30), pen=None, symbol="t")
         self.ecg_plot.addItem(self.peaks_item)
         self.trig_plot = pg.PlotWidget()
@@ -202,9 +216,9 @@ class LiveView(QWidget):
                 t_ref = float(t[-1])
                 col, trig = _ecg_columns(ecg)
                 y = x[:, col].astype(np.float64)
-                self.ecg_curve.setData(t - t_ref, y)
+                self.ecg_curve.setData(*min_max_decimate(t - t_ref, y))
                 if trig is not None:
-                    self.trig_curve.setData(t - t_ref, x[:, trig])
+                    self.trig_curve.setData(*min_max_decimate(t - t_ref, x[:, trig].astype(np.float64)))
                     self.trigger_high = bool(x[-1, trig] > 0.5)
                 now = time.monotonic()
                 if now - self._peaks_at >= PEAKS_EVERY_S:
