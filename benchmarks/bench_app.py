@@ -257,5 +257,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    sys.stdout.flush()
-    os._exit(0)  # see mecg.app.main.run_app: no final garbage collection of pyqtgraph items

@@ -9,7 +9,6 @@ seconds (a recording is stopped and closed cleanly), saving ``--screenshot PNG``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import weakref
 from collections.abc import Sequence
@@ -58,11 +57,7 @@ def quiet_qt_messages() -> None:
 
 
 def dispose(widget: object) -> None:
-    """Delete a top-level widget now, before the interpreter shuts down.
-
-    Left to Python's final garbage collection, pyqtgraph's items can be freed after Qt's and
-    crash the interpreter on exit ("bool_dealloc"); deleting them while Qt runs avoids it.
-    """
+    """Delete a top-level widget (and its pyqtgraph items) now, while Qt runs, not in Python's final cleanup."""
     import gc
 
     from PySide6.QtWidgets import QApplication
@@ -124,12 +119,7 @@ def run_app(args: argparse.Namespace) -> int:
     restore_signal_handlers(old_handlers)
     code = 1 if scripted and win.errors else 0
     dispose(win)
-    # Everything is closed (the recording by closeEvent, the settings synced). Leave without Python's final
-    # garbage collection: pyqtgraph items that outlive their scene can crash it ("bool_dealloc"), as
-    # pyqtgraph's own pg.exit() documents; nothing is left to save.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
