@@ -16,7 +16,8 @@ What goes where (see docs/interop.md for the table):
   ``apex_time``, ``type``, ``aus`` and ``emotion``;
 - ``subject_id`` -> ``Subject`` (species ``Homo sapiens`` unless told otherwise).
 
-**Times.** NWB times are seconds from ``session_start_time`` (the session's ``start_time``). With
+**Times.** NWB times are seconds from ``session_start_time``: the session's ``start_time``, moved back to
+the earliest sample when a device stamped samples before the recorder started, so no time is negative. With
 a ``/sync`` result (``mecg sync``) the ECG and the video are on the **ECG clock** (sample ``k`` at
 ``t0 + k / rate``, frames at ``t0 + frame_time_ecg_s``), ``t0`` being the ECG's first sample on the
 recorder clock. Without it every stream is on the **recorder's LSL clock**: raw timestamps
@@ -277,20 +278,6 @@ def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw
                 "no --age: NWB wants the subject's age (ISO 8601, e.g. P27Y, or a range such as P18Y/ for 'adult'); "
                 "the NWB Inspector reports its absence as CRITICAL"
             )
-        notes = s.notes.strip()
-        nwb = NWBFile(
-            session_description=notes or f"mecg session {Path(session_path).name}: face video and ECG",
-            identifier=ident,
-            session_start_time=start,
-            session_id=Path(session_path).stem.replace("/", "_"),
-            subject=_subject(s, kw["subject_id"], kw["species"], kw["sex"], kw["age"]),
-            experiment_description="Face video and ECG recorded through Lab Streaming Layer and aligned with mecg",
-            keywords=["ECG", "face video", "facial expression", "micro-expression"],
-            source_script=f"mecg export-nwb (mecg {s.attr('software_version')})",
-            source_script_file_name="mecg/interop/nwb_export.py",
-            **({"experimenter": [experimenter]} if experimenter else {}),
-            **({"institution": institution} if institution else {}),
-        )
         # -- clocks -------------------------------------------------------------------------
         ecgs = s.find_streams(type="ECG", kind="signal")
         ecg = ecgs[0] if len(ecgs) == 1 else None
@@ -309,6 +296,32 @@ def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw
                 "no /sync result: times are the recorder's LSL clock (tens of ms between devices); "
                 "run `mecg sync` first to put video and ECG on the ECG clock"
             )
+        # NWB times must not start before session_start_time: move the reference back to the earliest
+        # sample (devices stamp their first samples before the recorder's start), the same instant for all
+        firsts = [
+            float(_times_for(st, s, origin, ecg_clock if st.info.kind != "markers" else None)[0][0])
+            for st in s.streams.values()
+            if st.sample_count
+        ]
+        lead_s = min([0.0, *firsts])
+        origin += lead_s
+        if ecg_clock is not None:
+            ecg_clock = (ecg_clock[0], ecg_clock[1] - lead_s)
+        start += _dt.timedelta(seconds=lead_s)
+        notes = s.notes.strip()
+        nwb = NWBFile(
+            session_description=notes or f"mecg session {Path(session_path).name}: face video and ECG",
+            identifier=ident,
+            session_start_time=start,
+            session_id=Path(session_path).stem.replace("/", "_"),
+            subject=_subject(s, kw["subject_id"], kw["species"], kw["sex"], kw["age"]),
+            experiment_description="Face video and ECG recorded through Lab Streaming Layer and aligned with mecg",
+            keywords=["ECG", "face video", "facial expression", "micro-expression"],
+            source_script=f"mecg export-nwb (mecg {s.attr('software_version')})",
+            source_script_file_name="mecg/interop/nwb_export.py",
+            **({"experimenter": [experimenter]} if experimenter else {}),
+            **({"institution": institution} if institution else {}),
+        )
         # -- signals -----------------------------------------------------------------------
         for st in s.streams.values():
             if st.info.kind != "signal" or st.sample_count == 0:
