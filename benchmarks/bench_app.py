@@ -183,6 +183,7 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=150.0, help="camera rate (default 150)")
     ap.add_argument("--live-hz", type=float, default=20.0, help="live view refreshes a second (default 20)")
     ap.add_argument("--quick", action="store_true", help="10 s per phase")
+    ap.add_argument("--results", default="bench_app.json", help="file name under benchmarks/results")
     ap.add_argument("--lab-child", metavar="NPZ", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.lab_child:
@@ -249,8 +250,8 @@ def main() -> None:
     if "health_at_end" in rows["app"]:
         print(f"app health at the end: {rows['app']['health_at_end']}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_app.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    print(f"wrote {RESULTS / 'bench_app.json'}")
+    (RESULTS / args.results).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"wrote {RESULTS / args.results}")
     for p in folder.glob("*.h5"):
         p.unlink()
 

@@ -139,7 +139,7 @@ def test_killed_stream_turns_red_and_closing_asks_then_closes_the_file(
     row = next(
         r
         for r in range(win.recording_panel.table.rowCount())
-        if win.recording_panel.table.item(r, 0).text().startswith("FaceCamera")
+        if win.recording_panel.table.item(r, 0).text() == "FaceCamera"
     )
     health = win.recording_panel.table.item(row, win.recording_panel.table.columnCount() - 1)
     assert "stalled" in health.text() and health.background().color().red() > 200

@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         main.addWidget(self.recording_panel)
         main.setStretchFactor(0, 3)
         main.setStretchFactor(1, 2)
+        main.setSizes([920, 620])
         central = QWidget()
         QVBoxLayout(central).addWidget(main)
         self.setCentralWidget(central)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from mecg.acquire.recorder import RecorderStatus
 from mecg.app.health import HealthTracker
 
-HEALTH_COLUMNS = ("stream", "rate / nominal Hz", "samples", "dropped", "gaps", "health")
+HEALTH_COLUMNS = ("stream", "Hz / nominal", "samples", "dropped", "gaps", "health")
 COLORS = {"ok": QColor(200, 240, 200), "warn": QColor(255, 230, 160), "bad": QColor(240, 120, 120)}
 
 
@@ -91,8 +91,10 @@ class RecordingPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setMinimumSectionSize(40)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(120)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(500)
@@ -152,7 +154,7 @@ class RecordingPanel(QWidget):
             levels[s.key] = level
             regular = s.nominal_srate_hz > 0
             values = (
-                f"{s.key} ({s.type})",
+                s.key,
                 f"{s.rate_hz:.1f} / {s.nominal_srate_hz:g}" if regular else f"{s.rate_hz:.1f} / irregular",
                 str(s.samples),
                 str(s.dropped) if regular else "-",
@@ -165,7 +167,8 @@ class RecordingPanel(QWidget):
                     item = QTableWidgetItem()
                     self.table.setItem(r, c, item)
                 item.setText(v)
-                item.setBackground(QBrush(COLORS[level]) if c == len(values) - 1 or level == "bad" else QBrush())
+                item.setToolTip(f"{s.name} ({s.type}), source_id {s.source_id or '-'} on {s.hostname or '?'}: {text}")
+                item.setBackground(QBrush(COLORS[level]))  # the whole row: seen at a glance
         self.levels = levels
 
     def show_check(self, html: str, folder: Path | None) -> None:
