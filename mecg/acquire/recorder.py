@@ -508,6 +508,11 @@ class Recorder:
         self.stop()
 
     @property
+    def state(self) -> str:
+        """``idle``, ``recording`` (``monitoring``), ``stopped`` or ``failed``, without building a status."""
+        return self._state
+
+    @property
     def monitoring(self) -> bool:
         """True in monitor mode (``path=None``): streams are watched, nothing is written."""
         return self.path is None

@@ -121,7 +121,7 @@ class Lab:
     def recording(self) -> bool:
         """True while a recorder with a file runs."""
         e = self.engine
-        return e is not None and not e.monitoring and not e.wait(0) and e.status().state == "recording"
+        return e is not None and not e.monitoring and not e.wait(0) and e.state == "recording"
 
     def _config(self, path: Path | None, subject: str = "", notes: str = "") -> RecorderConfig:
         return RecorderConfig(
