@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_frontend.py --quick
 	$(BIN)/python benchmarks/bench_acquire.py --quick
 	$(BIN)/python benchmarks/bench_record.py --minutes 1 --ladder ""
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_app.py --quick
 	$(BIN)/python benchmarks/spotting.py --quick
 
 clean:
