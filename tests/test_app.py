@@ -123,11 +123,18 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert pump(lambda: win.lab.engine is not None and win.lab.engine.monitoring, 10)
 
 
-def test_killed_stream_turns_red_and_closing_asks_then_closes_the_file(
-    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_file(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     win = window
     start_simulation(win)
+    win.lab.min_free_mb = 1e12  # "disk full": refused up front, with the fix, and nothing written
+    QTest.keySequence(win, QKeySequence(START_SHORTCUT))  # Ctrl+R
+    assert pump(lambda: bool(win.errors) and not win.busy, 20)
+    assert "free" in win.errors[-1] and "Traceback" not in win.errors[-1], win.errors
+    assert not win.lab.recording and not list((tmp_path / "sessions").glob("*.h5"))
+    assert pump(lambda: win.lab.engine is not None and win.lab.engine.monitoring, 20)  # watching again
+    win.lab.min_free_mb = 0.0
     QTest.keySequence(win, QKeySequence(START_SHORTCUT))  # Ctrl+R
     assert pump(lambda: win.lab.recording and not win.busy, 20), win.errors
     assert pump(lambda: win.lab.status().elapsed_s > 1.5, 10)
