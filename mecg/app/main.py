@@ -75,12 +75,14 @@ def run_app(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from mecg.app.main_window import MainWindow, install_signal_handlers, restore_signal_handlers
+    from mecg.app.qt_check import check_qt_binding
     from mecg.app.settings import AppSettings
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("mecg-app")
     app.setOrganizationName("mecg")
     quiet_qt_messages()
+    check_qt_binding()  # before any window: a leaking PySide6 would abort mid-recording
     scripted = args.quit_after is not None
     win = MainWindow(AppSettings(args.settings), live_hz=args.live_hz, interactive=not scripted)
     rp = win.recording_panel

@@ -22,7 +22,6 @@ from mecg.acquire.rig import RigConfig
 from mecg.app.lab import Lab, find_streams
 from mecg.app.live_view import LiveView
 from mecg.app.recording_panel import RecordingPanel, hms, size_text
-from mecg.app.refcount_guard import protect_singletons
 from mecg.app.session_check import check_session, format_check
 from mecg.app.settings import AppSettings
 from mecg.app.streams_panel import StreamsPanel
@@ -50,7 +49,6 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: AppSettings, live_hz: float = 20.0, interactive: bool = True) -> None:
         super().__init__()
-        protect_singletons()  # PySide6 6.12 on CPython 3.11 leaks references to None/True/False (see the module)
         self.settings = settings
         self.interactive = interactive
         self.lab = Lab(min_free_mb=float(settings.get("min_free_mb")))
