@@ -126,12 +126,9 @@ def run_app(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mecg-app``: the same as ``mecg app``."""
-    from mecg.cli.main import _Parser, run
+    from mecg.cli.main import standalone
 
-    p = _Parser(prog="mecg-app", description=DESCRIPTION)
-    add_arguments(p)
-    args = p.parse_args(argv)
-    return run(run_app, args, prog="mecg-app")
+    return standalone("mecg-app", DESCRIPTION, add_arguments, run_app, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mecg import __version__
 from mecg.errors import MecgError
@@ -63,6 +63,19 @@ def run(func, args: argparse.Namespace, prog: str = "mecg") -> int:
         return 130
     except BrokenPipeError:  # e.g. `mecg info --json | head`
         return 0
+
+
+def standalone(
+    prog: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    func: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run one command as its own program (``mecg-record``, ``mecg-app``): same options, errors and exit codes."""
+    p = _Parser(prog=prog, description=description)
+    add_arguments(p)
+    return run(func, p.parse_args(argv), prog=prog)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -470,12 +470,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mecg-record``: the same as ``mecg record``."""
-    from mecg.cli.main import _Parser, run
+    from mecg.cli.main import standalone
 
-    p = _Parser(prog="mecg-record", description=_DESCRIPTION)
-    add_arguments(p)
-    args = p.parse_args(argv)
-    return run(_record, args, prog="mecg-record")
+    return standalone("mecg-record", _DESCRIPTION, add_arguments, _record, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
