@@ -8,15 +8,16 @@ bin=.venv/bin
 rm -rf "$out"
 mkdir -p "$out"
 echo "== $("$bin/mecg" --version)"
-echo "== 1. record 40 s of a simulated lab: virtual amplifier + trigger box on serial ptys, virtual camera,"
-echo "==    the real drivers, LSL on this machine only, into a crash-safe session"
-"$bin/mecg" record --simulate --seed 3 --duration 40 --fps 60 --size 320x240 --subject P-0001 \
+echo "== 1. record 40 s of a simulated lab (a participant making 8 MEs and 4 MaEs a minute): virtual"
+echo "==    amplifier + trigger box on serial ptys, virtual camera, the real drivers, LSL on this machine"
+echo "==    only, into a crash-safe session"
+"$bin/mecg" record --simulate --seed 3 --me-per-min 8 --mae-per-min 4 --duration 40 --fps 60 --size 320x240 --subject P-0001 \
   --out "$out/recording.h5" --lsl-local --quiet
 "$bin/mecg" validate "$out/recording.h5"
 echo "== 2. sync: every frame on the ECG clock"
 "$bin/mecg" sync "$out/recording.h5" --plot "$out/sync.png"
-echo "== 3. a small synthetic training set (4 subjects x 1 trial x 40 s)"
-"$bin/mecg" synth "$out/train" --subjects 4 --duration 40 --fps 60 --size 320x240 --seed 7
+echo "== 3. a small synthetic training set (4 subjects x 1 trial x 40 s, 8 MEs and 4 MaEs a minute)"
+"$bin/mecg" synth "$out/train" --subjects 4 --duration 40 --fps 60 --size 320x240 --seed 7 --me-per-min 8 --mae-per-min 4
 echo "== 4. train CMCL-Net (video + ECG)"
 "$bin/mecg" train "$out/train" --out "$out/cmclnet.pt" --epochs 6 --pretrain-epochs 2
 echo "== 5. spot the recording with the candidate clip filter (eta 2.0)"
@@ -24,9 +25,10 @@ echo "== 5. spot the recording with the candidate clip filter (eta 2.0)"
 echo "== 6. MEGC evaluation against the simulated participant's expressions"
 "$bin/mecg" eval --pred "$out/spots.csv" --truth "$out/recording.h5"
 "$bin/mecg" info "$out/recording.h5"
-echo "== 7. ECG at ME/MaE apexes vs non-expression moments over the training set (rank tests, boxplots;"
-echo "==    4 short sessions hold too few MEs for significance: docs/stats.md shows a 20-session run)"
-"$bin/mecg" stats "$out/train" --plot "$out/stats.png"
+echo "== 7. the ME-ECG statistics: ECG at ME/MaE apexes vs non-expression moments (rank tests, boxplots)"
+echo "==    on 10 synthetic participants x 60 s (tiny frames: only the ECG and the annotations are used)"
+"$bin/mecg" synth "$out/stats" --subjects 10 --duration 60 --fps 30 --size 96x72 --seed 5
+"$bin/mecg" stats "$out/stats" --plot "$out/stats.png"
 echo "== 8. share the recording as NWB (ECG in volts, lossless video beside it, annotations)"
 "$bin/mecg" export-nwb "$out/recording.h5" "$out/recording.nwb" --age P18Y/ --inspect
 echo "== done: $out/recording.h5, $out/sync.png, $out/spots.csv, $out/spots.png, $out/stats.png, $out/recording.nwb"

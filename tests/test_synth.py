@@ -187,3 +187,29 @@ def test_cli_rejects_bad_options(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     with open_session(tmp_path / "d" / "sub-01_trial-01.h5") as s:
         assert s.stream(type="Video").sample_count == int((3 - 0.1) * 10)
+
+
+def test_expression_rates_reach_the_participant(tmp_path: Path) -> None:
+    """`--me-per-min` / `--mae-per-min` set how often the synthetic participant moves (synth, record, app)."""
+    import argparse
+
+    from mecg.cli.main import main
+    from mecg.cli.record import add_device_arguments, rig_config
+
+    def counts(folder: Path, *rates: str) -> tuple[int, int]:
+        args = ["--duration", "60", "--fps", "10", "--size", "48x40", "--workers", "1", *rates]
+        rc = main(["synth", str(folder), *args])
+        assert rc == 0
+        with open_session(folder / "sub-01_trial-01.h5") as s:
+            kinds = [a.type for a in s.annotations]
+        return kinds.count("ME"), kinds.count("MaE")
+
+    assert counts(tmp_path / "none", "--me-per-min", "0", "--mae-per-min", "0") == (0, 0)
+    me, mae = counts(tmp_path / "many", "--me-per-min", "12", "--mae-per-min", "0")
+    assert me >= 6 and mae == 0
+    p = argparse.ArgumentParser()
+    add_device_arguments(p)
+    rig = rig_config(p.parse_args(["--simulate", "--me-per-min", "8", "--mae-per-min", "1.5"]))
+    assert (rig.me_per_min, rig.mae_per_min) == (8.0, 1.5)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--me-per-min", "-1"])

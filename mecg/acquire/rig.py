@@ -28,13 +28,16 @@ class RigConfig:
     index, ``/dev/videoN``, a video file or ``sim[:SEED]``; ``fps``, ``size`` (width, height) and
     ``color`` (else grey) apply to it and to the simulated camera. ``trigger_port``: the trigger
     box, pulsing every ``trigger_gap_s`` (min, max) for ``trigger_width_ms``. ``simulate``: a
-    simulated lab (amplifier, trigger box, camera) playing synthetic participant ``seed``, with
+    simulated lab (amplifier, trigger box, camera) playing synthetic participant ``seed`` (making
+    ``me_per_min`` / ``mae_per_min`` expressions a minute), with
     ``camera_drop_prob`` of frames lost at random. ``camera_rt_priority``: real-time priority of
     the camera's capture thread (Linux SCHED_FIFO, see docs/devices.md).
     """
 
     simulate: bool = False
     seed: int = 0
+    me_per_min: float = 2.5
+    mae_per_min: float = 2.0
     ecg_port: str | None = None
     ecg_protocol: str = "mecg"
     ecg_rate_hz: float | None = None
@@ -93,6 +96,8 @@ class Rig:
                 self.simulation = Simulation(
                     SimulationConfig(
                         seed=c.seed,
+                        me_per_min=c.me_per_min,
+                        mae_per_min=c.mae_per_min,
                         fps=c.fps or 150.0,
                         width=w,
                         height=h,

@@ -35,7 +35,8 @@ def default_link_dir() -> Path:
 class SimulationConfig:
     """What to simulate. Times in s, rates in Hz, latency/jitter in s, drift in ppm.
 
-    ``duration_s`` is the synthetic trial's length (played in a loop). ``protocol``: the
+    ``duration_s`` is the synthetic trial's length (played in a loop); ``me_per_min`` /
+    ``mae_per_min`` the participant's expression rates (per minute). ``protocol``: the
     amplifier's (``"mecg"`` or ``"cyton"``). ``trigger_box``: simulate the box (the line then
     carries only its pulses; without it, the trial's own pulse schedule); ``trigger_autostart``:
     the box runs its schedule from power-up. ``amp_*``: the amplifier's clock and link;
@@ -43,6 +44,8 @@ class SimulationConfig:
     """
 
     seed: int = 0
+    me_per_min: float = 2.5
+    mae_per_min: float = 2.0
     duration_s: float = 60.0
     fps: float = 150.0
     width: int = 640
@@ -75,7 +78,15 @@ class Simulation:
         self.trial = Trial(
             Subject.random(f"S{c.seed:02d}", c.seed),
             0,
-            TrialConfig(duration_s=c.duration_s, fps=c.fps, width=c.width, height=c.height, color=c.color),
+            TrialConfig(
+                duration_s=c.duration_s,
+                fps=c.fps,
+                width=c.width,
+                height=c.height,
+                color=c.color,
+                me_per_min=c.me_per_min,
+                mae_per_min=c.mae_per_min,
+            ),
         )
         self.timeline = Timeline()
         self.line = TriggerLine() if c.trigger_box else TriggerLine(self.trial.pulses, c.duration_s)

@@ -25,6 +25,17 @@ def positive(kind: type) -> Callable[[str], object]:
 positive_float = positive(float)
 
 
+def nonneg_float(text: str) -> float:
+    """An argparse type for a finite float >= 0 (a rate that may be zero)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"640x480"`` -> ``(640, 480)``; raises ``argparse.ArgumentTypeError`` with the expected form."""
     try:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mecg.cli.argtypes import parse_size, positive_float
+from mecg.cli.argtypes import nonneg_float, parse_size, positive_float
 from mecg.cli.stream import _gap, add_lsl_options, apply_lsl_options
 from mecg.errors import MecgError
 
@@ -403,6 +403,12 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
         help="start a simulated amplifier, trigger box and camera, and the real drivers on them",
     )
     d.add_argument("--seed", type=int, default=0, help="--simulate: synthetic participant (default 0)")
+    d.add_argument(
+        "--me-per-min", type=nonneg_float, default=2.5, help="--simulate: micro-expressions per minute (default 2.5)"
+    )
+    d.add_argument(
+        "--mae-per-min", type=nonneg_float, default=2.0, help="--simulate: macro-expressions per minute (default 2)"
+    )
     d.add_argument("--ecg-port", metavar="PORT", help="serial port of the ECG amplifier, e.g. /dev/ttyUSB0")
     d.add_argument(
         "--ecg-protocol", choices=("mecg", "cyton"), default="mecg", help="amplifier protocol (default mecg)"
@@ -440,6 +446,8 @@ def rig_config(args: argparse.Namespace):
     return RigConfig(
         simulate=args.simulate,
         seed=args.seed,
+        me_per_min=args.me_per_min,
+        mae_per_min=args.mae_per_min,
         ecg_port=args.ecg_port,
         ecg_protocol=args.ecg_protocol,
         ecg_rate_hz=args.ecg_rate,

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mecg.cli.argtypes import parse_size, positive
+from mecg.cli.argtypes import nonneg_float, parse_size, positive
 from mecg.errors import MecgError
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset
@@ -35,6 +35,8 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         height=h,
         color=args.color,
         coupling=args.coupling,
+        me_per_min=args.me_per_min,
+        mae_per_min=args.mae_per_min,
         strobe=not args.no_strobe,
         led=Led(occlusion=args.led_occlusion),
         camera=cam,
@@ -91,6 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--color", action="store_true", help="RGB frames instead of grey")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--coupling", type=float, default=1.0, help="heart response to expressions; 0 = none (default 1)")
+    p.add_argument("--me-per-min", type=nonneg_float, default=2.5, help="micro-expressions per minute (default 2.5)")
+    p.add_argument("--mae-per-min", type=nonneg_float, default=2.0, help="macro-expressions per minute (default 2)")
     p.add_argument("--clock-offset-ms", type=float, default=0.0, help="camera sender clock offset in ms (default 0)")
     p.add_argument("--drift-ppm", type=float, default=0.0, help="camera clock drift in ppm (default 0)")
     p.add_argument("--jitter-ms", type=float, default=2.0, help="camera timestamp jitter in ms (default 2)")

@@ -138,13 +138,14 @@ def schedule_expressions(
     me_amplitude_px: tuple[float, float] = (0.6, 2.0),
     mae_amplitude_px: tuple[float, float] = (3.0, 7.0),
 ) -> list[Expression]:
-    """Draw the expressions of one trial: Poisson counts (at least one ME in trials >= 10 s), no overlaps.
+    """Draw the expressions of one trial: Poisson counts (at least one ME in trials >= 10 s unless
+    ``me_per_min`` is 0), no overlaps.
 
     MEs last 0.2-0.5 s onset->offset with onset->apex 0.06-0.25 s; MaEs last 0.6-4 s. Amplitudes
     are px at 640x480: MEs low (``me_amplitude_px``), MaEs larger and with more AUs.
     """
     n_me = int(rng.poisson(me_per_min * duration_s / 60.0))
-    if duration_s >= 10:
+    if duration_s >= 10 and me_per_min > 0:
         n_me = max(n_me, 1)
     n_mae = int(rng.poisson(mae_per_min * duration_s / 60.0))
     me_len = [float(x) for x in rng.uniform(0.2, 0.5, n_me)]
