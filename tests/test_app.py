@@ -114,6 +114,7 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert check["sync"] is not None and check["sync"]["mode"] in ("strobe", "pulses"), check
     assert win.recording_panel.open_button.isEnabled()
     assert not win.errors
+    assert any("annotations of the simulated participant written" in m for m in win.lab.messages), win.lab.messages
     with validate_session(path) as s:
         assert s.complete and s.subject_id == "P-07"
         assert s.streams["ECG"].sample_count > 3000
@@ -140,7 +141,7 @@ def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_
     assert pump(lambda: win.lab.status().elapsed_s > 1.5, 10)
     assert win.recording_panel.levels.get("FaceCamera") == "ok"
 
-    win.lab.rig.camera.close()  # the camera stops sending: its stream stalls
+    win.lab.devices.close_device("camera")  # the camera driver stops sending: its stream stalls
     assert pump(lambda: win.recording_panel.levels.get("FaceCamera") == "bad", 10), win.recording_panel.levels
     row = next(
         r
@@ -161,7 +162,7 @@ def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_
     path = win.lab.last_path
     win.close()  # asks again: Yes stops, closes the file cleanly and closes the window
     assert len(asked) == 2 and not win.isVisible()
-    assert win.lab.engine is None and win.lab.rig is None
+    assert win.lab.engine is None and win.lab.devices is None
     with validate_session(path) as s:
         assert s.complete and set(s.streams) == {"ECG", "FaceCamera", "TriggerBox"}
 
@@ -297,3 +298,22 @@ def test_the_tested_qt_binding_does_not_leak_references(window: MainWindow) -> N
     for _ in range(20_000):  # far more than None's own count in a fresh 3.11 process (~7000)
         QApplication.processEvents()
     assert window.isVisible()
+
+
+def test_a_crashed_device_process_is_reported_and_the_app_goes_on(window: MainWindow) -> None:
+    """The devices run in a child process: if it dies, every stream turns red and the window says why."""
+    import os
+    import signal
+
+    win = window
+    start_simulation(win)
+    assert win.lab.devices is not None and win.lab.devices.pid != os.getpid()
+    os.kill(win.lab.devices.pid, signal.SIGKILL)
+    def levels() -> set:
+        return {win.recording_panel.levels.get(k) for k in ("ECG", "FaceCamera")}
+
+    assert pump(lambda: levels() == {"bad"}, 15), win.recording_panel.levels
+    assert pump(lambda: "device process stopped" in win.statusBar().currentMessage(), 5)
+    assert any("restart the devices" in p for p in win.lab.devices.problems())
+    win.stop_devices()  # a dead process stops cleanly too
+    assert pump(lambda: win.lab.devices is None and not win.busy, 20), win.errors

@@ -1,8 +1,9 @@
 """The lab app's engine room, without Qt: the devices it started, the streams it watches, the recording.
 
 One :class:`Lab` owns at most one :class:`~mecg.acquire.rig.Rig` (a simulated lab or the
-drivers of an amplifier, a camera and a trigger box) and one
-:class:`~mecg.acquire.recorder.Recorder`, the same engine as ``mecg record``:
+drivers of an amplifier, a camera and a trigger box), run in a child process
+(:class:`~mecg.app.device_process.DeviceProcess`) so the devices never wait on the window, and
+one :class:`~mecg.acquire.recorder.Recorder`, the same engine as ``mecg record``:
 
 - while not recording, the recorder runs in **monitor mode** (no file) on the selected streams,
   so the live view and the health table have data and show what *would* be recorded;
@@ -18,7 +19,6 @@ Every engine has ``preview=True``: the live view reads each stream's
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -27,8 +27,9 @@ from pathlib import Path
 import pylsl
 
 from mecg.acquire.recorder import Recorder, RecorderConfig, RecorderStatus
-from mecg.acquire.rig import Rig, RigConfig
+from mecg.acquire.rig import RigConfig
 from mecg.acquire.stream_metadata import StreamQuery
+from mecg.app.device_process import DeviceProcess
 
 #: Stream types a fresh list checks for recording when the app started no devices (as ``mecg record``).
 DEFAULT_TYPES = ("ECG", "Video", "Markers")
@@ -87,7 +88,7 @@ class Lab:
 
     def __init__(self, wait_s: float = 5.0, min_free_mb: float = 500.0, preview_frame_hz: float = 30.0) -> None:
         self.wait_s, self.min_free_mb, self.preview_frame_hz = wait_s, min_free_mb, preview_frame_hz
-        self.rig: Rig | None = None
+        self.devices: DeviceProcess | None = None
         self.engine: Recorder | None = None  # the monitor or the recorder: what the live view shows
         self.selection: tuple[StreamQuery, ...] = ()
         self.last_path: Path | None = None
@@ -101,20 +102,20 @@ class Lab:
             if self.recording:
                 raise RuntimeError("stop the recording before changing devices")
             self.stop_devices()
-            self.rig = Rig(config).start()
-            return self.rig.describe()
+            self.devices = DeviceProcess(config)
+            return list(self.devices.lines)
 
     def stop_devices(self) -> None:
         """Stop the devices this app started (the monitor shows their streams stall)."""
         with self._lock:
-            if self.rig is not None:
-                rig, self.rig = self.rig, None
-                rig.close()
+            if self.devices is not None:
+                devices, self.devices = self.devices, None
+                devices.close()
 
     @property
     def device_source_ids(self) -> set[str]:
         """source_ids of the streams of the devices this app started."""
-        return set(self.rig.source_ids.values()) if self.rig is not None else set()
+        return set(self.devices.source_ids.values()) if self.devices is not None else set()
 
     # -- watching ---------------------------------------------------------------------------------
     @property
@@ -193,17 +194,15 @@ class Lab:
             return final
 
     def _annotate(self, path: Path) -> None:
-        rig = self.rig
-        if rig is None or rig.simulation is None or rig.simulation.camera is None:
+        devices = self.devices
+        if devices is None or not devices.config.simulate:
             return
-        from mecg.cli.record import _annotate_simulated
-
-        out = io.StringIO()
         try:
-            _annotate_simulated(path, rig.simulation.camera, out)
+            line = devices.annotate(path)
         except Exception as exc:  # ground truth is a bonus: never lose the recording for it
-            out.write(f"annotations of the simulated participant not written: {exc}")
-        self.messages.append(out.getvalue().strip())
+            line = f"annotations of the simulated participant not written: {exc}"
+        if line:
+            self.messages.append(line)
 
     def _restart_monitor(self) -> None:
         try:

@@ -391,7 +391,8 @@ class MainWindow(QMainWindow):
                 self.recording_panel.message(m)
             if recording and e.failure is not None and not self.busy:
                 self.stop_recording()  # the recorder stopped itself (disk full): close up, check, tell
-        for p in self.lab.rig.problems() if self.lab.rig is not None else ():
+        devices = self.lab.devices
+        for p in devices.problems() if devices is not None else ():
             self.statusBar().showMessage(f"device: {p}", 5000)
         t0, c0 = self._cost_t0
         now = time.monotonic()
