@@ -203,6 +203,11 @@ def test_user_errors_are_messages_not_tracebacks(window: MainWindow, tmp_path: P
     win.streams.trigger_gap.setText("eight")
     win.streams.drivers_start.click()
     assert "MIN:MAX" in win.streams.devices_label.text()
+    n = len(win.errors)
+    win.streams.selection = lambda: (object(),)  # as if a stream were ticked: the output folder is checked
+    win.start_recording()
+    assert len(win.errors) == n + 1 and "cannot create the output folder" in win.errors[-1], win.errors
+    assert not win.lab.recording
     assert not list((tmp_path / "sessions").glob("*.h5")) if (tmp_path / "sessions").exists() else True
 
 
@@ -268,22 +273,29 @@ def test_mecg_app_help_lists_the_record_options() -> None:
         assert opt in p.stdout
 
 
-def test_sigterm_closes_the_recording_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_process_group_closes_the_recording_cleanly(tmp_path: Path, sig: int) -> None:
+    """SIGTERM, or Ctrl-C in the terminal (SIGINT to the app *and* its device process): file complete, annotated."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     cmd = [sys.executable, "-m", "mecg", "app", "--simulate", "--fps", "30", "--size", "160x120", "--record"]
+    cmd += ["--me-per-min", "30", "--mae-per-min", "10"]  # expressions in the few seconds recorded
     cmd += ["--out-dir", str(tmp_path / "out"), "--settings", str(tmp_path / "s.ini"), "--quit-after", "60"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         end = time.monotonic() + 40
         while time.monotonic() < end and not list((tmp_path / "out").glob("*.h5")):
             time.sleep(0.2)
-        time.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
+        time.sleep(4.0)
+        os.killpg(proc.pid, sig)  # as a terminal does: every process of the group
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
+    assert "annotations of the simulated participant written" in err, err
+    assert "Traceback" not in err, err
     (path,) = list((tmp_path / "out").glob("*.h5"))
     with validate_session(path) as s:
         assert s.complete and s.streams["ECG"].sample_count > 1000
@@ -317,3 +329,21 @@ def test_a_crashed_device_process_is_reported_and_the_app_goes_on(window: MainWi
     assert any("restart the devices" in p for p in win.lab.devices.problems())
     win.stop_devices()  # a dead process stops cleanly too
     assert pump(lambda: win.lab.devices is None and not win.busy, 20), win.errors
+
+
+def test_no_display_and_a_folder_for_settings_are_clear_errors(tmp_path: Path) -> None:
+    """Without a display Qt would abort the process (exit 134); the app says what to do instead."""
+    from mecg.app.main import check_display
+    from mecg.app.settings import AppSettings
+    from mecg.errors import MecgError
+
+    if sys.platform.startswith("linux"):
+        with pytest.raises(MecgError, match="no display"):
+            check_display({})
+    check_display({"DISPLAY": ":0"})
+    check_display({"QT_QPA_PLATFORM": "offscreen"})
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "mecg", "app"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no display" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with pytest.raises(MecgError, match="is a folder"):
+        AppSettings(tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pylsl
+import pytest
 
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.recorder import Recorder, RecorderConfig
@@ -72,7 +73,7 @@ def test_markers_since() -> None:
     assert p.markers() == [(1.0, "a"), (2.0, "b")] and p.markers(1.5) == [(2.0, "b")]
 
 
-def test_monitor_mode_watches_streams_writes_nothing(tmp_path: Path) -> None:
+def test_monitor_mode_watches_streams_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sid = f"test-preview-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo("PreviewSig", "MecgTest", 2, 200.0, pylsl.cf_float32, sid)
     outlet = pylsl.StreamOutlet(info)
@@ -89,10 +90,12 @@ def test_monitor_mode_watches_streams_writes_nothing(tmp_path: Path) -> None:
 
     th = threading.Thread(target=push, daemon=True)
     th.start()
+    monkeypatch.chdir(tmp_path)  # where a relative file would land
     rec = Recorder(RecorderConfig(path=None, queries=(), required=(StreamQuery(source_ids=(sid,)),), preview=True))
     try:
         rec.start()
         assert rec.monitoring and rec.status().state == "monitoring"
+        assert type(rec.writer).__name__ == "_NullWriter"  # nothing is written anywhere
         end = time.monotonic() + 10
         while time.monotonic() < end and rec.status().streams[0].samples < 200:
             time.sleep(0.05)
@@ -106,4 +109,4 @@ def test_monitor_mode_watches_streams_writes_nothing(tmp_path: Path) -> None:
         stop.set()
         th.join()
     assert final.state == "stopped" and not final.complete and final.path == ""
-    assert list(tmp_path.iterdir()) == []
+    assert not any(p.suffix == ".h5" for p in Path.cwd().iterdir())  # a monitor creates no session file

@@ -335,7 +335,11 @@ class _StreamTask:
         self.rec._append(self.key, data, ts)
         self._account(data, ts, now)
         if self.preview is not None:
-            self.preview.push(data, ts)
+            try:
+                self.preview.push(data, ts)
+            except Exception as exc:  # a display aid must never stop a recording
+                self.preview = None
+                self.rec._event(f"{self.key}: live preview turned off ({type(exc).__name__}: {exc})")
         return len(ts)
 
     def _account(self, data: object, ts: np.ndarray, now: float) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing as mp
+import signal
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,8 +30,10 @@ from pathlib import Path
 from mecg.acquire.rig import RigConfig
 from mecg.errors import MecgError
 
-#: Seconds a command may take before the child is considered hung.
+#: Seconds a command may take before the child is considered hung (and killed).
 REPLY_S = 30.0
+#: Seconds to wait for the child to annotate a session; it is never killed while it writes the file.
+ANNOTATE_S = 600.0
 
 
 class DeviceProcessError(MecgError):
@@ -48,6 +51,11 @@ def _report(rig, reports: Connection, stop: threading.Event) -> None:
 
 def _serve(config: RigConfig, conn: Connection, reports: Connection) -> None:
     """The child: start the rig, then answer commands until told to stop or the app goes away."""
+    # Ctrl-C in a terminal (or a SIGTERM to the process group) reaches this child too: the app closes
+    # the recording and then stops this child itself (it still needs it to annotate a simulated
+    # session). The child also ends when the app is gone (the pipe closes); SIGKILL always works.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from mecg.acquire.rig import Rig
 
     try:
@@ -132,7 +140,7 @@ class DeviceProcess:
         """True while the child runs."""
         return self.process.is_alive()
 
-    def _receive(self, timeout_s: float, what: str) -> tuple:
+    def _receive(self, timeout_s: float, what: str, kill: bool = True) -> tuple:
         try:
             ready = self._conn.poll(timeout_s)
             reply = self._conn.recv() if ready else None
@@ -140,7 +148,8 @@ class DeviceProcess:
             reply = None
         if reply is None:
             code = self.process.exitcode
-            self.process.kill()
+            if kill or not self.process.is_alive():
+                self.process.kill()
             state = f"exited with code {code}" if code is not None else f"did not answer in {timeout_s:g} s"
             raise DeviceProcessError(f"{what}: the device process {state}; see the terminal for its output")
         if reply[0] == "error":
@@ -148,7 +157,7 @@ class DeviceProcess:
             raise DeviceProcessError(message if user_error else f"{what}: {name}: {message}")
         return reply
 
-    def _call(self, cmd: str, arg: object, what: str) -> object:
+    def _call(self, cmd: str, arg: object, what: str, timeout_s: float = REPLY_S, kill: bool = True) -> object:
         with self._lock:
             if not self.alive:
                 raise DeviceProcessError(
@@ -158,7 +167,7 @@ class DeviceProcess:
                 self._conn.send((cmd, arg))
             except (OSError, ValueError) as exc:
                 raise DeviceProcessError(f"{what}: the device process cannot be reached ({exc})") from None
-            return self._receive(REPLY_S, what)[1]
+            return self._receive(timeout_s, what, kill)[1]
 
     def problems(self) -> list[str]:
         """Device-side trouble worth showing (camera error, ...); never waits."""
@@ -173,7 +182,8 @@ class DeviceProcess:
 
     def annotate(self, path: str | Path) -> str:
         """Write a simulated participant's expressions into the closed session ``path``; a line to show."""
-        return str(self._call("annotate", str(path), "annotating the simulated session") or "")
+        # never killed on a timeout: the child may be writing into the recorded file
+        return str(self._call("annotate", str(path), "annotating the simulated session", ANNOTATE_S, kill=False) or "")
 
     def close_device(self, name: str) -> None:
         """Stop one driver (``"ecg"``, ``"camera"`` or ``"trigger"``); its stream stalls."""

@@ -9,6 +9,7 @@ seconds (a recording is stopped and closed cleanly), saving ``--screenshot PNG``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import weakref
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from mecg.cli.argtypes import positive_float
 from mecg.cli.record import add_device_arguments, rig_config
 from mecg.cli.stream import add_lsl_options, apply_lsl_options
+from mecg.errors import MecgError
 
 DESCRIPTION = (
     "The lab recording app: LSL streams and devices, a live view (camera, ECG with R-peaks, heart rate, "
@@ -68,6 +70,19 @@ def dispose(widget: object) -> None:
     gc.collect()
 
 
+def check_display(env: dict[str, str] | None = None) -> None:
+    """Refuse to start on Linux with no display to open, before Qt aborts the process (MecgError)."""
+    env = dict(os.environ) if env is None else env
+    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        raise MecgError(
+            "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set): run it on the "
+            "lab computer's desktop, over `ssh -X`, under `xvfb-run`, or with QT_QPA_PLATFORM=offscreen "
+            "(no window; with --quit-after and --screenshot)"
+        )
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Build the window, start what the options ask for, run the event loop; the exit code."""
     apply_lsl_options(args)
@@ -78,6 +93,7 @@ def run_app(args: argparse.Namespace) -> int:
     from mecg.app.qt_check import check_qt_binding
     from mecg.app.settings import AppSettings
 
+    check_display()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("mecg-app")
     app.setOrganizationName("mecg")

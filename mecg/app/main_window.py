@@ -447,6 +447,8 @@ class MainWindow(QMainWindow):
         if final is not None:
             state = "complete" if final.complete else "NOT complete"
             print(f"mecg app: recording stopped at close: {final.path} ({state})", file=sys.stderr, flush=True)
+            for m in self.lab.messages:  # e.g. whether the simulated participant's annotations were written
+                print(f"mecg app: {m}", file=sys.stderr, flush=True)
         event.accept()
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from mecg.errors import MecgError
+
 ORGANIZATION = "mecg"
 APPLICATION = "mecg-app"
 
@@ -39,6 +41,8 @@ class AppSettings:
 
     def __init__(self, path: str | Path | None = None) -> None:
         if path is not None:
+            if Path(path).is_dir():  # QSettings would silently remember nothing (it creates missing folders)
+                raise MecgError(f"settings file {path} is a folder; give a file name, e.g. {Path(path) / 'app.ini'}")
             self.q = QSettings(str(path), QSettings.Format.IniFormat)
         else:
             self.q = QSettings(ORGANIZATION, APPLICATION)
