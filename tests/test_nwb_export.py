@@ -175,6 +175,27 @@ def test_errors_are_clear(sessions: tuple[Path, Path], tmp_path: Path, capsys) -
     assert rep.objects[0] == "acquisition/ECG"
 
 
+def test_a_failed_overwrite_keeps_the_previous_export_whole(
+    sessions: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced, _ = sessions
+    out = tmp_path / "s.nwb"
+    export_nwb(synced, out, age="P30Y")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["s.nwb", "s_FaceCamera.mkv"]
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(NWBHDF5IO, "write", fail)
+    with pytest.raises(OSError, match="No space"):
+        export_nwb(synced, out, age="P30Y", overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old .nwb and its video, no part files
+    (tmp_path / "dir.nwb").mkdir()
+    with pytest.raises(NwbExportError, match="is a folder"):
+        export_nwb(synced, tmp_path / "dir.nwb", age="P30Y", overwrite=True)
+
+
 def test_video_only_session_exports(tmp_path: Path) -> None:
     """A session from `mecg import-dataset` (video + annotations, no ECG, no clock offsets) exports too."""
     from mecg.session import Annotation, SessionWriter, StreamInfo

@@ -147,6 +147,10 @@ def test_existing_output_garbage_and_missing_input(synth_pair: tuple[Path, Path]
     empty_head.write_bytes(b"XDF:")
     with pytest.raises(XdfError, match="no FileHeader"):
         import_xdf(empty_head, tmp_path / "m.h5")
+    assert main(["import-xdf", str(xdf), str(tmp_path / "v.h5"), "--video", "FaceCamra=/x.mkv"]) == 2
+    assert "--video FaceCamra=...: no such stream" in capsys.readouterr().err  # a typo is not ignored
+    assert main(["import-xdf", str(xdf), str(tmp_path)]) == 2
+    assert "should end in .h5" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["magic.xdf", "noise.xdf", "o.h5"]  # no part files left
 
 

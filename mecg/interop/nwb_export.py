@@ -33,7 +33,6 @@ import datetime as _dt
 import hashlib
 import math
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mecg.errors import MecgError
+from mecg.interop.output_files import check_output, temp_beside
 from mecg.session import Session, Stream, open_session
 from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices, huber_line
 
@@ -228,10 +228,7 @@ def export_nwb(
     dst = Path(out)
     if dst.suffix.lower() != ".nwb":
         raise NwbExportError(f"{dst}: an NWB file name should end in .nwb")
-    if dst.exists() and not overwrite:
-        raise NwbExportError(f"{dst} already exists; choose another name or pass --overwrite to replace it")
-    if not dst.parent.is_dir():
-        raise NwbExportError(f"folder {dst.parent} does not exist; create it first")
+    check_output(dst, overwrite, NwbExportError)
     if ecg_unit is not None and volts_per_unit(ecg_unit) is None:
         raise NwbExportError(f"--ecg-unit {ecg_unit!r} is not a voltage unit; use V, mV, uV or nV")
     kw = {
@@ -247,17 +244,19 @@ def export_nwb(
         "log": log,
     }
 
-    written: list[str] = []
+    written: list[tuple[Path, Path]] = []  # (temporary, final) video files
     try:
         return _export(session_path, dst, written, **kw)
-    except BaseException:
-        for v in written:
-            Path(v).unlink(missing_ok=True)
-        raise
+    finally:
+        for tmp, _ in written:  # renamed on success; left over only after a failure
+            tmp.unlink(missing_ok=True)
 
 
-def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw: object) -> NwbExportReport:
-    """The body of :func:`export_nwb`; every video file it writes is listed in ``written`` first."""
+def _export(
+    session_path: str | os.PathLike, dst: Path, written: list[tuple[Path, Path]], **kw: object
+) -> NwbExportReport:
+    """The body of :func:`export_nwb`; each video file goes to a temporary name listed in ``written`` first,
+    and is renamed to its final name only after the NWB file is complete."""
     from hdmf.backends.hdf5.h5_utils import H5DataIO
     from hdmf.data_utils import DataChunkIterator
     from pynwb import NWBHDF5IO, NWBFile
@@ -410,11 +409,11 @@ def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw
                 )
             else:
                 mkv = dst.with_name(f"{dst.stem}_{st.key}.mkv")
-                if mkv.exists() and not overwrite:
-                    raise NwbExportError(f"{mkv} already exists; pass --overwrite to replace it")
+                check_output(mkv, overwrite, NwbExportError)
                 log(f"{st.key}: writing {st.sample_count} frames to {mkv.name} (FFV1, lossless) ...")
-                written.append(str(mkv))
-                _write_mkv(st, mkv, fps)
+                tmp_mkv = temp_beside(mkv, ".part.mkv", NwbExportError)
+                written.append((tmp_mkv, mkv))
+                _write_mkv(st, tmp_mkv, fps)
                 report.video_files.append(str(mkv))
                 series = ImageSeries(
                     name=st.key,
@@ -482,24 +481,16 @@ def _export(session_path: str | os.PathLike, dst: Path, written: list[str], **kw
             nwb.add_time_intervals(table)
             report.objects.append("intervals/expressions")
         # -- write (temporary file, then rename) ------------------------------------------
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".part.nwb", dir=dst.parent)
-        os.close(fd)
-        _umask_mode(tmp_name)
+        tmp_nwb = temp_beside(dst, ".part.nwb", NwbExportError)
         try:
-            with NWBHDF5IO(tmp_name, "w") as io:
+            with NWBHDF5IO(str(tmp_nwb), "w") as io:
                 io.write(nwb)
-            os.replace(tmp_name, dst)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+            for tmp, final in written:  # the videos first: the new .nwb must never point at a missing file
+                os.replace(tmp, final)
+            os.replace(tmp_nwb, dst)
+        finally:
+            tmp_nwb.unlink(missing_ok=True)
     return report
-
-
-def _umask_mode(path: str | os.PathLike) -> None:
-    """Give a file from ``mkstemp`` (mode 0600) the mode a plainly created file gets (0666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def inspect_nwb(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:

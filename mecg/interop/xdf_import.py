@@ -28,7 +28,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from pathlib import Path, PureWindowsPath
 import h5py
 import numpy as np
 
+from mecg.interop.output_files import check_output, temp_beside
 from mecg.interop.xdf_scan import XdfError, XdfScan, XdfStreamScan, XdfTruncatedError, scan_xdf
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.format import CHANNEL_FORMATS
@@ -315,12 +315,7 @@ def _start_time(scan: XdfScan) -> str:
 def _check_output(out: Path, overwrite: bool) -> None:
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise XdfError(f"{out}: a session file name should end in .h5")
-    if out.is_dir():
-        raise XdfError(f"{out} is a folder; give a file name")
-    if out.exists() and not overwrite:
-        raise XdfError(f"{out} already exists; choose another name or pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise XdfError(f"folder {out.parent} does not exist; create it first")
+    check_output(out, overwrite, XdfError)
 
 
 def _resets(offsets: np.ndarray) -> int:
@@ -396,6 +391,11 @@ def import_xdf(
             )
         video = {candidates[0]: video}
     video = dict(video or {})
+    ids = {str(s.stream_id): ET.fromstring(s.header_xml).findtext("name") or "" for s in scan.streams.values()}
+    typo = [k for k in video if k not in ids and k not in ids.values()]
+    if typo:
+        have = ", ".join(f"{n} (id {i})" for i, n in ids.items())
+        raise XdfError(f"--video {', '.join(typo)}=...: no such stream in {src}; streams: {have}")
     tokens = [t.strip() for t in streams or () if t.strip()]
     if tokens:
         unknown = [t for t in tokens if not any(_selected(s, [t]) for s in scan.streams.values())]
@@ -432,12 +432,7 @@ def import_xdf(
 
     start = _start_time(scan)
     provenance = f"imported from {src.name} by mecg import-xdf"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp_name, 0o666 & ~mask)  # mkstemp makes it 0600; give it the mode a new file gets
-    tmp = Path(tmp_name)
+    tmp = temp_beside(dst, ".part.h5", XdfError)
     writer = None
     try:
         writer = SessionWriter(
