@@ -154,6 +154,11 @@ def test_no_usable_sessions_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "does not exist" in stderr
     code, _, stderr = _run(["stats", str(tmp_path), "--plot", str(tmp_path / "no" / "s.png")])
     assert code == 2 and "--plot" in stderr
+    code, _, stderr = _run(["stats", str(tmp_path), "--plot", str(tmp_path / "s.txt")])
+    assert code == 2 and ".png, .pdf or .svg" in stderr
+    (tmp_path / "figs.png").mkdir()
+    code, _, stderr = _run(["stats", str(tmp_path), "--plot", str(tmp_path / "figs.png")])
+    assert code == 2 and "is a folder" in stderr
 
 
 def test_rank_test_effect_size_sign_and_holm() -> None:

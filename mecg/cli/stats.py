@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -78,8 +79,16 @@ def _stats(args: argparse.Namespace) -> int:
         seed=args.seed,
         ecg=EcgParams(peak_method=args.peak_method, hrv_window_s=args.hrv_window),
     )
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        raise MecgError(f"--plot {args.plot}: folder {Path(args.plot).parent} does not exist")
+    if args.plot:
+        plot = Path(args.plot)
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise MecgError(f"--plot {plot}: give a .png, .pdf or .svg file name")
+        if plot.is_dir():
+            raise MecgError(f"--plot {plot} is a folder; give a file name, e.g. {plot / 'stats.png'}")
+        if not plot.resolve().parent.is_dir():
+            raise MecgError(f"--plot {plot}: folder {plot.parent} does not exist")
+        if not os.access(plot.resolve().parent, os.W_OK | os.X_OK):
+            raise MecgError(f"--plot {plot}: folder {plot.parent} is not writable")
     paths = session_paths(args.target)
     moments, skipped = collect_moments(paths, params, lambda m: print(m, file=sys.stderr, flush=True))
     if not moments:
@@ -99,7 +108,10 @@ def _stats(args: argparse.Namespace) -> int:
         "params": params.as_dict(),
     }
     if args.plot:
-        plot_stats(args.plot, moments, res, f"{Path(args.target).name}: ECG features at apexes vs non-expression")
+        try:
+            plot_stats(args.plot, moments, res, f"{Path(args.target).name}: ECG features at apexes vs non-expression")
+        except OSError as exc:
+            raise MecgError(f"--plot {args.plot}: cannot write it: {exc.strerror or exc}") from None
     if args.json:
         print(json.dumps(json_safe(res), allow_nan=False))
     else:
