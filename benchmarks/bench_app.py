@@ -71,14 +71,6 @@ class Devices:
             text=True,
         )
         self.source_ids: list[str] = json.loads(self.proc.stdout.readline())["source_ids"]
-        self.cpu0 = self._cpu()
-
-    def _cpu(self) -> float:
-        try:
-            f = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
 
     def stop(self) -> tuple[dict, int]:
         """Stop the devices; (pushed timestamps by stream, frames skipped at the camera)."""

@@ -7,9 +7,12 @@ Offline analysis uses NeuroKit2 in :mod:`mecg.model` (acquire never imports it).
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import zip_longest
 
 import numpy as np
 from scipy.signal import butter, find_peaks, sosfilt
+
+from mecg.session import StreamInfo
 
 #: QRS band (Hz) the ECG is filtered to before peak picking.
 QRS_BAND_HZ = (5.0, 20.0)
@@ -43,13 +46,25 @@ def r_peaks(ecg: np.ndarray, srate_hz: float) -> np.ndarray:
     return peaks[peaks >= settle]
 
 
-def heart_rate_bpm(ecg: np.ndarray, srate_hz: float) -> float | None:
-    """Heart rate (bpm) from the median plausible RR interval of ``ecg``; ``None`` with fewer than 3 beats."""
-    peaks = r_peaks(ecg, srate_hz)
-    if peaks.size < 3:
+def hr_from_peaks_bpm(peaks_s: np.ndarray) -> float | None:
+    """Heart rate (bpm) from the median plausible RR interval of R-peak times (s); ``None`` with too few beats."""
+    if peaks_s.size < 3:
         return None
-    rr = np.diff(peaks) / float(srate_hz)
+    rr = np.diff(peaks_s)
     rr = rr[(rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])]
     if rr.size < 2:
         return None
     return float(60.0 / np.median(rr))
+
+
+def heart_rate_bpm(ecg: np.ndarray, srate_hz: float) -> float | None:
+    """Heart rate (bpm) from the median plausible RR interval of ``ecg``; ``None`` with fewer than 3 beats."""
+    return hr_from_peaks_bpm(r_peaks(ecg, srate_hz) / float(srate_hz))
+
+
+def ecg_channel(info: StreamInfo) -> int:
+    """Index of the ECG channel of a signal stream (by channel type or label), else 0."""
+    for i, (label, typ) in enumerate(zip_longest(info.channel_labels, info.channel_types, fillvalue="")):
+        if typ.upper().startswith("ECG") or label.upper().startswith("ECG"):
+            return i
+    return 0

@@ -42,7 +42,7 @@ from pylsl.util import LostError as LslLostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from mecg.acquire.errors import AcquireError
-from mecg.acquire.live_heart_rate import heart_rate_bpm
+from mecg.acquire.live_heart_rate import ecg_channel, heart_rate_bpm
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.stream_metadata import (
     DEFAULT_TYPES,
@@ -262,13 +262,6 @@ class _NullWriter:
 
 
 # -- one stream ---------------------------------------------------------------------------------
-def _ecg_channel(info: StreamInfo) -> int:
-    for i, (label, typ) in enumerate(zip(info.channel_labels, info.channel_types)):
-        if typ.upper().startswith("ECG") or label.upper().startswith("ECG"):
-            return i
-    return 0
-
-
 class _StreamTask:
     """One stream: its inlet, the pull thread, the clock-offset thread and their counters."""
 
@@ -299,7 +292,7 @@ class _StreamTask:
         if info.type.upper() == "ECG" and info.kind == "signal" and self.srate > 0:
             self._hr_buf = np.zeros(max(1, round(cfg.hr_window_s * self.srate)))
             self._hr_filled = 0
-            self._hr_ch = _ecg_channel(info)
+            self._hr_ch = ecg_channel(info)
         self.preview = (
             StreamPreview(info, signal_s=cfg.preview_signal_s, frame_hz=cfg.preview_frame_hz) if cfg.preview else None
         )

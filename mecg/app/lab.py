@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pylsl
@@ -30,9 +30,6 @@ from mecg.acquire.recorder import Recorder, RecorderConfig, RecorderStatus
 from mecg.acquire.rig import RigConfig
 from mecg.acquire.stream_metadata import StreamQuery
 from mecg.app.device_process import DeviceProcess
-
-#: Stream types a fresh list checks for recording when the app started no devices (as ``mecg record``).
-DEFAULT_TYPES = ("ECG", "Video", "Markers")
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,6 @@ class FoundStream:
     source_id: str
     rate_hz: float
     channels: int
-    uid: str = ""
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -72,7 +68,6 @@ def find_streams(wait_s: float = 1.0) -> list[FoundStream]:
             source_id=i.source_id(),
             rate_hz=float(i.nominal_srate()),
             channels=int(i.channel_count()),
-            uid=i.uid(),
         )
         for i in pylsl.resolve_streams(wait_time=wait_s)
     }
@@ -183,15 +178,20 @@ class Lab:
     def stop_recording(self) -> RecorderStatus | None:
         """Drain and close the file (complete unless it failed), annotate a simulated session, monitor again."""
         with self._lock:
-            eng = self.engine
-            if eng is None or eng.monitoring:
+            if self.engine is None or self.engine.monitoring:
                 return None
-            final = self._stop_engine()
-            self.messages = eng.events()
-            if final is not None and final.complete:
-                self._annotate(Path(final.path))
+            final = self._finish_recording()
             self._restart_monitor()
             return final
+
+    def _finish_recording(self) -> RecorderStatus | None:
+        """Stop the recorder (the file is closed), keep its messages, annotate a simulated session."""
+        eng = self.engine
+        final = self._stop_engine()
+        self.messages = eng.events() if eng is not None else []
+        if final is not None and final.complete:
+            self._annotate(Path(final.path))
+        return final
 
     def _annotate(self, path: Path) -> None:
         devices = self.devices
@@ -220,14 +220,8 @@ class Lab:
         with self._lock:
             final = None
             if self.engine is not None and not self.engine.monitoring:
-                final = self._stop_engine()
-                if final is not None and final.complete:
-                    self._annotate(Path(final.path))
+                final = self._finish_recording()
             self._stop_engine()
             self.stop_devices()
             return final
 
-
-def simulated_rig(fps: float = 150.0, size: tuple[int, int] = (640, 480), seed: int = 0, **kw: object) -> RigConfig:
-    """A :class:`RigConfig` of a simulated lab (``kw``: other RigConfig fields)."""
-    return replace(RigConfig(simulate=True, seed=seed, fps=fps, size=size), **kw)

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from mecg.acquire.live_heart_rate import RR_RANGE_S, r_peaks
+from mecg.acquire.live_heart_rate import ecg_channel, hr_from_peaks_bpm, r_peaks
 from mecg.acquire.preview import StreamPreview
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
@@ -34,11 +34,8 @@ STIMULUS_COLOR = (0, 140, 200)
 
 def _ecg_columns(p: StreamPreview) -> tuple[int, int | None]:
     """(ECG column, TRIG column or None) of a signal stream."""
-    labels = [x.upper() for x in p.info.channel_labels]
-    types = [x.upper() for x in p.info.channel_types] or [""] * len(labels)
-    ecg = next((i for i, (lab, typ) in enumerate(zip(labels, types)) if lab.startswith("ECG") or typ == "ECG"), 0)
-    trig = next((i for i, lab in enumerate(labels) if lab == "TRIG"), None)
-    return ecg, trig
+    trig = next((i for i, lab in enumerate(p.info.channel_labels) if lab.upper() == "TRIG"), None)
+    return ecg_channel(p.info), trig
 
 
 def min_max_decimate(t: np.ndarray, y: np.ndarray, n_blocks: int = 800) -> tuple[np.ndarray, np.ndarray]:
@@ -61,10 +58,8 @@ def heart_rate_and_slope(peaks_s: np.ndarray) -> tuple[float | None, float | Non
     """``(hr_bpm, hrs_bpm_per_s)``: median plausible RR of ``peaks_s`` (s); ``|d hr/dt|`` at the last beat but one."""
     if peaks_s.size < 3:
         return None, None
-    rr = np.diff(peaks_s)
-    ok = rr[(rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])]
-    hr = float(60.0 / np.median(ok)) if ok.size >= 2 else None
-    if peaks_s.size < 4 or not np.all(rr > 0):
+    hr = hr_from_peaks_bpm(peaks_s)
+    if peaks_s.size < 4 or not np.all(np.diff(peaks_s) > 0):
         return hr, None
     from mecg.model.heart_rate import hr_slope
 

@@ -21,11 +21,12 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QVBox
 from mecg.acquire.rig import RigConfig
 from mecg.app.lab import Lab, find_streams
 from mecg.app.live_view import LiveView
-from mecg.app.recording_panel import RecordingPanel, hms, size_text
+from mecg.app.recording_panel import RecordingPanel
 from mecg.app.session_check import check_session, format_check
 from mecg.app.settings import AppSettings
 from mecg.app.streams_panel import StreamsPanel
 from mecg.app.worker import WorkerPool
+from mecg.cli.record import hms, size_text
 from mecg.errors import MecgError
 
 #: Keyboard shortcuts (also shown on the buttons' tooltips and in docs/app.md).
@@ -58,7 +59,6 @@ class MainWindow(QMainWindow):
         self.workers = WorkerPool(self)
         self._queue: list[tuple[str, Callable[[], object], Callable | None]] = []
         self._closing = False
-        self._monitor_again = False
         self.record_when_ready = False
         self.setWindowTitle("mecg — lab recording")
 
@@ -217,18 +217,6 @@ class MainWindow(QMainWindow):
         if self._queue and not self._closing:
             what, fn, then = self._queue.pop(0)
             self._run(what, fn, then)
-
-    def wait_idle(self, timeout_s: float = 30.0) -> bool:
-        """Process events until no work runs or is queued (for scripts and tests); True if idle."""
-        from PySide6.QtWidgets import QApplication
-
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            QApplication.processEvents()
-            if not self.busy and not self._queue:
-                return True
-            time.sleep(0.01)
-        return False
 
     def show_error(self, what: str, exc: BaseException | str) -> None:
         """Tell the user what went wrong and what to do: a message box (or stderr when not interactive)."""

@@ -29,23 +29,10 @@ from PySide6.QtWidgets import (
 
 from mecg.acquire.recorder import RecorderStatus
 from mecg.app.health import HealthTracker
+from mecg.cli.record import hms, size_text
 
 HEALTH_COLUMNS = ("stream", "Hz / nominal", "samples", "dropped", "gaps", "health")
 COLORS = {"ok": QColor(200, 240, 200), "warn": QColor(255, 230, 160), "bad": QColor(240, 120, 120)}
-
-
-def hms(seconds: float) -> str:
-    """``HH:MM:SS`` of a duration (s)."""
-    s = max(0, int(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def size_text(n_bytes: float) -> str:
-    """A byte count for people (kB, MB, GB)."""
-    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n_bytes >= f:
-            return f"{n_bytes / f:.2f} {unit}"
-    return f"{int(n_bytes)} B"
 
 
 class RecordingPanel(QWidget):

@@ -47,11 +47,6 @@ class AppSettings:
         else:
             self.q = QSettings(ORGANIZATION, APPLICATION)
 
-    @property
-    def location(self) -> str:
-        """Where the settings live (a file name, or the registry key on Windows)."""
-        return self.q.fileName()
-
     def get(self, key: str) -> object:
         """The stored value of ``key``, of its default's type (the default when absent or unreadable)."""
         default = DEFAULTS[key]

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from mecg.acquire.rig import RigConfig
-from mecg.acquire.stream_metadata import StreamQuery
-from mecg.app.lab import DEFAULT_TYPES, FoundStream
+from mecg.acquire.stream_metadata import DEFAULT_TYPES, StreamQuery
+from mecg.app.lab import FoundStream
 from mecg.errors import MecgError
 
 COLUMNS = ("record", "type", "name", "host", "rate Hz", "channels", "source_id")
@@ -223,12 +223,6 @@ class StreamsPanel(QWidget):
         n = len(self.selected())
         self.found_label.setText(f"{len(self.streams)} LSL stream(s) found, {n} ticked for recording")
         self.selection_changed.emit()
-
-    def set_checked(self, name: str, checked: bool) -> None:
-        """Tick or untick every listed stream called ``name``."""
-        for r, s in enumerate(self.streams):
-            if s.name == name:
-                self.table.item(r, 0).setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     def selected(self) -> list[FoundStream]:
         """The listed streams ticked for recording."""

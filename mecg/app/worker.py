@@ -57,11 +57,6 @@ class WorkerPool(QObject):
         if callback is not None:
             callback(value)
 
-    @property
-    def running(self) -> int:
-        """Functions started whose callbacks have not run yet."""
-        return len(self._calls)
-
     def join(self, timeout_s: float = 15.0) -> bool:
         """Wait (at most ``timeout_s`` each) for the running threads to end; True if they all did."""
         for t in list(self._threads.values()):

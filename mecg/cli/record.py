@@ -59,33 +59,36 @@ def parse_duration(text: str) -> float:
     return v
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+    """``HH:MM:SS`` of a duration (s)."""
     s = max(0, int(seconds))
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _size(n: float) -> str:
+def size_text(n_bytes: float) -> str:
+    """A byte count for people (kB, MB, GB)."""
     for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= f:
-            return f"{n / f:.2f} {unit}"
-    return f"{int(n)} B"
+        if n_bytes >= f:
+            return f"{n_bytes / f:.2f} {unit}"
+    return f"{int(n_bytes)} B"
 
 
 # -- the live status ----------------------------------------------------------------------------
 def format_status(st, duration_s: float | None, width: int = 20) -> list[str]:
     """The one-screen status of a :class:`~mecg.acquire.recorder.RecorderStatus`, as lines."""
-    head = f"REC {Path(st.path).name}  {_hms(st.elapsed_s)}"
+    head = f"REC {Path(st.path).name}  {hms(st.elapsed_s)}"
     if duration_s:
         frac = min(1.0, st.elapsed_s / duration_s)
         fill = round(frac * width)
         head += (
-            f" / {_hms(duration_s)}  [{'#' * fill}{'-' * (width - fill)}] {frac * 100:3.0f}%  "
-            f"{_hms(duration_s - st.elapsed_s)} left"
+            f" / {hms(duration_s)}  [{'#' * fill}{'-' * (width - fill)}] {frac * 100:3.0f}%  "
+            f"{hms(duration_s - st.elapsed_s)} left"
         )
     hr = f"{st.heart_rate_bpm:.0f} bpm" if st.heart_rate_bpm else "--"
     lines = [
         head,
-        f"file {_size(st.file_bytes)} ({_size(st.free_mb * 1e6)} free)   heart rate {hr}   triggers {st.markers}",
+        f"file {size_text(st.file_bytes)} ({size_text(st.free_mb * 1e6)} free)   "
+        f"heart rate {hr}   triggers {st.markers}",
         f"{'stream':<18} {'type':<8} {'rate Hz':>8} {'samples':>9} {'dropped':>7} {'gaps':>4} "
         f"{'last timestamp':>15}  state",
     ]
@@ -101,7 +104,7 @@ def format_status(st, duration_s: float | None, width: int = 20) -> list[str]:
 
 def status_line(st, duration_s: float | None) -> str:
     """A compact one-line status (for logs that are not a terminal)."""
-    parts = [f"{_hms(st.elapsed_s)}" + (f"/{_hms(duration_s)}" if duration_s else "")]
+    parts = [f"{hms(st.elapsed_s)}" + (f"/{hms(duration_s)}" if duration_s else "")]
     for s in st.streams:
         extra = f" dropped {s.dropped}" if s.dropped else ""
         extra += f" gaps {s.gaps}" if s.gaps else ""
@@ -109,7 +112,7 @@ def status_line(st, duration_s: float | None) -> str:
     if st.heart_rate_bpm:
         parts.append(f"HR {st.heart_rate_bpm:.0f} bpm")
     parts.append(f"triggers {st.markers}")
-    parts.append(_size(st.file_bytes))
+    parts.append(size_text(st.file_bytes))
     return " | ".join(parts)
 
 
@@ -160,7 +163,7 @@ def format_summary(st) -> str:
     """The end-of-recording summary."""
     state = "complete" if st.complete else "NOT complete (recording failed; data up to the failure is kept)"
     lines = [
-        f"recorded {_hms(st.elapsed_s)} ({st.elapsed_s:.1f} s) to {st.path} ({_size(st.file_bytes)}), file {state}",
+        f"recorded {hms(st.elapsed_s)} ({st.elapsed_s:.1f} s) to {st.path} ({size_text(st.file_bytes)}), file {state}",
         f"{'stream':<18} {'type':<8} {'samples':>9} {'mean Hz':>9} {'dropped':>7} {'gaps':>4} {'gap s':>6} "
         f"{'offsets':>7} {'latency ms (median/p95)':>24}",
     ]
@@ -258,7 +261,7 @@ def _record(args: argparse.Namespace) -> int:
         streams = ", ".join(
             f"{s.key} ({s.type}, {s.nominal_srate_hz:g} Hz, source_id {s.source_id})" for s in st.streams
         )
-        dur = f" for {_hms(args.duration)}" if args.duration else " until Ctrl-C"
+        dur = f" for {hms(args.duration)}" if args.duration else " until Ctrl-C"
         print(f"recording{dur} to {path}: {streams}", file=err, flush=True)
         if args.duration:
             need_mb = rec.bytes_per_s() * args.duration / 1e6
