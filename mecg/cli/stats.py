@@ -15,29 +15,22 @@ from mecg.model.ecg_features import EcgParams
 from mecg.model.heart_rate import PEAK_METHODS
 from mecg.model.stats import (
     FEATURES,
+    GROUP_LABELS,
     GROUPS,
     StatsParams,
     collect_moments,
     compare_groups,
+    fmt_p,
+    fmt_r,
     json_safe,
     plot_stats,
 )
-
-_LABEL = {"me": "ME", "mae": "MaE", "non": "non-ME"}
 
 
 def _num(v: float | None) -> str:
     if v is None:
         return "n/a"
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
-
-
-def _p(v: float | None) -> str:
-    return "n/a" if v is None else (f"{v:.1e}" if v < 1e-3 else f"{v:.3f}")
-
-
-def _r(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:+.2f}"
 
 
 def format_table(result: dict) -> str:
@@ -49,7 +42,7 @@ def format_table(result: dict) -> str:
         f"ECG features at {n['me']} ME apexes, {n['mae']} MaE apexes and {n['non']} non-expression moments "
         f"in {len(meta['sessions'])} session(s)" + (f", {len(meta['skipped'])} skipped" if meta["skipped"] else ""),
         "",
-        f"{'feature':<10} {'unit':<7}" + "".join(f" {_LABEL[g] + ' median [q25, q75] n':>32}" for g in GROUPS),
+        f"{'feature':<10} {'unit':<7}" + "".join(f" {GROUP_LABELS[g] + ' median [q25, q75] n':>32}" for g in GROUPS),
     ]
     for name, f in feats.items():
         cells = []
@@ -66,8 +59,8 @@ def format_table(result: dict) -> str:
     for name, f in feats.items():
         a, b = f["me_vs_non"], f["mae_vs_non"]
         lines.append(
-            f"{name:<10} {_r(a['effect_size']):>7} {_p(a['p']):>9} {_p(a['p_corrected']):>9}   "
-            f"{_r(b['effect_size']):>7} {_p(b['p']):>9} {_p(b['p_corrected']):>9}"
+            f"{name:<10} {fmt_r(a['effect_size']):>7} {fmt_p(a['p']):>9} {fmt_p(a['p_corrected']):>9}   "
+            f"{fmt_r(b['effect_size']):>7} {fmt_p(b['p']):>9} {fmt_p(b['p_corrected']):>9}"
         )
     return "\n".join(lines)
 

@@ -297,15 +297,14 @@ def _export(
             )
         # NWB times must not start before session_start_time: move the reference back to the earliest
         # sample (devices stamp their first samples before the recorder's start), the same instant for all
-        firsts = [
-            float(_times_for(st, s, origin, ecg_clock if st.info.kind != "markers" else None)[0][0])
+        # (every stream's times computed once here: a video's without sync costs seconds per 100k frames)
+        clocked = {
+            st.key: _times_for(st, s, origin, ecg_clock if st.info.kind != "markers" else None)
             for st in s.streams.values()
             if st.sample_count
-        ]
-        lead_s = min([0.0, *firsts])
-        origin += lead_s
-        if ecg_clock is not None:
-            ecg_clock = (ecg_clock[0], ecg_clock[1] - lead_s)
+        }
+        lead_s = min([0.0, *(float(t[0]) for t, _ in clocked.values())])
+        clocked = {k: (t - lead_s, c) for k, (t, c) in clocked.items()}
         start += _dt.timedelta(seconds=lead_s)
         notes = s.notes.strip()
         nwb = NWBFile(
@@ -325,7 +324,7 @@ def _export(
         for st in s.streams.values():
             if st.info.kind != "signal" or st.sample_count == 0:
                 continue
-            times, clock = _times_for(st, s, origin, ecg_clock)
+            times, clock = clocked[st.key]
             info = st.info
             units = list(info.channel_units)
             is_ecg = ecg is not None and st.key == ecg.key
@@ -384,7 +383,7 @@ def _export(
         for st in s.find_streams(kind="video"):
             if st.sample_count == 0:
                 continue
-            times, clock = _times_for(st, s, origin, ecg_clock)
+            times, clock = clocked[st.key]
             fps = st.info.nominal_srate_hz or (st.effective_srate_hz or 1.0)
             rate = _regular(times)
             timing = {"starting_time": float(times[0]), "rate": rate} if rate else {"timestamps": times}
@@ -432,7 +431,7 @@ def _export(
         for st in s.find_streams(kind="markers"):
             if st.sample_count == 0:
                 continue
-            t, _ = _times_for(st, s, origin, None)
+            t, _ = clocked[st.key]
             table = EventsTable(
                 name=f"markers_{st.key}",
                 description=f"LSL markers of {st.info.name} ({st.info.type}): one row per marker, its time on the "
@@ -448,9 +447,11 @@ def _export(
         ann = s.annotations
         if ann:
             vid = s.streams.get(s.annotated_stream)
-            if vid is None:
-                raise NwbExportError(f"annotations refer to video stream {s.annotated_stream!r}, not in the session")
-            ft, _ = _times_for(vid, s, origin, ecg_clock)
+            if vid is None or vid.key not in clocked:
+                raise NwbExportError(
+                    f"annotations refer to video stream {s.annotated_stream!r}, not in the session or without frames"
+                )
+            ft, _ = clocked[vid.key]
             table = TimeIntervals(
                 name="expressions",
                 description=f"coded facial expressions (ME: micro-, MaE: macro-expression) on the frames of "

@@ -40,13 +40,12 @@ from mecg.interop.output_files import check_output, temp_beside
 from mecg.interop.xdf_scan import XdfError, XdfScan, XdfStreamScan, XdfTruncatedError, scan_xdf
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.format import CHANNEL_FORMATS
+from mecg.sync.clocks import fit_clock_offsets
 
 #: Stream types (lower case) of a one-channel stream that counts the frames of a video file.
 FRAME_INDEX_TYPES = ("video", "videoframeindex", "frameindex", "videoframes", "videoframe", "framenumber")
 #: ``desc`` elements that may name the video file of a frame-index stream.
 VIDEO_FILE_TAGS = ("video_file", "videofile", "video_filename", "video_path", "filename", "file_name", "file")
-#: A jump of consecutive clock offsets larger than this (s) is counted as a clock reset (as ``mecg sync`` does).
-RESET_JUMP_S = 0.005
 #: Frames decoded from a video file per append.
 FRAMES_PER_APPEND = 64
 
@@ -138,6 +137,11 @@ def _find_video(named: str, xdf: Path) -> Path | None:
     return None
 
 
+def _counts_frames(fmt: str, n: int, typ: str, desc: ET.Element | None) -> bool:
+    """A one-channel stream of frame numbers: numeric with a frame-index type, or naming a video file in ``desc``."""
+    return n == 1 and ((fmt != "string" and typ.lower() in FRAME_INDEX_TYPES) or bool(_video_file_in(desc)))
+
+
 def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
     """Decide how stream ``s`` is stored (kind and StreamInfo), from its header XML."""
     el = ET.fromstring(s.header_xml)
@@ -164,7 +168,7 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
         return _Plan(s, info, "video")
     given = video.get(name) or video.get(str(s.stream_id)) or ""
     named = _video_file_in(desc)
-    if n == 1 and (given or named or (fmt != "string" and typ.lower() in FRAME_INDEX_TYPES)):
+    if (n == 1 and given) or _counts_frames(fmt, n, typ, desc):
         if given:
             path = Path(given)
             if not path.is_file():
@@ -318,11 +322,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
     check_output(out, overwrite, XdfError)
 
 
-def _resets(offsets: np.ndarray) -> int:
-    m = offsets[np.argsort(offsets[:, 0], kind="stable")] if offsets.size else offsets
-    return int(np.sum(np.abs(np.diff(m[:, 1])) > RESET_JUMP_S)) if m.shape[0] > 1 else 0
-
-
 def import_xdf(
     path: str | os.PathLike,
     out: str | os.PathLike,
@@ -380,10 +379,8 @@ def import_xdf(
         for s in scan.streams.values():
             el = ET.fromstring(s.header_xml)
             fmt, n = _text(el, "channel_format"), _int(_text(el, "channel_count"))
-            if n == 1 and fmt in CHANNEL_FORMATS:
-                typ = _text(el, "type").lower()
-                if (fmt != "string" and typ in FRAME_INDEX_TYPES) or _video_file_in(el.find("desc")):
-                    candidates.append(_text(el, "name"))
+            if fmt in CHANNEL_FORMATS and _counts_frames(fmt, n, _text(el, "type"), el.find("desc")):
+                candidates.append(_text(el, "name"))
         if len(candidates) != 1:
             raise XdfError(
                 f"--video {video}: {len(candidates)} streams of frame numbers ({', '.join(candidates) or 'none'}); "
@@ -488,7 +485,7 @@ def import_xdf(
             "nominal_srate_hz": p.info.nominal_srate_hz if p.info else float(el.findtext("nominal_srate") or 0),
             "samples": p.samples,
             "clock_offsets": int(p.offsets.shape[0]),
-            "clock_resets": _resets(p.offsets),
+            "clock_resets": len(fit_clock_offsets(p.offsets)) - 1,  # segments as `mecg sync` cuts them
             "first_timestamp": None if math.isnan(p.first_ts) else p.first_ts,
             "last_timestamp": None if math.isnan(p.last_ts) else p.last_ts,
             "skipped": p.reason if p.role == "skip" else "",

@@ -41,13 +41,11 @@ class XdfTruncatedError(XdfError):
 
 @dataclass
 class XdfStreamScan:
-    """One stream as the chunks show it: its header and footer XML (verbatim), chunk counts."""
+    """One stream as the chunks show it: its header and footer XML (verbatim)."""
 
     stream_id: int
     header_xml: str
     footer_xml: str = ""
-    sample_chunks: int = 0
-    clock_offsets: int = 0
 
 
 @dataclass
@@ -86,7 +84,8 @@ def scan_xdf(path: str | os.PathLike) -> XdfScan:
     """Walk the chunks of ``path`` and collect headers and footers; raises :class:`XdfError` if it is not XDF.
 
     A file cut or damaged after some intact chunks is *not* an error here: ``problem`` and
-    ``intact_bytes`` say what happened, and the caller decides (see :func:`require_intact`).
+    ``intact_bytes`` say what happened, and the caller decides (``mecg import-xdf`` refuses it
+    unless ``--partial``).
     """
     p = Path(path)
     if not p.exists():
@@ -160,11 +159,7 @@ def _scan_chunk(f, pos: int, size: int, scan: XdfScan) -> str:
         else:
             scan.streams[sid].footer_xml = text
     else:
-        if tag == 3:
-            scan.streams[sid].sample_chunks += 1
-        elif tag == 4:
-            if content_len != 16:
-                return f"damaged at byte {pos}: a ClockOffset chunk of stream {sid} has {content_len + 4} bytes, not 20"
-            scan.streams[sid].clock_offsets += 1
+        if tag == 4 and content_len != 16:
+            return f"damaged at byte {pos}: a ClockOffset chunk of stream {sid} has {content_len + 4} bytes, not 20"
         f.seek(end)
     return ""

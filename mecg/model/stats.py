@@ -275,8 +275,18 @@ def json_safe(obj: object) -> object:
     return obj
 
 
-def _fmt_p(p: float | None) -> str:
+#: How the groups are called in tables and plots.
+GROUP_LABELS = {"me": "ME", "mae": "MaE", "non": "non-ME"}
+
+
+def fmt_p(p: float | None) -> str:
+    """A p value for people: 3 decimals, scientific below 0.001; ``n/a`` when undefined."""
     return "n/a" if p is None else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+
+
+def fmt_r(r: float | None) -> str:
+    """An effect size with its sign, 2 decimals; ``n/a`` when undefined."""
+    return "n/a" if r is None else f"{r:+.2f}"
 
 
 def plot_stats(path: str | os.PathLike, moments: list[SessionMoments], result: dict, title: str = "") -> None:
@@ -292,7 +302,6 @@ def plot_stats(path: str | os.PathLike, moments: list[SessionMoments], result: d
     nrow = math.ceil(len(names) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.4 * nrow), squeeze=False)
     rng = np.random.default_rng(0)  # jitter of the points only
-    labels = {"me": "ME", "mae": "MaE", "non": "non-ME"}
     colors = {"me": "tab:red", "mae": "tab:orange", "non": "tab:blue"}
     for ax, name in zip(axes.flat, names):
         v = np.concatenate([m.values[name] for m in moments]) if moments else np.zeros(0)
@@ -300,16 +309,12 @@ def plot_stats(path: str | os.PathLike, moments: list[SessionMoments], result: d
         ax.boxplot(data, showfliers=False, widths=0.55, medianprops={"color": "k"})
         for i, (g, d) in enumerate(zip(GROUPS, data), 1):
             ax.scatter(i + rng.uniform(-0.18, 0.18, d.size), d, s=6, alpha=0.5, color=colors[g], lw=0)
-        ax.set_xticks(range(1, len(GROUPS) + 1), [f"{labels[g]}\nn={d.size}" for g, d in zip(GROUPS, data)])
+        ax.set_xticks(range(1, len(GROUPS) + 1), [f"{GROUP_LABELS[g]}\nn={d.size}" for g, d in zip(GROUPS, data)])
         f = result["features"][name]
         me, mae = f["me_vs_non"], f["mae_vs_non"]
-
-        def r(t: dict) -> str:
-            return "n/a" if t["effect_size"] is None else f"{t['effect_size']:+.2f}"
-
         ax.set_title(
-            f"{name} ({f['unit']})\nME: r {r(me)}, p_holm {_fmt_p(me['p_corrected'])}\n"
-            f"MaE: r {r(mae)}, p_holm {_fmt_p(mae['p_corrected'])}",
+            f"{name} ({f['unit']})\nME: r {fmt_r(me['effect_size'])}, p_holm {fmt_p(me['p_corrected'])}\n"
+            f"MaE: r {fmt_r(mae['effect_size'])}, p_holm {fmt_p(mae['p_corrected'])}",
             fontsize=8,
         )
         ax.tick_params(labelsize=7)
