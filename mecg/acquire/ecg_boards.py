@@ -19,7 +19,6 @@ from mecg.acquire.errors import AcquireError, DeviceRefusedError, DeviceTimeoutE
 from mecg.acquire.protocol import (
     AMPLIFIER_BAUD,
     DIGITAL_LABELS,
-    PROTOCOL_VERSION,
     SUPPORTED_RATES_HZ,
     Ack,
     Command,
@@ -29,7 +28,8 @@ from mecg.acquire.protocol import (
     Info,
     MsgType,
     SetRate,
-    Status,
+    check_ack,
+    check_info,
     decode,
     decode_data,
     encode,
@@ -125,8 +125,7 @@ class MecgBoard:
 
     def _ack_ok(self, port: serial.Serial, msg: object, what: str) -> Ack:
         ack = decode(self._request(port, msg, MsgType.ACK, what))
-        if ack.status != Status.OK:
-            raise DeviceRefusedError(f"the amplifier on {port.port} refused {what}: {Status(ack.status).name}")
+        check_ack(ack, what, f"the amplifier on {port.port}")
         return ack
 
     def connect(self, port: serial.Serial, rate_hz: float | None = None) -> BoardInfo:
@@ -136,15 +135,7 @@ class MecgBoard:
         self._ack_ok(port, Command(MsgType.STOP), "STOP")
         info = decode(self._request(port, Command(MsgType.IDENTIFY), MsgType.INFO, "IDENTIFY"))
         assert isinstance(info, Info)
-        if info.version != PROTOCOL_VERSION:
-            raise AcquireError(
-                f"{port.port} speaks mecg protocol version {info.version}; this driver knows {PROTOCOL_VERSION}"
-            )
-        if info.kind != DeviceKind.AMPLIFIER:
-            raise AcquireError(
-                f"{port.port} is not an amplifier but {DeviceKind(info.kind).article_name}: "
-                "use `mecg stream trigger` for it"
-            )
+        check_info(info, DeviceKind.AMPLIFIER, port.port)
         rate = info.rate_hz
         if rate_hz is not None and int(rate_hz) != rate:
             if int(rate_hz) not in SUPPORTED_RATES_HZ:

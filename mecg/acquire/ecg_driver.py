@@ -23,8 +23,9 @@ import serial
 from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
-from mecg.acquire.errors import AcquireError
+from mecg.acquire.errors import AcquireError, DeviceReplyError
 from mecg.acquire.serial_port import open_port
+from mecg.errors import MecgError
 
 PROTOCOLS = ("mecg", "cyton")
 
@@ -144,6 +145,9 @@ class EcgDriver(BackgroundLoop):
         self._next_read = 0.0
         self._last_data = np.inf  # set when streaming starts
         self._rate_window: list[tuple[float, int]] = []
+        #: Set when the streaming thread stopped on an error it cannot recover from; ``error`` says why.
+        self.failed = threading.Event()
+        self.error = ""
 
     def _make_board(self) -> MecgBoard | CytonBoard:
         c = self.config
@@ -231,6 +235,8 @@ class EcgDriver(BackgroundLoop):
         while not self._stop.wait(self.config.retry_s):
             try:
                 info = self._open_and_start()
+            except DeviceReplyError:
+                raise  # the device answers, but wrongly: retrying cannot help
             except (AcquireError, serial.SerialException, OSError) as err:
                 with self._lock:
                     self._stats.last_error = str(err)
@@ -242,13 +248,23 @@ class EcgDriver(BackgroundLoop):
             return
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pump()
-            except (serial.SerialException, OSError) as exc:  # OSError includes the stall's TimeoutError
-                if self._stop.is_set():
-                    break
-                self._lost_port(exc)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.pump()
+                except (serial.SerialException, OSError) as exc:  # OSError includes the stall's TimeoutError
+                    if self._stop.is_set():
+                        break
+                    self._lost_port(exc)
+        except Exception as exc:  # a device the driver cannot use, or a bug: stop and say why, never stream 0 samples
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        msg = str(exc) if isinstance(exc, MecgError) else f"internal error {type(exc).__name__}: {exc}"
+        with self._lock:
+            self._stats.state, self._stats.last_error = "failed", msg
+        self.error = msg
+        self.failed.set()
 
     def start(self) -> EcgDriver:
         """Connect if needed and stream in a background thread."""
@@ -295,4 +311,5 @@ class EcgDriver(BackgroundLoop):
             f"{self.config.name} [{s.state}] {s.samples} samples {s.rate_hz:6.1f} Hz | lost {s.lost} "
             f"dup {s.duplicates} crc {s.crc_errors} | device clock drift {s.drift_ppm:+.1f} ppm"
             + (f" | reconnects {s.reconnects}" if s.reconnects else "")
+            + (f" | error: {self.error}" if self.error else "")
         )

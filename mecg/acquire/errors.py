@@ -17,3 +17,10 @@ class DeviceTimeoutError(AcquireError):
 
 class DeviceRefusedError(AcquireError):
     """The device answered but refused a setting (an unsupported rate, ...)."""
+
+
+class DeviceReplyError(AcquireError):
+    """The device answered with something hardware/protocol.md does not allow (unknown kind, status, rate, ...).
+
+    Retrying does not help: the firmware or its configuration is wrong, so a driver stops on it.
+    """

@@ -24,6 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from mecg.acquire.errors import DeviceRefusedError, DeviceReplyError
+
 SYNC = b"\xa5\x5a"
 PROTOCOL_VERSION = 1
 #: Largest payload any message may declare; longer declared lengths are garbage.
@@ -32,6 +34,9 @@ MAX_PAYLOAD = 64
 FRAME_OVERHEAD = 6
 #: Sampling rates (Hz) the mecg amplifier firmware accepts (ADS1292R data rates that fit the link).
 SUPPORTED_RATES_HZ = (125, 250, 500, 1000, 2000)
+#: ECG channels a DATA frame carries (N = 1-8) and digital input bits it has (``digital`` is 8 bits).
+MAX_CHANNELS = 8
+MAX_DIGITAL = 8
 #: Default serial baud rates; native-USB boards ignore them, pseudo-terminals too.
 AMPLIFIER_BAUD = 921600
 TRIGGER_BOX_BAUD = 115200
@@ -429,3 +434,68 @@ def check_command(f: Frame) -> Status:
     if len(f.payload) not in PAYLOAD_LENGTHS[f.type]:
         return Status.BAD_ARG
     return Status.OK
+
+
+# -- checking what a device says ----------------------------------------------------------------
+_STREAM_COMMAND = {DeviceKind.AMPLIFIER: "mecg stream ecg", DeviceKind.TRIGGER_BOX: "mecg stream trigger"}
+_STATUS_HINT = {
+    Status.BAD_ARG: "an argument out of range or a wrong payload length",
+    Status.BUSY: "not allowed in its current state; power-cycle it and try again",
+    Status.UNKNOWN: "its firmware does not implement this command; update the firmware",
+}
+
+
+def check_info(info: Info, want: DeviceKind, port: str) -> None:
+    """Refuse an INFO that hardware/protocol.md does not allow, or that comes from another kind of device.
+
+    Raises :class:`~mecg.acquire.errors.DeviceReplyError` (or :class:`~mecg.acquire.errors.AcquireError`
+    subclasses) naming the field, its value, what the protocol allows and what to do.
+    """
+    reflash = "its firmware is misconfigured or corrupt: re-flash it (hardware/firmware) and power-cycle it"
+    if info.version != PROTOCOL_VERSION:
+        raise DeviceReplyError(
+            f"{port} speaks mecg protocol version {info.version}; this driver knows version {PROTOCOL_VERSION}: "
+            "flash firmware that speaks it, or use the mecg release that matches the firmware"
+        )
+    if info.kind not in DeviceKind.__members__.values():
+        raise DeviceReplyError(
+            f"{port} answered IDENTIFY with device kind {info.kind}, which the mecg protocol does not define "
+            f"(1 amplifier, 2 trigger box): is it an mecg device? If so, {reflash}"
+        )
+    kind = DeviceKind(info.kind)
+    if kind != want:
+        noun = "an amplifier" if want == DeviceKind.AMPLIFIER else "a trigger box"
+        raise DeviceReplyError(f"{port} is not {noun} but {kind.article_name}: use `{_STREAM_COMMAND[kind]}` for it")
+    if kind != DeviceKind.AMPLIFIER:
+        return
+    who = f"the amplifier on {port}"
+    if not 1 <= info.n_channels <= MAX_CHANNELS:
+        raise DeviceReplyError(
+            f"{who} reports {info.n_channels} ECG channels; the protocol allows 1-{MAX_CHANNELS}: {reflash}"
+        )
+    if info.n_digital > MAX_DIGITAL:
+        raise DeviceReplyError(
+            f"{who} reports {info.n_digital} digital inputs; the protocol allows 0-{MAX_DIGITAL}: {reflash}"
+        )
+    if info.rate_hz not in SUPPORTED_RATES_HZ:
+        raise DeviceReplyError(
+            f"{who} reports a sampling rate of {info.rate_hz} Hz; the protocol allows "
+            f"{', '.join(map(str, SUPPORTED_RATES_HZ))} Hz: {reflash}"
+        )
+    if info.lsb_pv == 0:
+        raise DeviceReplyError(f"{who} reports an ADC count of 0 pV (lsb_pv), so its samples have no scale: {reflash}")
+
+
+def check_ack(ack: Ack, what: str, who: str) -> None:
+    """Refuse an ACK whose status is not OK: :class:`~mecg.acquire.errors.DeviceRefusedError` for a defined
+    refusal (BAD_ARG, BUSY, UNKNOWN), :class:`~mecg.acquire.errors.DeviceReplyError` for a status the
+    protocol does not define. ``what`` names the command, ``who`` the device (``"the amplifier on /dev/x"``)."""
+    if ack.status == Status.OK:
+        return
+    if ack.status not in Status.__members__.values():
+        raise DeviceReplyError(
+            f"{who} answered {what} with ACK status {ack.status}, which the mecg protocol does not define "
+            "(0 OK, 1 BAD_ARG, 2 BUSY, 3 UNKNOWN): update its firmware, or mecg if the firmware is newer"
+        )
+    st = Status(ack.status)
+    raise DeviceRefusedError(f"{who} refused {what}: {st.name} ({_STATUS_HINT[st]})")

@@ -207,10 +207,14 @@ class Rig:
         return out
 
     def problems(self) -> list[str]:
-        """Device-side trouble worth showing (camera error, frames the camera skipped)."""
+        """Device-side trouble worth showing (a driver that stopped on an error, with why)."""
         out = []
         if self.camera is not None and self.camera.error:
             out.append(f"camera: {self.camera.error}")
+        if self.ecg is not None and self.ecg.error:
+            out.append(f"ECG: {self.ecg.error}")
+        if self.trigger is not None and self.trigger.error:
+            out.append(f"trigger box: {self.trigger.error}")
         return out
 
     def close(self) -> None:

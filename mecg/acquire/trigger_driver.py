@@ -21,9 +21,8 @@ import serial
 
 from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.clock_fit import ClockFit
-from mecg.acquire.errors import AcquireError, DeviceRefusedError, DeviceTimeoutError
+from mecg.acquire.errors import AcquireError, DeviceReplyError, DeviceTimeoutError
 from mecg.acquire.protocol import (
-    PROTOCOL_VERSION,
     TRIGGER_BOX_BAUD,
     Ack,
     Command,
@@ -36,11 +35,14 @@ from mecg.acquire.protocol import (
     PulseEvent,
     Schedule,
     Status,
+    check_ack,
+    check_info,
     decode,
     encode,
 )
 from mecg.acquire.sequence import Unwrapper
 from mecg.acquire.serial_port import open_port
+from mecg.errors import MecgError
 
 
 @dataclass
@@ -118,6 +120,9 @@ class TriggerDriver(BackgroundLoop):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()  # set after ``count`` pulses
+        #: Set when the thread stopped on an error it cannot recover from; ``error`` says why.
+        self.failed = threading.Event()
+        self.error = ""
 
     # -- requests -------------------------------------------------------------------------------
     def _request(self, msg: object, want: int, what: str) -> Frame:
@@ -139,9 +144,7 @@ class TriggerDriver(BackgroundLoop):
         )
 
     def _ack_ok(self, msg: object, what: str) -> None:
-        ack = decode(self._request(msg, MsgType.ACK, what))
-        if ack.status != Status.OK:
-            raise DeviceRefusedError(f"the trigger box refused {what}: {Status(ack.status).name}")
+        check_ack(decode(self._request(msg, MsgType.ACK, what)), what, f"the trigger box on {self.config.port}")
 
     def _observe(self, msg: object, arrival: float) -> float | None:
         """Feed a timestamped message to the clock fit; returns its device time (s)."""
@@ -163,13 +166,7 @@ class TriggerDriver(BackgroundLoop):
             self.clock.reset()
             self._ack_ok(Command(MsgType.STOP), "STOP")
             info = decode(self._request(Command(MsgType.IDENTIFY), MsgType.INFO, "IDENTIFY"))
-            if info.version != PROTOCOL_VERSION:
-                raise AcquireError(f"{c.port} speaks mecg protocol version {info.version}, not {PROTOCOL_VERSION}")
-            if info.kind != DeviceKind.TRIGGER_BOX:
-                raise AcquireError(
-                    f"{c.port} is not a trigger box but {DeviceKind(info.kind).article_name}: "
-                    "use `mecg stream ecg` for it"
-                )
+            check_info(info, DeviceKind.TRIGGER_BOX, c.port)
             if c.box_schedule:
                 lo, hi = (round(g * 1000) for g in c.gap_s)
                 self._ack_ok(Schedule(lo, hi, c.width_ms), "SCHEDULE")
@@ -238,6 +235,8 @@ class TriggerDriver(BackgroundLoop):
         while not self._stop.wait(self.config.retry_s):
             try:
                 self._open_and_start()
+            except DeviceReplyError:
+                raise  # the box answers, but wrongly: retrying cannot help
             except (AcquireError, serial.SerialException, OSError):
                 continue
             self.reconnects += 1
@@ -245,13 +244,18 @@ class TriggerDriver(BackgroundLoop):
             return
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pump()
-            except (serial.SerialException, OSError) as exc:
-                if self._stop.is_set():
-                    break
-                self._lost_port(exc)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.pump()
+                except (serial.SerialException, OSError) as exc:
+                    if self._stop.is_set():
+                        break
+                    self._lost_port(exc)
+        except Exception as exc:  # a box the driver cannot use, or a bug: stop and say why
+            self.error = str(exc) if isinstance(exc, MecgError) else f"internal error {type(exc).__name__}: {exc}"
+            self.state = "failed"
+            self.failed.set()
 
     def start(self) -> TriggerDriver:
         """Connect if needed and run in a background thread."""
@@ -290,4 +294,5 @@ class TriggerDriver(BackgroundLoop):
             f"{self.config.name} [{self.state}] {len(self.markers)} pulses published "
             f"({self.commanded} commanded) | last: {last} | box clock {self.fit.drift_ppm:+.1f} ppm"
             + (f" | reconnects {self.reconnects}" if self.reconnects else "")
+            + (f" | error: {self.error}" if self.error else "")
         )

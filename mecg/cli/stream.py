@@ -131,9 +131,11 @@ def _ecg(args: argparse.Namespace) -> int:
     )
     drv.start()
     try:
-        live(drv.status_line, seconds=args.seconds)
+        live(drv.status_line, seconds=args.seconds, done=drv.failed.is_set)
     finally:
         drv.close()
+    if drv.error:
+        raise MecgError(f"the ECG driver stopped: {drv.error}")
     return 0
 
 
@@ -201,9 +203,11 @@ def _trigger(args: argparse.Namespace) -> int:
     )
     drv.start()
     try:
-        live(drv.status_line, seconds=args.seconds, done=drv.done.is_set)
+        live(drv.status_line, seconds=args.seconds, done=lambda: drv.done.is_set() or drv.failed.is_set())
     finally:
         drv.close()
+    if drv.error:
+        raise MecgError(f"the trigger driver stopped: {drv.error}")
     return 0
 
 
