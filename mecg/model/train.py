@@ -30,16 +30,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from mecg.errors import MecgError
+from mecg.model.checkpoint import (
+    CHECKPOINT_VERSION,
+    FORMAT,
+    ModelError,
+    check_checkpoint,
+)
 from mecg.model.cmclnet import CMCLConfig, CMCLNet
 from mecg.model.frontend import FrontEndParams
 from mecg.model.windows import SessionData, WindowParams
-
-CHECKPOINT_VERSION = 1
-
-
-class ModelError(MecgError):
-    """A checkpoint cannot be used (missing, unsafe, or made for other features)."""
 
 
 @dataclass
@@ -296,7 +295,7 @@ def save_checkpoint(
     """Weights + config + feature parameters + spotting parameters, loadable with weights_only=True."""
     torch.save(
         {
-            "format": "mecg-cmclnet",
+            "format": FORMAT,
             "version": CHECKPOINT_VERSION,
             "state_dict": model.state_dict(),
             "config": json.dumps(model.config.as_dict()),
@@ -310,28 +309,28 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[CMCLNet, WindowParams, dict, dict]:
-    """Load a checkpoint safely (``weights_only=True``): model, window params, front-end key, spot params."""
+    """Load a checkpoint safely: model, window params, front-end key, spot params.
+
+    ``torch.load(weights_only=True)`` (no arbitrary objects), then the schema of
+    :mod:`mecg.model.checkpoint` (keys, JSON, bounded sizes, finite weights of the right shapes)
+    before the network is built; anything else is a :class:`ModelError` that says what to do.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise ModelError(f"{p} is a folder; give the checkpoint file (.pt) that `mecg train` wrote")
     if not p.is_file():
         raise ModelError(f"{p} does not exist; train a model with `mecg train`")
     try:
-        ck = torch.load(p, map_location=device, weights_only=True)
+        ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(
             f"{p} is not a mecg model or holds unsafe objects; refusing to load it ({type(exc).__name__})"
         ) from None
-    if not isinstance(ck, dict) or ck.get("format") != "mecg-cmclnet":
-        raise ModelError(f"{p} is not a CMCL-Net checkpoint written by mecg")
-    if int(ck.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ModelError(f"{p} was written by a newer mecg (checkpoint v{ck['version']}); upgrade mecg")
-    config = CMCLConfig(**json.loads(ck["config"]))
-    model = CMCLNet(config).to(device)
-    try:
-        model.load_state_dict(ck["state_dict"])
-    except RuntimeError as exc:
-        raise ModelError(f"{p}: weights do not fit the network described in it ({exc})") from None
-    model.eval()
-    return model, WindowParams(**json.loads(ck["window"])), json.loads(ck["frontend"]), json.loads(ck["spot"])
+    checked = check_checkpoint(ck, str(p))
+    model = CMCLNet(checked.config)
+    model.load_state_dict(checked.state_dict)
+    model.to(device).eval()
+    return model, checked.window, checked.frontend, checked.spot
 
 
 def frontend_from_key(key: dict) -> FrontEndParams:
