@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from mecg.cli.argtypes import positive_float
+from mecg.cli.argtypes import bounded
 from mecg.cli.stream import add_lsl_options, apply_lsl_options
 
 
@@ -123,8 +123,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List what can be streamed (serial ports, cameras, virtual devices of "
         "`mecg simulate`) and the LSL streams already on the network.",
     )
-    p.add_argument("--wait", type=positive_float, default=1.0, help="seconds to wait for LSL streams (default 1)")
-    p.add_argument("--max-camera-index", type=int, default=9, help="highest camera index to probe (default 9)")
+    p.add_argument(
+        "--wait",
+        type=bounded(float, 0, 60, lo_open=True, unit="s"),
+        default=1.0,
+        help="seconds to wait for LSL streams (default 1)",
+    )
+    p.add_argument(
+        "--max-camera-index", type=bounded(int, 0, 63), default=9, help="highest camera index to probe (default 9)"
+    )
     p.add_argument("--no-cameras", action="store_true", help="do not probe cameras")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_lsl_options(p)

@@ -21,11 +21,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mecg.cli.argtypes import nonneg_float, parse_size, positive_float
+from mecg.cli.argtypes import FPS, PER_MINUTE, RATE_HZ, RT_PRIORITY, bounded, parse_size
+from mecg.cli.outputs import check_folder_writable
 from mecg.cli.stream import _gap, add_lsl_options, apply_lsl_options
 from mecg.errors import MecgError
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+#: Longest --duration (s): a week.
+MAX_DURATION_S = 7 * 86400.0
 
 
 # -- names, options -----------------------------------------------------------------------------
@@ -54,8 +57,8 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"duration must look like 90, 90s, 10m or 1h30m, got {text!r}")
     h, mi, s = (float(g) if g else 0.0 for g in m.groups())
     v = h * 3600 + mi * 60 + s
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be > 0, got {text!r}")
+    if not 0 < v <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"duration must be > 0 and at most 7 days, got {text!r}")
     return v
 
 
@@ -212,6 +215,7 @@ def _record(args: argparse.Namespace) -> int:
             raise MecgError(f"cannot create the session folder {folder}: {exc.strerror or exc}") from None
         path = auto_session_path(folder, args.subject or "")
     check_output(path, args.overwrite, args.min_free_mb)  # before any device is touched
+    check_folder_writable(path.parent, f"--out {path}")  # a read-only disk too (permission bits do not show it)
 
     # Until recording runs, Ctrl-C and SIGTERM abort the start (nothing is written); afterwards they stop cleanly.
     stop = threading.Event()
@@ -366,7 +370,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     o.add_argument(
         "--min-free-mb",
-        type=float,
+        type=bounded(float, 0, 1e9, unit="MB"),
         default=500.0,
         help="refuse to start, or stop, when the disk has less free space (MB, default 500)",
     )
@@ -381,14 +385,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--source-id", action="append", metavar="ID", help="record the stream with this source_id (repeatable)"
     )
     s.add_argument("--host", action="append", metavar="HOST", help="only streams sent from this host (repeatable)")
-    s.add_argument("--wait", type=positive_float, default=5.0, help="seconds to wait for the streams (default 5)")
+    s.add_argument(
+        "--wait",
+        type=bounded(float, 0, 3600, lo_open=True, unit="s"),
+        default=5.0,
+        help="seconds to wait for the streams (default 5)",
+    )
 
     add_device_arguments(p)
 
     v = p.add_argument_group("display")
     v.add_argument(
         "--status-every",
-        type=positive_float,
+        type=bounded(float, 0, 3600, lo_open=True, unit="s"),
         default=None,
         help="seconds between status updates (default 0.5 on a terminal, 10 otherwise)",
     )
@@ -407,19 +416,22 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     )
     d.add_argument("--seed", type=int, default=0, help="--simulate: synthetic participant (default 0)")
     d.add_argument(
-        "--me-per-min", type=nonneg_float, default=2.5, help="--simulate: micro-expressions per minute (default 2.5)"
+        "--me-per-min",
+        type=PER_MINUTE,
+        default=2.5,
+        help="--simulate: micro-expressions per minute, 0-60 (default 2.5)",
     )
     d.add_argument(
-        "--mae-per-min", type=nonneg_float, default=2.0, help="--simulate: macro-expressions per minute (default 2)"
+        "--mae-per-min", type=PER_MINUTE, default=2.0, help="--simulate: macro-expressions per minute, 0-60 (default 2)"
     )
     d.add_argument("--ecg-port", metavar="PORT", help="serial port of the ECG amplifier, e.g. /dev/ttyUSB0")
     d.add_argument(
         "--ecg-protocol", choices=("mecg", "cyton"), default="mecg", help="amplifier protocol (default mecg)"
     )
-    d.add_argument("--ecg-rate", type=positive_float, default=None, help="amplifier rate in Hz (default: the device's)")
+    d.add_argument("--ecg-rate", type=RATE_HZ, default=None, help="amplifier rate in Hz (default: the device's)")
     d.add_argument("--camera", metavar="CAM", help="camera: device index (0), /dev/videoN, a video file, or sim[:SEED]")
     d.add_argument(
-        "--fps", type=positive_float, default=None, help="camera frame rate (default: the camera's; 150 simulated)"
+        "--fps", type=FPS, default=None, help="camera frame rate, at most 1000 (default: the camera's; 150 simulated)"
     )
     d.add_argument(
         "--size", type=parse_size, default=None, help="frame size WxH (default: as captured; 640x480 simulated)"
@@ -427,7 +439,7 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--color", action="store_true", help="record RGB frames (default grey)")
     d.add_argument(
         "--camera-rt-priority",
-        type=int,
+        type=RT_PRIORITY,
         default=None,
         metavar="N",
         help="run the camera's capture thread with real-time priority N (Linux; needs the right to)",

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mecg.cli.argtypes import parse_size, positive_float
+from mecg.cli.argtypes import DRIFT_PPM, FPS, LATENCY_MS, SECONDS, bounded, parse_size
 from mecg.cli.stream import add_lsl_options, apply_lsl_options, live
 from mecg.errors import MecgError
 
@@ -143,23 +143,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="synthetic participant (default 0)")
     p.add_argument(
-        "--duration", type=positive_float, default=60.0, help="trial length in s, played in a loop (default 60)"
+        "--duration",
+        type=bounded(float, 0, 3600, lo_open=True, unit="s"),
+        default=60.0,
+        help="trial length in s, played in a loop (default 60)",
     )
-    p.add_argument("--fps", type=positive_float, default=150.0, help="camera frame rate in Hz (default 150)")
+    p.add_argument("--fps", type=FPS, default=150.0, help="camera frame rate in Hz, at most 1000 (default 150)")
     p.add_argument("--size", type=parse_size, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--color", action="store_true", help="RGB frames instead of grey")
     p.add_argument("--camera-name", default="FaceCamera", help="LSL name of the camera stream (default FaceCamera)")
     p.add_argument("--protocol", choices=("mecg", "cyton"), default="mecg", help="amplifier protocol (default mecg)")
-    p.add_argument("--rate", type=int, default=None, help="amplifier rate in Hz at power-up (default 1000; Cyton 250)")
     p.add_argument(
-        "--drift-ppm", type=float, default=None, help="amplifier clock drift in ppm (default: the trial's, 0)"
+        "--rate",
+        type=bounded(int, 1, 20000),
+        default=None,
+        help="amplifier rate in Hz at power-up (default 1000; Cyton 250)",
     )
-    p.add_argument("--latency-ms", type=float, default=4.0, help="amplifier-to-host latency in ms (default 4)")
-    p.add_argument("--jitter-ms", type=float, default=0.5, help="its jitter (half-normal s.d.) in ms (default 0.5)")
     p.add_argument(
-        "--camera-latency-ms", type=float, default=None, help="camera exposure-to-host latency in ms (default 30)"
+        "--drift-ppm", type=DRIFT_PPM, default=None, help="amplifier clock drift in ppm (default: the trial's, 0)"
     )
-    p.add_argument("--camera-jitter-ms", type=float, default=None, help="its jitter in ms (default 2)")
+    p.add_argument("--latency-ms", type=LATENCY_MS, default=4.0, help="amplifier-to-host latency in ms (default 4)")
+    p.add_argument(
+        "--jitter-ms", type=LATENCY_MS, default=0.5, help="its jitter (half-normal s.d.) in ms (default 0.5)"
+    )
+    p.add_argument(
+        "--camera-latency-ms", type=LATENCY_MS, default=None, help="camera exposure-to-host latency in ms (default 30)"
+    )
+    p.add_argument("--camera-jitter-ms", type=LATENCY_MS, default=None, help="its jitter in ms (default 2)")
     p.add_argument("--no-camera", action="store_true", help="no virtual camera")
     p.add_argument(
         "--no-trigger-box", action="store_true", help="no trigger box: the line carries the trial's own pulses"
@@ -168,8 +178,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dir", default=None, help="folder for the port links and simulation.json (default: a per-user temp folder)"
     )
-    p.add_argument(
-        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
-    )
+    p.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
     add_lsl_options(p)
     p.set_defaults(func=_simulate)

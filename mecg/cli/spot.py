@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from mecg.cli.argtypes import WORKERS, bounded
+from mecg.cli.outputs import check_output_file
 from mecg.errors import MecgError
 from mecg.model.baseline import BaselineParams, spot_baseline
 from mecg.model.evaluate import write_predictions
@@ -46,6 +48,9 @@ def _plot_path(base: str, stem: str, many: bool) -> Path:
 
 
 def _spot(args: argparse.Namespace) -> int:
+    check_output_file(args.out, f"--out {args.out}")  # before any model, session or feature is touched
+    if args.plot:
+        check_output_file(args.plot, f"--plot {args.plot}")
     paths = session_paths(args.target)
     if args.model:
         args.method = "cmclnet"
@@ -165,10 +170,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("baseline", "cmclnet"), default="baseline", help="spotter (default baseline)")
     p.add_argument("--model", help="trained CMCL-Net checkpoint (for --method cmclnet)")
     p.add_argument("--plot", metavar="PNG", help="draw score curve, threshold, spots and ground truth")
-    p.add_argument("--p", type=float, default=0.55, help="baseline threshold fraction p (default 0.55)")
-    p.add_argument("--ccf-eta", type=float, default=2.0, help="CCF: keep if HRS(apex) > eta x mean HRS (default 2.0)")
+    p.add_argument(
+        "--p", type=bounded(float, 0, 1), default=0.55, help="baseline threshold fraction p, 0-1 (default 0.55)"
+    )
+    p.add_argument(
+        "--ccf-eta",
+        type=bounded(float, 0, 100),
+        default=2.0,
+        help="CCF: keep if HRS(apex) > eta x mean HRS, 0-100 (default 2.0)",
+    )
     p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
     p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow (default dis)")
     p.add_argument("--face-box", metavar="X,Y,W,H", help="face box in pixels when detection fails")
-    p.add_argument("--workers", type=int, default=None, help="processes for the front end (default: all cores)")
+    p.add_argument("--workers", type=WORKERS, default=None, help="processes for the front end (default: all cores)")
     p.set_defaults(func=_spot)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from mecg.cli.argtypes import positive
+from mecg.cli.argtypes import bounded
+from mecg.cli.outputs import check_output_file
 from mecg.cli.spot import session_paths
 from mecg.errors import MecgError
 from mecg.model.ecg_features import EcgParams
@@ -76,12 +76,7 @@ def _stats(args: argparse.Namespace) -> int:
         plot = Path(args.plot)
         if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
             raise MecgError(f"--plot {plot}: give a .png, .pdf or .svg file name")
-        if plot.is_dir():
-            raise MecgError(f"--plot {plot} is a folder; give a file name, e.g. {plot / 'stats.png'}")
-        if not plot.resolve().parent.is_dir():
-            raise MecgError(f"--plot {plot}: folder {plot.parent} does not exist")
-        if not os.access(plot.resolve().parent, os.W_OK | os.X_OK):
-            raise MecgError(f"--plot {plot}: folder {plot.parent} is not writable")
+        check_output_file(plot, f"--plot {plot}")  # a folder, no folder, a read-only folder: before the analysis
     paths = session_paths(args.target)
     moments, skipped = collect_moments(paths, params, lambda m: print(m, file=sys.stderr, flush=True))
     if not moments:
@@ -129,19 +124,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", help="write boxplots, one panel per feature")
     p.add_argument(
         "--non-per-expression",
-        type=positive(float),
+        type=bounded(float, 0, 100, lo_open=True),
         default=2.0,
         metavar="K",
         help="non-expression moments per annotated expression, per session (default 2)",
     )
     p.add_argument(
         "--min-distance",
-        type=float,
+        type=bounded(float, 0, 600, unit="s"),
         default=2.0,
         metavar="S",
         help="non-expression moments stay S seconds from any annotated interval (default 2)",
     )
-    p.add_argument("--hrv-window", type=positive(float), default=10.0, metavar="S", help="HRV window in s (default 10)")
+    p.add_argument(
+        "--hrv-window",
+        type=bounded(float, 0, 600, lo_open=True, unit="s"),
+        default=10.0,
+        metavar="S",
+        help="HRV window in s (default 10)",
+    )
     p.add_argument("--peak-method", choices=PEAK_METHODS, default="neurokit", help="R-peak detector (default neurokit)")
     p.add_argument("--seed", type=int, default=0, help="seed for the non-expression moments (default 0)")
     p.set_defaults(func=_stats)

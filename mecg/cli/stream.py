@@ -7,13 +7,14 @@ them. The drivers live in :mod:`mecg.acquire`; this module only parses options a
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from mecg.cli.argtypes import parse_size, positive_float
+from mecg.cli.argtypes import BAUD, FPS, LATENCY_MS, RATE_HZ, RT_PRIORITY, SECONDS, bounded, parse_size
 from mecg.errors import MecgError
 
 
@@ -97,11 +98,17 @@ def _roi(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+#: Largest trigger gap (s): pulses at least once an hour.
+MAX_GAP_S = 3600.0
+
+
 def _gap(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--gap must look like MIN:MAX in seconds, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi <= MAX_GAP_S):
+        raise argparse.ArgumentTypeError(f"--gap MIN:MAX must satisfy 0 < MIN <= MAX <= {MAX_GAP_S:g} s, got {text}")
     return lo, hi
 
 
@@ -228,17 +235,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 (see `mecg devices`)")
     e.add_argument("--protocol", choices=("mecg", "cyton"), default="mecg", help="device protocol (default mecg)")
-    e.add_argument("--rate", type=positive_float, default=None, help="sampling rate in Hz (default: the device's)")
-    e.add_argument("--baud", type=int, default=None, help="baud rate (default 921600 mecg, 115200 cyton)")
-    e.add_argument("--channels", type=int, default=1, help="Cyton: ECG channels to publish, 1-8 (default 1)")
+    e.add_argument("--rate", type=RATE_HZ, default=None, help="sampling rate in Hz (default: the device's)")
+    e.add_argument("--baud", type=BAUD, default=None, help="baud rate (default 921600 mecg, 115200 cyton)")
     e.add_argument(
-        "--latency-ms", type=float, default=0.0, help="constant transport latency to subtract, ms (default 0)"
+        "--channels", type=bounded(int, 1, 8), default=1, help="Cyton: ECG channels to publish, 1-8 (default 1)"
+    )
+    e.add_argument(
+        "--latency-ms", type=LATENCY_MS, default=0.0, help="constant transport latency to subtract, ms (default 0)"
     )
     e.add_argument("--name", default="ECG", help="LSL stream name (default ECG)")
     e.add_argument("--source-id", default=None, help="LSL source_id (default: from the board's serial number)")
-    e.add_argument(
-        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
-    )
+    e.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
     add_lsl_options(e)
     e.set_defaults(func=_ecg)
 
@@ -248,24 +255,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Stream frames to an LSL outlet of type Video (one int8 sample per frame).",
     )
     c.add_argument("--camera", required=True, help="device index (0), /dev/videoN, a video file, or sim[:SEED]")
-    c.add_argument("--fps", type=positive_float, default=None, help="frame rate to request / to play a file at")
+    c.add_argument("--fps", type=FPS, default=None, help="frame rate to request / to play a file at (at most 1000)")
     c.add_argument("--size", type=parse_size, default=None, help="output size WxH in px (default: as captured)")
     c.add_argument("--roi", type=_roi, default=None, help="crop X,Y,W,H (px) before resizing")
     c.add_argument("--gray", action="store_true", help="one grey channel instead of RGB")
     c.add_argument("--loop", action="store_true", help="replay a video file forever")
-    c.add_argument("--latency-ms", type=float, default=0.0, help="subtract from grab-time stamps, ms (default 0)")
+    c.add_argument("--latency-ms", type=LATENCY_MS, default=0.0, help="subtract from grab-time stamps, ms (default 0)")
     c.add_argument(
         "--rt-priority",
-        type=int,
+        type=RT_PRIORITY,
         default=None,
         metavar="N",
         help="capture thread at real-time priority N (Linux SCHED_FIFO 1-99; needs root or CAP_SYS_NICE)",
     )
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
-    c.add_argument(
-        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
-    )
+    c.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
     add_lsl_options(c)
     c.set_defaults(func=_camera)
 
@@ -275,16 +280,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Command trigger pulses at irregular intervals and publish each on an LSL Markers stream.",
     )
     t.add_argument("--port", required=True, help="serial port of the trigger box")
-    t.add_argument("--width-ms", type=int, default=50, help="pulse width in ms (default 50)")
+    t.add_argument("--width-ms", type=bounded(int, 1, 1000), default=50, help="pulse width in ms, 1-1000 (default 50)")
     t.add_argument("--gap", type=_gap, default=(2.0, 8.0), help="rise-to-rise gap range MIN:MAX in s (default 2:8)")
-    t.add_argument("--count", type=int, default=None, help="stop after this many pulses (default: Ctrl-C)")
+    t.add_argument(
+        "--count", type=bounded(int, 1, 10**9), default=None, help="stop after this many pulses (default: Ctrl-C)"
+    )
     t.add_argument("--box-schedule", action="store_true", help="let the box run the schedule itself")
     t.add_argument("--seed", type=int, default=None, help="seed of the host schedule (default random)")
-    t.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    t.add_argument("--baud", type=BAUD, default=115200, help="baud rate (default 115200)")
     t.add_argument("--name", default="TriggerBox", help="LSL stream name (default TriggerBox)")
     t.add_argument("--source-id", default=None, help="LSL source_id (default: from the box's serial number)")
-    t.add_argument(
-        "--seconds", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
-    )
+    t.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
     add_lsl_options(t)
     t.set_defaults(func=_trigger)

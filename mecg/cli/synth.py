@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from mecg.cli.argtypes import nonneg_float, parse_size, positive
+from mecg.cli.argtypes import DRIFT_PPM, FPS, LATENCY_MS, PER_MINUTE, WORKERS, bounded, parse_size
+from mecg.cli.outputs import check_folder_writable
 from mecg.errors import MecgError
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset
@@ -44,17 +50,62 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
     )
 
 
+def write_dataset_atomically(
+    out: Path, args: argparse.Namespace, config: TrialConfig, progress: Callable[[dict], None]
+) -> dict:
+    """Make the dataset in a hidden folder inside ``out`` and move it in only when every file is complete.
+
+    A failed write (a full disk, a quota) removes the hidden folder, so no partial session file or
+    manifest is ever left under a dataset's names, and is one :class:`MecgError` saying what to do.
+    The manifest is moved last: a folder with a manifest holds a whole dataset.
+    """
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".synth-partial-", dir=out))
+    except OSError as exc:
+        raise MecgError(f"cannot write in {out}: {exc.strerror or exc}; choose another folder") from None
+    try:
+        spec = DatasetSpec(str(stage), args.subjects, args.trials, args.seed, config)
+        manifest = make_dataset(spec, workers=args.workers, progress=progress)
+        for f in manifest["files"]:
+            os.replace(stage / f["file"], out / f["file"])
+        os.replace(stage / "manifest.json", out / "manifest.json")
+    except Exception as exc:
+        full = _disk_full(exc)
+        if not full and (isinstance(exc, MecgError) or not isinstance(exc, OSError)):
+            raise
+        why = "the disk is full" if full else (exc.strerror or str(exc))
+        raise MecgError(
+            f"cannot write the dataset to {out}: {why}; no partial file was left. "
+            "Free some space, choose another folder, or make less (--subjects, --trials, --duration, --size)"
+        ) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it arose from is a full disk or quota (h5py reports it in the text)."""
+    while exc is not None:
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if any(s in str(exc) for s in ("No space left", "errno = 28", "Disk quota")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _synth(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise MecgError(f"{out} exists and is not a folder; choose a folder for the dataset")
     if (out / "manifest.json").exists() and not args.overwrite:
         raise MecgError(f"{out} already holds a dataset (manifest.json); pass --overwrite or choose another folder")
-    if not 0 <= args.led_occlusion < 1:
-        raise MecgError(f"--led-occlusion must be in [0, 1), got {args.led_occlusion}")
-    if args.coupling < 0:
-        raise MecgError(f"--coupling must be >= 0, got {args.coupling}")
-    spec = DatasetSpec(str(out), args.subjects, args.trials, args.seed, config_from_args(args))
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MecgError(f"cannot create the dataset folder {out}: {exc.strerror or exc}") from None
+    config = config_from_args(args)
     total = args.subjects * args.trials
     t0 = time.perf_counter()
     done = 0
@@ -69,7 +120,13 @@ def _synth(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    manifest = make_dataset(spec, workers=args.workers, progress=progress)
+    try:
+        check_folder_writable(out, f"synth {out}")  # before anything is rendered
+        manifest = write_dataset_atomically(out, args, config, progress)
+    except MecgError:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # only the hidden staging folder could have been in it
+        raise
     n_me = sum(f["n_me"] for f in manifest["files"])
     n_mae = sum(f["n_mae"] for f in manifest["files"])
     print(f"wrote {len(manifest['files'])} sessions ({n_me} ME, {n_mae} MaE) and manifest.json to {out}")
@@ -85,22 +142,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Same seed, same bytes.",
     )
     p.add_argument("out_dir", help="folder for the session files and manifest.json")
-    p.add_argument("--subjects", type=positive(int), default=1, help="number of subjects (default 1)")
-    p.add_argument("--trials", type=positive(int), default=1, help="trials per subject (default 1)")
-    p.add_argument("--duration", type=positive(float), default=60.0, help="trial length in s (default 60)")
-    p.add_argument("--fps", type=positive(float), default=150.0, help="camera frame rate in Hz (default 150)")
+    p.add_argument("--subjects", type=bounded(int, 1, 1000), default=1, help="number of subjects (default 1)")
+    p.add_argument("--trials", type=bounded(int, 1, 1000), default=1, help="trials per subject (default 1)")
+    p.add_argument(
+        "--duration",
+        type=bounded(float, 0, 3600, lo_open=True, unit="s"),
+        default=60.0,
+        help="trial length in s (default 60)",
+    )
+    p.add_argument("--fps", type=FPS, default=150.0, help="camera frame rate in Hz, at most 1000 (default 150)")
     p.add_argument("--size", type=parse_size, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--color", action="store_true", help="RGB frames instead of grey")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--coupling", type=float, default=1.0, help="heart response to expressions; 0 = none (default 1)")
-    p.add_argument("--me-per-min", type=nonneg_float, default=2.5, help="micro-expressions per minute (default 2.5)")
-    p.add_argument("--mae-per-min", type=nonneg_float, default=2.0, help="macro-expressions per minute (default 2)")
-    p.add_argument("--clock-offset-ms", type=float, default=0.0, help="camera sender clock offset in ms (default 0)")
-    p.add_argument("--drift-ppm", type=float, default=0.0, help="camera clock drift in ppm (default 0)")
-    p.add_argument("--jitter-ms", type=float, default=2.0, help="camera timestamp jitter in ms (default 2)")
-    p.add_argument("--camera-latency-ms", type=float, default=30.0, help="exposure-to-host latency in ms (default 30)")
-    p.add_argument("--led-occlusion", type=float, default=0.0, help="fraction of the trigger LED hidden (default 0)")
+    p.add_argument(
+        "--coupling",
+        type=bounded(float, 0, 10),
+        default=1.0,
+        help="heart response to expressions, 0-10; 0 = none (default 1)",
+    )
+    p.add_argument(
+        "--me-per-min", type=PER_MINUTE, default=2.5, help="micro-expressions per minute, 0-60 (default 2.5)"
+    )
+    p.add_argument("--mae-per-min", type=PER_MINUTE, default=2.0, help="macro-expressions per minute, 0-60 (default 2)")
+    p.add_argument(
+        "--clock-offset-ms",
+        type=bounded(float, -3.6e6, 3.6e6, unit="ms"),
+        default=0.0,
+        help="camera sender clock offset in ms, within an hour (default 0)",
+    )
+    p.add_argument("--drift-ppm", type=DRIFT_PPM, default=0.0, help="camera clock drift in ppm (default 0)")
+    p.add_argument("--jitter-ms", type=LATENCY_MS, default=2.0, help="camera timestamp jitter in ms (default 2)")
+    p.add_argument(
+        "--camera-latency-ms", type=LATENCY_MS, default=30.0, help="exposure-to-host latency in ms (default 30)"
+    )
+    p.add_argument(
+        "--led-occlusion",
+        type=bounded(float, 0, 1, hi_open=True),
+        default=0.0,
+        help="fraction of the trigger LED hidden, in [0, 1) (default 0)",
+    )
     p.add_argument("--no-strobe", action="store_true", help="do not record the camera strobe on the amplifier")
-    p.add_argument("--workers", type=positive(int), default=None, help="parallel processes (default: all cores)")
+    p.add_argument("--workers", type=WORKERS, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")
     p.set_defaults(func=_synth)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from mecg.cli.argtypes import WORKERS, bounded
+from mecg.cli.outputs import check_output_file
 from mecg.errors import MecgError
 from mecg.model.cmclnet import MODES, CMCLConfig
 from mecg.model.frontend import FrontEndParams, default_k
@@ -31,9 +33,7 @@ def _train(args: argparse.Namespace) -> int:
     paths = sorted(root.glob("*.h5")) if root.is_dir() else []
     if not paths:
         raise MecgError(f"{root} holds no .h5 session files; make some with `mecg synth` or `mecg record`")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise MecgError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = check_output_file(args.out, f"--out {args.out}")  # before any feature is extracted or epoch run
     torch.set_num_threads(max(1, args.threads))
     rank, world, device = init_distributed(_device(args.device))
     window = WindowParams()
@@ -97,13 +97,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data_dir", help="folder of annotated session files")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--mode", choices=MODES, default="fusion", help="video + ECG (default), video only or ECG only")
-    p.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs (default 12)")
-    p.add_argument("--pretrain-epochs", type=int, default=4, help="contrastive pre-training epochs (default 4)")
+    p.add_argument("--epochs", type=bounded(int, 1, 10000), default=12, help="fine-tuning epochs (default 12)")
+    p.add_argument(
+        "--pretrain-epochs", type=bounded(int, 0, 10000), default=4, help="contrastive pre-training epochs (default 4)"
+    )
     p.add_argument("--contrastive", choices=("triplet", "infonce"), default="triplet", help="pre-training loss")
     p.add_argument("--loso", action="store_true", help="also run leave-one-subject-out evaluation and print it")
     p.add_argument("--json", action="store_true", help="print the LOSO results as JSON")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--workers", type=int, default=None, help="processes for feature extraction (default: all cores)")
+    p.add_argument("--threads", type=WORKERS, default=2, help="torch CPU threads (default 2)")
+    p.add_argument(
+        "--workers", type=WORKERS, default=None, help="processes for feature extraction (default: all cores)"
+    )
     p.set_defaults(func=_train)
