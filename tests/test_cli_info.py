@@ -14,7 +14,7 @@ import pytest
 
 import mecg
 from mecg.cli.main import main
-from mecg.session import Annotation, SessionWriter, StreamInfo
+from mecg.session import Annotation, SessionWriter, StreamInfo, open_session
 
 SUMMARY_KEYS = {
     "path",
@@ -30,6 +30,7 @@ SUMMARY_KEYS = {
     "annotations",
     "sync",
     "features",
+    "derivatives",
 }
 STREAM_KEYS = {
     "key",
@@ -101,7 +102,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_info_human(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(session)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith(f"{session}  (mecg session v1, ")
+    assert out.splitlines()[0].startswith(f"{session}  (mecg session v2, ")
     assert "subject P-7" in out and "ended " in out and "notes: cli test" in out
     assert "streams (3):" in out
     assert "frames 24x32" in out and "150 Hz nominal, 150.000 Hz measured" in out
@@ -114,7 +115,7 @@ def test_info_json(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(session)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert set(d) == SUMMARY_KEYS
-    assert d["format_version"] == 1 and d["subject_id"] == "P-7" and d["complete"] is True
+    assert d["format_version"] == 2 and d["subject_id"] == "P-7" and d["complete"] is True
     assert d["software_version"] == mecg.__version__ and d["file_size_bytes"] == session.stat().st_size
     streams = {s["key"]: s for s in d["streams"]}
     assert set(streams) == {"cam", "ecg", "mk"}
@@ -124,15 +125,15 @@ def test_info_json(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert streams["ecg"]["effective_srate_hz"] == pytest.approx(500.0)
     assert streams["mk"]["samples"] == 2
     assert d["annotations"] == {"video_stream": "cam", "ME": 1, "MaE": 1}
-    assert d["sync"] == {} and d["features"] == []
+    assert d["sync"] == {} and d["features"] == [] and d["derivatives"] is None
 
 
 def test_info_shows_sync_and_features(session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "synced.h5"
     shutil.copy(session, p)
-    with h5py.File(p, "r+") as f:
-        f["sync"].attrs.update({"mode": "strobe", "offset_ms": 12.3456, "drift_ppm": 1.5, "residual_rms_ms": 0.25})
-        f["features"].create_group("heart_rate")
+    with open_session(p, writable=True) as s:  # results go to synced.derivatives.hdf5, not into the recording
+        s.write_group("sync", {"mode": "strobe", "offset_ms": 12.3456, "drift_ppm": 1.5, "residual_rms_ms": 0.25})
+        s.write_group("features/heart_rate", {})
     assert main(["info", str(p)]) == 0
     out = capsys.readouterr().out
     assert "sync: strobe, offset 12.346 ms, drift 1.50 ppm, residual RMS 0.250 ms" in out
@@ -140,7 +141,7 @@ def test_info_shows_sync_and_features(session: Path, tmp_path: Path, capsys: pyt
     assert main(["info", "--json", str(p)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["sync"] == {"mode": "strobe", "offset_ms": 12.3456, "drift_ppm": 1.5, "residual_rms_ms": 0.25}
-    assert d["features"] == ["heart_rate"]
+    assert d["features"] == ["heart_rate"] and d["derivatives"] == str(tmp_path / "synced.derivatives.hdf5")
 
 
 def test_info_and_validate_crashed_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,7 +166,7 @@ def test_info_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_validate_valid(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(session)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"valid: {session}, 3 stream(s), format v1" and captured.err == ""
+    assert captured.out.strip() == f"valid: {session}, 3 stream(s), format v2" and captured.err == ""
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The HDF5 session format v1: round trip, plain-HDF5 readability, crash safety, errors, threads, laziness."""
+"""The HDF5 session format v2: round trip, plain-HDF5 readability, crash safety, errors, threads, laziness."""
 
 from __future__ import annotations
 
@@ -156,7 +156,8 @@ def test_root_attributes(written: Written) -> None:
     with open_session(written.path) as s:
         a = s.file.attrs
         assert a["format"] == FORMAT_NAME == "mecg-session"
-        assert s.format_version == int(a["format_version"]) == FORMAT_VERSION == 1
+        assert s.format_version == int(a["format_version"]) == FORMAT_VERSION == 2
+        assert len(s.recording_id) == 32 and s.recording_id == a["recording_id"]
         assert s.subject_id == "P-0042"
         assert s.notes == "pilot — 2nd run, café"
         assert s.complete is True
@@ -166,7 +167,7 @@ def test_root_attributes(written: Written) -> None:
         end = dt.datetime.fromisoformat(str(s.attr("end_time")))
         assert start.utcoffset() == dt.timedelta(0) and end.utcoffset() == dt.timedelta(0)
         assert start <= end <= dt.datetime.now(dt.UTC)
-        assert set(s.file) == {"streams", "annotations", "sync", "features", "ground_truth"}
+        assert set(s.file) == {"streams", "annotations", "ground_truth"}  # v2: derived data lives beside it
         assert len(s.sync_group) == 0 and len(s.sync_group.attrs) == 0 and len(s.features_group) == 0
 
 
@@ -227,6 +228,26 @@ def test_storage_layout(written: Written) -> None:
         assert cam.id.get_chunk_info(0).size < cam[0].nbytes
         mk = f["streams"][written.keys["mk"]]["data"]
         assert h5py.check_string_dtype(mk.dtype).encoding == "utf-8"
+        # every dataset but variable-length strings (HDF5 refuses filters on those) is Fletcher32-checked
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        unchecked = [n for n in names if not f[n].fletcher32]
+        assert unchecked and all(h5py.check_string_dtype(f[n].dtype) for n in unchecked), unchecked
+
+
+def test_checksummed_chunks_are_rewritten_in_place(tmp_path: Path) -> None:
+    """A Fletcher32 chunk keeps its size, so appends fill it where it is (the crash-safety rule)."""
+    with SessionWriter(tmp_path / "p.h5", flush_interval_s=60) as w:
+        key = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], nominal_srate_hz=1000))
+        w.append(key, np.arange(100.0), np.arange(100) / 1000)
+        w.flush()
+        before = w._f["streams/ecg/data"].id.get_chunk_info(0)
+        w.append(key, np.arange(100.0, 600.0), np.arange(100, 600) / 1000)
+        w.flush()
+        after = w._f["streams/ecg/data"].id.get_chunk_info(0)
+        assert (after.byte_offset, after.size) == (before.byte_offset, before.size)
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        np.testing.assert_array_equal(f["streams/ecg/data"][:, 0], np.arange(600.0))
 
 
 def test_same_name_gets_distinct_keys(written: Written) -> None:
@@ -309,14 +330,29 @@ import h5py, numpy as np
 path, expected = sys.argv[1], sys.argv[2]
 want = np.load(expected)
 with h5py.File(path, "r") as f:
-    assert f.attrs["format"] == "mecg-session" and int(f.attrs["format_version"]) == 1
+    assert f.attrs["format"] == "mecg-session" and int(f.attrs["format_version"]) == 2
     for key in ("FaceCamera", "SceneCamera"):
         d = f["streams"][key]["data"]
-        got = d[()]
+        assert d.fletcher32 and d.compression == "gzip"
+        got = d[()]  # HDF5 checks every frame's Fletcher32 trailer that mecg appended itself
         assert got.dtype == np.uint8 and np.array_equal(got, want[key]), key
         for i in range(d.shape[0]):
             mask, chunk = d.id.read_direct_chunk((i,) + (0,) * (d.ndim - 1))
+            chunk = chunk[:-4]  # the Fletcher32 checksum, stored after the filtered bytes
             assert (chunk if mask & 1 else zlib.decompress(chunk)) == want[key][i].tobytes(), (key, i)
+        # a flipped bit in a frame is an error for plain h5py, not a silently wrong frame
+        mask, chunk = d.id.read_direct_chunk((0,) * d.ndim)
+        bad = bytearray(chunk)
+        bad[len(bad) // 2] ^= 0x10
+        with h5py.File("flipped.h5", "w") as g:
+            e = g.create_dataset("x", shape=d.shape, chunks=d.chunks, dtype=d.dtype, compression="gzip",
+                                 fletcher32=True)
+            e.id.write_direct_chunk((0,) * d.ndim, bytes(bad), filter_mask=mask)
+            try:
+                e[0]
+                raise SystemExit("flipped bit not detected")
+            except OSError:
+                pass
         print(key, "masks", *[d.id.get_chunk_info(i).filter_mask for i in range(d.shape[0])])
     ts = f["streams"]["FaceCamera"]["timestamps"][()]
     assert ts.dtype == np.float64 and ts.shape == (want["FaceCamera"].shape[0],)
@@ -485,13 +521,13 @@ def test_newer_format_version(written: Written, tmp_path: Path) -> None:
 
 
 def test_missing_group(written: Written, tmp_path: Path) -> None:
-    p = tmp_path / "nosync.h5"
+    p = tmp_path / "noannotations.h5"
     shutil.copy(written.path, p)
     with h5py.File(p, "r+") as f:
-        del f["sync"]
+        del f["annotations"]
     with _raises_naming(p) as e:
         open_session(p)
-    assert "/sync" in str(e.value)
+    assert "/annotations" in str(e.value)
 
 
 def test_mismatched_data_and_timestamps(written: Written, tmp_path: Path) -> None:
@@ -636,8 +672,8 @@ def test_open_and_timestamps_do_not_read_frames(written: Written, monkeypatch: p
     cam_data = f"/streams/{written.keys['cam']}/data"
     with open_session(written.path) as s:
         cam = s.streams[written.keys["cam"]]
-        assert isinstance(cam.data, h5py.Dataset)
+        assert isinstance(cam.data.ds, h5py.Dataset)
         assert cam.sample_count == 20 and cam.duration_s > 0
         assert len(cam.timestamps) == 20
         assert cam_data not in reads
-        np.testing.assert_array_equal(cam.frames(2, 3), original(cam.data, slice(2, 3)))
+        np.testing.assert_array_equal(cam.frames(2, 3), original(cam.data.ds, slice(2, 3)))

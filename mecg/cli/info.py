@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from mecg.session import Session, SessionError, open_session, validate_session
+from mecg.session import Session, check_session, open_session
 
 
 def _plain(v: object) -> object:
@@ -23,10 +23,19 @@ def _plain(v: object) -> object:
     return None if isinstance(v, float) and v != v else v
 
 
+def _span_s(st: Stream) -> float:
+    """Earliest to latest sample (s) on the recorder's clock (clock offsets applied, resets included); never negative."""
+    if st.sample_count < 2:
+        return 0.0
+    t = correct_timestamps(st.timestamps, fit_clock_offsets(st.clock_offsets))
+    return float(np.max(t) - np.min(t))
+
+
 def summarize(s: Session) -> dict:
     """A JSON-ready summary of a session: streams, annotations, sync status."""
     streams = []
     for st in s.streams.values():
+        span = _span_s(st)
         d = {
             "key": st.key,
             "name": st.info.name,
@@ -34,9 +43,9 @@ def summarize(s: Session) -> dict:
             "kind": st.info.kind,
             "source_id": st.info.source_id,
             "nominal_srate_hz": st.info.nominal_srate_hz,
-            "effective_srate_hz": round(st.effective_srate_hz, 4),
+            "effective_srate_hz": round((st.sample_count - 1) / span, 4) if span > 0 else 0.0,
             "samples": st.sample_count,
-            "duration_s": round(st.duration_s, 3),
+            "duration_s": round(span, 3),
             "clock_offsets": int(st.group["clock_offsets"].shape[0]),
         }
         if st.info.kind == "video":
@@ -66,6 +75,7 @@ def summarize(s: Session) -> dict:
         },
         "sync": {k: _plain(v) for k, v in sync.items()},
         "features": sorted(s.features_group.keys()),
+        "derivatives": str(s.derivatives_path) if s.derivatives is not None else None,
     }
 
 
@@ -118,14 +128,24 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    try:
-        s = validate_session(args.session)
-    except SessionError as exc:
-        print(f"invalid: {exc}", file=sys.stderr)
+    rep, s = check_session(args.session, deep=args.deep)
+    if s is not None:
+        s.close()
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+        return 0 if rep.valid else 1
+    if not rep.valid:
+        print(f"invalid: {rep.errors[0]}", file=sys.stderr)
         return 1
-    with s:
-        note = "" if s.complete else " (not closed cleanly: readable up to the last flush)"
-        print(f"valid: {s.path}, {len(s.streams)} stream(s), format v{s.format_version}{note}")
+    note = "" if rep.complete else " (not closed cleanly: readable up to the last flush)"
+    deep = ""
+    if args.deep:
+        chunks = sum(st.chunks_read for st in rep.streams)
+        frames = sum(st.frames_decoded for st in rep.streams)
+        deep = f"; deep: {chunks} chunk(s) read and checked, {frames} frame(s) decoded"
+    print(f"valid: {rep.path}, {len(rep.streams)} stream(s), format v{rep.format_version}{note}{deep}")
+    for w in rep.warnings if args.deep else ():
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -138,8 +158,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
         help="check a session file (exit 0 valid, 1 invalid)",
-        description="Check structure, version and integrity of a session file. "
-        "Exit 0 if valid, 1 with a reason if not.",
+        description="Check structure, schema, version and integrity of a session file and its derivatives. "
+        "Exit 0 if valid, 1 with a reason if not. --deep reads every chunk (checksums), decodes every frame "
+        "and checks every timestamp.",
     )
     p.add_argument("session", help="session .h5 file")
+    p.add_argument(
+        "--deep", action="store_true", help="read and check every chunk, frame and timestamp (slow: reads the file)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object (errors, warnings)")
     p.set_defaults(func=_validate)

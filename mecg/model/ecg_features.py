@@ -27,7 +27,7 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
-from mecg.session import Session, open_session
+from mecg.session import Session, can_store_derivatives, open_session
 from mecg.sync import SyncError, Timeline, synchronize, write_result
 
 HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
@@ -97,16 +97,19 @@ def hrv_at(peaks_s: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
 
 
 def ensure_synced(path: str | os.PathLike, log: Callable[[str], None]) -> None:
-    """Run sync (automatic mode) on a session with ECG that has none yet, and store it in the file.
+    """Run sync (automatic mode) on a session with ECG that has none yet, and store it beside the recording.
 
-    Raises :class:`SyncError` when it cannot: alignment failed, or the file is read-only.
+    Raises :class:`SyncError` when it cannot: alignment failed, or the folder is read-only.
     """
     path = Path(path)
     with open_session(path) as s:
         if "frame_time_ecg_s" in s.sync_group or not s.find_streams(type="ECG"):
             return
-    if not os.access(path, os.W_OK):
-        raise SyncError(f"{path} has not been synced and is read-only; run `mecg sync` on a writable copy first")
+    if not can_store_derivatives(path):
+        raise SyncError(
+            f"{path} has not been synced and its folder is read-only (sync results go beside the recording); "
+            "run `mecg sync` on a copy in a writable folder first"
+        )
     with open_session(path, writable=True) as s:
         res = synchronize(s, "auto")
         write_result(s, res)
@@ -143,7 +146,7 @@ def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> E
 def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool = True) -> EcgFeatures:
     """Cached :func:`compute_ecg_features` (``/features/ecg``; recomputed when parameters or sync change)."""
     with open_session(session_path) as s:
-        g = s.file.get(CACHE_GROUP)
+        g = s.derived(CACHE_GROUP)
         sync_time = str(s.sync_group.attrs.get("created_time", ""))
         if cache and g is not None and g.attrs.get("params") == params.key() and g.attrs.get("sync_time") == sync_time:
             return EcgFeatures(
@@ -156,7 +159,7 @@ def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool
                 float(g.attrs["mean_hrs_bpm_per_s"]),
             )
         f = compute_ecg_features(s, params)
-    if cache and os.access(session_path, os.W_OK):
+    if cache and can_store_derivatives(session_path):
         with open_session(session_path, writable=True) as s:
             s.write_group(
                 CACHE_GROUP,

@@ -13,8 +13,8 @@ the first frame's crop, smoothed over ~0.3 s), and the head's residual motion, a
 fit of the flow over the whole crop (translation, rotation, scale), is subtracted from the flow
 (the nose bridge, the classic rigid reference, picks up blinks through DIS's spatial smoothing
 and cannot see rotation; the robust fit over the face does both).
-Frames after ``n - k`` have no partner and get zeros. Results are cached in the session under
-``/features/frontend`` with the parameters that made them; other parameters recompute them.
+Frames after ``n - k`` have no partner and get zeros. Results are cached in the session's derivatives
+file under ``/features/frontend`` with the parameters that made them; other parameters recompute them.
 Work is split over processes (both cores by default).
 """
 
@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from mecg.model.face import REFERENCE_ROI, ROI_NAMES, FaceLayout, find_layout
-from mecg.session import Session, open_session
+from mecg.session import Session, can_store_derivatives, open_session
 
 FLOW_METHODS = ("dis", "farneback", "tvl1")
 FEATURES = ("du", "dv", "mag", "strain")
@@ -295,12 +295,13 @@ def frontend_features(
 ) -> FrontEndFeatures:
     """Front-end features of the session at ``path``, from its cache when the parameters match.
 
-    Computed features are stored in ``/features/frontend`` (replacing older ones) when ``cache``
-    is true and the file is writable; a read-only file is computed without caching.
+    Computed features are stored in ``/features/frontend`` of the session's derivatives file
+    (replacing older ones) when ``cache`` is true and its folder is writable; the recording itself
+    is never written. Without a writable folder they are computed without caching.
     """
     path = Path(path)
     with open_session(path) as s:
-        g = s.file.get(CACHE_GROUP)
+        g = s.derived(CACHE_GROUP)
         if cache and g is not None and g.attrs.get("params") == params.key():
             lay = g.attrs["eyes"]
             return FrontEndFeatures(
@@ -311,7 +312,7 @@ def frontend_features(
                 FaceLayout((float(lay[0]), float(lay[1])), (float(lay[2]), float(lay[3]))),
             )
         feats = compute_frontend(s, params, workers=workers)
-    if cache and os.access(path, os.W_OK):
+    if cache and can_store_derivatives(path):
         with open_session(path, writable=True) as s:
             s.write_group(
                 CACHE_GROUP,

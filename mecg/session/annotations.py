@@ -52,10 +52,15 @@ def write_annotations(group: h5py.Group, annotations: list[Annotation], video_st
     for name in COLUMNS:
         if name in group:
             del group[name]
-    for name in COLUMNS[:3]:
-        group.create_dataset(name, data=np.array([getattr(a, name) for a in rows], dtype=np.int64))
+    n = len(rows)
+    for name in COLUMNS[:3]:  # chunked (Fletcher32 needs chunks), extendible so that 0 rows are allowed
+        ds = group.create_dataset(name, shape=(n,), maxshape=(None,), dtype=np.int64, chunks=(256,), fletcher32=True)
+        if n:
+            ds[:] = np.array([getattr(a, name) for a in rows], dtype=np.int64)
     for name in COLUMNS[3:]:
-        group.create_dataset(name, data=[getattr(a, name) for a in rows], dtype=_STR)
+        ds = group.create_dataset(name, shape=(n,), maxshape=(None,), dtype=_STR, chunks=(256,))  # no filters on str
+        if n:
+            ds[:] = [getattr(a, name) for a in rows]
     group.attrs["video_stream"] = video_stream
     group.attrs["count"] = len(rows)
 

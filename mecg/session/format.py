@@ -10,7 +10,15 @@ import numpy as np
 from mecg.errors import MecgError
 
 FORMAT_NAME = "mecg-session"
-FORMAT_VERSION = 1
+#: v2: every dataset carries a Fletcher32 checksum, a ``recording_id`` root attribute, and no /sync
+#: or /features groups (derived data lives in the derivatives file). v1 stays readable.
+FORMAT_VERSION = 2
+#: The ``format`` attribute of a derivatives file and the version of its layout.
+DERIVATIVES_NAME = "mecg-derivatives"
+DERIVATIVES_VERSION = 1
+#: Name of the derivatives file beside a recording ``S.h5``: ``S.derivatives.hdf5``. Not ``*.h5``,
+#: so folder scans for recordings (``mecg spot DIR``, ``mecg train DIR``) never pick it up.
+DERIVATIVES_SUFFIX = ".derivatives.hdf5"
 
 #: Stream kinds and how their ``data`` dataset is shaped.
 #: signal: (n, channel_count) numeric; video: (n, height, width[, 3]) uint8; markers: (n,) UTF-8.

@@ -1,14 +1,19 @@
-"""The validating, lazy session reader.
+"""The validating, lazy session reader: a read-only recording plus its derivatives, as one session.
 
-:func:`open_session` checks structure and version when it opens a file and raises
+:func:`open_session` checks structure, schema and version when it opens a file and raises
 :class:`SessionError` naming the file and the problem. Nothing large is read on open: a stream's
-``data`` is the h5py dataset itself, so a 10-minute 150 fps video is read frame range by frame
-range.
+``data`` is a checked view of the h5py dataset, so a 10-minute 150 fps video is read frame range by
+frame range, and an HDF5 read error (a failed checksum, a damaged chunk) becomes a
+:class:`SessionError` too. The recording is always opened read-only; results (sync, features,
+annotations added later) are read from and written to its derivatives file
+(:mod:`mecg.session.derivatives`), which takes precedence over a v1 recording's own groups.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +23,8 @@ import numpy as np
 
 from mecg.session import video_codec
 from mecg.session.annotations import Annotation, read_annotations, write_annotations
+from mecg.session.checksum import has_fletcher32, recording_checksum, strip_trailer
+from mecg.session.derivatives import can_store_derivatives, check_binding, derivatives_path, update_derivatives
 from mecg.session.format import (
     ANNOTATIONS,
     FEATURES,
@@ -29,6 +36,8 @@ from mecg.session.format import (
     SessionVersionError,
     StreamInfo,
 )
+from mecg.session.integrity import check_stream_schema, refuse_foreign_storage
+from mecg.session.views import H5_ERRORS, CheckedDataset, CheckedGroup
 
 
 def _str(value: object) -> str:
@@ -46,21 +55,36 @@ class Stream:
     key: str
     info: StreamInfo
     group: h5py.Group
+    path: Path | None = None
 
     @property
-    def data(self) -> h5py.Dataset:
-        """The samples as an h5py dataset (lazy): slice it to read."""
-        return self.group["data"]
+    def _where(self) -> str:
+        return f"{self.path}: stream {self.key!r}"
+
+    @property
+    def data(self) -> CheckedDataset:
+        """The samples as a checked h5py dataset (lazy): slice it to read."""
+        return CheckedDataset(self.group["data"], f"{self._where} data")
 
     @cached_property
     def timestamps(self) -> np.ndarray:
-        """Raw LSL timestamps in seconds (float64), one per sample or frame."""
-        return self.group["timestamps"][()]
+        """Raw LSL timestamps in seconds (float64), one per sample or frame. Non-finite ones raise."""
+        ts = CheckedDataset(self.group["timestamps"], f"{self._where} timestamps")[()]
+        if ts.size and not np.all(np.isfinite(ts)):
+            bad = int(np.flatnonzero(~np.isfinite(ts))[0])
+            raise SessionError(
+                f"{self._where} has a non-finite timestamp (sample {bad}: {ts[bad]}); the file is damaged "
+                "(run `mecg validate --deep`)"
+            )
+        return ts
 
     @property
     def clock_offsets(self) -> np.ndarray:
-        """Clock-offset measurements ``(m, 2)``: ``[local_time_s, offset_s]``."""
-        return self.group["clock_offsets"][()]
+        """Clock-offset measurements ``(m, 2)``: ``[local_time_s, offset_s]``. Non-finite ones raise."""
+        off = CheckedDataset(self.group["clock_offsets"], f"{self._where} clock_offsets")[()]
+        if off.size and not np.all(np.isfinite(off)):
+            raise SessionError(f"{self._where} has a non-finite clock offset; the file is damaged")
+        return off
 
     @property
     def sample_count(self) -> int:
@@ -73,8 +97,9 @@ class Stream:
         n = self.sample_count
         if n < 2:
             return 0.0
-        ts = self.group["timestamps"]
-        return float(ts[n - 1] - ts[0])
+        ts = CheckedDataset(self.group["timestamps"], f"{self._where} timestamps")
+        d = float(ts[n - 1] - ts[0])
+        return d if np.isfinite(d) else 0.0
 
     @property
     def effective_srate_hz(self) -> float:
@@ -85,33 +110,57 @@ class Stream:
     def frames(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` of a video stream as uint8 ``(n, h, w[, 3])``.
 
-        Frames written by mecg (one deflated frame per chunk) are inflated with ISA-L straight
-        from their chunks, about twice as fast as HDF5's own filter; anything else goes through h5py.
+        Frames written by mecg (one deflated frame per chunk) are checked (Fletcher32) and inflated
+        with ISA-L straight from their chunks, about twice as fast as HDF5's own filters; anything
+        else goes through h5py. A damaged frame raises :class:`SessionError`.
         """
         if self.info.kind != "video":
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not video")
-        ds = self.data
+        ds = self.group["data"]
+        checked = CheckedDataset(ds, f"{self._where} data")
         n = ds.shape[0]
         a, b, _ = slice(start, stop).indices(n)
         shape = ds.shape[1:]
         if ds.chunks != (1, *shape) or ds.compression != "gzip" or b <= a:
-            return ds[a:b]
+            return checked[a:b]
+        f32 = self._fletcher32
+        size = int(np.prod(shape))
         out = np.empty((b - a, *shape), dtype=np.uint8)
         zero = (0,) * len(shape)
-        try:
-            for i in range(a, b):
+        for i in range(a, b):
+            try:
                 mask, buf = ds.id.read_direct_chunk((i, *zero))
+                if f32:
+                    if mask & 2:  # Fletcher32 skipped for this chunk: let HDF5 decide
+                        raise ValueError("unusual filter mask")
+                    buf = strip_trailer(buf)
+                    if buf is None:
+                        raise SessionError(
+                            f"{self._where} frame {i} fails its checksum: the file is damaged "
+                            "(run `mecg validate --deep`); restore it from a backup"
+                        )
                 raw = buf if mask & 1 else video_codec.inflate(buf)
+                if len(raw) != size:
+                    raise ValueError("frame size")
                 out[i - a] = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
-        except (OSError, ValueError, KeyError):  # a chunk never written (crash) or foreign encoding
-            return ds[a:b]
+            except SessionError:
+                raise
+            except Exception:  # a foreign encoding, or damage: HDF5's own filters decide (and raise)
+                out[i - a] = checked[i]
         return out
+
+    @cached_property
+    def _fletcher32(self) -> bool:
+        return has_fletcher32(self.group["data"])
 
     def markers(self) -> list[str]:
         """All markers of a markers stream, as strings."""
         if self.info.kind != "markers":
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not markers")
-        return [str(v) for v in self.data.asstr()[()]]
+        try:
+            return [str(v) for v in self.data.asstr()[()]]
+        except UnicodeDecodeError as exc:
+            raise SessionError(f"{self._where} holds a marker that is not UTF-8 ({exc}); the file is damaged") from None
 
     def channel(self, label: str) -> np.ndarray:
         """All samples of one signal channel, by label."""
@@ -122,15 +171,34 @@ class Stream:
         return self.data[:, self.info.channel_labels.index(label)]
 
 
-class Session:
-    """An open session file. Use :func:`open_session` to create one; close it or use ``with``."""
+_EMPTY: h5py.File | None = None
 
-    def __init__(self, path: Path, f: h5py.File) -> None:
+
+def _empty_group() -> h5py.Group:
+    """An empty, read-only stand-in for a group that is in neither file (kept in memory)."""
+    global _EMPTY
+    if _EMPTY is None:
+        _EMPTY = h5py.File(f"mecg-empty-{uuid.uuid4().hex}", "w", driver="core", backing_store=False)
+    return _EMPTY["/"]
+
+
+class Session:
+    """An open session: the read-only recording and its derivatives file, read as one.
+
+    Use :func:`open_session` to create one; close it or use ``with``. ``file`` is the recording
+    (h5py, read-only); ``derivatives`` the derivatives file (read-only handle, None if there is none).
+    """
+
+    def __init__(self, path: Path, f: h5py.File, derivatives: h5py.File | None = None, writable: bool = False) -> None:
         self.path = path
         self.file = f
+        self.derivatives = derivatives
+        self.writable = writable
         self.streams: dict[str, Stream] = {}
         for key, g in f[STREAMS].items():
-            self.streams[key] = Stream(key, _stream_info(path, key, g), g)
+            info = _stream_info(path, key, g)
+            check_stream_schema(path, key, g, info)
+            self.streams[key] = Stream(key, info, g, path)
 
     def __enter__(self) -> Session:
         return self
@@ -139,12 +207,14 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the recording and its derivatives file."""
+        if self.derivatives is not None:
+            self.derivatives.close()
         self.file.close()
 
     # -- root attributes -------------------------------------------------------------------
     def attr(self, name: str, default: object = "") -> object:
-        """A root attribute, decoded to ``str`` for text."""
+        """A root attribute of the recording, decoded to ``str`` for text."""
         v = self.file.attrs.get(name, default)
         return _str(v) if isinstance(v, bytes | str) else v
 
@@ -161,66 +231,111 @@ class Session:
         return int(self.file.attrs["format_version"])
 
     @property
+    def recording_id(self) -> str:
+        """The recording's id (v2; '' for a v1 file), which its derivatives file repeats."""
+        return str(self.attr("recording_id"))
+
+    @property
     def complete(self) -> bool:
         """True when the recording was closed cleanly (false after a crash)."""
         return bool(self.file.attrs.get("complete", False))
 
-    # -- content -----------------------------------------------------------------------------
+    @property
+    def derivatives_path(self) -> Path:
+        """Where this recording's derived data lives (the file may not exist yet)."""
+        return derivatives_path(self.path)
+
+    def checksum(self) -> str:
+        """The recording's fingerprint (see :func:`mecg.session.checksum.recording_checksum`)."""
+        try:
+            return recording_checksum(self.file, self.path)
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path} is corrupted: {exc}") from None
+
+    # -- content: derivatives first, then a v1 recording's own groups -------------------------
+    def _groups(self, name: str) -> list[h5py.Group]:
+        out = []
+        for f in (self.derivatives, self.file):
+            if f is not None and name in f and isinstance(f[name], h5py.Group):
+                out.append(f[name])
+        return out
+
+    def derived(self, name: str) -> CheckedGroup | None:
+        """The derived group ``sync`` or ``features/<name>`` (derivatives first), or None if absent."""
+        found = self._groups(name)
+        return CheckedGroup(found[:1], f"{self.path}:/{name}") if found else None
+
+    @cached_property
+    def _annotation_group(self) -> h5py.Group:
+        found = [g for g in self._groups(ANNOTATIONS) if "onset_frame" in g or g.file is self.file]
+        return found[0] if found else _empty_group()
+
     @cached_property
     def annotations(self) -> list[Annotation]:
-        """The coded expressions (empty when the session is not annotated)."""
-        return read_annotations(self.file[ANNOTATIONS])
+        """The coded expressions (empty when the session is not annotated); derivatives first."""
+        try:
+            return read_annotations(self._annotation_group)
+        except SessionError as exc:
+            raise SessionError(f"{self.path}: {exc}") from None
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path}: the annotations cannot be read ({exc}); the file is damaged") from None
 
     @property
     def annotated_stream(self) -> str:
         """Key of the video stream whose frames the annotations index ('' if none)."""
-        return _str(self.file[ANNOTATIONS].attrs.get("video_stream", ""))
+        return _str(self._annotation_group.attrs.get("video_stream", ""))
 
     @property
-    def sync_group(self) -> h5py.Group:
-        """The /sync group (empty until ``mecg sync`` ran)."""
-        return self.file[SYNC]
+    def sync_group(self) -> CheckedGroup:
+        """The sync results (empty until ``mecg sync`` ran): the derivatives' /sync, else a v1 file's."""
+        g = self.derived(SYNC)
+        return g if g is not None else CheckedGroup([], f"{self.path}:/{SYNC}")
 
     @property
-    def features_group(self) -> h5py.Group:
-        """The /features group (cached features)."""
-        return self.file[FEATURES]
+    def features_group(self) -> CheckedGroup:
+        """Cached features, one subgroup each; a derivatives subgroup hides a v1 file's one of that name."""
+        return CheckedGroup(self._groups(FEATURES), f"{self.path}:/{FEATURES}")
+
+    def _store(self, what: str, change: Callable[[h5py.File], None]) -> None:
+        if not self.writable:
+            raise SessionError(f"{self.path} is open read-only; open it with writable=True to store {what}")
+        from mecg.session.writer import software_version
+
+        update_derivatives(self.path, self.recording_id, self.checksum(), change, software_version())
+        if self.derivatives is not None:
+            self.derivatives.close()
+        self.derivatives = _open_derivatives(self.path, self.recording_id, self.checksum)
+        self.__dict__.pop("annotations", None)
+        self.__dict__.pop("_annotation_group", None)
 
     def write_group(self, name: str, attrs: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
-        """Replace the contents of ``/sync`` or ``/features/<sub>`` with ``attrs`` and ``arrays``.
+        """Replace the derived group ``sync`` or ``features/<sub>`` with ``attrs`` and ``arrays``.
 
-        The session must be open with ``writable=True``. Everything else in the file is untouched.
+        Written to the derivatives file (atomically: copy, change, fsync, rename); the recording
+        is never written. The session must be open with ``writable=True``.
         """
-        if self.file.mode != "r+":
-            raise SessionError(f"{self.path} is open read-only; open it with writable=True to store results")
         root, _, sub = name.partition("/")
-        if root not in (SYNC, FEATURES) or (root == FEATURES and not sub) or (root == SYNC and sub):
+        if root not in (SYNC, FEATURES) or (root == FEATURES and (not sub or "/" in sub)) or (root == SYNC and sub):
             raise SessionError(f"results go to /{SYNC} or /{FEATURES}/<name>, not /{name}")
-        g = self.file[root]
-        if sub:
-            if sub in g:
-                del g[sub]
-            g = g.create_group(sub)
-        else:
-            for k in list(g.keys()):
-                del g[k]
-            for k in list(g.attrs.keys()):
-                del g.attrs[k]
-        for k, v in attrs.items():
-            g.attrs[k] = v
-        for k, v in (arrays or {}).items():
-            g.create_dataset(k, data=np.asarray(v), compression="gzip", compression_opts=4)
-        self.file.flush()
+
+        def change(f: h5py.File) -> None:
+            if name in f:
+                del f[name]
+            g = f.require_group(FEATURES).create_group(sub) if sub else f.create_group(SYNC)
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            for k, v in (arrays or {}).items():
+                v = np.asarray(v)
+                opts = {"compression": "gzip", "compression_opts": 4, "fletcher32": True} if v.ndim else {}
+                g.create_dataset(k, data=v, **opts)
+
+        self._store("results", change)
 
     def write_annotations(self, annotations: list[Annotation], video_stream: str) -> None:
-        """Replace the annotations table (the session must be open with ``writable=True``)."""
-        if self.file.mode != "r+":
-            raise SessionError(f"{self.path} is open read-only; open it with writable=True to annotate it")
+        """Replace the annotations (in the derivatives file; the session must be open with ``writable=True``)."""
         if video_stream not in self.streams or self.streams[video_stream].info.kind != "video":
             raise SessionError(f"{self.path}: {video_stream!r} is not a video stream of this session")
-        write_annotations(self.file[ANNOTATIONS], annotations, video_stream)
-        self.__dict__.pop("annotations", None)  # drop the cached table
-        self.file.flush()
+        self._store("annotations", lambda f: write_annotations(f.require_group(ANNOTATIONS), annotations, video_stream))
 
     def find_streams(
         self, *, type: str | None = None, kind: str | None = None, name: str | None = None
@@ -254,51 +369,53 @@ class Session:
 def _stream_info(path: Path, key: str, g: h5py.Group) -> StreamInfo:
     a = g.attrs
     where = f"{path}: stream {key!r}"
+    if not isinstance(g, h5py.Group):
+        raise SessionError(f"{where} is not a group; the file is damaged or not written by mecg")
     for ds in ("data", "timestamps", "clock_offsets"):
         if ds not in g:
             raise SessionError(f"{where} has no {ds!r} dataset; the file is damaged or not written by mecg")
     for attr in ("name", "type", "kind"):
         if attr not in a:
             raise SessionError(f"{where} lacks the {attr!r} attribute; the file is damaged or not written by mecg")
-    n_data, n_ts = g["data"].shape[0], g["timestamps"].shape[0]
+    if not isinstance(g["data"], h5py.Dataset) or not isinstance(g["timestamps"], h5py.Dataset):
+        raise SessionError(f"{where}: data and timestamps must be datasets; the file is damaged")
+    n_data = g["data"].shape[0] if g["data"].ndim else -1
+    n_ts = g["timestamps"].shape[0] if g["timestamps"].ndim else -1
     if n_data != n_ts:
         raise SessionError(
             f"{where} has {n_data} samples but {n_ts} timestamps; the file is damaged "
             "(re-export the stream or recover it with h5py)"
         )
     try:
-        return StreamInfo(
+        rate = float(a.get("nominal_srate_hz", 0.0))
+        frame_shape = tuple(int(x) for x in np.asarray(a.get("frame_shape", ()), dtype=object).reshape(-1))
+        info = StreamInfo(
             name=_str(a["name"]),
             type=_str(a["type"]),
             kind=_str(a["kind"]),
             source_id=_str(a.get("source_id", "")),
             hostname=_str(a.get("hostname", "")),
-            nominal_srate_hz=float(a.get("nominal_srate_hz", 0.0)),
+            nominal_srate_hz=rate,
             channel_format=_str(a.get("channel_format", "float32")),
             channel_labels=_strlist(a.get("channel_labels")),
             channel_units=_strlist(a.get("channel_units")),
             channel_types=_strlist(a.get("channel_types")),
-            frame_shape=tuple(int(x) for x in a.get("frame_shape", ())),
+            frame_shape=frame_shape,
             can_drop_samples=bool(a.get("can_drop_samples", False)),
             lsl_header=_str(a.get("lsl_header", "")),
         )
     except SessionError as exc:
         raise SessionError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SessionError(f"{where} has an attribute of the wrong type ({exc}); the file is damaged") from None
+    if not (np.isfinite(rate) and rate >= 0):
+        raise SessionError(f"{where}: nominal_srate_hz must be a finite rate >= 0 Hz, got {rate}")
+    if info.kind == "video" and min(frame_shape[:2]) <= 0:
+        raise SessionError(f"{where}: frame_shape {frame_shape} must be positive")
+    return info
 
 
-def open_session(path: str | os.PathLike, *, writable: bool = False) -> Session:
-    """Open and validate a session file.
-
-    Raises :class:`SessionError` for a missing path, a file that is not HDF5, a truncated or
-    corrupted file, an HDF5 file that is not a mecg session, or inconsistent streams, and
-    :class:`SessionVersionError` for a newer format version. ``writable`` opens it for sync and
-    feature results (``r+``).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise SessionError(f"{p} does not exist; check the path")
-    if p.is_dir():
-        raise SessionError(f"{p} is a folder, not a session file")
+def _open_h5(p: Path) -> h5py.File:
     try:
         is_h5 = h5py.is_hdf5(p)
     except OSError as exc:
@@ -306,79 +423,85 @@ def open_session(path: str | os.PathLike, *, writable: bool = False) -> Session:
     if not is_h5:
         raise SessionError(f"{p} is not an HDF5 file (no HDF5 signature); it is not a mecg session")
     try:
-        f = h5py.File(p, "r+" if writable else "r")
-    except OSError as exc:
+        return h5py.File(p, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
         raise SessionError(f"{p} is truncated or corrupted and cannot be opened ({exc})") from None
+
+
+def _open_derivatives(recording: Path, recording_id: str, checksum: Callable[[], str]) -> h5py.File | None:
+    """The recording's derivatives file, read-only and checked, or None when there is none."""
+    d = derivatives_path(recording)
+    if not d.exists():
+        return None
+    if d.is_dir():
+        raise SessionError(f"{d} is a folder; mecg keeps {recording.name}'s results under that name, move it away")
+    f = _open_h5(d)
+    try:
+        refuse_foreign_storage(f, d)
+        check_binding(f, d, recording, recording_id, checksum)
+        for name in (SYNC, FEATURES, ANNOTATIONS):
+            if name in f and not isinstance(f[name], h5py.Group):
+                raise SessionError(f"{d}: /{name} is not a group; the file is damaged, move it away")
+        return f
+    except SessionError:
+        f.close()
+        raise
+    except H5_ERRORS as exc:
+        f.close()
+        raise SessionError(f"{d} is corrupted ({exc}); move it away and run sync/spot again") from None
+
+
+def open_session(path: str | os.PathLike, *, writable: bool = False) -> Session:
+    """Open and validate a session: the recording (always read-only) and its derivatives file.
+
+    Raises :class:`SessionError` for a missing path, a file that is not HDF5, a truncated or
+    corrupted file, an HDF5 file that is not a mecg session, external links or storage, datasets
+    that do not match the format, inconsistent streams, or a derivatives file that belongs to
+    another recording; :class:`SessionVersionError` for a newer format version. ``writable`` lets
+    :meth:`Session.write_group` and :meth:`Session.write_annotations` store results in the
+    derivatives file (the folder must be writable); the recording itself is never written.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SessionError(f"{p} does not exist; check the path")
+    if p.is_dir():
+        raise SessionError(f"{p} is a folder, not a session file")
+    if writable and not can_store_derivatives(p):
+        raise SessionError(
+            f"cannot store results for {p}: its folder is not writable (they go to {derivatives_path(p).name} "
+            "beside it); copy the recording to a writable folder or run without storing results"
+        )
+    f = _open_h5(p)
     try:
         fmt = _str(f.attrs.get("format", ""))
         if fmt != FORMAT_NAME:
-            raise SessionError(f"{p} is an HDF5 file but not a mecg session (format attribute {fmt!r})")
-        version = int(f.attrs.get("format_version", -1))
+            hint = ", it is a derivatives file: open its recording instead" if fmt == "mecg-derivatives" else ""
+            raise SessionError(f"{p} is an HDF5 file but not a mecg session (format attribute {fmt!r}{hint})")
+        try:
+            version = int(f.attrs.get("format_version", -1))
+        except (TypeError, ValueError):
+            version = -1
         if version > FORMAT_VERSION:
             raise SessionVersionError(
                 f"{p} uses session format v{version}, newer than the v{FORMAT_VERSION} this mecg reads; upgrade mecg"
             )
         if version < 1:
             raise SessionError(f"{p} has an invalid format version {version}")
-        for g in (STREAMS, ANNOTATIONS, SYNC, FEATURES):
+        refuse_foreign_storage(f, p)
+        for g in (STREAMS, ANNOTATIONS) if version >= 2 else (STREAMS, ANNOTATIONS, SYNC, FEATURES):
             if g not in f or not isinstance(f[g], h5py.Group):
                 raise SessionError(f"{p} has no /{g} group; the file is damaged")
-        return Session(p, f)
+        rec_id = _str(f.attrs.get("recording_id", ""))
+        deriv = _open_derivatives(p, rec_id, lambda: recording_checksum(f, p))
+        try:
+            return Session(p, f, deriv, writable)
+        except BaseException:
+            if deriv is not None:
+                deriv.close()
+            raise
     except SessionError:
         f.close()
         raise
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+    except H5_ERRORS as exc:
         f.close()
         raise SessionError(f"{p} is corrupted: {exc}") from None
-
-
-def _chunks_within_file(ds: h5py.Dataset, file_size: int) -> int:
-    """Number of chunks of ``ds`` whose bytes lie beyond the end of the file (0 when intact)."""
-    if ds.chunks is None:
-        return 0
-    bad = 0
-
-    def visit(info: h5py.h5d.StoreInfo) -> None:
-        nonlocal bad
-        if info.byte_offset + info.size > file_size:
-            bad += 1
-
-    ds.id.chunk_iter(visit)
-    return bad
-
-
-def validate_session(path: str | os.PathLike) -> Session:
-    """Open ``path`` and check it deeply: every chunk inside the file, timestamps readable.
-
-    Returns the open session (the caller closes it). Raises :class:`SessionError` on any problem.
-    """
-    s = open_session(path)
-    try:
-        size = os.path.getsize(s.path)
-        for st in s.streams.values():
-            for name in ("data", "timestamps", "clock_offsets"):
-                if _chunks_within_file(st.group[name], size):
-                    raise SessionError(
-                        f"{s.path}: stream {st.key!r} {name} reaches past the end of the file; it is truncated"
-                    )
-            ts = st.timestamps
-            if ts.size and not np.all(np.isfinite(ts)):
-                raise SessionError(f"{s.path}: stream {st.key!r} has non-finite timestamps")
-            if st.sample_count:
-                st.data[st.sample_count - 1]  # decompress the last chunk
-        ann = s.annotations
-        if ann:
-            key = s.annotated_stream
-            if key not in s.streams:
-                raise SessionError(f"{s.path}: annotations refer to stream {key!r}, which is not in the file")
-            n = s.streams[key].sample_count
-            bad = [a for a in ann if a.offset_frame >= n]
-            if bad:
-                raise SessionError(f"{s.path}: {len(bad)} annotation(s) end after the last frame ({n - 1})")
-    except SessionError:
-        s.close()
-        raise
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
-        s.close()
-        raise SessionError(f"{s.path} is corrupted: {exc}") from None
-    return s

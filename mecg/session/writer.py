@@ -4,7 +4,10 @@ Crash safety rests on HDF5's own consistency: after ``File.flush()`` the file on
 complete, readable HDF5 file. Between flushes nothing the flushed file refers to may be
 overwritten, so no chunk is ever moved: video frames are written once, whole, and compressed
 (``write_direct_chunk``); signals, timestamps and markers use unfiltered chunks of fixed size that
-are filled in place. A background thread flushes whenever something was appended
+are filled in place. Every dataset carries HDF5's Fletcher32 checksum (video frames get theirs
+appended by :mod:`mecg.session.checksum`), so a damaged chunk is an error on read, never silent
+data; a checksummed chunk keeps its size, so it is still rewritten in place. A background
+thread flushes whenever something was appended
 (every ``flush_interval_s``, default 0.5 s), so a SIGKILL loses at most that much. Every
 append writes a stream's data and its timestamps under one lock, so a flush never sees them
 at different lengths. The root attribute ``complete`` turns true only on a clean close.
@@ -13,9 +16,11 @@ at different lengths. The root attribute ``complete`` turns true only on a clean
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,14 +29,13 @@ import numpy as np
 
 from mecg.session import video_codec
 from mecg.session.annotations import Annotation, write_annotations
+from mecg.session.checksum import with_trailer
 from mecg.session.format import (
     ANNOTATIONS,
-    FEATURES,
     FORMAT_NAME,
     FORMAT_VERSION,
     GROUND_TRUTH,
     STREAMS,
-    SYNC,
     SessionError,
     StreamInfo,
     stream_key,
@@ -42,7 +46,8 @@ _STR = h5py.string_dtype("utf-8")
 SIGNAL_CHUNK_ROWS = 1024
 
 
-def _software_version() -> str:
+def software_version() -> str:
+    """The mecg version string stored in every file mecg writes."""
     from mecg import __version__
 
     return __version__
@@ -74,6 +79,9 @@ class SessionWriter:
     fixed_time
         ISO 8601 time to store instead of the wall clock in every time attribute (for
         reproducible synthetic files; never set it for a real recording).
+    recording_id
+        Unique id of this recording, which its derivatives file repeats (default: a random UUID, or
+        one derived from ``fixed_time``, ``subject_id`` and ``notes`` when ``fixed_time`` is set).
 
     Use as a context manager, or call :meth:`close`. Safe to call from several threads.
     """
@@ -89,6 +97,7 @@ class SessionWriter:
         video_level: int = video_codec.DEFAULT_LEVEL,
         start_time_lsl: float = float("nan"),
         fixed_time: str | None = None,
+        recording_id: str | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -96,7 +105,7 @@ class SessionWriter:
         if not self.path.parent.is_dir():
             raise SessionError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
         try:
-            self._f = h5py.File(self.path, "w")
+            self._f = h5py.File(self.path, "w", libver="earliest")
         except OSError as exc:
             raise SessionError(f"cannot create {self.path}: {exc}") from exc
         self._fixed_time = fixed_time
@@ -115,9 +124,16 @@ class SessionWriter:
         f.attrs["start_time"] = self._now()
         f.attrs["start_time_lsl"] = float(start_time_lsl)
         f.attrs["end_time"] = ""
-        f.attrs["software_version"] = _software_version()
+        f.attrs["software_version"] = software_version()
         f.attrs["complete"] = False
-        for g in (STREAMS, ANNOTATIONS, SYNC, FEATURES):
+        if recording_id is None:
+            recording_id = (
+                uuid.uuid4().hex
+                if fixed_time is None
+                else hashlib.sha256(f"{fixed_time}\n{subject_id}\n{notes}".encode()).hexdigest()[:32]
+            )
+        f.attrs["recording_id"] = recording_id
+        for g in (STREAMS, ANNOTATIONS):
             f.create_group(g)
         f.flush()
         self._flush_interval_s = float(flush_interval_s)
@@ -169,6 +185,7 @@ class SessionWriter:
                     maxshape=(None, n),
                     chunks=(SIGNAL_CHUNK_ROWS, n),
                     dtype=info.dtype,
+                    fletcher32=True,
                 )
             elif info.kind == "video":
                 shape = info.frame_shape
@@ -182,11 +199,22 @@ class SessionWriter:
                     dtype=np.uint8,
                     compression="gzip",
                     compression_opts=max(1, self._video_level),
+                    fletcher32=True,
                 )
             else:
+                # HDF5 refuses filters on variable-length strings: markers carry no checksum
                 g.create_dataset("data", shape=(0,), maxshape=(None,), chunks=(256,), dtype=_STR)
-            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), chunks=(SIGNAL_CHUNK_ROWS,), dtype=np.float64)
-            g.create_dataset("clock_offsets", shape=(0, 2), maxshape=(None, 2), chunks=(64, 2), dtype=np.float64)
+            g.create_dataset(
+                "timestamps",
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(SIGNAL_CHUNK_ROWS,),
+                dtype=np.float64,
+                fletcher32=True,
+            )
+            g.create_dataset(
+                "clock_offsets", shape=(0, 2), maxshape=(None, 2), chunks=(64, 2), dtype=np.float64, fletcher32=True
+            )
             self._streams[key] = info
             self._counts[key] = 0
             self._dirty = True
@@ -215,7 +243,9 @@ class SessionWriter:
                 raise SessionError(
                     f"stream {key!r}: frames of shape {np.shape(data)} do not match {n} x {info.frame_shape}"
                 )
-            payloads = [video_codec.encode_frame(fr, self._video_level) for fr in arr]  # outside the lock
+            payloads = [  # outside the lock; the Fletcher32 trailer HDF5's filter would have added
+                (with_trailer(p), m) for p, m in (video_codec.encode_frame(fr, self._video_level) for fr in arr)
+            ]
         else:
             arr = np.asarray(data, dtype=info.dtype)
             if arr.ndim == 1 and len(info.channel_labels) == 1:
@@ -304,7 +334,9 @@ class SessionWriter:
             for k, v in (arrays or {}).items():
                 if k in g:
                     del g[k]
-                g.create_dataset(k, data=v, compression="gzip", compression_opts=4)
+                v = np.asarray(v)
+                opts = {"compression": "gzip", "compression_opts": 4, "fletcher32": True} if v.ndim else {}
+                g.create_dataset(k, data=v, **opts)
             self._dirty = True
 
     # -- flushing and closing --------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""The derivatives file: everything computed from a recording, kept beside it, never inside it.
+
+A recording ``S.h5`` is never written again once closed. Sync results, cached features and
+annotations added later go to ``S.derivatives.hdf5`` in the same folder, bound to the recording by
+its ``recording_id`` and :func:`~mecg.session.checksum.recording_checksum`. Every change is atomic:
+the file (or a copy of the existing one) is written under a temporary name, fsynced and renamed
+over the old one, so a crash or a full disk leaves either the old file or the new one, whole.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+
+from mecg.session.format import DERIVATIVES_NAME, DERIVATIVES_SUFFIX, DERIVATIVES_VERSION, SessionError
+
+
+def derivatives_path(recording: str | os.PathLike) -> Path:
+    """The derivatives file of a recording: ``S.h5`` -> ``S.derivatives.hdf5`` in the same folder."""
+    p = Path(recording)
+    return p.with_name(p.stem + DERIVATIVES_SUFFIX)
+
+
+def can_store_derivatives(recording: str | os.PathLike) -> bool:
+    """True when results for ``recording`` can be stored (its folder is writable)."""
+    return os.access(Path(recording).resolve().parent, os.W_OK | os.X_OK)
+
+
+def _str(v: object) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def check_binding(f: h5py.File, path: Path, recording: Path, recording_id: str, checksum: Callable[[], str]) -> None:
+    """Refuse a derivatives file that is not one, or was made for another recording (or another version of it)."""
+    fmt = _str(f.attrs.get("format", ""))
+    if fmt != DERIVATIVES_NAME:
+        raise SessionError(
+            f"{path} is not a mecg derivatives file (format attribute {fmt!r}); "
+            f"move it away: mecg keeps the results for {recording.name} under that name"
+        )
+    try:
+        version = int(f.attrs.get("format_version", -1))
+    except (TypeError, ValueError):
+        version = -1
+    if not 1 <= version <= DERIVATIVES_VERSION:
+        raise SessionError(
+            f"{path} has derivatives format version {version}; this mecg reads v1 (upgrade mecg or move the file away)"
+        )
+    their_id = _str(f.attrs.get("recording_id", ""))
+    if their_id != recording_id:
+        raise SessionError(
+            f"{path} belongs to recording {their_id or '(no id)'}, not to {recording.name} "
+            f"(id {recording_id or '(none)'}); move it away or put the recording it was made for back"
+        )
+    theirs = _str(f.attrs.get("recording_checksum", ""))
+    ours = checksum()
+    if theirs != ours:
+        raise SessionError(
+            f"{path} was made for another version of {recording.name} (checksum {theirs[:19]}..., the recording "
+            f"now has {ours[:19]}...): the recording changed after its results were stored. Put the original "
+            "recording back, or move the derivatives file away and run sync/spot again"
+        )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def update_derivatives(
+    recording: Path, recording_id: str, checksum: str, change: Callable[[h5py.File], None], software: str
+) -> None:
+    """Apply ``change`` to the derivatives of ``recording`` atomically (copy, modify, fsync, rename).
+
+    A failure at any step (full disk, read-only folder) removes the temporary file, leaves the old
+    derivatives file (if any) and the recording untouched, and raises :class:`SessionError`.
+    """
+    target = derivatives_path(recording)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if target.exists():
+            shutil.copyfile(target, tmp)
+            f = h5py.File(tmp, "r+")
+        else:
+            f = h5py.File(tmp, "w", libver="earliest")
+            f.attrs["format"] = DERIVATIVES_NAME
+            f.attrs["format_version"] = DERIVATIVES_VERSION
+            f.attrs["recording_file"] = recording.name
+            f.attrs["recording_id"] = recording_id
+            f.attrs["recording_checksum"] = checksum
+            f.attrs["created_time"] = _now()
+        try:
+            change(f)
+            f.attrs["updated_time"] = _now()
+            f.attrs["software_version"] = software
+        finally:
+            f.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise SessionError(
+            f"cannot store results in {target}: {exc}. Nothing was changed: the recording is read-only to mecg "
+            f"and {'the previous ' + target.name + ' is as it was' if target.exists() else 'no file was left'}; "
+            "free disk space or make the folder writable, then run the command again"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
