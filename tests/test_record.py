@@ -24,6 +24,7 @@ import pytest
 
 from mecg.acquire.live_heart_rate import heart_rate_bpm
 from mecg.acquire.recorder import Recorder, RecorderConfig
+from mecg.acquire.sim_truth import journal_path
 from mecg.acquire.stream_metadata import StreamQuery
 from mecg.cli.main import main
 from mecg.cli.record import auto_session_path, parse_duration, safe_subject
@@ -136,6 +137,7 @@ def test_simulated_recording_end_to_end_then_sync(tmp_path: Path, capsys: pytest
             assert off.shape[0] >= 2 and np.all(np.abs(off[:, 1]) < 0.01)  # one machine: offsets ~0
     for st in summary["streams"]:
         assert st["gaps"] == 0 and st["state"] == "ok"
+    assert not journal_path(out).exists()  # the clean close stored the annotations: no expression journal left
     assert 40 < summary["heart_rate_bpm"] < 140
     # the simulator wires the trigger and the camera strobe to the amplifier: sync works on the file
     assert main(["sync", str(out), "--json", "--dry-run"]) == 0

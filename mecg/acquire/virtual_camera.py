@@ -11,6 +11,7 @@ a real one's full buffer does; ``drop_prob`` drops frames at random besides.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from pylsl import local_clock
@@ -76,6 +77,8 @@ class VirtualCamera:
         self.name = f"virtual camera ({trial.subject.subject_id}, trial {trial.index})"
         self.uid = f"sim-{trial.subject.seed}-{trial.index}"
         self.frames_skipped = 0
+        #: Called with the device index of every frame delivered (e.g. an expression journal's ``frame_shown``).
+        self.on_frame: Callable[[int], None] | None = None
 
     @property
     def timestamps(self) -> str:
@@ -113,6 +116,8 @@ class VirtualCamera:
         wait = self.timeline.host(t + self._lag_s + jitter) - local_clock()
         if wait > 0:
             time.sleep(wait)
+        if self.on_frame is not None:
+            self.on_frame(i)
         return Frame(image, self.timeline.host(t) if self.stamps == "exposure" else None, i)
 
     def close(self) -> None:

@@ -200,6 +200,8 @@ def _queries(args: argparse.Namespace, rig) -> tuple[tuple, tuple]:
 
 
 def _record(args: argparse.Namespace) -> int:
+    if args.recover_annotations:
+        return _recover_annotations(Path(args.recover_annotations))
     cfg_name = apply_lsl_options(args)
     from mecg.acquire.recorder import Recorder, RecorderConfig, check_output
     from mecg.acquire.rig import Rig
@@ -231,12 +233,14 @@ def _record(args: argparse.Namespace) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     rig = None
     rec = None
+    journal = None
     try:
         rig_cfg = rig_config(args)
         if not rig_cfg.empty:
             rig = Rig(rig_cfg).start()
             for line in rig.describe():
                 print(line, file=err)
+            journal = _start_journal(rig, path)
         queries, required = _queries(args, rig)
         rec = Recorder(
             RecorderConfig(
@@ -308,6 +312,8 @@ def _record(args: argparse.Namespace) -> int:
         if rec is None or rec.writer is None:
             if rig is not None:
                 rig.close()
+            if journal is not None:
+                journal.close(remove=True)
     # stop in order: the recorder drains what the drivers sent, then the drivers stop
     try:
         final = rec.stop()
@@ -321,6 +327,14 @@ def _record(args: argparse.Namespace) -> int:
     print(format_summary(final), file=err)
     if final.complete and rig is not None and rig.simulation is not None and rig.simulation.camera is not None:
         _annotate_simulated(path, rig.simulation.camera, err)
+    if journal is not None:
+        journal.close(remove=final.complete)
+        if not final.complete:
+            print(
+                f"the simulated participant's expressions are kept in {journal.path.name}: after the failure is "
+                f"fixed, `mecg record --recover-annotations {path}` writes them as annotations",
+                file=err,
+            )
     if final.complete:
         print(f"next: mecg validate {path} && mecg sync {path}", file=err, flush=True)
     if args.json:
@@ -330,6 +344,29 @@ def _record(args: argparse.Namespace) -> int:
         print(json.dumps(d))
     if rec.failure is not None:
         raise rec.failure
+    return 0
+
+
+def _start_journal(rig, path: Path):
+    """Journal the simulated participant's expressions beside ``path`` as they happen (see sim_truth)."""
+    if rig.simulation is None or rig.simulation.camera is None:
+        return None
+    from mecg.acquire.sim_truth import ExpressionJournal, journal_path
+
+    try:
+        journal = ExpressionJournal(journal_path(path), rig.simulation.camera)
+    except OSError as exc:
+        raise MecgError(f"cannot write {journal_path(path)}: {exc.strerror or exc}") from None
+    rig.simulation.camera.on_frame = journal.frame_shown
+    return journal
+
+
+def _recover_annotations(path: Path) -> int:
+    """``--recover-annotations``: annotations of a killed simulated recording, from its journal."""
+    from mecg.acquire.sim_truth import recover_simulated_annotations
+
+    n = recover_simulated_annotations(path)
+    print(f"annotations of the simulated participant recovered from its journal: {n} written for {path}")
     return 0
 
 
@@ -358,6 +395,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder (created if needed) for an automatically named file SUBJECT_YYYYmmdd-HHMMSS.h5 "
         "(default: the current folder)",
+    )
+    o.add_argument(
+        "--recover-annotations",
+        metavar="FILE.h5",
+        help="only write the annotations journaled beside a simulated recording that was killed before "
+        "its clean close (FILE.sim-annotations.jsonl), then exit",
     )
     o.add_argument("--subject", default="", help="pseudonymous participant id, e.g. P-0042 (never a name)")
     o.add_argument("--notes", default="", help="free text kept with the session")
