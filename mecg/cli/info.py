@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from mecg.session import Session, check_session, open_session
+from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 
 
 def _plain(v: object) -> object:
@@ -23,11 +24,11 @@ def _plain(v: object) -> object:
     return None if isinstance(v, float) and v != v else v
 
 
-def _span_s(st: Stream) -> float:
-    """Earliest to latest sample (s) on the recorder's clock (clock offsets applied, resets included); never negative."""
-    if st.sample_count < 2:
+def _span_s(ts: np.ndarray, clock_offsets: np.ndarray) -> float:
+    """Earliest to latest sample (s) on the recorder's clock (clock offsets applied, resets included): never < 0."""
+    if len(ts) < 2:
         return 0.0
-    t = correct_timestamps(st.timestamps, fit_clock_offsets(st.clock_offsets))
+    t = correct_timestamps(ts, fit_clock_offsets(clock_offsets))
     return float(np.max(t) - np.min(t))
 
 
@@ -35,7 +36,7 @@ def summarize(s: Session) -> dict:
     """A JSON-ready summary of a session: streams, annotations, sync status."""
     streams = []
     for st in s.streams.values():
-        span = _span_s(st)
+        span = _span_s(st.timestamps, st.clock_offsets)
         d = {
             "key": st.key,
             "name": st.info.name,
@@ -43,7 +44,7 @@ def summarize(s: Session) -> dict:
             "kind": st.info.kind,
             "source_id": st.info.source_id,
             "nominal_srate_hz": st.info.nominal_srate_hz,
-            "effective_srate_hz": round((st.sample_count - 1) / span, 4) if span > 0 else 0.0,
+            "effective_srate_hz": round(st.effective_srate_hz, 4),
             "samples": st.sample_count,
             "duration_s": round(span, 3),
             "clock_offsets": int(st.group["clock_offsets"].shape[0]),
