@@ -44,6 +44,7 @@ from mecg.errors import MecgError
 from mecg.interop.output_files import check_output, temp_beside
 from mecg.session import Session, Stream, open_session
 from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices, huber_line
+from mecg.sync.lookup import Timeline
 
 #: Voltage units as sessions and LSL headers spell them, and their factor to volts.
 VOLT_UNITS = {
@@ -161,10 +162,10 @@ def _times_for(st: Stream, s: Session, origin: float, ecg_clock: tuple[Stream, f
     """NWB times (s) of a stream's samples and which clock they are on."""
     if ecg_clock is not None:
         ecg, t0 = ecg_clock
-        if st.key == ecg.key:
-            return t0 + np.arange(st.sample_count) / st.info.nominal_srate_hz, "ECG clock"
+        if st.key == ecg.key:  # each ECG segment on its own sample clock, placed by mecg sync
+            return t0 + Timeline(s, allow_failed=True).ecg_time_s, "ECG clock"
         if st.info.kind == "video" and st.key == s.sync_group.attrs.get("video_stream", ""):
-            return t0 + s.sync_group["frame_time_ecg_s"][()], "ECG clock (mecg sync)"
+            return t0 + _fill_unaligned(s.sync_group["frame_time_ecg_s"][()]), "ECG clock (mecg sync)"
     t = _recorder_times(st)
     rate = st.info.nominal_srate_hz
     if st.info.kind == "signal" and rate > 0:
@@ -175,6 +176,25 @@ def _times_for(st: Stream, s: Session, origin: float, ecg_clock: tuple[Stream, f
         a, b = huber_line(idx, t, 0.25 / rate)
         t = a + b * idx
     return t - origin, "recorder LSL clock"
+
+
+def _fill_unaligned(t: np.ndarray) -> np.ndarray:
+    """Frame times with the NaN of frames mecg sync left unaligned (ECG gaps) interpolated over frame index.
+
+    NWB needs a time for every frame; inside an ECG gap the camera's clock line runs on, which a
+    linear interpolation between the aligned frames around it follows.
+    """
+    t = np.asarray(t, dtype=np.float64).copy()
+    ok = np.isfinite(t)
+    if ok.all() or ok.sum() < 2:
+        return t
+    i = np.arange(t.size)
+    t[~ok] = np.interp(i[~ok], i[ok], t[ok], left=np.nan, right=np.nan)
+    if not np.isfinite(t).all():  # before the first or after the last aligned frame: the neighbours' line
+        slope, icpt = np.polyfit(i[ok], t[ok], 1)
+        bad = ~np.isfinite(t)
+        t[bad] = icpt + slope * i[bad]
+    return t
 
 
 def _series(name: str, data: object, times: np.ndarray, **kw: object):

@@ -112,10 +112,13 @@ def ensure_synced(path: str | os.PathLike, log: Callable[[str], None]) -> None:
         )
     with open_session(path, writable=True) as s:
         res = synchronize(s, "auto")
+        if res.verdict == "failed":
+            raise SyncError(f"{path}: sync failed ({'; '.join(res.reasons)}); run `mecg sync --plot` on it to see why")
         write_result(s, res)
     log(
-        f"synced {path.name}: {res.mode}, residual RMS "
-        + ("n/a" if res.residual_rms_ms is None else f"{res.residual_rms_ms:.3f} ms")
+        f"synced {path.name}: {res.mode}, verdict {res.verdict}, uncertainty "
+        + ("n/a" if res.uncertainty_ms is None else f"{res.uncertainty_ms:.3f} ms")
+        + ("" if res.verdict == "ok" else f" ({'; '.join(res.reasons)})")
     )
 
 
@@ -126,7 +129,8 @@ def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> E
     labels = [x.upper() for x in tl.ecg.info.channel_types]
     col = labels.index("ECG") if "ECG" in labels else 0
     ecg = tl.ecg.data[:, col]
-    peaks_s = r_peaks(ecg, fs, params.peak_method) / fs
+    peaks_s = tl.clock.time_of(r_peaks(ecg, fs, params.peak_method))  # on the ECG clock, across gaps too
+    peaks_s = peaks_s[np.isfinite(peaks_s)]
     if peaks_s.size < 3:
         raise EcgError(f"{session.path}: only {peaks_s.size} R-peaks found; check the ECG channel")
     t = tl.frame_time_s

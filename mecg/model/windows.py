@@ -92,6 +92,7 @@ class SessionData:
             labels = [x.upper() for x in tl.ecg.info.channel_types]
             raw = tl.ecg.data[:, labels.index("ECG") if "ECG" in labels else 0].astype(np.float64)
             self.frame_t = tl.frame_time_s.copy()
+            self.ecg_clock = tl.clock
         bp = bandpass(raw, fs)
         step = max(1, round(fs / p.ecg_rate_hz))
         self.ecg = (bp[::step] / (np.percentile(np.abs(bp), 99) + 1e-6)).astype(np.float32)
@@ -137,9 +138,10 @@ class SessionData:
         out = {"feats": self.roi[idx], "crops": self.crops[idx].astype(np.float32)}
         n_ecg = round(p.ecg_context_s * p.ecg_rate_hz)
         n_hr = round(p.hr_context_s * p.hr_rate_hz)
-        if self.has_ecg:
-            tc = self.frame_t[min(max(c, 0), self.n - 1)]
-            k0 = round((tc - p.ecg_context_s / 2) * self.ecg_rate)
+        tc = self.frame_t[min(max(c, 0), self.n - 1)] if self.has_ecg else np.nan
+        kc = float(self.ecg_clock.sample_at(tc)) if np.isfinite(tc) else np.nan
+        if np.isfinite(kc):  # frames in an ECG gap (NaN time) get no ECG, like a session without one
+            k0 = round(kc * self.ecg_rate / self.ecg_clock.srate_hz - n_ecg / 2)
             k = np.clip(np.arange(k0, k0 + n_ecg), 0, self.ecg.size - 1)
             out["ecg"] = self.ecg[k]
             th = tc - p.hr_context_s / 2 + np.arange(n_hr) / p.hr_rate_hz

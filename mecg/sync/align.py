@@ -1,19 +1,25 @@
-"""Put every video frame on the ECG clock, in one of three modes, and store the result in the session.
+"""Put every video frame on the ECG clock, in one of three modes, with a verdict on the result.
 
-The ECG clock is the amplifier's sample clock: sample ``k`` is at ``k / nominal_rate`` seconds.
-The camera clock is the camera's frame clock: frame ``i`` (counting dropped frames, see
-:func:`mecg.sync.clocks.frame_indices`) starts its exposure at ``i / nominal_fps`` seconds.
+The ECG clock is the amplifier's sample clock: sample ``k`` of the first ECG segment is at
+``k / nominal_rate`` s; later segments (after a gap, lost samples or a clock reset) run on their
+own sample clocks placed as :mod:`mecg.sync.segments` explains. The camera clock of a camera
+segment is its frame clock: frame ``i`` (counting dropped frames, see
+:func:`mecg.sync.clocks.frame_indices`) starts its exposure ``i / nominal_fps`` s after the
+segment's first frame.
 
 * ``strobe``: the camera's exposure output is recorded on an amplifier channel, so every frame's
-  exposure start is seen on the ECG clock. Trigger pulses pin which strobe edge is which frame;
-  a robust line through all (frame, edge) pairs gives offset and drift.
+  exposure start is seen on the ECG clock; trigger pulses say which strobe edge is which frame.
 * ``pulses``: the trigger box lights an LED in view and drives an amplifier input at the same
-  time; LED onsets (to a fraction of a frame) are matched to the digital edges and a robust line
-  gives offset and drift.
-* ``lsl``: software clocks only (LSL clock offsets + dejittered timestamps, as LabRecorder +
-  pyxdf). It cannot see the devices' latencies, so it is off by their difference (tens of ms).
+  time; LED edges (points or, between exposures, intervals) are matched to the digital edges.
+* ``lsl``: software clocks only (LSL clock offsets and dejittered timestamps). It cannot see the
+  devices' latencies, so it is off by their difference (tens of ms).
 
-``auto`` picks the best mode the recording supports and says why.
+Both hardware modes fit all segments at once (:func:`mecg.sync.joint.fit_joint`): one line
+slope, one offset per camera segment, one correction per ECG segment, so the camera carries the
+ECG clock across an ECG gap. Frames that fall in an ECG gap, and camera segments that no
+trigger pulse reached, get NaN and are counted; no time is extrapolated into them. Every result
+carries a verdict (:mod:`mecg.sync.verdict`). ``auto`` picks the best mode the recording supports
+and says why.
 """
 
 from __future__ import annotations
@@ -22,34 +28,74 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from mecg.session import Session, Stream
-from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices
-from mecg.sync.match import LineFit, fit_line, match_pulses
+from mecg.sync.clocks import huber_line
+from mecg.sync.joint import JointFit, Observations, feasible_range_s, fit_joint
+from mecg.sync.match import best_offset, match_pulses, pair_pulses
 from mecg.sync.pulses import (
     LedRoi,
     SyncError,
-    edge_times,
+    falling_edges,
     led_candidates,
+    led_edge_intervals,
     led_levels,
     led_onsets,
     led_signal,
     led_signals,
     level_noise,
+    rising_edges,
 )
+from mecg.sync.segments import EcgClock, StreamTimebase, ecg_clock_from_lsl, robust_frame_line, stream_timebase
+from mecg.sync.verdict import Judgement, Verdict, VerdictRules, judge
 
-MODES = ("auto", "strobe", "pulses", "lsl")
+Mode = Literal["auto", "strobe", "pulses", "lsl"]
+MODES: tuple[Mode, ...] = ("auto", "strobe", "pulses", "lsl")
+#: Per-frame method codes stored in /sync/frame_method.
+METHOD_CODES = {"none": 0, "strobe": 1, "pulses": 2, "lsl": 3}
 #: Frames read per chunk while scanning the video for the LED.
 CHUNK_FRAMES = 256
 #: Length of video (s) searched for the LED before the whole video is scanned.
 LED_SEARCH_S = 60.0
 
 
+@dataclass(frozen=True)
+class SyncParams:
+    """Thresholds of the alignment (times in s). Verdict thresholds are in ``rules``.
+
+    ``pulse_tol_s``: how far a camera pulse may sit from an amplifier pulse at the proposed offset
+    (plus ``pulse_drift_ppm`` of the distance, plus the pulse's own interval); ``refit_tol_s``:
+    tolerance around the fitted line when pulses are paired again; ``strobe_tol_periods``: how
+    far (in frame periods) a strobe edge may sit from where the pulse fit puts the frame;
+    ``min_pulses``: matched pulses needed at all; ``min_segment_pulses``: per camera segment;
+    ``video_gap_s``: a camera timestamp step longer than this starts a new camera segment;
+    ``fit_scale_s``: where the robust loss turns linear; ``min_strobe_share``: below this share
+    of frames with a strobe edge, a camera segment is aligned by pulses instead.
+    """
+
+    pulse_tol_s: float = 0.015
+    pulse_drift_ppm: float = 300.0
+    refit_tol_s: float = 0.003
+    strobe_tol_periods: float = 0.3
+    min_pulses: int = 3
+    min_segment_pulses: int = 2
+    video_gap_s: float = 0.5
+    fit_scale_s: float = 0.0005
+    min_strobe_share: float = 0.5
+    rules: VerdictRules = field(default_factory=VerdictRules)
+
+
 @dataclass
 class SyncResult:
-    """The alignment of one session. Times in s unless the name says ms."""
+    """The alignment of one session. Times in s unless the name says ms.
+
+    ``frame_time_ecg_s`` is NaN for frames that were not aligned (ECG gap, camera segment without
+    pulses). ``frame_method`` holds a :data:`METHOD_CODES` value per frame; ``ecg_clock`` the ECG
+    segments' placement; ``verdict`` and ``reasons`` how sure the result is.
+    """
 
     mode: str
     frame_time_ecg_s: np.ndarray
@@ -69,16 +115,39 @@ class SyncResult:
     matched_camera_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     matched_ecg_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     residuals_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    midpoint_residuals_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    interval_halfwidth_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    verdict: Verdict = "ok"
+    reasons: list[str] = field(default_factory=list)
+    uncertainty_ms: float | None = None
+    frame_method: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    frames_in_ecg_gap: int = 0
+    ecg_clock: EcgClock | None = None
+    video_segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    video_timebase: dict = field(default_factory=dict)
+    ecg_timebase: dict = field(default_factory=dict)
+
+    @property
+    def frames_aligned(self) -> int:
+        return int(np.isfinite(self.frame_time_ecg_s).sum())
 
     def report(self) -> dict:
-        """The JSON report: mode, offset_ms, drift_ppm, pulses_matched, residual_rms_ms, residual_max_ms, and more."""
+        """The JSON report: verdict, reasons, mode, offset_ms, drift_ppm, pulses, residuals, segments, warnings."""
+
+        def r(v: float | None, nd: int = 4) -> float | None:
+            return None if v is None or v != v else round(float(v), nd)
+
+        methods = {k: int(np.sum(self.frame_method == c)) for k, c in METHOD_CODES.items()}
         return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
             "mode": self.mode,
-            "offset_ms": round(self.offset_ms, 4),
-            "drift_ppm": round(self.drift_ppm, 3),
+            "offset_ms": r(self.offset_ms),
+            "drift_ppm": r(self.drift_ppm, 3),
+            "uncertainty_ms": r(self.uncertainty_ms),
             "pulses_matched": self.pulses_matched,
-            "residual_rms_ms": None if self.residual_rms_ms is None else round(self.residual_rms_ms, 4),
-            "residual_max_ms": None if self.residual_max_ms is None else round(self.residual_max_ms, 4),
+            "residual_rms_ms": r(self.residual_rms_ms),
+            "residual_max_ms": r(self.residual_max_ms),
             "pulses_video": self.pulses_video,
             "pulses_ecg": self.pulses_ecg,
             "strobe_edges": self.strobe_edges,
@@ -89,6 +158,11 @@ class SyncResult:
             "video_stream": self.video_stream,
             "ecg_stream": self.ecg_stream,
             "frames": int(self.frame_time_ecg_s.size),
+            "frames_aligned": self.frames_aligned,
+            "frames_in_ecg_gap": self.frames_in_ecg_gap,
+            "frames_by_method": methods,
+            "video": dict(self.video_timebase),
+            "ecg": dict(self.ecg_timebase),
             "warnings": list(self.warnings),
         }
 
@@ -103,14 +177,16 @@ def _channel(ecg: Stream, name: str) -> np.ndarray | None:
     return None
 
 
-def _ecg_signal_column(ecg: Stream) -> int:
-    return next((i for i, t in enumerate(ecg.info.channel_types) if t.upper() == "ECG"), 0)
-
-
 def header_exposure_s(stream: Stream) -> float | None:
     """Exposure time (s) declared in a video stream's LSL header (``<exposure_s>``), if any."""
     m = re.search(r"<exposure_s>\s*([0-9.eE+-]+)\s*</exposure_s>", stream.info.lsl_header)
-    return float(m.group(1)) if m else None
+    if not m:
+        return None
+    try:
+        v = float(m.group(1))
+    except ValueError:
+        return None
+    return v if np.isfinite(v) and v > 0 else None
 
 
 def _chunks(video: Stream, stop: int | None = None) -> Iterator[np.ndarray]:
@@ -130,6 +206,94 @@ def estimate_exposure(levels: np.ndarray, fps: float) -> float:
     return float(np.clip(partial, 0.1, 1.0)) / fps
 
 
+# -- the two streams' time bases --------------------------------------------------------------
+@dataclass
+class _Bases:
+    """Everything about the two streams' clocks that the modes share."""
+
+    video: StreamTimebase
+    ecg: StreamTimebase
+    clock: EcgClock  # provisional (LSL-placed) ECG segments
+    frame_seg: np.ndarray  # camera segment of each frame (-1: NaN timestamp)
+    cam_t: np.ndarray  # camera clock (s) of each frame
+    frame_lsl: np.ndarray  # recorder time (s) of each frame, from its segment's robust line
+
+
+def _bases(video: Stream, ecg: Stream, params: SyncParams) -> _Bases:
+    fps, fs = video.info.nominal_srate_hz, ecg.info.nominal_srate_hz
+    vtb = stream_timebase(video.timestamps, video.clock_offsets, fps, regular=False, gap_s=params.video_gap_s)
+    etb = stream_timebase(ecg.timestamps, ecg.clock_offsets, fs, regular=True)
+    if not vtb.segments or not etb.segments:
+        raise SyncError("the video or the ECG stream has no usable timestamps (all NaN); run `mecg validate --deep`")
+    n = video.sample_count
+    seg = vtb.segment_of(np.arange(n))
+    cam_t = np.full(n, np.nan)
+    frame_lsl = np.full(n, np.nan)
+    for s in vtb.segments:
+        idx = vtb.frame_index[s.start : s.stop]
+        a, p = robust_frame_line(vtb.corrected_s[s.start : s.stop], idx, 1.0 / fps)
+        cam_t[s.start : s.stop] = a + idx / fps
+        frame_lsl[s.start : s.stop] = a + p * idx
+    return _Bases(vtb, etb, ecg_clock_from_lsl(etb, fs), seg, cam_t, frame_lsl)
+
+
+def _edges(b: _Bases, channel: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rising edges of an amplifier channel inside ECG segments: provisional ECG time (s) and segment."""
+    if channel is None:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    k = rising_edges(channel)
+    s = b.ecg.segment_of(k)
+    ok = (s >= 0) & (s == b.ecg.segment_of(k - 1))
+    k, s = k[ok], s[ok]
+    return b.clock.time_of(k - 0.5), s
+
+
+def _falls_after(b: _Bases, channel: np.ndarray | None, rise_t: np.ndarray, rise_seg: np.ndarray) -> np.ndarray:
+    """The falling edge (provisional ECG time, s) of each trigger pulse, NaN where it is not in the rise's segment."""
+    out = np.full(rise_t.size, np.nan)
+    if channel is None or rise_t.size == 0:
+        return out
+    k = falling_edges(channel)
+    s = b.ecg.segment_of(k)
+    ok = (s >= 0) & (s == b.ecg.segment_of(k - 1))
+    ft, fs_ = b.clock.time_of(k[ok] - 0.5), s[ok]
+    nxt = np.r_[rise_t[1:], np.inf]
+    j = np.searchsorted(ft, rise_t)
+    has = j < ft.size
+    jj = np.minimum(j, max(ft.size - 1, 0))
+    if ft.size:
+        good = has & (fs_[jj] == rise_seg) & (ft[jj] < nxt)
+        out[good] = ft[jj[good]]
+    return out
+
+
+def _recorder_to_ecg(t_lsl: np.ndarray, b: _Bases, fs: float) -> np.ndarray:
+    """Recorder-clock times -> ECG clock through each ECG segment's LSL line.
+
+    A time after a segment's end (and before the next one's start) stays on that segment's line,
+    so the caller can tell, on the ECG clock, which times fall in a gap.
+    """
+    t = np.asarray(t_lsl, dtype=np.float64)
+    out = np.full(t.shape, np.nan)
+    segs = b.ecg.segments
+    for j, s in enumerate(segs):
+        lo = -np.inf if j == 0 else s.t0_lsl_s - 0.5 * s.period_lsl_s
+        hi = segs[j + 1].t0_lsl_s - 0.5 * segs[j + 1].period_lsl_s if j + 1 < len(segs) else np.inf
+        m = (t >= lo) & (t < hi)
+        out[m] = b.clock.t0_s[j] + (t[m] - s.t0_lsl_s) / (s.period_lsl_s * fs)
+    return out
+
+
+# -- pulses -------------------------------------------------------------------------------------
+@dataclass
+class _CameraPulses:
+    lo: np.ndarray
+    hi: np.ndarray
+    seg: np.ndarray
+    fall_lo: np.ndarray
+    fall_hi: np.ndarray
+
+
 def _pick_led(
     video: Stream, cam_t: np.ndarray, trig_s: np.ndarray, exposure_s: float | None
 ) -> tuple[LedRoi | None, str]:
@@ -144,10 +308,12 @@ def _pick_led(
         for roi, sig in zip(cands, led_signals(_chunks(video, stop), cands)):
             try:
                 levels, _, _ = led_levels(sig)
+                t = cam_t[: levels.size]
+                ok = np.isfinite(t)
                 onsets = led_onsets(
-                    levels, cam_t[: levels.size], exposure_s or estimate_exposure(levels, fps), level_noise(levels)
+                    levels[ok], t[ok], exposure_s or estimate_exposure(levels, fps), level_noise(levels)
                 )
-                n = match_pulses(onsets, trig_s).x.size
+                n = match_pulses(onsets, trig_s, tol_s=max(0.015, 0.6 / fps)).x.size
             except SyncError:
                 continue
             if n > best[0]:
@@ -164,21 +330,158 @@ def _pick_led(
     )
 
 
-def _lsl_alignment(video: Stream, ecg: Stream) -> tuple[np.ndarray, float, float]:
-    """Frame times on the ECG clock from LSL clocks only; returns (times, offset_s, drift_ppm)."""
-    fs = ecg.info.nominal_srate_hz
-    ecg_t = dejitter(correct_timestamps(ecg.timestamps, fit_clock_offsets(ecg.clock_offsets)), fs)
-    vid_t = correct_timestamps(video.timestamps, fit_clock_offsets(video.clock_offsets))
-    # recorder time -> ECG sample clock, by the dejittered line (linear beyond both ends)
-    k = np.arange(ecg_t.size, dtype=np.float64)
-    slope, intercept = np.polyfit(ecg_t - ecg_t[0], k, 1)
-    inside = np.interp(vid_t, ecg_t, k)
-    outside = intercept + slope * (vid_t - ecg_t[0])
-    idx = np.where((vid_t < ecg_t[0]) | (vid_t > ecg_t[-1]), outside, inside)
-    times = idx / fs
-    cam_t = frame_indices(video.timestamps, video.info.nominal_srate_hz) / video.info.nominal_srate_hz
-    line = fit_line(cam_t, times, scale_s=0.002) if times.size >= 2 else None
-    return times, (line.offset_s if line else float("nan")), (line.drift_ppm if line else float("nan"))
+def _camera_pulses(levels: np.ndarray, b: _Bases, exposure_s: float) -> _CameraPulses:
+    """LED edge intervals on the camera clock, each with its camera segment (pulses at a segment start dropped)."""
+    noise = level_noise(levels)
+    ed = led_edge_intervals(levels, b.cam_t[: levels.size], exposure_s, noise)
+    seg = b.frame_seg[ed.frame]
+    ok = (seg >= 0) & (seg == b.frame_seg[ed.frame - 1]) & np.isfinite(ed.rise_lo) & np.isfinite(ed.rise_hi)
+    last = np.clip(ed.last, 0, b.frame_seg.size - 2)
+    fall_ok = (ed.last >= 0) & (b.frame_seg[last] == seg) & (b.frame_seg[last + 1] == seg)
+    flo = np.where(fall_ok, ed.fall_lo, np.nan)
+    fhi = np.where(fall_ok, ed.fall_hi, np.nan)
+    return _CameraPulses(ed.rise_lo[ok], ed.rise_hi[ok], seg[ok], flo[ok], fhi[ok])
+
+
+def _pulse_observations(
+    cam: _CameraPulses, i: np.ndarray, ecg_t: np.ndarray, ecg_fall: np.ndarray, ecg_seg: np.ndarray, fs: float
+) -> Observations:
+    """Observations of paired pulses ``(i, j)``: both edges where both devices saw them."""
+    i, j = i
+    h = 0.5 / fs
+    rises = Observations(cam.seg[i], ecg_seg[j], cam.lo[i], cam.hi[i], ecg_t[j] - h, ecg_t[j] + h)
+    f = np.isfinite(cam.fall_lo[i]) & np.isfinite(ecg_fall[j])
+    i, j = i[f], j[f]
+    falls = Observations(cam.seg[i], ecg_seg[j], cam.fall_lo[i], cam.fall_hi[i], ecg_fall[j] - h, ecg_fall[j] + h)
+    return Observations.concat([rises, falls])
+
+
+def _pulse_fit(
+    cam: _CameraPulses, ecg_t: np.ndarray, ecg_fall: np.ndarray, ecg_seg: np.ndarray, fs: float, params: SyncParams
+) -> tuple[JointFit | None, int, str]:
+    """Match camera and amplifier pulses and fit all segments jointly; (fit, pulses paired, '') or (None, 0, why)."""
+    order = np.argsort(ecg_t)
+    ecg_t, ecg_fall, ecg_seg = ecg_t[order], ecg_fall[order], ecg_seg[order]
+    mid = 0.5 * (cam.lo + cam.hi)
+    half = 0.5 * (cam.hi - cam.lo)
+    tol = params.pulse_tol_s + (float(half.max()) if half.size else 0.0)
+    order_c = np.argsort(mid)
+    mid_s = mid[order_c]
+    try:
+        off, anchor = best_offset(
+            mid_s, ecg_t, tol_s=tol, max_drift_ppm=params.pulse_drift_ppm, min_matches=params.min_pulses
+        )
+    except SyncError as e:
+        return None, 0, str(e)
+    i, j = pair_pulses(mid_s, ecg_t, off, anchor, tol_s=tol, max_drift_ppm=params.pulse_drift_ppm)
+    i = order_c[i]
+    half_sample = 0.5 / fs
+    fit: JointFit | None = None
+    paired = 0
+    for _ in range(3):
+        keep = np.isin(cam.seg[i], _segments_with(cam.seg[i], params.min_segment_pulses))
+        i, j = i[keep], j[keep]
+        if i.size < params.min_pulses:
+            return (
+                None,
+                0,
+                (
+                    f"only {i.size} LED pulses pair with trigger pulses in camera segments with at least "
+                    f"{params.min_segment_pulses} pulses (need {params.min_pulses})"
+                ),
+            )
+        paired = int(i.size)
+        obs = _pulse_observations(cam, (i, j), ecg_t, ecg_fall, ecg_seg, fs)
+        fit = fit_joint(obs, scale_s=params.fit_scale_s, slope_guess=fit.slope if fit else 1.0)
+        # pair again around the fitted line: each camera pulse with the amplifier pulse it predicts
+        ii, jj = [], []
+        ecg_true = ecg_t + np.array([fit.corrections.get(int(s), 0.0) for s in ecg_seg])
+        for k in range(cam.lo.size):
+            v = int(cam.seg[k])
+            if v not in fit.intercepts:
+                continue
+            lo, hi = fit.predict(v, cam.lo[k]), fit.predict(v, cam.hi[k])
+            d = np.maximum(np.maximum(lo - ecg_true, ecg_true - hi), 0.0)
+            m = int(np.argmin(d))
+            if d[m] <= params.refit_tol_s + half_sample:
+                ii.append(k)
+                jj.append(m)
+        ii_a, jj_a = np.asarray(ii, dtype=np.int64), np.asarray(jj, dtype=np.int64)
+        _, first = np.unique(jj_a, return_index=True)
+        i, j = ii_a[np.sort(first)], jj_a[np.sort(first)]
+    assert fit is not None
+    return fit, paired, ""
+
+
+def _segments_with(seg: np.ndarray, least: int) -> np.ndarray:
+    """Camera segments that hold at least ``least`` of the given pulses."""
+    v, counts = np.unique(seg, return_counts=True)
+    return v[counts >= least]
+
+
+def _strobe_fit(
+    b: _Bases,
+    strobe_t: np.ndarray,
+    strobe_seg: np.ndarray,
+    guide: JointFit | None,
+    fps: float,
+    fs: float,
+    params: SyncParams,
+) -> tuple[JointFit | None, dict[int, float], str]:
+    """Number the strobe edges by the pulse fit and fit all segments on them; (fit, share per camera segment, why)."""
+    if guide is None:
+        return None, {}, "strobe edges need trigger pulses to number them"
+    order = np.argsort(strobe_t)
+    st, ss = strobe_t[order], strobe_seg[order]
+    st_true = st + np.array([guide.corrections.get(int(s), 0.0) for s in ss])
+    parts, shares = [], {}
+    clock = _corrected_clock(b.clock, guide)
+    for v, seg in enumerate(b.video.segments):
+        if v not in guide.intercepts:
+            continue
+        fr = np.arange(seg.start, seg.stop)
+        fr = fr[np.isfinite(b.cam_t[fr])]
+        pred = guide.predict(v, b.cam_t[fr])
+        pos = clock.sample_at(pred)
+        end = clock.first[-1] + clock.count[-1]
+        expected = np.isfinite(pos) & (pos > 2) & (pos < end - 2)
+        if not expected.any() or st_true.size < 2:
+            continue
+        j = np.clip(np.searchsorted(st_true, pred), 1, st_true.size - 1)
+        j = np.where(np.abs(st_true[j - 1] - pred) < np.abs(st_true[j] - pred), j - 1, j)
+        ok = (np.abs(st_true[j] - pred) < params.strobe_tol_periods / fps) & expected
+        shares[v] = float(ok.sum() / expected.sum())
+        if shares[v] < params.min_strobe_share:
+            continue
+        t = b.cam_t[fr[ok]]
+        parts.append(Observations(np.full(t.size, v), ss[j[ok]], t, t, st[j[ok]] - 0.5 / fs, st[j[ok]] + 0.5 / fs))
+    obs = Observations.concat(parts)
+    if len(obs) < 2:
+        return None, shares, "no camera segment has its frames' strobe edges where the pulses put them"
+    return fit_joint(obs, scale_s=params.fit_scale_s, slope_guess=guide.slope), shares, ""
+
+
+def _corrected_clock(clock: EcgClock, fit: JointFit | None) -> EcgClock:
+    """The ECG segments' placement after the fit's corrections."""
+    if fit is None:
+        return clock
+    t0 = clock.t0_s + np.array([fit.corrections.get(s, 0.0) for s in range(clock.segments)])
+    return EcgClock(clock.srate_hz, clock.first.copy(), clock.count.copy(), t0)
+
+
+# -- the modes ------------------------------------------------------------------------------------
+def _lsl_times(b: _Bases, fs: float) -> np.ndarray:
+    return _recorder_to_ecg(b.frame_lsl, b, fs)
+
+
+def _line_of(cam_t: np.ndarray, times: np.ndarray) -> tuple[float, float]:
+    """(offset s, drift ppm) of a robust line through the aligned frames (for the report)."""
+    ok = np.isfinite(times) & np.isfinite(cam_t)
+    if ok.sum() < 2:
+        return float("nan"), float("nan")
+    x0 = float(cam_t[ok][0])
+    _, s = huber_line(cam_t[ok] - x0, times[ok], 0.002)
+    return float(times[ok][0]), (s - 1.0) * 1e6
 
 
 def synchronize(
@@ -187,14 +490,18 @@ def synchronize(
     *,
     led_roi: LedRoi | None = None,
     exposure_s: float | None = None,
+    params: SyncParams | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> SyncResult:
     """Align the session's video to its ECG. See the module docstring for the modes.
 
     ``led_roi`` overrides LED detection; ``exposure_s`` overrides the exposure in the video
-    header (otherwise estimated from the share of pulse onsets that fall inside an exposure).
-    ``log`` receives progress lines. Raises :class:`SyncError` when the requested mode is impossible.
+    header (otherwise estimated from the share of pulse onsets that fall inside an exposure, with
+    a warning). ``params`` holds every threshold. ``log`` receives progress lines. Raises
+    :class:`SyncError` when the requested mode is impossible; a doubtful or failed alignment is
+    returned with its verdict and reasons instead.
     """
+    params = params or SyncParams()
     if mode not in MODES:
         raise SyncError(f"unknown sync mode {mode!r}; choose one of {', '.join(MODES)}")
     video = session.stream(kind="video")
@@ -202,26 +509,33 @@ def synchronize(
     if video.sample_count < 2 or ecg.sample_count < 2:
         raise SyncError(f"{session.path}: the video or the ECG stream is (nearly) empty; nothing to align")
     fps, fs = video.info.nominal_srate_hz, ecg.info.nominal_srate_hz
-    if fps <= 0 or fs <= 0:
+    if not (np.isfinite(fps) and np.isfinite(fs) and fps > 0 and fs > 0):
         raise SyncError(f"{session.path}: the video and ECG streams must declare their nominal rates")
-    cam_t = frame_indices(video.timestamps, fps) / fps
+    b = _bases(video, ecg, params)
     warnings: list[str] = []
-    base = {"video_stream": video.key, "ecg_stream": ecg.key}
+    for what, tb in (("video", b.video), ("ECG", b.ecg)):
+        s = tb.summary()
+        if s["segments"] > 1 or s["nan_timestamps"]:
+            warnings.append(
+                f"{what}: {s['segments']} segments ({s['gaps']} gaps, {s['gap_total_s']:.2f} s; {s['resets']} clock "
+                f"resets; {s['drops']} runs of lost samples; {s['nan_timestamps']} NaN timestamps)"
+            )
 
-    # -- trigger pulses: amplifier edges and LED onsets -------------------------------------
     trig = _channel(ecg, "TRIG")
-    trig_s = edge_times(trig, fs) if trig is not None else np.zeros(0)
-    strobe = _channel(ecg, "STROBE")
-    strobe_s = edge_times(strobe, fs) if strobe is not None else np.zeros(0)
-    pulse_fit: LineFit | None = None
-    cam_onsets = np.zeros(0)
-    roi = led_roi
+    trig_t, trig_seg = _edges(b, trig)
+    strobe_t, strobe_seg = _edges(b, _channel(ecg, "STROBE"))
     exp = exposure_s if exposure_s is not None else header_exposure_s(video)
+    roi = led_roi
+    z = np.zeros(0)
+    cam = _CameraPulses(z, z, np.zeros(0, dtype=np.int64), z, z)
+    pulses_paired = 0
+    pulse_fit: JointFit | None = None
     pulse_problem = ""
-    if mode in ("auto", "pulses", "strobe") and trig_s.size:
+    if mode != "lsl" and trig_t.size:
+        cam_guess = b.cam_t
         if roi is None:
             log("looking for the trigger LED in the video ...")
-            roi, pulse_problem = _pick_led(video, cam_t, trig_s, exp)
+            roi, pulse_problem = _pick_led(video, cam_guess, np.sort(trig_t), exp)
         if roi is not None:
             log(
                 f"LED at x={roi.x} y={roi.y} {roi.w}x{roi.h}; reading its brightness in {video.sample_count} frames ..."
@@ -229,93 +543,196 @@ def synchronize(
             levels, _, _ = led_levels(led_signal(_chunks(video), roi))
             if exp is None:
                 exp = estimate_exposure(levels, fps)
-                warnings.append(f"camera exposure unknown; estimated {exp * 1e3:.2f} ms from the LED onsets")
-            cam_onsets = led_onsets(levels, cam_t, exp, level_noise(levels))
-            try:
-                pulse_fit = match_pulses(cam_onsets, trig_s)
-                pulse_problem = ""
-            except SyncError as e:
-                pulse_problem = str(e)
-    elif mode in ("auto", "pulses", "strobe"):
+                warnings.append(
+                    f"camera exposure unknown (not in the stream header); estimated {exp * 1e3:.2f} ms from the LED "
+                    "onsets: pass --exposure-ms for a sure result"
+                )
+            cam = _camera_pulses(levels, b, exp)
+            trig_fall = _falls_after(b, trig, trig_t, trig_seg)
+            pulse_fit, pulses_paired, pulse_problem = _pulse_fit(cam, trig_t, trig_fall, trig_seg, fs, params)
+    elif mode != "lsl":
         pulse_problem = (
             f"the ECG stream has no TRIG channel with pulses (channels: {', '.join(ecg.info.channel_labels)})"
         )
 
-    def result(mode_: str, times: np.ndarray, fit: LineFit | None, offset_s: float, drift: float) -> SyncResult:
-        return SyncResult(
-            mode=mode_,
-            frame_time_ecg_s=times,
-            offset_ms=offset_s * 1e3,
-            drift_ppm=drift,
-            pulses_video=int(cam_onsets.size),
-            pulses_ecg=int(trig_s.size),
-            pulses_matched=int(pulse_fit.x.size) if pulse_fit else 0,
-            residual_rms_ms=fit.rms_s * 1e3 if fit else None,
-            residual_max_ms=fit.max_s * 1e3 if fit else None,
-            exposure_s=exp,
-            led_roi=roi,
-            strobe_edges=int(strobe_s.size),
-            warnings=warnings,
-            matched_camera_s=fit.x if fit else np.zeros(0),
-            matched_ecg_s=fit.y if fit else np.zeros(0),
-            residuals_s=fit.residuals_s if fit else np.zeros(0),
-            **base,
-        )
-
-    # -- strobe -------------------------------------------------------------------------------
-    strobe_ok = strobe_s.size >= 0.5 * cam_t.size
-    if mode in ("auto", "strobe") and strobe_ok:
-        if pulse_fit is not None:
-            predicted = pulse_fit(cam_t)
-        elif strobe_s.size == cam_t.size and mode == "strobe":
-            predicted = strobe_s  # one edge per frame: take them in order
-            warnings.append("no trigger pulses to pin the strobe; assumed one strobe edge per recorded frame")
-        else:
-            predicted = None
-        if predicted is not None:
-            j = np.clip(np.searchsorted(strobe_s, predicted), 1, strobe_s.size - 1)
-            j = np.where(np.abs(strobe_s[j - 1] - predicted) < np.abs(strobe_s[j] - predicted), j - 1, j)
-            ok = np.abs(strobe_s[j] - predicted) < 0.4 / fps
-            if ok.sum() >= 0.5 * cam_t.size:
-                fit = fit_line(cam_t[ok], strobe_s[j[ok]])
-                # Exposure start = strobe edge; the edge estimate (k - 0.5)/fs is unbiased.
-                return result("strobe", fit(cam_t), fit, fit.offset_s, fit.drift_ppm)
-            warnings.append(f"only {int(ok.sum())} of {cam_t.size} frames have a strobe edge where expected")
-        elif mode == "strobe":
-            raise SyncError(f"strobe mode needs trigger pulses to number the strobe edges: {pulse_problem}")
+    strobe_fit: JointFit | None = None
+    strobe_share: dict[int, float] = {}
+    strobe_problem = ""
+    if mode in ("auto", "strobe") and strobe_t.size >= 2:
+        strobe_fit, strobe_share, strobe_problem = _strobe_fit(b, strobe_t, strobe_seg, pulse_fit, fps, fs, params)
     elif mode == "strobe":
         raise SyncError(
             f"strobe mode needs the camera's exposure output on an amplifier channel named STROBE; found "
-            f"{strobe_s.size} edges for {cam_t.size} frames"
+            f"{strobe_t.size} edges for {video.sample_count} frames"
         )
-
-    # -- pulses -------------------------------------------------------------------------------
-    if pulse_fit is not None and mode in ("auto", "pulses", "strobe"):
-        return result("pulses", pulse_fit(cam_t), pulse_fit, pulse_fit.offset_s, pulse_fit.drift_ppm)
-    if mode == "pulses":
+    if mode == "strobe" and strobe_fit is None:
+        raise SyncError(f"cannot align with the strobe: {strobe_problem or pulse_problem}")
+    if mode == "pulses" and pulse_fit is None:
         raise SyncError(f"cannot align with trigger pulses: {pulse_problem}")
 
-    # -- LSL clocks only ------------------------------------------------------------------------
-    if mode == "auto":
-        warnings.append(f"no hardware alignment ({pulse_problem}); fell back to LSL clocks")
-    warnings.append(
-        "LSL-only alignment cannot see device latencies: expect errors of tens of ms, "
-        "too coarse for 0.5 s ME windows at 150 fps"
+    n = video.sample_count
+    times = np.full(n, np.nan)
+    method = np.zeros(n, dtype=np.uint8)
+    vsegs = np.zeros((len(b.video.segments), 4))  # start, stop, method code, pulses matched
+    used: JointFit | None = None
+    if mode != "lsl" and (strobe_fit is not None or pulse_fit is not None):
+        used = strobe_fit if strobe_fit is not None else pulse_fit
+        for v, seg in enumerate(b.video.segments):
+            sl = slice(seg.start, seg.stop)
+            if strobe_fit is not None and v in strobe_fit.intercepts:
+                times[sl], method[sl] = strobe_fit.predict(v, b.cam_t[sl]), METHOD_CODES["strobe"]
+            elif pulse_fit is not None and v in pulse_fit.intercepts:
+                times[sl], method[sl] = pulse_fit.predict(v, b.cam_t[sl]), METHOD_CODES["pulses"]
+            vsegs[v] = [
+                seg.start,
+                seg.stop,
+                method[seg.start],
+                pulse_fit.per_segment_count.get(v, 0) if pulse_fit else 0,
+            ]
+        out_mode = "strobe" if strobe_fit is not None else "pulses"
+        if strobe_fit is not None and pulse_fit is not None:
+            merged = dict(pulse_fit.corrections)
+            merged.update(strobe_fit.corrections)
+            clock = _corrected_clock(b.clock, JointFit(1.0, {}, merged, np.zeros(0), np.zeros(0), Observations.empty()))
+        else:
+            clock = _corrected_clock(b.clock, used)
+    else:
+        if mode == "auto":
+            warnings.append(f"no hardware alignment ({pulse_problem}); fell back to LSL clocks")
+        warnings.append(
+            "LSL-only alignment cannot see device latencies: expect errors of tens of ms, "
+            "too coarse for 0.5 s ME windows at 150 fps"
+        )
+        times = _lsl_times(b, fs)
+        method[np.isfinite(times)] = METHOD_CODES["lsl"]
+        for v, seg in enumerate(b.video.segments):
+            vsegs[v] = [seg.start, seg.stop, METHOD_CODES["lsl"], 0]
+        out_mode, clock = "lsl", b.clock
+
+    # frames whose time falls between two ECG segments: no ECG there, and no time either
+    gap = clock.in_gap(times)
+    times[gap] = np.nan
+    method[gap] = METHOD_CODES["none"]
+    if used is not None:  # offset: the ECG time at the first aligned camera segment's first frame
+        first_v = min(used.intercepts)
+        offset_s, drift = float(used.predict(first_v, b.cam_t[b.video.segments[first_v].start])), used.drift_ppm
+    else:
+        offset_s, drift = _line_of(b.cam_t, times)
+
+    uncertainty = _uncertainty(used, b) if used is not None else None
+    hardware = out_mode != "lsl"
+    unaligned = []
+    if hardware:
+        for v, seg in enumerate(b.video.segments):
+            if method[seg.start : seg.stop].max(initial=0) == 0 and not gap[seg.start : seg.stop].all():
+                unaligned.append(
+                    f"camera segment {v} (frames {seg.start}-{seg.stop - 1}) has too few trigger pulses: not aligned"
+                )
+    explained = None
+    if pulse_fit is not None:
+        explained = (pulses_paired, _expected_pulses(cam, trig_t, trig_seg, pulse_fit, b))
+    j: Judgement = judge(
+        hardware=hardware,
+        fps=fps,
+        drift_ppm=drift,
+        frames_total=n,
+        frames_aligned=int(np.isfinite(times).sum()),
+        frames_in_ecg_gap=int(gap.sum()),
+        residual_max_ms=used.max_s * 1e3 if used else None,
+        uncertainty_ms=uncertainty,
+        pulses_explained=explained,
+        unaligned_segments=unaligned,
+        strobe_shares=[(f"camera segment {v}", s) for v, s in strobe_share.items()] if out_mode == "strobe" else [],
+        fallback_with_pulses=bool(mode == "auto" and out_mode == "lsl" and trig_t.size >= params.min_pulses),
+        rules=params.rules,
     )
-    times, off, drift = _lsl_alignment(video, ecg)
-    return result("lsl", times, None, off, drift)
+    if gap.any():
+        warnings.append(f"{int(gap.sum())} frames fall in ECG gaps: no ECG there, their time is NaN")
+    res = SyncResult(
+        mode=out_mode,
+        frame_time_ecg_s=times,
+        offset_ms=offset_s * 1e3,
+        drift_ppm=float(drift),
+        pulses_video=int(cam.lo.size),
+        pulses_ecg=int(trig_t.size),
+        pulses_matched=pulses_paired,
+        residual_rms_ms=used.rms_s * 1e3 if used else None,
+        residual_max_ms=used.max_s * 1e3 if used else None,
+        video_stream=video.key,
+        ecg_stream=ecg.key,
+        exposure_s=exp,
+        led_roi=roi,
+        strobe_edges=int(strobe_t.size),
+        warnings=warnings,
+        verdict=j.verdict,
+        reasons=j.reasons,
+        uncertainty_ms=uncertainty,
+        frame_method=method,
+        frames_in_ecg_gap=int(gap.sum()),
+        ecg_clock=clock,
+        video_segments=vsegs,
+        video_timebase=b.video.summary(),
+        ecg_timebase=b.ecg.summary(),
+    )
+    if pulse_fit is not None:
+        o = pulse_fit.observations
+        res.matched_camera_s = 0.5 * (o.cam_lo + o.cam_hi)
+        res.matched_ecg_s = 0.5 * (o.ecg_lo + o.ecg_hi) + np.array(
+            [pulse_fit.corrections.get(int(s), 0.0) for s in o.ecg_seg]
+        )
+        res.residuals_s = pulse_fit.residuals_s
+        res.midpoint_residuals_s = pulse_fit.midpoint_residuals_s
+        res.interval_halfwidth_s = pulse_fit.slope * 0.5 * (o.cam_hi - o.cam_lo) + 0.5 * (o.ecg_hi - o.ecg_lo)
+    return res
+
+
+def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarray, fit: JointFit, b: _Bases) -> int:
+    """Pulses both devices should have seen: the fewer of camera and amplifier pulses inside the aligned span."""
+    segs = set(fit.intercepts)
+    in_cam = np.isin(cam.seg, list(segs))
+    if not in_cam.any():
+        return 0
+    spans = [fit.predict(v, b.cam_t[[b.video.segments[v].start, b.video.segments[v].stop - 1]]) for v in segs]
+    true_t = trig_t + np.array([fit.corrections.get(int(s), 0.0) for s in trig_seg])
+    in_span = np.zeros(true_t.size, dtype=bool)
+    for lo, hi in spans:
+        in_span |= (true_t >= lo) & (true_t <= hi)
+    return int(min(in_cam.sum(), in_span.sum()))
+
+
+def _uncertainty(fit: JointFit, b: _Bases) -> float:
+    """How sure the fitted frame times are (ms): half the range of ECG times that every clock line
+    consistent with the observations gives at the camera segments' ends, plus the slack the
+    observations needed to be consistent (see :func:`mecg.sync.joint.feasible_range_s`)."""
+    at = {v: b.cam_t[[b.video.segments[v].start, b.video.segments[v].stop - 1]] for v in fit.intercepts}
+    half, slack = feasible_range_s(fit.observations, fit, at)
+    return (half + slack) * 1e3
 
 
 def write_result(session: Session, res: SyncResult) -> None:
-    """Store ``res`` in the session's /sync group (the session must be open writable)."""
+    """Store ``res`` in the session's /sync group (beside the recording; see the session API)."""
     rep = res.report()
-    attrs = {k: (np.nan if v is None else v) for k, v in rep.items() if k not in ("led_roi", "warnings")}
+    flat = {k: v for k, v in rep.items() if not isinstance(v, dict | list) and k != "led_roi"}
+    attrs = {k: (np.nan if v is None else v) for k, v in flat.items()}
     attrs["warnings"] = "\n".join(res.warnings)
+    attrs["reasons"] = "\n".join(res.reasons)
     attrs["led_roi"] = np.array(rep["led_roi"] or [-1, -1, -1, -1], dtype=np.int64)
     attrs["created_time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    attrs["clock"] = "ECG sample clock: sample k at k / nominal_srate_hz seconds"
+    attrs["clock"] = (
+        "ECG clock: sample k of ECG segment s at t0_s[s] + (k - first_sample[s]) / nominal_srate_hz seconds "
+        "(see ecg_segments); NaN frame times: not aligned"
+    )
+    import json
+
+    attrs["timebase_json"] = json.dumps(
+        {"video": rep["video"], "ecg": rep["ecg"], "frames_by_method": rep["frames_by_method"]}
+    )
+    clock = res.ecg_clock
     arrays = {
         "frame_time_ecg_s": res.frame_time_ecg_s,
+        "frame_method": res.frame_method.astype(np.uint8),
+        "ecg_segments": clock.table() if clock is not None else np.zeros((0, 3)),
+        "video_segments": np.asarray(res.video_segments, dtype=np.float64).reshape(-1, 4),
         "matched_pulses_s": np.column_stack([res.matched_camera_s, res.matched_ecg_s])
         if res.matched_camera_s.size
         else np.zeros((0, 2)),

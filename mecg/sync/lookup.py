@@ -1,8 +1,10 @@
 """Index the ECG by video frames: the only way model code should do it.
 
 After ``mecg sync``, ``/sync/frame_time_ecg_s`` holds every frame's exposure start on the ECG
-sample clock. :class:`Timeline` reads it once and answers, for any frame range, which ECG
-samples cover the same time span.
+clock (NaN for frames that were not aligned) and ``/sync/ecg_segments`` where each ECG segment
+sits on that clock (see :mod:`mecg.sync.segments`). :class:`Timeline` reads both once and
+answers, for any frame range, which ECG samples cover the same time span. A sync result whose
+verdict is ``failed`` is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from mecg.session import Session, Stream
 from mecg.sync.pulses import SyncError
+from mecg.sync.segments import EcgClock
 
 
 @dataclass(frozen=True)
@@ -31,19 +34,32 @@ class Timeline:
     Raises :class:`SyncError` when the session has not been synced (run ``mecg sync`` first).
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, allow_failed: bool = False) -> None:
         g = session.sync_group
         if "frame_time_ecg_s" not in g:
             raise SyncError(f"{session.path} has not been synced; run `mecg sync {session.path}` first")
         self.session = session
-        self.mode = str(g.attrs.get("mode", ""))
-        self.frame_time_s = g["frame_time_ecg_s"][()]
-        ecg_key = g.attrs.get("ecg_stream", "")
-        ecg_key = ecg_key.decode() if isinstance(ecg_key, bytes) else str(ecg_key)
+        self.mode = _text(g.attrs.get("mode", ""))
+        self.verdict = _text(g.attrs.get("verdict", "ok")) or "ok"
+        self.reasons = _text(g.attrs.get("reasons", ""))
+        if self.verdict == "failed" and not allow_failed:
+            why = self.reasons.splitlines()[0] if self.reasons else "see mecg info"
+            raise SyncError(
+                f"{session.path}: its sync failed ({why}); "
+                "fix the recording's sync (mecg sync --plot shows why) before using its ECG"
+            )
+        self.frame_time_s = np.asarray(g["frame_time_ecg_s"][()], dtype=np.float64)
+        ecg_key = _text(g.attrs.get("ecg_stream", ""))
         if ecg_key not in session.streams:
             raise SyncError(f"{session.path}: /sync refers to ECG stream {ecg_key!r}, which is not in the file")
         self.ecg: Stream = session.streams[ecg_key]
         self.srate_hz = float(self.ecg.info.nominal_srate_hz)
+        table = g["ecg_segments"][()] if "ecg_segments" in g else np.zeros((0, 3))
+        self.clock = (
+            EcgClock.from_table(table, self.srate_hz)
+            if len(table)
+            else EcgClock.plain(self.ecg.sample_count, self.srate_hz)  # results from before segments
+        )
 
     @property
     def n_frames(self) -> int:
@@ -54,27 +70,46 @@ class Timeline:
         return self.frame_time_s[start:stop]
 
     def sample_at(self, t_s: np.ndarray | float) -> np.ndarray:
-        """ECG sample index (fractional) at ECG-clock times ``t_s``."""
-        return np.asarray(t_s, dtype=np.float64) * self.srate_hz
+        """ECG sample index (fractional) at ECG-clock times ``t_s``; NaN inside an ECG gap."""
+        return self.clock.sample_at(t_s)
+
+    @property
+    def ecg_time_s(self) -> np.ndarray:
+        """ECG-clock time (s) of every recorded ECG sample (continuous across gaps, see the module docstring)."""
+        return self.clock.sample_times(self.ecg.sample_count)
 
     def ecg_span(self, start_frame: int, stop_frame: int, pad_s: float = 0.0, channel: str | None = None) -> EcgSpan:
         """ECG samples from frame ``start_frame``'s exposure to the end of frame ``stop_frame - 1``.
 
         ``pad_s`` widens the span on both sides (e.g. for filter edges). The span is clipped to
-        the recording; ``channel`` selects one channel by label (all channels otherwise).
+        the recording; ``channel`` selects one channel by label (all channels otherwise). Raises
+        :class:`SyncError` when the end frames were not aligned (they fall in an ECG gap).
         """
         if not 0 <= start_frame < stop_frame <= self.n_frames:
             raise SyncError(f"frame range [{start_frame}, {stop_frame}) is outside the video (0-{self.n_frames})")
         t0 = self.frame_time_s[start_frame] - pad_s
         last = self.frame_time_s[stop_frame - 1]
-        period = float(np.median(np.diff(self.frame_time_s))) if self.n_frames > 1 else 0.0
+        if not (np.isfinite(t0) and np.isfinite(last)):
+            raise SyncError(
+                f"frames {start_frame} or {stop_frame - 1} were not aligned (an ECG gap or a camera segment "
+                "without trigger pulses); no ECG belongs to them"
+            )
+        ft = self.frame_time_s[np.isfinite(self.frame_time_s)]
+        period = float(np.median(np.diff(ft))) if ft.size > 1 else 0.0
         t1 = last + period + pad_s
         n = self.ecg.sample_count
-        k0 = int(np.clip(np.ceil(t0 * self.srate_hz), 0, n))
-        k1 = int(np.clip(np.floor(t1 * self.srate_hz) + 1, k0, n))
+        lo, hi = self.clock.sample_at(np.array([t0, t1]))
+        lo = 0.0 if np.isnan(lo) else lo
+        hi = float(n) if np.isnan(hi) else hi
+        k0 = int(np.clip(np.ceil(lo), 0, n))
+        k1 = int(np.clip(np.floor(hi) + 1, k0, n))
         data = (
             self.ecg.data[k0:k1]
             if channel is None
             else self.ecg.data[k0:k1, self.ecg.info.channel_labels.index(channel)]
         )
-        return EcgSpan(np.asarray(data), k0, np.arange(k0, k1) / self.srate_hz, self.srate_hz)
+        return EcgSpan(np.asarray(data), k0, self.clock.time_of(np.arange(k0, k1)), self.srate_hz)
+
+
+def _text(v: object) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -63,21 +63,19 @@ def _pairs(cam: np.ndarray, ecg: np.ndarray, predict: np.ndarray, tol: np.ndarra
     return i[first], j[first]
 
 
-def match_pulses(
-    cam_s: np.ndarray,
-    ecg_s: np.ndarray,
+def best_offset(
+    cam: np.ndarray,
+    ecg: np.ndarray,
     *,
     tol_s: float = 0.015,
     max_drift_ppm: float = 300.0,
     min_matches: int = 3,
-    final_tol_s: float = 0.004,
-) -> LineFit:
-    """Match camera-clock pulse times to amplifier-clock pulse times and fit the clock line.
+) -> tuple[float, int]:
+    """The offset (s) that lines up the most pulses of two sorted trains, and the camera pulse that proposed it.
 
-    Raises :class:`SyncError` when fewer than ``min_matches`` pulses match or the match is ambiguous.
+    Raises :class:`SyncError` when fewer than ``min_matches`` pulses line up or another offset
+    scores nearly as well (the pattern is ambiguous).
     """
-    cam = np.sort(np.asarray(cam_s, dtype=np.float64))
-    ecg = np.sort(np.asarray(ecg_s, dtype=np.float64))
     if cam.size < min_matches or ecg.size < min_matches:
         raise SyncError(
             f"found {cam.size} LED pulse(s) in the video and {ecg.size} trigger pulse(s) on the amplifier; "
@@ -85,9 +83,9 @@ def match_pulses(
         )
     scores = []
     for i, c in enumerate(cam):
+        tol = tol_s + max_drift_ppm * 1e-6 * np.abs(cam - c)
         for e in ecg:
             off = e - c
-            tol = tol_s + max_drift_ppm * 1e-6 * np.abs(cam - c)
             pi, _ = _pairs(cam, ecg, cam + off, tol)
             scores.append((len(pi), off, i))
     scores.sort(key=lambda s: -s[0])
@@ -103,9 +101,41 @@ def match_pulses(
             f"the pulse trains match equally well at offsets {best_off:.3f} s and {rival[1]:.3f} s "
             f"({best_n} vs {rival[0]} pulses): the pattern is ambiguous; use irregular trigger intervals"
         )
+    return float(best_off), int(best_i)
+
+
+def pair_pulses(
+    cam: np.ndarray,
+    ecg: np.ndarray,
+    offset_s: float,
+    anchor: int,
+    *,
+    tol_s: float = 0.015,
+    max_drift_ppm: float = 300.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(i, j)`` of camera and amplifier pulses that coincide at ``offset_s`` (one-to-one)."""
+    tol = tol_s + max_drift_ppm * 1e-6 * np.abs(cam - cam[anchor])
+    return _pairs(cam, ecg, cam + offset_s, tol)
+
+
+def match_pulses(
+    cam_s: np.ndarray,
+    ecg_s: np.ndarray,
+    *,
+    tol_s: float = 0.015,
+    max_drift_ppm: float = 300.0,
+    min_matches: int = 3,
+    final_tol_s: float = 0.004,
+) -> LineFit:
+    """Match camera-clock pulse times to amplifier-clock pulse times and fit the clock line.
+
+    Raises :class:`SyncError` when fewer than ``min_matches`` pulses match or the match is ambiguous.
+    """
+    cam = np.sort(np.asarray(cam_s, dtype=np.float64))
+    ecg = np.sort(np.asarray(ecg_s, dtype=np.float64))
+    best_off, best_i = best_offset(cam, ecg, tol_s=tol_s, max_drift_ppm=max_drift_ppm, min_matches=min_matches)
     # Refine: fit on the first match, then re-match with a tight tolerance around the line.
-    tol = tol_s + max_drift_ppm * 1e-6 * np.abs(cam - cam[best_i])
-    i, j = _pairs(cam, ecg, cam + best_off, tol)
+    i, j = pair_pulses(cam, ecg, best_off, best_i, tol_s=tol_s, max_drift_ppm=max_drift_ppm)
     fit = fit_line(cam[i], ecg[j])
     for _ in range(3):
         bound = max(final_tol_s, 5.0 * fit.rms_s)

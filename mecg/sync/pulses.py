@@ -30,6 +30,12 @@ def rising_edges(channel: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.flatnonzero(~x[:-1] & x[1:]) + 1
 
 
+def falling_edges(channel: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Sample indices ``k`` where the channel crosses ``threshold`` downward between ``k - 1`` and ``k``."""
+    x = np.asarray(channel, dtype=np.float64).reshape(-1) >= threshold
+    return np.flatnonzero(x[:-1] & ~x[1:]) + 1
+
+
 def edge_times(channel: np.ndarray, srate_hz: float) -> np.ndarray:
     """Rising-edge times on the device's sample clock (s): ``(k - 0.5) / srate_hz``."""
     return (rising_edges(channel) - 0.5) / srate_hz
@@ -192,3 +198,64 @@ def led_onsets(levels: np.ndarray, frame_time_s: np.ndarray, exposure_s: float, 
         else:
             out.append(t[i] + exposure_s * (1.0 - lv[i]))
     return np.asarray(out, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class LedEdges:
+    """LED pulses on the camera clock (s): where each rose (``rise_lo..rise_hi``) and fell (``fall_*``, NaN if unseen).
+
+    ``frame``: the first lit frame of each pulse; ``last``: its last lit frame (-1 if unseen).
+    """
+
+    rise_lo: np.ndarray
+    rise_hi: np.ndarray
+    fall_lo: np.ndarray
+    fall_hi: np.ndarray
+    frame: np.ndarray
+    last: np.ndarray
+
+
+def led_edge_intervals(
+    levels: np.ndarray, frame_time_s: np.ndarray, exposure_s: float, noise: float = 0.04
+) -> LedEdges:
+    """Where each LED pulse may have started and ended, as intervals of camera time (s).
+
+    The LED edge model: frame ``i`` integrates light over ``[t_i, t_i + E]``.
+
+    * A partly lit first frame (level ``l``) holds the rising edge, at ``t_i + E (1 - l)``, known
+      to about ``E * noise / 2``; a partly lit last frame holds the falling edge, at ``t_j + E l``.
+    * A fully lit first frame: the edge fell after the previous recorded frame's exposure ended
+      (less what a level under the noise threshold could hide) and before this exposure began.
+      Likewise a fully lit last frame: the LED went off after its exposure and before the next.
+      At 25-30 fps with a few ms of exposure that is most of a frame period; the interval says so
+      instead of guessing its middle, and the clock fit uses it as such.
+    """
+    lv = np.asarray(levels, dtype=np.float64)
+    t = np.asarray(frame_time_s, dtype=np.float64)
+    e = exposure_s
+    lit = lv > noise
+    starts = np.flatnonzero(~lit[:-1] & lit[1:]) + 1
+    ends = np.flatnonzero(lit[:-1] & ~lit[1:])  # last lit frames
+    cols: list[list[float]] = [[], [], [], [], [], []]
+    for i in starts:
+        if lv[i : i + 3].max() < 0.5:
+            continue
+        if lv[i] >= 1.0 - noise:
+            rlo, rhi = t[i - 1] + e * (1.0 - noise), t[i] + e * noise
+        else:
+            c = t[i] + e * (1.0 - lv[i])
+            rlo, rhi = c - 0.5 * e * noise, c + 0.5 * e * noise
+        k = int(np.searchsorted(ends, i))
+        flo = fhi = np.nan
+        j = -1
+        if k < ends.size and ends[k] + 1 < lv.size:
+            j = int(ends[k])
+            if lv[j] >= 1.0 - noise:
+                flo, fhi = t[j] + e * (1.0 - noise), t[j + 1] + e * noise
+            else:
+                c = t[j] + e * lv[j]
+                flo, fhi = c - 0.5 * e * noise, c + 0.5 * e * noise
+        for col, v in zip(cols, (rlo, rhi, flo, fhi, i, j)):
+            col.append(v)
+    a = [np.asarray(c, dtype=np.float64) for c in cols]
+    return LedEdges(a[0], a[1], a[2], a[3], a[4].astype(np.int64), a[5].astype(np.int64))

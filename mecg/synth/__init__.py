@@ -3,10 +3,12 @@
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset, write_trial
 from mecg.synth.face import Appearance, Led
+from mecg.synth.faults import FAULTS, with_fault
 from mecg.synth.heart import HeartParams
 from mecg.synth.participant import Subject, Trial, TrialConfig
 
 __all__ = [
+    "FAULTS",
     "Appearance",
     "DatasetSpec",
     "DeviceClock",
@@ -16,5 +18,6 @@ __all__ = [
     "Trial",
     "TrialConfig",
     "make_dataset",
+    "with_fault",
     "write_trial",
 ]

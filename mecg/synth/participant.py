@@ -57,6 +57,9 @@ class TrialConfig:
     ``camera``/``amplifier`` are the device clocks (offset, drift, latency, jitter).
     ``exposure_s`` is the camera's exposure time (< frame period); ``strobe`` adds the camera's
     exposure output as an amplifier channel (all zero when false).
+    ``ecg_gaps`` / ``camera_gaps``: ``(start_s, duration_s)`` spans of true time in which the
+    amplifier's samples / the camera's frames never reach the recording (a driver restart, a
+    cable pulled); the device clocks run on, so truth stays on the unbroken sample clock.
     """
 
     duration_s: float = 60.0
@@ -78,6 +81,8 @@ class TrialConfig:
     trigger_width_s: float = 0.05
     camera: DeviceClock = field(default_factory=lambda: DeviceClock(latency_s=0.030, jitter_s=0.002, start_s=0.1))
     amplifier: DeviceClock = field(default_factory=lambda: DeviceClock(latency_s=0.004, jitter_s=0.0005))
+    ecg_gaps: tuple[tuple[float, float], ...] = ()
+    camera_gaps: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.exposure_s < 1.0 / self.fps:
@@ -86,6 +91,14 @@ class TrialConfig:
     def as_dict(self) -> dict:
         """Plain-JSON form (nested dataclasses become dicts)."""
         return asdict(self)
+
+
+def _outside(t: np.ndarray, gaps: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The times of ``t`` that fall in none of the ``(start_s, duration_s)`` gaps."""
+    keep = np.ones(t.size, dtype=bool)
+    for start, dur in gaps:
+        keep &= ~((t >= start) & (t < start + dur))
+    return t[keep]
 
 
 def _ou(rng: np.random.Generator, n: int, dt: float, tau_s: float, sd: float) -> np.ndarray:
@@ -116,11 +129,12 @@ class Trial:
         self.subject, self.index, self.config = subject, index, config
         c = config
         rng = np.random.default_rng([subject.seed, index, 0x7121A1])
-        self.n_frames = int(np.floor((c.duration_s - c.camera.start_s) * c.fps))
-        self.n_samples = int(np.floor((c.duration_s - c.amplifier.start_s) * c.ecg_rate_hz))
-        #: True exposure-start time (s) of every frame, and true time of every ECG sample.
-        self.frame_times_s = c.camera.sample_times(c.fps, self.n_frames)
-        self.sample_times_s = c.amplifier.sample_times(c.ecg_rate_hz, self.n_samples)
+        n_frames = int(np.floor((c.duration_s - c.camera.start_s) * c.fps))
+        n_samples = int(np.floor((c.duration_s - c.amplifier.start_s) * c.ecg_rate_hz))
+        #: True exposure-start time (s) of every recorded frame, and true time of every recorded ECG sample.
+        self.frame_times_s = _outside(c.camera.sample_times(c.fps, n_frames), c.camera_gaps)
+        self.sample_times_s = _outside(c.amplifier.sample_times(c.ecg_rate_hz, n_samples), c.ecg_gaps)
+        self.n_frames, self.n_samples = self.frame_times_s.size, self.sample_times_s.size
         drawn = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
         self.expressions: list[Expression] = (
             sorted(expressions, key=lambda e: e.onset_s) if expressions is not None else drawn
