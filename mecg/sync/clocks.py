@@ -44,53 +44,110 @@ def huber_line(x: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float
     return float(a - b * x0), float(b)
 
 
-def fit_clock_offsets(offsets: np.ndarray, reset_jump_s: float = 0.005, scale_s: float = 0.0005) -> list[ClockSegment]:
-    """Fit offset and drift per clock segment from ``(m, 2)`` measurements ``[local_time, offset]``.
+def fit_clock_offsets(
+    offsets: np.ndarray,
+    reset_jump_s: float = 0.005,
+    scale_s: float = 0.0005,
+    *,
+    reset_time_stds: float = 5.0,
+    reset_time_s: float = 5.0,
+    reset_offset_stds: float = 10.0,
+    reset_offset_s: float = 1.0,
+    level_window: int = 3,
+) -> list[ClockSegment]:
+    """Fit offset and drift per clock segment from ``(m, 2)`` measurements ``[recorder_time, offset]`` (s).
 
-    A reset is declared where consecutive offsets differ by more than ``reset_jump_s`` (5 ms;
-    LSL's offset measurements scatter by tens of microseconds on one host, about a millisecond
-    over a busy network). With no measurement the offset is taken as 0.
+    Column 0 is the recorder's LSL clock when the offset was measured (docs/session-format.md), so the
+    sender's clock then read ``recorder_time - offset`` (what LabRecorder writes as an XDF
+    CollectionTime). Each segment's line is fitted over that sender time, ``offset = a + b * t_sender``
+    (a robust Huber line, transition ``scale_s``), and so applies to the sender's timestamps exactly as
+    pyxdf's ``_clock_sync`` applies it; the segment's ``t0_s``/``t1_s`` are the recorder times of its
+    first and last measurement. With no measurement the offset is taken as 0.
+
+    A clock reset of the sender starts a new segment between two consecutive measurements where
+
+    - pyxdf's ``_detect_clock_resets`` (load_xdf's default thresholds) fires: the sender times step
+      backwards, or both the step of the sender times and the step of the offsets are outliers,
+      more than ``reset_time_stds`` (5) median absolute deviations and ``reset_time_s`` (5 s) from
+      the median step for the times, ``reset_offset_stds`` (10) MADs and ``reset_offset_s`` (1 s)
+      for the offsets (a rebooted sender: its clock restarts near 0); or
+    - the offset moves to a new level by more than ``reset_jump_s`` (5 ms): the step itself and the
+      medians of the ``level_window`` (3) measurements after and up to it both differ by that much, so
+      a single outlying measurement is no reset. This catches resets pyxdf's thresholds let through
+      (a sender restarted with a clock less than 1 s from the old one); LSL's offsets scatter by tens
+      of microseconds on one host, about a millisecond over a busy network.
     """
     m = np.asarray(offsets, dtype=np.float64).reshape(-1, 2)
     m = m[np.all(np.isfinite(m), axis=1)]
     if m.shape[0] == 0:
         return [ClockSegment(-np.inf, np.inf, 0.0, 0.0)]
     m = m[np.argsort(m[:, 0], kind="stable")]
-    cuts = np.flatnonzero(np.abs(np.diff(m[:, 1])) > reset_jump_s) + 1
+    value = m[:, 1]
+    sender = m[:, 0] - value
+    cut = np.zeros(m.shape[0] - 1, dtype=bool)
+    if m.shape[0] > 1:
+        d_time, d_value = np.diff(sender), np.diff(value)
+
+        def outlier(step: np.ndarray, stds: float, limit_s: float) -> np.ndarray:
+            shift = step - np.median(step)
+            mad = np.median(np.abs(shift)) + np.finfo(np.float64).eps
+            return (np.abs(shift) / mad > stds) & (np.abs(shift) > limit_s)
+
+        cut = (d_time < 0) | (
+            outlier(d_time, reset_time_stds, reset_time_s) & outlier(d_value, reset_offset_stds, reset_offset_s)
+        )
+        for i in np.flatnonzero(np.abs(d_value) > reset_jump_s):
+            before = np.median(value[max(0, i + 1 - level_window) : i + 1])
+            after = np.median(value[i + 1 : i + 1 + level_window])
+            cut[i] |= abs(after - before) > reset_jump_s
     segs = []
-    for part in np.split(m, cuts):
-        a, b = huber_line(part[:, 0], part[:, 1], scale_s)
-        segs.append(ClockSegment(float(part[0, 0]), float(part[-1, 0]), a, b))
+    for idx in np.split(np.arange(m.shape[0]), np.flatnonzero(cut) + 1):
+        a, b = huber_line(sender[idx], value[idx], scale_s)
+        segs.append(ClockSegment(float(m[idx[0], 0]), float(m[idx[-1], 0]), a, b))
     return segs
 
 
-def correct_timestamps(ts: np.ndarray, segments: list[ClockSegment]) -> np.ndarray:
-    """Sender timestamps (s) -> recorder clock (s), assigning samples to clock segments.
+def correct_timestamps(
+    ts: np.ndarray, segments: list[ClockSegment], *, jump_tolerance: float = 0.25, margin_s: float = 1.0
+) -> np.ndarray:
+    """Sender timestamps (s) -> recorder clock (s): ``ts + offset(ts)`` with the line of each sample's clock segment.
 
-    Samples are in the order they were recorded. Between two segments the sender's clock jumped
-    by minus the change of offset, so the samples' timestamps jump by about that much too: the
-    cut is put at that jump among the samples recorded between the two segments' measurements.
-    If no such jump is found (a gap in the stream hides it), the cut goes where the corrected
-    time passes the midpoint between the measurements.
+    Samples are in the order they were recorded; at a reset the sender's clock jumps (back, after a
+    reboot), so ``ts`` need not increase. The recorder's clock runs on, so the raw timestamps jump by
+    ``J = offset_before - offset_after`` (the lines at the measurements either side): the samples are
+    cut at the step of ``ts`` closest to ``J`` plus the stream's usual step, if it is within
+    ``jump_tolerance * |J|`` and its samples' recorder times (old line before, new line after) lie
+    within ``margin_s`` of the two measurements. If no step fits (a gap in the stream hides it), the
+    cut is pyxdf's: the first sample whose timestamp is nearer the next segment's first measurement
+    than this segment's last one (both on the sender's clock).
     """
     t = np.asarray(ts, dtype=np.float64)
     out = np.empty_like(t)
     start = 0
     for k, seg in enumerate(segments):
         stop = t.size
-        if k + 1 < len(segments):
+        if k + 1 < len(segments) and start < t.size:
             nxt = segments[k + 1]
-            corrected = t[start:] + seg.offset(t[start:])
-            lo = start + int(np.searchsorted(corrected, seg.t1_s - 1.0))
-            hi = start + int(np.searchsorted(corrected, nxt.t0_s + 1.0))
-            jump = -(nxt.offset(nxt.t0_s) - seg.offset(seg.t1_s))
-            d = np.diff(t[lo : min(hi + 1, t.size)])
-            if d.size and np.min(np.abs(d - jump)) < 0.25 * abs(jump):
-                stop = lo + int(np.argmin(np.abs(d - jump))) + 1
-            else:
-                boundary = 0.5 * (seg.t1_s + nxt.t0_s)
-                past = np.flatnonzero(corrected >= boundary)
-                stop = start + (int(past[0]) if past.size else corrected.size)
+            # the sender's clock at the two measurements: sender + offset(sender) = recorder time
+            s1 = (seg.t1_s - seg.intercept_s) / (1.0 + seg.slope)
+            s2 = (nxt.t0_s - nxt.intercept_s) / (1.0 + nxt.slope)
+            jump = float(seg.offset(s1) - nxt.offset(s2))
+            rest = t[start:]
+            step = np.diff(rest)
+            cut = -1
+            if step.size:
+                usual = float(np.median(step[step > 0])) if np.any(step > 0) else 0.0
+                inside = (rest[:-1] + seg.offset(rest[:-1]) <= nxt.t0_s + margin_s) & (
+                    rest[1:] + nxt.offset(rest[1:]) >= seg.t1_s - margin_s
+                )
+                miss = np.where(inside, np.abs(step - usual - jump), np.inf)
+                i = int(np.argmin(miss))
+                if miss[i] < jump_tolerance * abs(jump):
+                    cut = i + 1
+            if cut < 0:
+                nearer_next = np.abs(rest - s1) >= np.abs(rest - s2)
+                cut = int(np.argmax(nearer_next)) if nearer_next.any() else rest.size
+            stop = start + cut
         out[start:stop] = t[start:stop] + seg.offset(t[start:stop])
         start = stop
     return out
