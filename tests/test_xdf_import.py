@@ -1,13 +1,17 @@
-"""`mecg import-xdf` on XDF files written here from the specification (tests/xdf_writer.py).
+"""`mecg import-xdf` on XDF files written from the specification (tests/xdf_writer.py) and on the XDF example files.
 
 The main test turns a synthetic session (known truth, clock offsets, drift and a clock reset) into
 an XDF file as LabRecorder would write it, imports it, and checks that the session holds the same
-raw samples, timestamps and clock offsets, so that `mecg sync` gives the same alignment.
+raw samples, timestamps and clock offsets, so that `mecg sync` gives the same alignment. The clock
+tests compare the times mecg computes from an imported session with
+``pyxdf.load_xdf(path, synchronize_clocks=True, dejitter_timestamps=False)``: a sender that reboots,
+an outlying offset measurement, and the XDF project's example files.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,11 +24,14 @@ import pytest
 from mecg.cli.main import main
 from mecg.interop import XdfError, XdfTruncatedError, import_xdf, scan_xdf
 from mecg.session import open_session, validate_session
-from mecg.sync import synchronize
+from mecg.sync import correct_timestamps, fit_clock_offsets, synchronize
 from mecg.synth import DeviceClock, Subject, Trial, TrialConfig, write_trial
 
 sys.path.insert(0, str(Path(__file__).parent))
-from xdf_writer import XdfWriter, channels_desc, stream_header_xml
+from xdf_writer import XdfWriter, channels_desc, stream_header_xml, write_sender_reboot
+
+#: The XDF project's example files (MIT), shared beside the repository.
+XDF_EXAMPLES = Path(__file__).resolve().parents[2] / "shared/data/xdf"
 
 CFG = TrialConfig(
     duration_s=20.0, fps=150.0, width=64, height=48, trigger_gap_s=(1.0, 3.0), me_per_min=0, mae_per_min=0
@@ -32,7 +39,11 @@ CFG = TrialConfig(
 
 
 def session_to_xdf(session: Path, xdf: Path, chunk_s: float = 0.5) -> dict[str, int]:
-    """Write the streams of a session as LabRecorder would: 0.5 s chunks interleaved, offsets, boundaries, footers."""
+    """Write the streams of a session as LabRecorder would: 0.5 s chunks interleaved, offsets, boundaries, footers.
+
+    The session's clock offsets ``[recorder time, offset]`` become ClockOffset chunks whose
+    CollectionTime is the sender's clock, ``recorder time - offset``, as LabRecorder writes it.
+    """
     w = XdfWriter(xdf)
     with open_session(session) as s:
         streams = list(s.streams.values())
@@ -60,15 +71,21 @@ def session_to_xdf(session: Path, xdf: Path, chunk_s: float = 0.5) -> dict[str, 
                         vals = values[sel]
                     w.samples(ids[st.key], vals, ts[sel])
                 while done_off[st.key] < offs.shape[0] and offs[done_off[st.key], 0] < (k + 1) * chunk_s:
-                    w.clock_offset(ids[st.key], *offs[done_off[st.key]])
+                    w.measured_offset(ids[st.key], *offs[done_off[st.key]])  # CollectionTime on the sender's clock
                     done_off[st.key] += 1
             if k % 20 == 19:
                 w.boundary()
         for st in streams:
             values, ts, offs = data[st.key]
             for row in offs[done_off[st.key] :]:
-                w.clock_offset(ids[st.key], *row)
-            w.footer(ids[st.key], float(ts[0]), float(ts[-1]), ts.size, offs)
+                w.measured_offset(ids[st.key], *row)
+            w.footer(
+                ids[st.key],
+                float(ts[0]),
+                float(ts[-1]),
+                ts.size,
+                np.column_stack([offs[:, 0] - offs[:, 1], offs[:, 1]]),
+            )
     w.close()
     return ids
 
@@ -113,17 +130,25 @@ def test_import_keeps_raw_timestamps_offsets_and_sync_recovers_alignment_across_
             assert sb.info.nominal_srate_hz == sa.info.nominal_srate_hz
             assert sb.info.channel_labels == sa.info.channel_labels and sb.info.channel_units == sa.info.channel_units
             np.testing.assert_array_equal(sb.timestamps, sa.timestamps)  # raw, bit for bit
-            np.testing.assert_array_equal(sb.clock_offsets, sa.clock_offsets)
+            # back on the recorder's clock: (recorder time - offset) + offset, equal to rounding
+            np.testing.assert_allclose(sb.clock_offsets, sa.clock_offsets, rtol=0, atol=1e-12)
             np.testing.assert_array_equal(sb.data[()], sa.data[()])
         cam = b.streams["FaceCamera"].clock_offsets
         assert np.sum(np.abs(np.diff(cam[:, 1])) > 0.005) == 1  # the reset is in the data, untouched
         truth = a.file["ground_truth/frame_time_on_ecg_clock_s"][()]
         for mode in ("lsl", "pulses"):
             ra, rb = synchronize(a, mode), synchronize(b, mode)
-            np.testing.assert_array_equal(rb.frame_time_ecg_s, ra.frame_time_ecg_s)
+            np.testing.assert_allclose(rb.frame_time_ecg_s, ra.frame_time_ecg_s, rtol=0, atol=1e-9)
         rms_lsl = np.sqrt(np.mean((synchronize(b, "lsl").frame_time_ecg_s - truth) ** 2)) * 1e3
         err_pulses = (synchronize(b, "pulses").frame_time_ecg_s - truth) * 1e3
     assert 15 < rms_lsl < 35  # the latency difference (26 ms) remains; the 0.8 s reset jump does not
+    # pyxdf agrees on the streams without a reset; the camera's 0.8 s reset is below pyxdf's thresholds (a
+    # 1 s step of the offset and 5 s of the times): pyxdf fits one line through both clocks, mecg cuts there
+    ref, got = _pyxdf_times(xdf), _mecg_times(out)
+    for name in ("ECG", "Stimulus"):
+        assert np.max(np.abs(got[name] - ref[name])) < 1e-3
+    assert np.min(np.diff(ref["FaceCamera"])) < -0.7 and np.max(np.abs(got["FaceCamera"] - ref["FaceCamera"])) > 0.3
+    assert np.min(np.diff(got["FaceCamera"])) > 0
     assert np.sqrt(np.mean(err_pulses**2)) < 1.0 and np.abs(err_pulses).max() < 2.0
     assert main(["sync", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -257,7 +282,7 @@ def test_frame_numbers_and_video_file(tmp_path: Path, colour: bool) -> None:
         assert v.info.frame_shape == ((h, w, 3) if colour else (h, w)) and v.info.nominal_srate_hz == 30.0
         np.testing.assert_array_equal(v.frames(), frames[3 : n - 2])  # FFV1 is lossless
         np.testing.assert_array_equal(v.timestamps, stamps)
-        np.testing.assert_array_equal(v.clock_offsets, [[500.0, 300.0]])
+        np.testing.assert_array_equal(v.clock_offsets, [[800.0, 300.0]])  # CollectionTime 500 + offset 300
     # the file named in the header is elsewhere: --video points at it
     other = tmp_path / "sub"
     other.mkdir()
@@ -308,3 +333,130 @@ def test_damaged_samples_chunk_is_refused_unless_partial(tmp_path: Path) -> None
     assert not (tmp_path / "b.h5").exists()
     rep = import_xdf(xdf, tmp_path / "b.h5", partial=True)
     assert not rep.complete and any("damaged" in w for w in rep.warnings)
+
+
+# -- clocks: agreement with pyxdf -----------------------------------------------------------------
+def _pyxdf_times(xdf: Path) -> dict[str, np.ndarray]:
+    """The reference: each stream's times (s) from pyxdf with clock sync, without dejittering, by name."""
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=True, dejitter_timestamps=False)
+    return {st["info"]["name"][0]: np.asarray(st["time_stamps"], dtype=np.float64) for st in streams}
+
+
+def _mecg_times(session: Path) -> dict[str, np.ndarray]:
+    """Each stream's timestamps on the recorder's clock as mecg computes them (as `mecg sync --mode lsl`), by name."""
+    with open_session(session) as s:
+        return {
+            st.info.name: correct_timestamps(st.timestamps, fit_clock_offsets(st.clock_offsets))
+            for st in s.streams.values()
+        }
+
+
+def test_sender_reboot_times_agree_with_pyxdf_info_and_nwb(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The amplifier's computer reboots mid-recording (its clock jumps back by 653,000 s) in a LabRecorder file."""
+    import datetime as dt
+
+    from pynwb import NWBHDF5IO
+
+    xdf = tmp_path / "reboot.xdf"
+    truth = write_sender_reboot(xdf)
+    out = tmp_path / "reboot.h5"
+    assert main(["import-xdf", str(xdf), str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["complete"]
+    assert {r["name"]: r["clock_resets"] for r in rep["streams"]} == {"ECG": 1, "AmpEvents": 1, "RecMarkers": 0}
+    assert main(["validate", str(out)]) == 0
+    with open_session(out) as s:
+        for name, rows in truth["offsets"].items():
+            stored = s.streams[name].clock_offsets
+            # column 0 is the recorder's clock (CollectionTime + offset): increasing, inside the recording
+            np.testing.assert_allclose(stored, [(ct + off, off) for ct, off in rows], rtol=0, atol=1e-9)
+            assert np.all(np.diff(stored[:, 0]) > 4.0) and 2000.0 < stored[0, 0] and stored[-1, 0] < 2060.0
+        assert abs(s.attr("start_time_lsl") - 2002.0) < 0.02
+        start = dt.datetime.fromisoformat(s.attr("start_time"))
+        span = dt.datetime.fromisoformat(s.attr("end_time")) - start
+    ref, got = _pyxdf_times(xdf), _mecg_times(out)
+    assert set(got) == set(ref) == set(truth["true_times"])
+    for name, t in got.items():
+        assert np.max(np.abs(t - ref[name])) < 1e-3, name
+        assert np.max(np.abs(t - truth["true_times"][name])) < 1e-3, name
+        assert np.all(np.diff(t) > 0), name
+    t_all = np.concatenate(list(truth["true_times"].values()))
+    assert abs(span.total_seconds() - (t_all.max() - t_all.min())) < 2e-3
+
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    info = {st["name"]: st for st in json.loads(capsys.readouterr().out)["streams"]}
+    for name, t in truth["true_times"].items():
+        assert abs(info[name]["duration_s"] - (t[-1] - t[0])) < 2e-3, name
+    assert main(["info", str(out)]) == 0
+    durations = [float(d) for d in re.findall(r" samples +(-?[\d.]+) s ", capsys.readouterr().out)]
+    assert durations == [round(info[k]["duration_s"], 2) for k in ("AmpEvents", "ECG", "RecMarkers")]
+    assert min(durations) > 40.0
+
+    nwb_path = tmp_path / "reboot.nwb"
+    assert main(["export-nwb", str(out), str(nwb_path), "--age", "P30Y", "--json"]) == 0
+    capsys.readouterr()
+    with NWBHDF5IO(str(nwb_path), "r") as io:
+        nwb = io.read()
+        # NWB times are s from session_start_time, which export-nwb may move back to the earliest sample
+        zero = 2002.0 + (nwb.session_start_time - start).total_seconds()
+        with open_session(out) as s:
+            zero += s.attr("start_time_lsl") - 2002.0
+        ecg = nwb.acquisition["ECG"]
+        t_ecg = np.asarray(ecg.timestamps[:]) if ecg.timestamps is not None else None
+        assert t_ecg is not None and t_ecg.size == ref["ECG"].size  # a 16 s gap: not one regular series
+        assert np.max(np.abs(t_ecg + zero - ref["ECG"])) < 1e-3
+        for name in ("AmpEvents", "RecMarkers"):
+            t_ev = np.sort(nwb.events[f"markers_{name}"].to_dataframe()["timestamp"].to_numpy())
+            assert np.max(np.abs(t_ev + zero - np.sort(ref[name]))) < 1e-3, name
+
+
+def test_one_outlying_offset_is_no_clock_reset(tmp_path: Path) -> None:
+    """A single offset measurement 30 ms off (a busy network) is fitted away, as pyxdf does, not cut out as a reset."""
+    xdf = tmp_path / "outlier.xdf"
+    w = XdfWriter(xdf)
+    w.stream(1, "float32", 1, 100.0, stream_header_xml("ECG", "ECG", 1, 100.0, "float32", "amp", "amp-pc"))
+    r = 500.0 + np.arange(6000) / 100.0  # 60 s on the recorder's clock
+
+    def offset(t: np.ndarray | float) -> np.ndarray:
+        return -12.5 + 10e-6 * (np.asarray(t) - 500.0)
+
+    ts = r - offset(r)
+    noise = np.random.default_rng(4).normal(0.0, 20e-6, 12)
+    noise[6] = 0.03
+    for k in range(12):
+        w.samples(1, np.zeros((500, 1)), ts[k * 500 : (k + 1) * 500])
+        t = 502.0 + 5.0 * k
+        w.measured_offset(1, t, float(offset(t)) + noise[k])
+    w.footer(1, ts[0], ts[-1], ts.size)
+    w.close()
+    rep = import_xdf(xdf, tmp_path / "o.h5")
+    assert rep.streams[0]["clock_resets"] == 0
+    got, ref = _mecg_times(tmp_path / "o.h5")["ECG"], _pyxdf_times(xdf)["ECG"]
+    assert np.max(np.abs(got - ref)) < 1e-3 and np.max(np.abs(got - r)) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["minimal.xdf", "empty_streams.xdf"])
+def test_xdf_example_files_agree_with_pyxdf(name: str, tmp_path: Path) -> None:
+    path = XDF_EXAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the XDF project's example files, github.com/xdf-modules/example-files)")
+    rep = import_xdf(path, tmp_path / "ex.h5")
+    assert all(row["clock_resets"] == 0 and row["imported_as"] for row in rep.streams)
+    ref, got = _pyxdf_times(path), _mecg_times(tmp_path / "ex.h5")
+    assert set(got) == set(ref) and len(got) == {"minimal.xdf": 2, "empty_streams.xdf": 4}[name]
+    for stream, t in got.items():
+        assert t.size == ref[stream].size, stream
+        if t.size:
+            assert np.max(np.abs(t - ref[stream])) < 1e-3, stream
+    if name == "minimal.xdf":
+        with open_session(tmp_path / "ex.h5") as s:
+            # ClockOffset chunks (CollectionTime 6.1 and 7.1 s on the sender's clock, offset -0.1 s)
+            np.testing.assert_allclose(s.streams["SendDataC"].clock_offsets, [[6.0, -0.1], [7.0, -0.1]], atol=1e-12)
+            np.testing.assert_allclose(got["SendDataC"], 5.0 + np.arange(9) / 10.0, atol=1e-9)
+            # offsets only in the footer (-0.01, -0.02 s) are ignored, as pyxdf ignores them: times stay raw
+            st = s.streams["SendDataString"]
+            assert st.clock_offsets.shape == (0, 2)
+            np.testing.assert_array_equal(got["SendDataString"], st.timestamps)

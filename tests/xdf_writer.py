@@ -5,6 +5,9 @@ content; NumLengthBytes is 1, 4 or 8). Samples chunk content: ``[StreamId uint32
 [NumSamples]`` then per sample ``[TimeStampBytes 0|8][TimeStamp float64]?`` and the values
 (little-endian numbers; strings as ``[NumLengthBytes][Length][bytes]`` per channel).
 Like LabRecorder, a sample's timestamp is left out when it equals the previous one plus 1/srate.
+
+:func:`write_sender_reboot` writes a whole LabRecorder-style recording in which one sending computer
+reboots (its LSL clock restarts near 0), with the recorder's clock time of every sample as truth.
 """
 
 from __future__ import annotations
@@ -108,8 +111,18 @@ class XdfWriter:
         return self.chunk(3, bytes(out))
 
     def clock_offset(self, sid: int, collection_time: float, offset: float) -> None:
-        """ClockOffset chunk (tag 4)."""
+        """ClockOffset chunk (tag 4) with ``collection_time`` as given (LabRecorder's is on the sender's clock)."""
         self.chunk(4, struct.pack("<Idd", sid, collection_time, offset))
+
+    def measured_offset(self, sid: int, recorder_time: float, offset: float) -> tuple[float, float]:
+        """ClockOffset chunk as LabRecorder writes it: ``offset`` measured at ``recorder_time`` (recorder's clock, s).
+
+        LabRecorder takes ``offset = inlet.time_correction()`` then ``now = local_clock()`` and writes
+        ``CollectionTime = now - offset`` (App-LabRecorder ``XDFWriter::write_stream_offset``), i.e. the
+        sender's clock at that moment; its footer lists the same pairs. Returns ``(CollectionTime, offset)``.
+        """
+        self.clock_offset(sid, recorder_time - offset, offset)
+        return recorder_time - offset, offset
 
     def boundary(self) -> None:
         """Boundary chunk (tag 5)."""
@@ -130,3 +143,85 @@ class XdfWriter:
 
     def close(self) -> None:
         self.f.close()
+
+
+def write_sender_reboot(path: str | Path, seed: int = 0) -> dict[str, object]:
+    """A 60 s LabRecorder recording in which the amplifier's computer reboots, as LabRecorder writes it.
+
+    The recorder's LSL clock runs from 2000 s. The amplifier's computer ("amp-pc") has been up about
+    653,000 s (its clock reads the recorder's + 653,000 s, drifting 40 ppm); at recorder time
+    2025.3 s it goes down, boots at 2030 s (its clock restarts at 0, now drifting -25 ppm) and
+    streams again from 2041 s; LabRecorder's inlet recovers the stream. Streams:
+
+    - 1 ``ECG`` (float32, 1 channel, mV, 250 Hz) from amp-pc, timestamps with 20 us of jitter;
+    - 2 ``AmpEvents`` (string markers, irregular) from amp-pc;
+    - 3 ``RecMarkers`` (string markers) from the recording computer itself (offset about 0).
+
+    Offsets are measured every 5 s (20 us of noise; none while amp-pc is down), chunks are written
+    every 0.5 s in recorder-time order, boundaries every 10 s, footers as LabRecorder writes them.
+    Returns ``{"true_times": {stream name: recorder times (s)}, "stamps": {name: raw timestamps (s)},
+    "offsets": {name: [(CollectionTime, offset), ...]}}``.
+    """
+    rng = np.random.default_rng(seed)
+    down, boot, back, end = 2025.3, 2030.0, 2041.0, 2060.0
+
+    def amp_clock(r: np.ndarray) -> np.ndarray:
+        """amp-pc's LSL clock (s) at recorder times ``r``: before the reboot and after it."""
+        r = np.asarray(r, dtype=np.float64)
+        return np.where(r < boot, r + 653_000.0 + 40e-6 * (r - 2000.0), (r - boot) * (1.0 - 25e-6))
+
+    fs = 250.0
+    before = 2000.1 + np.arange(int((down - 2000.1) * fs)) / fs  # recorder times of the samples
+    after = back + np.arange(int((end - back) * fs)) / fs
+    ecg_r = np.concatenate([before, after])
+    ecg_ts = amp_clock(ecg_r) + rng.normal(0.0, 20e-6, ecg_r.size)
+    ev_r = np.sort(np.concatenate([rng.uniform(2000.5, down, 9), rng.uniform(back, end - 0.5, 7)]))
+    ev_ts = amp_clock(ev_r)
+    rec_off = 3e-6
+    rec_r = np.sort(rng.uniform(2000.2, end - 0.2, 12))
+    rec_ts = rec_r - rec_off
+    streams = {
+        1: ("ECG", ecg_r, ecg_ts, rng.normal(0.0, 1.0, (ecg_r.size, 1)).astype(np.float32)),
+        2: ("AmpEvents", ev_r, ev_ts, [[f"event {k}"] for k in range(ev_r.size)]),
+        3: ("RecMarkers", rec_r, rec_ts, [[f"marker {k}"] for k in range(rec_r.size)]),
+    }
+    w = XdfWriter(path)
+    w.stream(
+        1,
+        "float32",
+        1,
+        fs,
+        stream_header_xml(
+            "ECG", "ECG", 1, fs, "float32", "amp-serial-42", "amp-pc", channels_desc(["ECG"], ["mV"], ["ECG"])
+        ),
+    )
+    w.stream(2, "string", 1, 0.0, stream_header_xml("AmpEvents", "Markers", 1, 0.0, "string", "amp-ev", "amp-pc"))
+    w.stream(3, "string", 1, 0.0, stream_header_xml("RecMarkers", "Markers", 1, 0.0, "string", "rec-mk", "lab-pc"))
+    offsets: dict[int, list[tuple[float, float]]] = {1: [], 2: [], 3: []}
+    measure_at = 2002.0 + 5.0 * np.arange(12)
+    for k, lo in enumerate(np.arange(2000.0, end, 0.5)):
+        hi = lo + 0.5
+        for sid, (_, r, ts, values) in streams.items():
+            sel = np.flatnonzero((r >= lo) & (r < hi))
+            if sel.size:
+                vals = values[sel] if isinstance(values, np.ndarray) else [values[i] for i in sel]
+                w.samples(sid, vals, ts[sel])
+            for t in measure_at[(measure_at >= lo) & (measure_at < hi)]:
+                t = float(t + rng.uniform(0.0, 0.01))  # each stream's offset thread has its own phase
+                if sid == 3:
+                    off = rec_off
+                elif down <= t < back:
+                    continue  # amp-pc is down: time_correction times out
+                else:
+                    off = float(t - amp_clock(t))
+                offsets[sid].append(w.measured_offset(sid, t, off + float(rng.normal(0.0, 20e-6))))
+        if k % 20 == 19:
+            w.boundary()
+    for sid, (_, _, ts, _) in streams.items():
+        w.footer(sid, float(ts[0]), float(ts[-1]), ts.size, np.asarray(offsets[sid]))
+    w.close()
+    return {
+        "true_times": {name: r for name, r, _, _ in streams.values()},
+        "stamps": {name: ts for name, _, ts, _ in streams.values()},
+        "offsets": {streams[sid][0]: rows for sid, rows in offsets.items()},
+    }

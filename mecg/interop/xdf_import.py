@@ -1,9 +1,13 @@
 """A LabRecorder XDF recording into a session file, as ``mecg record`` would have written it.
 
 The file is read with pyxdf **without** clock synchronisation or dejittering, so each stream's
-timestamps stay the raw LSL timestamps of the sender and its ClockOffset chunks become the
-session's ``clock_offsets`` rows ``[recorder time (s), offset (s)]`` unchanged: ``mecg sync``
-then fits them (robust line per clock segment, resets included) exactly as for a live recording.
+timestamps stay the raw LSL timestamps of the sender. Its ClockOffset chunks become the session's
+``clock_offsets`` rows ``[recorder time (s), offset (s)]``: LabRecorder writes ``CollectionTime`` on
+the *sender's* clock (the recorder's ``local_clock()`` minus the offset), so the recorder time is
+``CollectionTime + OffsetValue``. ``mecg sync`` then fits them (robust line per clock segment,
+resets detected as pyxdf detects them) exactly as for a live recording, and the corrected times
+agree with ``pyxdf.load_xdf(..., synchronize_clocks=True, dejitter_timestamps=False)``. The clock
+offsets a StreamFooter lists are ignored, as pyxdf ignores them.
 
 Streams map onto the session's kinds as the recorder maps LSL streams
 (:func:`mecg.acquire.stream_metadata.session_stream_info`):
@@ -40,7 +44,7 @@ from mecg.interop.output_files import check_output, temp_beside
 from mecg.interop.xdf_scan import XdfError, XdfScan, XdfStreamScan, XdfTruncatedError, scan_xdf
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.format import CHANNEL_FORMATS
-from mecg.sync.clocks import fit_clock_offsets
+from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 
 #: Stream types (lower case) of a one-channel stream that counts the frames of a video file.
 FRAME_INDEX_TYPES = ("video", "videoframeindex", "frameindex", "videoframes", "videoframe", "framenumber")
@@ -284,20 +288,6 @@ class _LogCatcher(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
-
-
-def _footer_offsets(footer_xml: str) -> np.ndarray:
-    """``[time, value]`` rows from a LabRecorder footer's ``clock_offsets`` (used when no ClockOffset chunk exists)."""
-    if not footer_xml:
-        return np.zeros((0, 2))
-    el = ET.fromstring(footer_xml)
-    rows = []
-    for off in el.iter("offset"):
-        try:
-            rows.append((float(_text(off, "time")), float(_text(off, "value"))))
-        except ValueError:
-            continue
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
 
 def _start_time(scan: XdfScan) -> str:
@@ -561,9 +551,21 @@ def _read_samples(
         p = by_id.get(int(s["info"]["stream_id"]))
         if p is None:
             continue
-        rows = np.column_stack([np.asarray(s["clock_times"], float), np.asarray(s["clock_values"], float)])
-        p.offsets = rows.reshape(-1, 2) if rows.size else _footer_offsets(p.scan.footer_xml)
+        p.offsets = _recorder_offsets(s["clock_times"], s["clock_values"])
     return catcher.messages
+
+
+def _recorder_offsets(collection_times: Sequence[float], values: Sequence[float]) -> np.ndarray:
+    """ClockOffset chunks -> session ``clock_offsets`` rows ``[recorder time, offset]`` (s).
+
+    LabRecorder measures ``offset = inlet.time_correction()`` and ``now = local_clock()`` (the
+    recorder's clock) and writes ``CollectionTime = now - offset``, the sender's clock at that
+    moment (App-LabRecorder, ``XDFWriter::write_stream_offset``); pyxdf fits and cuts on it as such.
+    The session stores the recorder's clock, ``CollectionTime + offset``, as ``mecg record`` does.
+    """
+    t = np.asarray(collection_times, dtype=np.float64).reshape(-1)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    return np.column_stack([t + v, v]).reshape(-1, 2)
 
 
 def _frame_numbers(values: object, p: _Plan) -> np.ndarray:
@@ -682,16 +684,20 @@ def _append_video(p: _Plan, cap, writer: SessionWriter, warnings: list[str], log
 
 
 def _finish(tmp: Path, wanted: list[_Plan], start_iso: str, complete: bool) -> None:
-    """Root attributes only the whole recording knows: recorder LSL time at the start, end time, completeness."""
+    """Root attributes only the whole recording knows: recorder LSL time at the start, end time, completeness.
+
+    The recorded span is the earliest to the latest sample on the recorder's clock (each stream's
+    timestamps corrected as ``mecg sync`` corrects them, clock resets included).
+    """
     t0, t1 = math.inf, -math.inf
     first_offset_time = math.inf
-    for p in wanted:
-        off = float(np.median(p.offsets[:, 1])) if p.offsets.shape[0] else 0.0
-        if p.offsets.shape[0]:
-            first_offset_time = min(first_offset_time, float(p.offsets[:, 0].min()))
-        if p.samples:
-            t0, t1 = min(t0, p.first_ts + off), max(t1, p.last_ts + off)
     with h5py.File(tmp, "r+") as f:
+        for p in wanted:
+            if p.offsets.shape[0]:
+                first_offset_time = min(first_offset_time, float(p.offsets[:, 0].min()))
+            if p.samples:
+                t = correct_timestamps(f[f"streams/{p.key}/timestamps"][()], fit_clock_offsets(p.offsets))
+                t0, t1 = min(t0, float(t.min())), max(t1, float(t.max()))
         if math.isfinite(first_offset_time):
             f.attrs["start_time_lsl"] = first_offset_time
         if math.isfinite(t0) and t1 >= t0:
