@@ -353,14 +353,18 @@ def _mecg_times(session: Path) -> dict[str, np.ndarray]:
         }
 
 
-def test_sender_reboot_times_agree_with_pyxdf_info_and_nwb(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The amplifier's computer reboots mid-recording (its clock jumps back by 653,000 s) in a LabRecorder file."""
+@pytest.mark.parametrize("clock_at_boot_s", [0.0, 900_000.0])
+def test_sender_reboot_times_agree_with_pyxdf_info_and_nwb(
+    clock_at_boot_s: float, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The amplifier's computer reboots mid-recording in a LabRecorder file: its clock jumps back by 653,000 s
+    (a reboot), or forward by 247,000 s (the stream taken over by a computer that has been up longer)."""
     import datetime as dt
 
     from pynwb import NWBHDF5IO
 
     xdf = tmp_path / "reboot.xdf"
-    truth = write_sender_reboot(xdf)
+    truth = write_sender_reboot(xdf, clock_at_boot_s=clock_at_boot_s)
     out = tmp_path / "reboot.h5"
     assert main(["import-xdf", str(xdf), str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)

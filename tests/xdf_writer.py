@@ -145,13 +145,15 @@ class XdfWriter:
         self.f.close()
 
 
-def write_sender_reboot(path: str | Path, seed: int = 0) -> dict[str, object]:
+def write_sender_reboot(path: str | Path, seed: int = 0, clock_at_boot_s: float = 0.0) -> dict[str, object]:
     """A 60 s LabRecorder recording in which the amplifier's computer reboots, as LabRecorder writes it.
 
     The recorder's LSL clock runs from 2000 s. The amplifier's computer ("amp-pc") has been up about
     653,000 s (its clock reads the recorder's + 653,000 s, drifting 40 ppm); at recorder time
-    2025.3 s it goes down, boots at 2030 s (its clock restarts at 0, now drifting -25 ppm) and
-    streams again from 2041 s; LabRecorder's inlet recovers the stream. Streams:
+    2025.3 s it goes down, boots at 2030 s (its clock restarts at ``clock_at_boot_s``, 0 for a
+    reboot, larger than 653,000 s for a stream taken over by a computer that has been up longer;
+    now drifting -25 ppm) and streams again from 2041 s; LabRecorder's inlet recovers the stream.
+    Streams:
 
     - 1 ``ECG`` (float32, 1 channel, mV, 250 Hz) from amp-pc, timestamps with 20 us of jitter;
     - 2 ``AmpEvents`` (string markers, irregular) from amp-pc;
@@ -168,7 +170,7 @@ def write_sender_reboot(path: str | Path, seed: int = 0) -> dict[str, object]:
     def amp_clock(r: np.ndarray) -> np.ndarray:
         """amp-pc's LSL clock (s) at recorder times ``r``: before the reboot and after it."""
         r = np.asarray(r, dtype=np.float64)
-        return np.where(r < boot, r + 653_000.0 + 40e-6 * (r - 2000.0), (r - boot) * (1.0 - 25e-6))
+        return np.where(r < boot, r + 653_000.0 + 40e-6 * (r - 2000.0), clock_at_boot_s + (r - boot) * (1.0 - 25e-6))
 
     fs = 250.0
     before = 2000.1 + np.arange(int((down - 2000.1) * fs)) / fs  # recorder times of the samples
