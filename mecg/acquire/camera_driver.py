@@ -6,12 +6,16 @@ bytes as uint8) with ``push_chunk``. The timestamp is the exposure start when th
 (V4L2 buffer timestamps are on the monotonic clock LSL uses on Linux; the virtual camera),
 otherwise the moment ``grab()`` returned, minus a configurable latency. Dropped frames are counted
 from the source's frame counter or, without one, from gaps in the timestamps; the stream declares
-that it can drop samples, so recorders do not dejitter its timestamps into a regular grid.
+that it can drop samples, so recorders do not dejitter its timestamps into a regular grid. The
+exposure time goes into the header (``desc/exposure_s``, s) when it is known: declared by the user
+(``--exposure-ms``), the virtual camera's true one, or a V4L2 camera's manual exposure; otherwise
+the header has none and sync estimates it (with a warning).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import threading
@@ -40,7 +44,9 @@ class CameraConfig:
     takes it). ``latency_s``: subtracted from grab-time stamps. ``max_buffered_s``: what the
     outlet keeps for a slow receiver. ``rt_priority``: run the capture thread with real-time
     scheduling (Linux SCHED_FIFO, 1-99; needs root, CAP_SYS_NICE or an rtprio limit) so a busy
-    machine does not hold it up long enough for the camera's buffers to overflow.
+    machine does not hold it up long enough for the camera's buffers to overflow. ``exposure_s``:
+    the camera's exposure time (s) as the user set it, published in the stream header (it does not
+    change the camera's setting); ``None``: the source's own, when it knows it.
     """
 
     camera: str
@@ -55,6 +61,12 @@ class CameraConfig:
     latency_s: float = 0.0
     max_buffered_s: float = 2.0
     rt_priority: int | None = None
+    exposure_s: float | None = None
+
+    def __post_init__(self) -> None:
+        e = self.exposure_s
+        if e is not None and not (math.isfinite(e) and 0 < e <= 10.0):
+            raise AcquireError(f"exposure must be a finite time in (0, 10] s, got {e}")
 
 
 # -- OpenCV sources -----------------------------------------------------------------------------
@@ -91,6 +103,8 @@ class DeviceCamera:
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or fps or 30.0)
         self.uid = f"cam-{Path(self.name).name}"
         self.timestamps = "grab"
+        #: Exposure time (s) when the camera reports it in known units, else ``None``.
+        self.exposure_s = v4l2_exposure_s(self.cap)
 
     def read(self) -> Frame | None:
         if not self.cap.grab():
@@ -106,6 +120,42 @@ class DeviceCamera:
 
     def close(self) -> None:
         self.cap.release()
+
+
+#: V4L2's ``exposure_absolute`` (OpenCV ``CAP_PROP_EXPOSURE``) counts 100 us steps.
+V4L2_EXPOSURE_UNIT_S = 1e-4
+#: V4L2's ``exposure_auto`` menu value for manual exposure (OpenCV ``CAP_PROP_AUTO_EXPOSURE``).
+V4L2_EXPOSURE_MANUAL = 1
+
+
+def v4l2_exposure_s(cap: cv2.VideoCapture) -> float | None:
+    """The exposure time (s) of an opened camera, or ``None`` when its units or its value are not known.
+
+    ``CAP_PROP_EXPOSURE`` is in driver-specific units. Only V4L2 with manual exposure is read:
+    there OpenCV passes ``exposure_absolute`` through in 100 us steps, unless
+    ``OPENCV_VIDEOIO_V4L_RANGE_NORMALIZED`` rescales it (then unknown). With auto exposure the
+    camera changes it from frame to frame, so there is no one value to publish.
+    """
+    try:
+        normalized = os.environ.get("OPENCV_VIDEOIO_V4L_RANGE_NORMALIZED", "0") not in ("", "0")
+        if cap.getBackendName() != "V4L2" or normalized:
+            return None
+        if round(cap.get(cv2.CAP_PROP_AUTO_EXPOSURE)) != V4L2_EXPOSURE_MANUAL:
+            return None
+        v = float(cap.get(cv2.CAP_PROP_EXPOSURE))
+    except cv2.error:
+        return None
+    return v * V4L2_EXPOSURE_UNIT_S if math.isfinite(v) and v > 0 else None
+
+
+def exposure_of(source: FrameSource, cfg: CameraConfig) -> tuple[float | None, str]:
+    """The exposure time (s) to publish and where it came from: the user's, else the source's; (None, "") if unknown."""
+    if cfg.exposure_s is not None:
+        return cfg.exposure_s, "declared (--exposure-ms)"
+    e = getattr(source, "exposure_s", None)
+    if e is None or not (math.isfinite(e) and e > 0):
+        return None, ""
+    return float(e), "virtual camera (true)" if source.kind == "virtual" else "camera (V4L2 exposure_absolute, manual)"
 
 
 class VideoFileSource:
@@ -179,7 +229,8 @@ def open_source(cfg: CameraConfig) -> FrameSource:
 def video_stream_info(
     name: str, source_id: str, shape: tuple[int, ...], fps: float, source: FrameSource, cfg: CameraConfig
 ) -> pylsl.StreamInfo:
-    """A ``Video`` stream: one int8 sample per frame, row-major, geometry and pixel format in ``desc``."""
+    """A ``Video`` stream: one int8 sample per frame, row-major, geometry, pixel format and (when known)
+    exposure time ``exposure_s`` (s) in ``desc``."""
     h, w = shape[:2]
     ch = shape[2] if len(shape) == 3 else 1
     si = pylsl.StreamInfo(name, "Video", h * w * ch, fps, pylsl.cf_int8, source_id)
@@ -190,6 +241,9 @@ def video_stream_info(
     d.append_child_value("pixel_format", "mono8" if ch == 1 else "rgb8")
     d.append_child_value("layout", "row-major (height, width, channels); int8 samples hold uint8 pixels")
     d.append_child_value("can_drop_samples", "true")
+    exposure, exposure_from = exposure_of(source, cfg)
+    if exposure is not None:
+        d.append_child_value("exposure_s", f"{exposure:.9g}")
     acq = d.append_child("acquisition")
     acq.append_child_value("source", source.kind)
     acq.append_child_value("name", source.name)
@@ -197,6 +251,8 @@ def video_stream_info(
     acq.append_child_value("driver", "mecg.acquire.camera_driver")
     if cfg.roi:
         acq.append_child_value("roi", ",".join(map(str, cfg.roi)))
+    if exposure is not None:
+        acq.append_child_value("exposure", exposure_from)
     return si
 
 

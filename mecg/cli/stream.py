@@ -98,6 +98,9 @@ def _roi(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+#: A camera exposure time (ms): more than 0, at most 10 s.
+EXPOSURE_MS = bounded(float, 0, 10000, lo_open=True, unit="ms")
+
 #: Largest trigger gap (s): pulses at least once an hour.
 MAX_GAP_S = 3600.0
 
@@ -148,7 +151,7 @@ def _ecg(args: argparse.Namespace) -> int:
 
 def _camera(args: argparse.Namespace) -> int:
     cfg_name = apply_lsl_options(args)
-    from mecg.acquire.camera_driver import CameraConfig, CameraDriver
+    from mecg.acquire.camera_driver import CameraConfig, CameraDriver, exposure_of
 
     drv = CameraDriver(
         CameraConfig(
@@ -162,13 +165,20 @@ def _camera(args: argparse.Namespace) -> int:
             loop=args.loop,
             latency_s=args.latency_ms / 1000.0,
             rt_priority=args.rt_priority,
+            exposure_s=args.exposure_ms / 1000.0 if args.exposure_ms is not None else None,
         )
     )
     shape = drv.connect()
     src = drv.source
+    exposure, exposure_from = exposure_of(src, drv.config)
+    exposure_text = (
+        f"exposure {exposure * 1e3:g} ms ({exposure_from})"
+        if exposure is not None
+        else "exposure unknown (not published; pass --exposure-ms)"
+    )
     print(
         f"{src.name} ({src.kind}): {shape[1]}x{shape[0]} {'RGB' if len(shape) == 3 else 'grey'} at "
-        f"{args.fps or src.fps:g} fps -> LSL '{args.name}' (type Video, source_id {drv.source_id}; "
+        f"{args.fps or src.fps:g} fps, {exposure_text} -> LSL '{args.name}' (type Video, source_id {drv.source_id}; "
         f"LSL config: {cfg_name}). Ctrl-C to stop.",
         file=sys.stderr,
     )
@@ -267,6 +277,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="capture thread at real-time priority N (Linux SCHED_FIFO 1-99; needs root or CAP_SYS_NICE)",
+    )
+    c.add_argument(
+        "--exposure-ms",
+        type=EXPOSURE_MS,
+        default=None,
+        help="the camera's exposure time in ms as set on it, published in the stream header for `mecg sync` "
+        "(does not change the camera; default: the camera's own when it reports it in known units, else none)",
     )
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
