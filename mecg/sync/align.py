@@ -392,7 +392,12 @@ def _pulse_fit(
             )
         paired = int(i.size)
         obs = _pulse_observations(cam, (i, j), ecg_t, ecg_fall, ecg_seg, fs)
-        fit = fit_joint(obs, scale_s=params.fit_scale_s, slope_guess=fit.slope if fit else 1.0)
+        fit = fit_joint(
+            obs,
+            scale_s=params.fit_scale_s,
+            slope_guess=fit.slope if fit else 1.0,
+            max_drift_ppm=params.rules.max_drift_ppm,
+        )
         # pair again around the fitted line: each camera pulse with the amplifier pulse it predicts
         ii, jj = [], []
         ecg_true = ecg_t + np.array([fit.corrections.get(int(s), 0.0) for s in ecg_seg])
@@ -458,7 +463,8 @@ def _strobe_fit(
     obs = Observations.concat(parts)
     if len(obs) < 2:
         return None, shares, "no camera segment has its frames' strobe edges where the pulses put them"
-    return fit_joint(obs, scale_s=params.fit_scale_s, slope_guess=guide.slope), shares, ""
+    fit = fit_joint(obs, scale_s=params.fit_scale_s, slope_guess=guide.slope, max_drift_ppm=params.rules.max_drift_ppm)
+    return fit, shares, ""
 
 
 def _corrected_clock(clock: EcgClock, fit: JointFit | None) -> EcgClock:
@@ -619,7 +625,7 @@ def synchronize(
     else:
         offset_s, drift = _line_of(b.cam_t, times)
 
-    uncertainty = _uncertainty(used, b) if used is not None else None
+    uncertainty = _uncertainty(used, b, params.rules.max_drift_ppm) if used is not None else None
     hardware = out_mode != "lsl"
     unaligned = []
     if hardware:
@@ -700,13 +706,23 @@ def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarra
     return int(min(in_cam.sum(), in_span.sum()))
 
 
-def _uncertainty(fit: JointFit, b: _Bases) -> float:
-    """How sure the fitted frame times are (ms): half the range of ECG times that every clock line
-    consistent with the observations gives at the camera segments' ends, plus the slack the
-    observations needed to be consistent (see :func:`mecg.sync.joint.feasible_range_s`)."""
-    at = {v: b.cam_t[[b.video.segments[v].start, b.video.segments[v].stop - 1]] for v in fit.intercepts}
-    half, slack = feasible_range_s(fit.observations, fit, at)
-    return (half + slack) * 1e3
+def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float) -> float:
+    """How sure the fitted frame times are (ms): how far from the fit's answer any clock line consistent
+    with the observations puts the first and last frame of each (camera segment, ECG segment)
+    stretch among the ECG samples, plus the slack the observations needed to be consistent (see
+    :func:`mecg.sync.joint.feasible_range_s`). NaN when no clock line meets the observations."""
+    clock = _corrected_clock(b.clock, fit)
+    at: list[tuple[int, int, float]] = []
+    for v in fit.intercepts:
+        seg = b.video.segments[v]
+        x = b.cam_t[seg.start : seg.stop]
+        x = x[np.isfinite(x)]
+        s = clock.segment_at(fit.predict(v, x))
+        for k in np.unique(s):
+            xs = x[s == k]
+            at += [(v, int(k), float(xs[0])), (v, int(k), float(xs[-1]))]
+    bound, slack = feasible_range_s(fit.observations, at, fit, max_drift_ppm=max_drift_ppm)
+    return (bound + slack) * 1e3
 
 
 def write_result(session: Session, res: SyncResult) -> None:

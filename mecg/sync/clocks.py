@@ -184,8 +184,9 @@ def frame_indices(
     Timestamps jitter by a good part of a frame period, so one step cannot tell a drop from
     jitter. Each frame is instead placed against a reference: the median, over the previous
     ``window`` frames, of ``t_j - p * index_j`` (the clock origin plus the typical delay). A frame's
-    index is ``round((t_i - reference) / p)``; a frame that came unusually late and so collides
-    with its successor is moved back by a backward pass (timestamps are exposure plus a
+    index is ``round((t_i - reference) / p)``; passes after the first seed that median with the
+    first window's frames, so a late first frame does not shift the start. A frame that came
+    unusually late and so collides with its successor is moved back by a backward pass (timestamps are exposure plus a
     non-negative delay, so frames come late, never early). The period ``p`` starts at the nominal
     one and is refitted on the indices (twice), within ``max_rate_error`` of nominal (cameras
     run within a few hundred ppm of their setting).
@@ -197,12 +198,18 @@ def frame_indices(
     nominal = 1.0 / nominal_srate_hz
     p = nominal
     idx = np.arange(n, dtype=np.int64)
-    for _ in range(2):
+    prev: np.ndarray | None = None
+    for _ in range(3):
         idx = np.zeros(n, dtype=np.int64)
         ring = np.empty(window)
-        ring[0] = t[0]
-        filled = 1
-        for i in range(1, n):
+        if prev is None:  # first pass: the first frame is the only reference it has
+            ring[0] = t[0]
+            filled, first = 1, 1
+        else:  # later passes: the first frames are placed against the median of the first window
+            k = min(window, n)
+            ring[:k] = t[:k] - prev[:k] * p
+            filled, first = k, 0
+        for i in range(first, n):
             ref = float(np.median(ring[: min(filled, window)]))
             idx[i] = round((t[i] - ref) / p)
             ring[filled % window] = t[i] - idx[i] * p
@@ -215,4 +222,5 @@ def frame_indices(
         idx -= idx[0]
         _, slope = huber_line(idx.astype(np.float64), t, 0.25 * p)
         p = float(np.clip(slope, nominal * (1 - max_rate_error), nominal * (1 + max_rate_error)))
+        prev = idx
     return idx

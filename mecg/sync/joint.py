@@ -125,10 +125,13 @@ def fit_joint(
     scale_s: float = 0.0005,
     center_weight: float = 0.1,
     slope_guess: float = 1.0,
+    max_drift_ppm: float = 500.0,
 ) -> JointFit:
     """Fit slope, camera-segment offsets and ECG-segment corrections to ``obs`` (see the module docstring).
 
-    Raises ``ValueError`` with fewer than two observations.
+    The slope stays within ``max_drift_ppm`` of 1 (what clock crystals do): a few pulses at a low
+    frame rate may not pin the drift, and physics does. Raises ``ValueError`` with fewer than two
+    observations.
     """
     if len(obs) < 2:
         raise ValueError("need at least two observations to fit a clock line")
@@ -157,6 +160,8 @@ def fit_joint(
         return np.concatenate([viol / scale_s, center_weight * r / np.maximum(h, scale_s)])
 
     # start: least squares on the midpoints with the slope fixed at the guess
+    lim = max_drift_ppm * 1e-6
+    slope_guess = float(np.clip(slope_guess, 1 - 0.99 * lim, 1 + 0.99 * lim))
     p0 = np.zeros(1 + len(vids) + len(free))
     p0[0] = slope_guess
     for v in vids:
@@ -166,9 +171,10 @@ def fit_joint(
         m = obs.ecg_seg == s
         v = obs.video_seg[m]
         p0[dpos[s]] = float(np.median(np.array([p0[vpos[x]] for x in v.tolist()]) + slope_guess * cc[m] - em[m]))
-    if cc.size and np.ptp(cc) == 0:  # one instant: no slope information
-        p0[0] = slope_guess
-    sol = least_squares(fun, p0, loss="soft_l1", f_scale=1.0, x_scale="jac")
+    lower = np.full(p0.size, -np.inf)
+    upper = np.full(p0.size, np.inf)
+    lower[0], upper[0] = 1 - lim, 1 + lim
+    sol = least_squares(fun, p0, loss="soft_l1", f_scale=1.0, x_scale="jac", bounds=(lower, upper))
     p = sol.x
     r, h = parts(p)
     viol = np.sign(r) * np.maximum(np.abs(r) - h, 0.0)
@@ -179,17 +185,27 @@ def fit_joint(
 
 
 def feasible_range_s(
-    obs: Observations, fit: JointFit, at: dict[int, np.ndarray], *, slack0_s: float = 2e-5, max_slack_s: float = 0.01
+    obs: Observations,
+    at: list[tuple[int, int, float]],
+    fit: JointFit,
+    *,
+    slack0_s: float = 2e-5,
+    max_slack_s: float = 0.01,
+    max_drift_ppm: float = 500.0,
 ) -> tuple[float, float]:
-    """How far the frame times could move and still agree with every observation: ``(half_range_s, slack_s)``.
+    """How far frames could move against their ECG samples and still agree with every observation.
 
     Every clock line (slope, segment offsets, ECG corrections) that passes through all the
-    observations' intervals, widened by ``slack_s``, is allowed; linear programs find the lowest
-    and highest ECG time such a line gives at the camera times ``at[segment]``. Half the widest
-    range is how sure the alignment is, a bound measured on the data (not a residual of the fit
-    itself). ``slack_s`` starts at ``slack0_s`` and doubles until the intervals can all be met
-    (noisy point observations rarely meet exactly); it is returned so it can be added to the
-    bound. ``(nan, nan)`` when even ``max_slack_s`` cannot reconcile the observations.
+    observations' intervals, widened by ``slack_s``, is allowed, with the drift within
+    ``max_drift_ppm``; linear programs find the lowest and highest position such a line gives a
+    frame at camera time ``x`` of camera segment ``v`` within ECG segment ``s`` (``at`` holds
+    ``(v, s, x)``): the ECG time minus that segment's correction, i.e. where among the recorded
+    samples the frame falls. The farthest any allowed line lies from ``fit``'s own answer there,
+    over all queries, is how sure the alignment is: a bound measured on the data, not a residual
+    of the fit itself. ``slack_s`` starts at ``slack0_s`` and doubles
+    until the intervals can all be met (noisy points rarely meet exactly); it is returned so it
+    can be added to the bound. Returns ``(bound_s, slack_s)``, or ``(nan, nan)`` when even
+    ``max_slack_s`` cannot reconcile the observations.
     """
     from scipy.optimize import linprog
 
@@ -211,26 +227,30 @@ def feasible_range_s(
             rows[2 * k, dpos[s]], rows[2 * k + 1, dpos[s]] = -1.0, 1.0
     rhs0 = np.empty(2 * n)
     rhs0[0::2], rhs0[1::2] = obs.ecg_hi, -obs.ecg_lo
-    bounds = [(fit.slope * (1 - 1e-3), fit.slope * (1 + 1e-3))] + [(None, None)] * (nv + nd)
+    lim = max_drift_ppm * 1e-6
+    bounds = [(1 - lim, 1 + lim)] + [(None, None)] * (nv + nd)
+    queries, answers = [], []
+    for v, s, x in at:
+        if v not in vpos:
+            continue
+        c = np.zeros(1 + nv + nd)
+        c[0], c[vpos[v]] = x - x_ref, 1.0
+        if s in dpos:
+            c[dpos[s]] = -1.0
+        queries.append(c)
+        answers.append(float(fit.predict(v, x)) - fit.corrections.get(s, 0.0))
+    if not queries:
+        return float("nan"), float("nan")
     slack = slack0_s
     while slack <= max_slack_s:
-        lo_hi = []
-        ok = True
-        for v, xs in at.items():
-            if v not in vpos:
-                continue
-            for x in np.atleast_1d(xs):
-                c = np.zeros(1 + nv + nd)
-                c[0], c[vpos[v]] = x - x_ref, 1.0
-                lo = linprog(c, A_ub=rows, b_ub=rhs0 + slack, bounds=bounds, method="highs")
-                hi = linprog(-c, A_ub=rows, b_ub=rhs0 + slack, bounds=bounds, method="highs")
-                if lo.status != 0 or hi.status != 0:
-                    ok = False
-                    break
-                lo_hi.append(0.5 * (-hi.fun - lo.fun))
-            if not ok:
+        spans = []
+        for c, ans in zip(queries, answers):
+            lo = linprog(c, A_ub=rows, b_ub=rhs0 + slack, bounds=bounds, method="highs")
+            hi = linprog(-c, A_ub=rows, b_ub=rhs0 + slack, bounds=bounds, method="highs")
+            if lo.status != 0 or hi.status != 0:
                 break
-        if ok:
-            return float(max(lo_hi)) if lo_hi else float("nan"), slack
+            spans.append(max(-hi.fun - ans, ans - lo.fun))
+        else:
+            return float(max(spans)), slack
         slack *= 2
     return float("nan"), float("nan")

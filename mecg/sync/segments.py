@@ -274,6 +274,11 @@ class EcgClock:
             out = np.clip(out, 0, self.first[-1] + self.count[-1])
         return out
 
+    def segment_at(self, t_s: np.ndarray) -> np.ndarray:
+        """The segment each ECG-clock time belongs to: the last one starting at or before it (0 before the first)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        return np.clip(np.searchsorted(self.t0_s, t, side="right") - 1, 0, self.first.size - 1)
+
     def in_gap(self, t_s: np.ndarray) -> np.ndarray:
         """True for ECG-clock times between two segments (no ECG sample exists there)."""
         t = np.asarray(t_s, dtype=np.float64)

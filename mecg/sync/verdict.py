@@ -72,7 +72,12 @@ def judge(
     if frames_aligned == 0:
         j.fail("no frame could be aligned")
         return j
-    if drift_ppm == drift_ppm and abs(drift_ppm) > rules.max_drift_ppm:
+    if hardware and drift_ppm == drift_ppm and abs(drift_ppm) >= 0.99 * rules.max_drift_ppm:
+        j.suspect(
+            f"drift {drift_ppm:.0f} ppm sits at the physical limit ({rules.max_drift_ppm:.0f} ppm): the trigger pulses "
+            "do not pin it (too few, or too close together)"
+        )
+    elif drift_ppm == drift_ppm and abs(drift_ppm) > rules.max_drift_ppm:
         j.fail(
             f"drift {drift_ppm:.0f} ppm is beyond what clock crystals do (> {rules.max_drift_ppm:.0f} ppm): "
             "samples were assigned to the wrong time (a gap or reset the data does not show?)"
