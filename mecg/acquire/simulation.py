@@ -166,9 +166,18 @@ class Simulation:
         self.stop()
 
     def truth(self) -> dict:
-        """What really happened, as plain JSON: settings, the timeline origin on the LSL clock, the pulses so far."""
+        """What really happened, as plain JSON: settings, the timeline origin on the LSL clock, the pulses so far.
+
+        Times are on the true timeline (s since the simulation started; ``t0_lsl_s`` on the host's
+        LSL clock). ``amplifier.sample_clock``: sample ``k`` of the amplifier's current sample grid
+        is at true time ``t0_s + k / rate_hz`` (``rate_hz`` includes its drift; a new grid starts
+        when the amplifier powers up again or changes rate). ``camera``: device frame ``i`` starts
+        its exposure at true time ``start_s + i / rate_hz`` and integrates light for
+        ``exposure_s``; its stamp on the LSL clock is that time + ``t0_lsl_s``.
+        """
         now = self.timeline.now()
         pulses = self.line.pulses(0.0, now + 1.0)
+        clock = self.amplifier.clock
         return {
             "config": asdict(self.config),
             "t0_lsl_s": self.timeline.t0,
@@ -177,12 +186,15 @@ class Simulation:
                 "protocol": self.config.protocol,
                 "rate_hz": self.amplifier_rate_hz,
                 "timing": asdict(self.amplifier.timing),
+                "sample_clock": {"t0_s": float(clock.t0), "rate_hz": float(clock.rate)},
             },
             "trigger_box": {"port": self.trigger_box.path} if self.trigger_box else None,
             "camera": {
                 "fps": self.config.fps,
                 "size": [self.config.width, self.config.height],
                 "start_s": self.trial.config.camera.start_s,
+                "rate_hz": self.camera.rate_hz,
+                "exposure_s": float(self.camera.exposure_s),
             }
             if self.camera
             else None,

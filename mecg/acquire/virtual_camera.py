@@ -81,6 +81,11 @@ class VirtualCamera:
         self.on_frame: Callable[[int], None] | None = None
 
     @property
+    def rate_hz(self) -> float:
+        """True frame rate (Hz): the nominal one times ``1 + drift``."""
+        return self._rate
+
+    @property
     def timestamps(self) -> str:
         """What the frames' stamps are: ``"exposure"`` or ``"grab"`` (the driver's)."""
         return "exposure" if self.stamps == "exposure" else "grab"
