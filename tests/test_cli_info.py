@@ -136,7 +136,10 @@ def test_info_shows_sync_and_features(session: Path, tmp_path: Path, capsys: pyt
         s.write_group("features/heart_rate", {})
     assert main(["info", str(p)]) == 0
     out = capsys.readouterr().out
-    assert "sync: strobe, offset 12.346 ms, drift 1.50 ppm, residual RMS 0.250 ms" in out
+    assert (
+        "sync: strobe, verdict not judged (synced before verdicts), uncertainty n/a, offset 12.346 ms, "
+        "drift 1.50 ppm, residual RMS 0.250 ms" in out
+    )
     assert "cached features: heart_rate" in out
     assert main(["info", "--json", str(p)]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -11,6 +11,7 @@ import numpy as np
 
 from mecg.session import Session, check_session, open_session
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
+from mecg.sync.segments import stream_timebase
 
 
 def _plain(v: object) -> object:
@@ -49,6 +50,12 @@ def summarize(s: Session) -> dict:
             "duration_s": round(span, 3),
             "clock_offsets": int(st.group["clock_offsets"].shape[0]),
         }
+        rate = st.info.nominal_srate_hz
+        if st.info.kind != "markers" and rate > 0 and st.sample_count:
+            tb = stream_timebase(
+                st.timestamps, st.clock_offsets, rate, regular=st.info.kind == "signal", number_frames=False
+            )
+            d["timebase"] = tb.summary()
         if st.info.kind == "video":
             d["frame_shape"] = list(st.info.frame_shape)
         elif st.info.kind == "signal":
@@ -101,6 +108,13 @@ def format_summary(d: dict) -> str:
             f"    {st['key']:<16} {st['type']:<8} {st['kind']:<7} {st['samples']:>9} samples  "
             f"{st['duration_s']:9.2f} s  {rate}{extra}"
         )
+        tb = st.get("timebase")
+        if tb and (tb["segments"] > 1 or tb["nan_timestamps"]):
+            lines.append(
+                f"    {'':<16} {tb['segments']} segments: {tb['gaps']} gaps ({tb['gap_total_s']:.2f} s, "
+                f"~{tb['samples_lost']} samples missing), {tb['resets']} clock resets, {tb['drops']} runs of lost "
+                f"samples, {tb['nan_timestamps']} NaN timestamps"
+            )
     a = d["annotations"]
     if a["ME"] or a["MaE"]:
         lines.append(f"  annotations: {a['ME']} ME, {a['MaE']} MaE on stream {a['video_stream']}")
@@ -108,12 +122,22 @@ def format_summary(d: dict) -> str:
         lines.append("  annotations: none")
     sync = d["sync"]
     if sync.get("mode"):
-        rms = sync.get("residual_rms_ms")
+        unc = sync.get("uncertainty_ms")
+        verdict = sync.get("verdict") or "not judged (synced before verdicts)"
         lines.append(
-            f"  sync: {sync['mode']}, offset {sync.get('offset_ms', float('nan')):.3f} ms, "
-            f"drift {sync.get('drift_ppm', float('nan')):.2f} ppm, residual RMS "
-            + ("n/a" if rms is None else f"{rms:.3f} ms")
+            f"  sync: {sync['mode']}, verdict {verdict}, uncertainty "
+            + ("n/a" if unc is None else f"+-{unc:.3f} ms")
+            + f", offset {sync.get('offset_ms', float('nan')):.3f} ms"
+            + f", drift {sync.get('drift_ppm', float('nan')):.2f} ppm"
+            + (f", residual RMS {rms:.3f} ms" if (rms := sync.get("residual_rms_ms")) is not None else "")
         )
+        if sync.get("frames") is not None and sync.get("frames_aligned") is not None:
+            lines.append(
+                f"        {sync['frames_aligned']} of {sync['frames']} frames aligned, "
+                f"{sync.get('frames_in_ecg_gap', 0)} in ECG gaps"
+            )
+        for r in str(sync.get("reasons") or "").splitlines():
+            lines.append(f"        reason: {r}")
     else:
         lines.append("  sync: not run (use `mecg sync`)")
     if d["features"]:

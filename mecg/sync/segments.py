@@ -99,7 +99,9 @@ def _cut_points(raw: np.ndarray, corrected: np.ndarray, gap_s: float) -> list[tu
     bad = ~np.isfinite(raw) | ~np.isfinite(corrected)
     d_raw, d_cor = np.diff(raw), np.diff(corrected)
     with np.errstate(invalid="ignore"):
-        reset = np.abs(d_raw - d_cor) > 1e-3
+        # a step the clock correction changed: a reset, unless the offset's own drift (< 1000 ppm of the
+        # step, e.g. across a long gap between two hosts) explains the change
+        reset = np.abs(d_raw - d_cor) > 1e-3 + 1e-3 * np.abs(d_cor)
         gap = (d_cor > gap_s) | (d_cor < -gap_s)
     for i in np.flatnonzero(gap & ~reset) + 1:
         cuts[int(i)] = "gap"
@@ -148,6 +150,7 @@ def stream_timebase(
     regular: bool = True,
     drop_samples: float = 0.6,
     drop_window: int = 64,
+    number_frames: bool = True,
 ) -> StreamTimebase:
     """Cut a stream into segments (see the module docstring) and fit each one's recorder-time line.
 
@@ -167,6 +170,9 @@ def stream_timebase(
     drop_samples, drop_window
         A level move of more than ``drop_samples`` periods between the medians of
         ``drop_window`` samples before and after a long step is a drop.
+    number_frames
+        Fill ``frame_index`` for a stream that may drop samples (costs a pass over the frames;
+        a summary such as ``mecg info`` does without).
     """
     raw = np.asarray(timestamps, dtype=np.float64).reshape(-1)
     n = raw.size
@@ -210,7 +216,7 @@ def stream_timebase(
             tb.gap_total_s += max(missing, 0.0)
             if period:
                 tb.samples_lost += max(round(missing / period), 0)
-    if not regular and period:
+    if not regular and period and number_frames:
         idx = np.zeros(n, dtype=np.int64)
         for seg in tb.segments:
             idx[seg.start : seg.stop] = frame_indices(corrected[seg.start : seg.stop], nominal_srate_hz)

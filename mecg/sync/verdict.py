@@ -9,7 +9,8 @@ Checks are about physics and coverage, never about a fit agreeing with itself:
 * the alignment's uncertainty (how far every clock line that meets all observations spreads, see
   :func:`mecg.sync.joint.feasible_range_s`) against ``max_uncertainty_ms``;
 * camera segments that no trigger pulse reached, and trigger pulses that were on the amplifier
-  while auto mode fell back to software clocks.
+  while auto mode fell back to software clocks;
+* software clocks alone (``lsl``) are never ``ok``: they cannot see the devices' latencies.
 """
 
 from __future__ import annotations
@@ -98,8 +99,18 @@ def judge(
             )
         elif residual_max_ms > rules.suspect_miss_periods * period_ms:
             j.suspect(f"the fitted line misses an observation by {residual_max_ms:.2f} ms (> a quarter frame period)")
+    if not hardware:
+        j.suspect(
+            "software clocks only (LSL): the devices' latency difference is invisible to them, expect tens of ms; "
+            "wire the trigger box (LED + TTL) or the camera's strobe output for a sure alignment"
+        )
     if hardware and uncertainty_ms is not None and uncertainty_ms == uncertainty_ms:
-        if uncertainty_ms > rules.max_uncertainty_ms:
+        if uncertainty_ms > rules.failed_miss_periods * period_ms:
+            j.fail(
+                f"alignment uncertainty {uncertainty_ms:.2f} ms is over half a frame period ({period_ms / 2:.2f} ms): "
+                "frames cannot even be numbered surely; add trigger pulses or wire the strobe"
+            )
+        elif uncertainty_ms > rules.max_uncertainty_ms:
             j.suspect(
                 f"alignment uncertainty {uncertainty_ms:.2f} ms (the spread of all clock lines the observations allow) "
                 "exceeds "
