@@ -64,10 +64,14 @@ def format_check(r: dict) -> str:
     if sy is not None:
         rms = "n/a" if sy["residual_rms_ms"] is None else f"{sy['residual_rms_ms']:.3f} ms"
         mx = "n/a" if sy["residual_max_ms"] is None else f"{sy['residual_max_ms']:.3f} ms"
+        colour = {"ok": "#070", "suspect": "#a60", "failed": "#b00"}.get(sy.get("verdict", ""), "#000")
+        unc = "n/a" if sy.get("uncertainty_ms") is None else f"+-{sy['uncertainty_ms']:.3f} ms"
         lines.append(
-            f"sync: mode <b>{sy['mode']}</b>, residuals RMS {rms}, max {mx}; pulses {sy['pulses_video']} in video, "
+            f"sync: <b style='color:{colour}'>{str(sy.get('verdict', '')).upper()}</b>, mode <b>{sy['mode']}</b>, "
+            f"uncertainty {unc}, residuals RMS {rms}, max {mx}; pulses {sy['pulses_video']} in video, "
             f"{sy['pulses_ecg']} on the amplifier, {sy['pulses_matched']} matched; {sy['strobe_edges']} strobe edges"
         )
+        lines += [f"&nbsp;&nbsp;<b style='color:{colour}'>reason:</b> {w}" for w in sy.get("reasons", [])]
         lines += [f"&nbsp;&nbsp;warning: {w}" for w in sy["warnings"]]
     else:
         lines.append(f"sync: not possible — {r['sync_error']}")
