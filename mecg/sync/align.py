@@ -127,6 +127,13 @@ class SyncResult:
     video_timebase: dict = field(default_factory=dict)
     ecg_timebase: dict = field(default_factory=dict)
 
+    def frame_sample_position(self) -> np.ndarray:
+        """Where each frame's exposure start falls among the recorded ECG samples (fractional index; NaN if not)."""
+        clock = self.ecg_clock
+        if clock is None:
+            return np.full(self.frame_time_ecg_s.shape, np.nan)
+        return clock.sample_at(self.frame_time_ecg_s)
+
     @property
     def frames_aligned(self) -> int:
         return int(np.isfinite(self.frame_time_ecg_s).sum())

@@ -133,7 +133,10 @@ class Trial:
         n_samples = int(np.floor((c.duration_s - c.amplifier.start_s) * c.ecg_rate_hz))
         #: True exposure-start time (s) of every recorded frame, and true time of every recorded ECG sample.
         self.frame_times_s = _outside(c.camera.sample_times(c.fps, n_frames), c.camera_gaps)
-        self.sample_times_s = _outside(c.amplifier.sample_times(c.ecg_rate_hz, n_samples), c.ecg_gaps)
+        all_samples = c.amplifier.sample_times(c.ecg_rate_hz, n_samples)
+        self.sample_times_s = _outside(all_samples, c.ecg_gaps)
+        #: Index on the amplifier's unbroken sample clock of every recorded sample.
+        self.sample_clock_index = np.flatnonzero(np.isin(all_samples, self.sample_times_s))
         self.n_frames, self.n_samples = self.frame_times_s.size, self.sample_times_s.size
         drawn = schedule_expressions(rng, c.duration_s, c.me_per_min, c.mae_per_min)
         self.expressions: list[Expression] = (
@@ -268,6 +271,20 @@ class Trial:
         a = self.config.amplifier
         return (self.frame_times_s - a.start_s) * (1.0 + a.drift_ppm * 1e-6)
 
+    def frame_sample_positions(self) -> np.ndarray:
+        """Truth for sync: where each frame's exposure start falls among the *recorded* ECG samples.
+
+        A fractional index into the stream's data (what model code looks up), running on before
+        the first and after the last sample; NaN for a frame whose time falls in an ECG gap.
+        """
+        k = self.frame_times_on_ecg_clock() * self.config.ecg_rate_hz  # on the unbroken sample clock
+        kept = self.sample_clock_index.astype(np.float64)
+        pos = np.interp(k, kept, np.arange(kept.size, dtype=np.float64))
+        pos = np.where(k < kept[0], k - kept[0], np.where(k > kept[-1], kept.size - 1 + k - kept[-1], pos))
+        j = np.clip(np.searchsorted(kept, k), 1, kept.size - 1)
+        in_gap = (kept[j] - kept[j - 1] > 1.5) & (k > kept[j - 1]) & (k < kept[j])
+        return np.where(in_gap, np.nan, pos)
+
     def ground_truth(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Attributes and arrays for /ground_truth: the clocks and true times no sync or model code reads."""
         import json
@@ -291,6 +308,7 @@ class Trial:
             "frame_true_time_s": self.frame_times_s,
             "sample_true_time_s_first_last": self.sample_times_s[[0, -1]],
             "frame_time_on_ecg_clock_s": self.frame_times_on_ecg_clock(),
+            "frame_ecg_sample_position": self.frame_sample_positions(),
             "trigger_pulses_true_s": self.pulses,
             "r_peaks_true_s": self.heart.beats_s,
             "expression_apex_true_s": np.array([e.apex_s for e in expr], dtype=np.float64),
