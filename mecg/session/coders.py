@@ -26,6 +26,9 @@ CODERS = "coders"
 RECORDING = "recording"
 #: What a coder id may look like: 1 to 64 of letters, digits, ``_``, ``.``, ``-``.
 CODER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: The ME rule (paper-notes): an expression is an ME if onset->offset <= 0.5 s or onset->apex <= 0.25 s.
+ME_MAX_DURATION_S = 0.5
+ME_MAX_RISE_S = 0.25
 
 
 def check_coder_id(coder: str) -> str:
@@ -121,6 +124,30 @@ def coder_stream(session: Session, coder: str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def me_rule(onset_frame: int, apex_frame: int, offset_frame: int, fps: float) -> str:
+    """``"ME"`` if onset->offset <= 500 ms or onset->apex <= 250 ms at ``fps`` (Hz), else ``"MaE"``.
+
+    Times are frame differences over the frame rate: ``(offset - onset) / fps`` seconds.
+    """
+    if not fps > 0:
+        raise SessionError(f"the ME rule needs a frame rate > 0 fps, got {fps}")
+    eps = 1e-9  # 15 frames at 30 fps are exactly 0.5 s
+    if (offset_frame - onset_frame) / fps <= ME_MAX_DURATION_S + eps:
+        return "ME"
+    return "ME" if (apex_frame - onset_frame) / fps <= ME_MAX_RISE_S + eps else "MaE"
+
+
+def video_fps(session: Session, video_stream: str) -> float:
+    """Frame rate of a video stream in Hz: its nominal rate, else the measured one."""
+    s = session.streams.get(video_stream)
+    if s is None or s.info.kind != "video":
+        raise SessionError(f"{session.path.name}: {video_stream!r} is not a video stream")
+    fps = s.info.nominal_srate_hz or s.effective_srate_hz
+    if not fps > 0:
+        raise SessionError(f"{session.path.name}: video stream {video_stream!r} has no frame rate")
+    return float(fps)
+
+
 def check_frames(session: Session, annotations: list[Annotation], video_stream: str) -> None:
     """Refuse a video stream that is not one, or an annotation that ends after its last frame."""
     s = session.streams.get(video_stream)
@@ -159,22 +186,44 @@ def write_coder_set(
     update. The session must be open with ``writable=True``. ``source`` (e.g. the sheet's file name)
     is kept as an attribute. ``"recording"`` is read-only.
     """
-    check_coder_id(coder)
-    if coder == RECORDING:
-        raise SessionError(f"coder id {RECORDING!r} names the recording's own annotations, which are read-only")
-    rows = list(annotations)
-    check_frames(session, rows, video_stream)
-    is_ref = reference_coder(session) == coder
+    write_coder_sets(session, {coder: annotations}, video_stream, source=source)
+
+
+def write_coder_sets(
+    session: Session,
+    sets: dict[str, list[Annotation]],
+    video_stream: str,
+    *,
+    source: str = "",
+    reference: str | None = None,
+) -> None:
+    """Replace several coders' sets, and optionally make one of them the reference, in one atomic update.
+
+    Either everything is stored or, on any error, nothing. ``reference`` must be one of ``sets``.
+    """
+    for coder in sets:
+        check_coder_id(coder)
+        if coder == RECORDING:
+            raise SessionError(f"coder id {RECORDING!r} names the recording's own annotations, which are read-only")
+    if reference is not None and reference not in sets:
+        raise SessionError(f"reference coder {reference!r} is not among the sets written ({', '.join(sets)})")
+    rows = {c: list(a) for c, a in sets.items()}
+    for a in rows.values():
+        check_frames(session, a, video_stream)
+    ref = reference if reference is not None else reference_coder(session)
 
     def change(f: h5py.File) -> None:
         if CODERS in f and not isinstance(f[CODERS], h5py.Group):
             raise SessionError(f"/{CODERS} is not a group")
-        g = _write_table(f.require_group(CODERS), coder, rows, video_stream)
-        g.attrs["source"] = source
-        if is_ref:
-            _write_reference(f, coder, rows, video_stream)
+        parent = f.require_group(CODERS)
+        for coder, a in rows.items():
+            g = _write_table(parent, coder, a, video_stream)
+            g.attrs["source"] = source
+        if ref in rows:
+            _write_reference(f, ref, rows[ref], video_stream)
 
-    session._store(f"coder {coder!r}'s annotations", change)
+    names = ", ".join(repr(c) for c in rows)
+    session._store(f"the annotations of coder {names}", change)
 
 
 def delete_coder_set(session: Session, coder: str) -> None:
