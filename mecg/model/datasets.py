@@ -24,9 +24,7 @@ Frame numbers in the spreadsheets are image numbers (1-based, as in the file nam
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +36,14 @@ import cv2
 import numpy as np
 
 from mecg.errors import MecgError
+from mecg.interop.tables import HEADER_SEARCH_ROWS, read_sheets
+from mecg.interop.tables import aus as _aus
+from mecg.interop.tables import cell as _cell
+from mecg.interop.tables import expression_type as _expression_type
+from mecg.interop.tables import find_header as _find_header
+from mecg.interop.tables import norm as _norm
+from mecg.interop.tables import text as _text
+from mecg.interop.tables import to_int as _int
 from mecg.session import Annotation, SessionWriter, StreamInfo
 
 #: Dataset names accepted by :func:`import_dataset` and ``mecg import-dataset``.
@@ -64,8 +70,6 @@ CASME2_VIDEO_CODES = {
 }
 #: Bytes of decoded frames held in memory at once while a video is copied.
 CHUNK_BYTES = 64 * 2**20
-#: Rows searched for a header row at the top of a sheet.
-HEADER_SEARCH_ROWS = 40
 
 
 class DatasetError(MecgError):
@@ -73,87 +77,6 @@ class DatasetError(MecgError):
 
 
 # -- tables ------------------------------------------------------------------------------------
-
-
-def _norm(value: object) -> str:
-    """A header cell reduced to lowercase letters and digits (``"Onset Frame"`` -> ``onsetframe``)."""
-    return re.sub(r"[^a-z0-9]", "", str(value).lower()) if value is not None else ""
-
-
-def _cell(row: Sequence[object], i: int | None) -> object:
-    return row[i] if i is not None and i < len(row) else None
-
-
-def _text(value: object) -> str:
-    """A cell as stripped text; whole floats lose their ``.0``; empty for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _int(value: object) -> int | None:
-    """A cell as an integer frame number, or None when empty or not a number."""
-    t = _text(value)
-    if not t:
-        return None
-    try:
-        f = float(t)
-    except ValueError:
-        return None
-    return int(f) if math.isfinite(f) and f.is_integer() else None
-
-
-def _read_sheets(path: Path) -> dict[str, list[list[object]]]:
-    """All sheets of an ``.xlsx`` (by sheet name) or the rows of one ``.csv`` (keyed by file stem)."""
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        try:
-            import openpyxl
-        except ImportError:  # pragma: no cover - openpyxl is a dependency
-            raise DatasetError(f"reading {path.name} needs openpyxl (pip install openpyxl)") from None
-        try:
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a damaged file
-            raise DatasetError(f"cannot read {path}: {exc}") from None
-        try:
-            return {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in wb.worksheets}
-        finally:
-            wb.close()
-    if suffix == ".csv":
-        for enc in ("utf-8-sig", "gbk", "latin-1"):
-            try:
-                with path.open(newline="", encoding=enc) as fh:
-                    return {path.stem: [list(r) for r in csv.reader(fh)]}
-            except UnicodeDecodeError:
-                continue
-    if suffix == ".xls":
-        raise DatasetError(f"{path} is an old Excel .xls file; open it and save it as .xlsx (or export .csv)")
-    raise DatasetError(f"{path} is not an .xlsx or .csv file")
-
-
-def _find_header(rows: list[list[object]], spec: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, int]] | None:
-    """The first row (within :data:`HEADER_SEARCH_ROWS`) naming onset and offset, and its column map.
-
-    ``spec`` maps a field to the normalized header names it accepts; a name ending in ``*``
-    matches as a prefix. The first matching column wins.
-    """
-    for r, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        cols: dict[str, int] = {}
-        for c, cell in enumerate(row):
-            n = _norm(cell)
-            if not n:
-                continue
-            for fld, names in spec.items():
-                if fld in cols:
-                    continue
-                if any(n == x or (x.endswith("*") and n.startswith(x[:-1])) for x in names):
-                    cols[fld] = c
-                    break
-        if "onset" in cols and "offset" in cols:
-            return r, cols
-    return None
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -233,21 +156,6 @@ class _Row:
     type_text: str
     aus: str
     emotion: str
-
-
-def _expression_type(text: str) -> str | None:
-    t = text.lower()
-    if "micro" in t:
-        return "ME"
-    if "macro" in t:
-        return "MaE"
-    return None
-
-
-def _aus(text: str) -> str:
-    """FACS units as ``AU4+AU9``: bare numbers get an ``AU`` prefix, anything else is kept."""
-    parts = [p.strip() for p in re.split(r"[+,;]", text) if p.strip()]
-    return "+".join(f"AU{p}" if p.isdigit() else p for p in parts)
 
 
 @dataclass
@@ -398,9 +306,9 @@ def _casme2_naming(path: Path, sheets: dict[str, list[list[object]]]) -> tuple[d
     if path.suffix.lower() == ".csv":
         for f in sorted(path.parent.glob("*.csv")):
             if rule1 is None and "rule1" in _norm(f.stem):
-                rule1 = next(iter(_read_sheets(f).values()))
+                rule1 = next(iter(read_sheets(f, DatasetError).values()))
             if rule2 is None and "rule2" in _norm(f.stem):
-                rule2 = next(iter(_read_sheets(f).values()))
+                rule2 = next(iter(read_sheets(f, DatasetError).values()))
     subjects: dict[int, int] = {}
     for row in rule1 or []:
         folder = next((m for c in row if (m := re.fullmatch(r"[sS](\d+)", _text(c)))), None)
@@ -418,7 +326,7 @@ def _casme2_naming(path: Path, sheets: dict[str, list[list[object]]]) -> tuple[d
 
 
 def _casme2_rows(path: Path, videos: dict[tuple[int, str], VideoFolder], problems: list[str]) -> list[_Row]:
-    sheets = _read_sheets(path)
+    sheets = read_sheets(path, DatasetError)
     subjects, codes = _casme2_naming(path, sheets)
     codes = {**CASME2_VIDEO_CODES, **codes}
     names = list(sheets)
@@ -510,7 +418,7 @@ def _samm_videos(pics: Path, problems: list[str]) -> dict[str, VideoFolder]:
 
 
 def _samm_rows(path: Path, videos: dict[str, VideoFolder], problems: list[str]) -> list[_Row]:
-    sheets = _read_sheets(path)
+    sheets = read_sheets(path, DatasetError)
     hit = next(((n, rows, f) for n, rows in sheets.items() if (f := _find_header(rows, _SAMM_HEADER))), None)
     if hit is None:
         raise DatasetError(
