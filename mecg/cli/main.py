@@ -21,6 +21,7 @@ _COMMANDS = (
     "mecg.cli.spot",
     "mecg.cli.eval",
     "mecg.cli.stats",
+    "mecg.cli.annotate",
     "mecg.cli.train",
     "mecg.cli.stream",
     "mecg.cli.simulate",
@@ -30,6 +31,7 @@ _COMMANDS = (
     "mecg.cli.xdf",
     "mecg.cli.nwb",
     "mecg.cli.app",
+    "mecg.cli.review",
 )
 
 

@@ -85,24 +85,36 @@ class Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
 
-def match(preds: list[Interval], truth: list[Interval]) -> Counts:
-    """Greedy one-to-one matching of one type's predictions to its ground truth (all sessions)."""
-    by_session: dict[str, list[Interval]] = defaultdict(list)
-    for g in truth:
-        by_session[g.session].append(g)
-    used: set[tuple[str, int]] = set()
-    tp = 0
-    for p in sorted(preds, key=lambda x: (-x.score, x.session, x.onset)):
+def match_pairs(preds: list[Interval], truth: list[Interval]) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching: ``(index into preds, index into truth)`` of every matched pair.
+
+    Predictions are taken by decreasing score (ties: session, then earlier onset); each takes the
+    unmatched ground truth of its session with the highest IoU, if that IoU is >= 0.5. Types are
+    not compared here (:func:`match` is called with one type at a time).
+    """
+    by_session: dict[str, list[int]] = defaultdict(list)
+    for j, g in enumerate(truth):
+        by_session[g.session].append(j)
+    used: set[int] = set()
+    pairs = []
+    for i in sorted(range(len(preds)), key=lambda i: (-preds[i].score, preds[i].session, preds[i].onset)):
+        p = preds[i]
         best, best_iou = None, IOU_THRESHOLD
-        for j, g in enumerate(by_session.get(p.session, [])):
-            if (p.session, j) in used:
+        for j in by_session.get(p.session, []):
+            if j in used:
                 continue
-            v = iou(p, g)
+            v = iou(p, truth[j])
             if v >= best_iou:
                 best, best_iou = j, v
         if best is not None:
-            used.add((p.session, best))
-            tp += 1
+            used.add(best)
+            pairs.append((i, best))
+    return pairs
+
+
+def match(preds: list[Interval], truth: list[Interval]) -> Counts:
+    """Greedy one-to-one matching of one type's predictions to its ground truth (all sessions)."""
+    tp = len(match_pairs(preds, truth))
     return Counts(tp, len(preds) - tp, len(truth) - tp)
 
 

@@ -124,6 +124,18 @@ def coder_stream(session: Session, coder: str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def coder_source(session: Session, coder: str) -> str:
+    """Where ``coder``'s set came from (a sheet's file name, a merge), ``"(the recording)"`` for the recording's."""
+    check_coder_id(coder)
+    if coder == RECORDING:
+        return "(the recording)"
+    g = _coders_group(session)
+    if g is None or coder not in g:
+        raise _unknown(session, coder)
+    v = g[coder].attrs.get("source", "")
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def me_rule(onset_frame: int, apex_frame: int, offset_frame: int, fps: float) -> str:
     """``"ME"`` if onset->offset <= 500 ms or onset->apex <= 250 ms at ``fps`` (Hz), else ``"MaE"``.
 
