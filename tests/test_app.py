@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mecg.acquire.recorder import StreamStatus
 from mecg.acquire.rig import RigConfig
+from mecg.acquire.sim_truth import journal_path
 from mecg.app.health import HealthTracker
 from mecg.app.main import dispose, quiet_qt_messages
 from mecg.app.main_window import START_SHORTCUT, STOP_SHORTCUT, MainWindow
@@ -97,6 +98,7 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert 40 < win.live.hr_bpm < 150 and win.live._frame_ts == win.live._frame_ts  # a frame was drawn
     assert "REC" in win.recording_panel.state_label.text()
     assert set(win.recording_panel.levels.values()) == {"ok"}, win.recording_panel.levels
+    assert journal_path(path).exists()  # the simulated expressions are journaled: a killed app keeps them
 
     shot = tmp_path / "app.png"
     assert win.grab().save(str(shot))
@@ -115,6 +117,7 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert win.recording_panel.open_button.isEnabled()
     assert not win.errors
     assert any("annotations of the simulated participant written" in m for m in win.lab.messages), win.lab.messages
+    assert not journal_path(path).exists()  # stored with the session: the journal is gone
     with validate_session(path) as s:
         assert s.complete and s.subject_id == "P-07"
         assert s.streams["ECG"].sample_count > 3000
@@ -318,6 +321,7 @@ def test_a_crashed_device_process_is_reported_and_the_app_goes_on(window: MainWi
     start_simulation(win)
     assert win.lab.devices is not None and win.lab.devices.pid != os.getpid()
     os.kill(win.lab.devices.pid, signal.SIGKILL)
+
     def levels() -> set:
         return {win.recording_panel.levels.get(k) for k in ("ECG", "FaceCamera")}
 

@@ -165,3 +165,33 @@ def recover_simulated_annotations(recording: str | os.PathLike) -> int:
         s.write_annotations(ann, videos[0].key)
     jp.unlink()
     return len(ann)
+
+
+def annotate_simulated(recording: str | os.PathLike, camera: VirtualCamera) -> tuple[int, int] | None:
+    """Store the simulated participant's expressions as the recording's annotations (ground truth).
+
+    Returns ``(n_me, n_mae)``, or None when the session has not exactly one video stream. The
+    annotations go beside the recording (session API); the recording is not written.
+    """
+    with open_session(recording, writable=True) as s:
+        videos = s.find_streams(kind="video")
+        if len(videos) != 1:
+            return None
+        ann = recorded_annotations(camera, videos[0].timestamps)
+        s.write_annotations(ann, videos[0].key)
+    n_me = sum(a.type == "ME" for a in ann)
+    return n_me, len(ann) - n_me
+
+
+def start_journal(recording: str | os.PathLike, camera: VirtualCamera) -> ExpressionJournal:
+    """Journal the simulated participant's expressions beside ``recording`` as the camera shows them.
+
+    Raises :class:`~mecg.errors.MecgError` when the journal cannot be written.
+    """
+    path = journal_path(recording)
+    try:
+        journal = ExpressionJournal(path, camera)
+    except OSError as exc:
+        raise MecgError(f"cannot write {path}: {exc.strerror or exc}") from None
+    camera.on_frame = journal.frame_shown
+    return journal

@@ -8,8 +8,11 @@ starts the rig in a ``spawn`` child and talks to it over a pipe:
 
 - the child answers the rig's description lines and stream source ids, or the error that stopped
   it from starting (re-raised in the app with its message);
+- ``journal(path)``: when a simulated recording starts, the child journals the participant's
+  expressions beside it as the camera shows them (``S.sim-annotations.jsonl``), so a killed app
+  leaves them for ``mecg record --recover-annotations``;
 - ``annotate(path)``: after a simulated recording, the child (which knows the simulated camera)
-  writes the participant's expressions into the closed session file;
+  stores the participant's expressions as the session's annotations and drops the journal;
 - ``close_device(name)``: stops one driver (``"ecg"``, ``"camera"``, ``"trigger"``);
 - ``close()``: stops everything. If the app dies, the pipe closes and the child stops its rig;
 - :meth:`DeviceProcess.problems`: what the devices report (a camera error, ...), sent by the child
@@ -20,7 +23,6 @@ Qt-free; the LSL configuration (``LSLAPICFG``) is inherited through the environm
 
 from __future__ import annotations
 
-import io
 import multiprocessing as mp
 import signal
 import threading
@@ -65,6 +67,7 @@ def _serve(config: RigConfig, conn: Connection, reports: Connection) -> None:
         return
     conn.send(("ok", rig.describe(), dict(rig.source_ids)))
     stop = threading.Event()
+    journals: dict = {}  # recording path -> its expression journal (simulated participant)
     threading.Thread(target=_report, args=(rig, reports, stop), name="reports", daemon=True).start()
     try:
         while True:
@@ -76,7 +79,9 @@ def _serve(config: RigConfig, conn: Connection, reports: Connection) -> None:
                 return
             try:
                 if cmd == "annotate":
-                    conn.send(("ok", _annotate(rig, Path(arg))))
+                    conn.send(("ok", _annotate(rig, Path(arg), journals)))
+                elif cmd == "journal":
+                    conn.send(("ok", _journal(rig, Path(arg), journals)))
                 elif cmd == "close_device":
                     drv = getattr(rig, arg, None) if arg in ("ecg", "camera", "trigger") else None
                     if drv is None:
@@ -96,15 +101,32 @@ def _serve(config: RigConfig, conn: Connection, reports: Connection) -> None:
             pass
 
 
-def _annotate(rig, path: Path) -> str:
+def _annotate(rig, path: Path, journals: dict) -> str:
     """Write the simulated participant's expressions into ``path``; the line to show ('' if not simulated)."""
     if rig.simulation is None or rig.simulation.camera is None:
         return ""
-    from mecg.cli.record import _annotate_simulated
+    from mecg.acquire.sim_truth import annotate_simulated
 
-    out = io.StringIO()
-    _annotate_simulated(path, rig.simulation.camera, out)
-    return out.getvalue().strip()
+    counts = annotate_simulated(path, rig.simulation.camera)
+    journal = journals.pop(str(path), None)
+    if journal is not None:  # stored: the journal kept for a crash is not needed any more
+        journal.close(remove=True)
+    return (
+        "" if counts is None else f"annotations of the simulated participant written: {counts[0]} ME, {counts[1]} MaE"
+    )
+
+
+def _journal(rig, path: Path, journals: dict) -> str:
+    """Start journaling the simulated participant's expressions beside ``path`` (they survive a SIGKILL)."""
+    if rig.simulation is None or rig.simulation.camera is None:
+        return ""
+    from mecg.acquire.sim_truth import start_journal
+
+    for old in journals.values():  # one recording at a time: an earlier journal that was never annotated stays
+        old.close(remove=False)
+    journals.clear()
+    journals[str(path)] = start_journal(path, rig.simulation.camera)
+    return str(journals[str(path)].path)
 
 
 class DeviceProcess:
@@ -179,6 +201,10 @@ class DeviceProcess:
         if not self.alive:
             return [f"the device process stopped (exit code {self.process.exitcode}): restart the devices"]
         return list(self._problems)
+
+    def journal(self, path: str | Path) -> str:
+        """Journal the simulated participant's expressions beside ``path`` while it records ('' if not simulated)."""
+        return str(self._call("journal", str(path), "starting the expression journal") or "")
 
     def annotate(self, path: str | Path) -> str:
         """Write a simulated participant's expressions into the closed session ``path``; a line to show."""

@@ -88,6 +88,7 @@ class Lab:
         self.selection: tuple[StreamQuery, ...] = ()
         self.last_path: Path | None = None
         self.messages: list[str] = []
+        self._journal_problems: list[str] = []
         self._lock = threading.RLock()
 
     # -- devices ----------------------------------------------------------------------------------
@@ -173,6 +174,7 @@ class Lab:
                 raise
             self.engine = rec
             self.last_path = Path(path)
+            self._journal(Path(path))
             return rec.status()
 
     def stop_recording(self) -> RecorderStatus | None:
@@ -188,10 +190,20 @@ class Lab:
         """Stop the recorder (the file is closed), keep its messages, annotate a simulated session."""
         eng = self.engine
         final = self._stop_engine()
-        self.messages = eng.events() if eng is not None else []
+        self.messages = (eng.events() if eng is not None else []) + self._journal_problems
+        self._journal_problems = []
         if final is not None and final.complete:
             self._annotate(Path(final.path))
         return final
+
+    def _journal(self, path: Path) -> None:
+        devices = self.devices
+        if devices is None or not devices.config.simulate:
+            return
+        try:
+            devices.journal(path)
+        except Exception as exc:  # ground truth is a bonus: never stop a recording for it
+            self._journal_problems.append(f"the simulated participant's expressions are not journaled: {exc}")
 
     def _annotate(self, path: Path) -> None:
         devices = self.devices
@@ -224,4 +236,3 @@ class Lab:
             self._stop_engine()
             self.stop_devices()
             return final
-

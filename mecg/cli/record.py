@@ -351,14 +351,9 @@ def _start_journal(rig, path: Path):
     """Journal the simulated participant's expressions beside ``path`` as they happen (see sim_truth)."""
     if rig.simulation is None or rig.simulation.camera is None:
         return None
-    from mecg.acquire.sim_truth import ExpressionJournal, journal_path
+    from mecg.acquire.sim_truth import start_journal
 
-    try:
-        journal = ExpressionJournal(journal_path(path), rig.simulation.camera)
-    except OSError as exc:
-        raise MecgError(f"cannot write {journal_path(path)}: {exc.strerror or exc}") from None
-    rig.simulation.camera.on_frame = journal.frame_shown
-    return journal
+    return start_journal(path, rig.simulation.camera)
 
 
 def _recover_annotations(path: Path) -> int:
@@ -372,17 +367,11 @@ def _recover_annotations(path: Path) -> int:
 
 def _annotate_simulated(path: Path, camera, err) -> None:
     """Write the simulated participant's expressions as the recording's annotations (ground truth)."""
-    from mecg.acquire.sim_truth import recorded_annotations
-    from mecg.session import open_session
+    from mecg.acquire.sim_truth import annotate_simulated
 
-    with open_session(path, writable=True) as s:
-        videos = s.find_streams(kind="video")
-        if len(videos) != 1:
-            return
-        ann = recorded_annotations(camera, videos[0].timestamps)
-        s.write_annotations(ann, videos[0].key)
-    n_me = sum(a.type == "ME" for a in ann)
-    print(f"annotations of the simulated participant written: {n_me} ME, {len(ann) - n_me} MaE", file=err)
+    counts = annotate_simulated(path, camera)
+    if counts is not None:
+        print(f"annotations of the simulated participant written: {counts[0]} ME, {counts[1]} MaE", file=err)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
