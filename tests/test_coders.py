@@ -13,10 +13,12 @@ from mecg.session.coders import (
     RECORDING,
     coder_set,
     coder_sets,
+    coder_source,
     delete_coder_set,
     reference_coder,
     set_reference,
     write_coder_set,
+    write_coder_sets,
 )
 
 
@@ -110,3 +112,14 @@ def test_read_only_session_refuses(tmp_path: Path) -> None:
     rec = write_recording(tmp_path / "S.h5")
     with open_session(rec) as s, pytest.raises(SessionError, match="writable=True"):
         write_coder_set(s, "A", A, "cam")
+
+
+def test_several_sets_and_the_reference_in_one_update_or_none(tmp_path: Path) -> None:
+    rec = write_recording(tmp_path / "S.h5")
+    with open_session(rec, writable=True) as s:
+        with pytest.raises(SessionError, match="last frame"):  # B is bad: A is not stored either
+            write_coder_sets(s, {"A": A, "B": [Annotation(0, 1, 40, "MaE")]}, "cam", reference="A")
+        assert not derivatives_path(rec).exists()
+        write_coder_sets(s, {"A": A, "B": B}, "cam", reference="B", source="sheet.xlsx")
+        assert reference_coder(s) == "B" and s.annotations == B
+        assert coder_source(s, "A") == "sheet.xlsx" and coder_source(s, RECORDING) == "(the recording)"

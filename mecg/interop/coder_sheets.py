@@ -47,8 +47,11 @@ Units = Literal["auto", "frames", "s", "ms"]
 UNITS: tuple[str, ...] = ("auto", "frames", "s", "ms")
 #: The three time fields of a row.
 FIELDS = ("onset", "apex", "offset")
-#: Fewest rows for which "every frame number is tiny" is taken as times given in seconds.
-SECONDS_LOOK_MIN_ROWS = 3
+#: Frame numbers are taken for times in seconds (and refused) when there are at least this many rows,
+#: every number would fit as a time within the video, and as frames every expression would be shorter
+#: than this (s); no real expression is (MEs last about 0.2-0.5 s).
+SECONDS_LOOK_MIN_ROWS = 2
+SECONDS_LOOK_MAX_LENGTH_S = 0.1
 
 
 class CoderSheetError(SheetError):
@@ -129,9 +132,13 @@ class CoderSheet:
 
 
 def _known_list() -> str:
-    times = "onset/apex/offset, onset_frame/..., onset_s/..., onset_ms/... (also OnsetFrame, Onset (s), ...)"
-    values = ", ".join(sorted({*VALUE_COLUMNS}))
-    return f"{times}; {values}; ignored: {', '.join(sorted(IGNORED_COLUMNS))}"
+    return (
+        "onset, apex, offset (frames unless --units says otherwise); onset_frame, apex_frame, offset_frame "
+        "(also 'Onset Frame', OnsetFrame, onset_index); onset_s, apex_s, offset_s (also 'Onset (s)', onset_time, "
+        "onset_sec); onset_ms, apex_ms, offset_ms; type (expression type); aus (AU, Action Units, FACS); emotion "
+        "(Estimated Emotion); coder (rater, annotator); read and ignored: subject, participant, video, filename, "
+        "clip, session, inducement code, duration*, notes, comment, self-reported emotion, id, index, no"
+    )
 
 
 @dataclass
@@ -209,10 +216,11 @@ def _find_table(path: Path, sheets: list[Sheet]) -> tuple[Sheet, int | None]:
 
 
 def _check_merged(where: str, sheet: Sheet, top: int) -> None:
+    """Refuse merged cells in the header row, the row just above it (a two-row header) or the rows below."""
     for r0, c0, r1, c1 in sheet.merged:
-        if r1 >= top:
+        if r1 >= top - 1:
             rng = f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}"
-            what = "the header row" if r0 <= top + 1 and r1 <= top + 1 else "the table"
+            what = "the header" if r0 <= top else "the table"
             raise CoderSheetError(
                 f"{where}: {what} has merged cells ({rng}); unmerge them so that each column has its own name "
                 "and each row its own values (Excel: Home > Merge & Center > Unmerge Cells)"
@@ -322,10 +330,13 @@ def read_coder_sheet(
                 check_coder_id(who)
             except SessionError as exc:
                 raise CoderSheetError(f"{at}: {exc}") from None
-            if who == RECORDING:
-                raise CoderSheetError(f"{at}: coder id {RECORDING!r} is reserved for the recording's own set")
             if coder is not None and who != coder:
                 continue
+            if who == RECORDING:
+                raise CoderSheetError(
+                    f"{at}: coder id {RECORDING!r} is reserved for the recording's own set; rename the coder, "
+                    "or import another coder's rows with --coder ID"
+                )
         frames: dict[str, int | None] = {}
         for f, (c, _) in cols.time.items():
             raw = cell(row, c)
@@ -428,15 +439,17 @@ def read_coder_sheet(
                     f"for coder {who!r}; remove one"
                 )
             seen[key] = n
-    if units == "auto" and len(frame_values) >= SECONDS_LOOK_MIN_ROWS:
+    all_rows = [a for rows in found.values() for _, a in rows]
+    if units == "auto" and frame_values and len(all_rows) >= SECONDS_LOOK_MIN_ROWS:
         top = max(frame_values)
+        longest = max(a.offset_frame - a.onset_frame for a in all_rows)
         duration_s = n_frames / fps
-        if top <= duration_s and top < n_frames / 10 and fps >= 10:
+        if top <= duration_s and longest / fps < SECONDS_LOOK_MAX_LENGTH_S:
             raise CoderSheetError(
-                f"{where}: every frame number is at most {top:g}, all in the first {top / fps:.2f} s of a "
-                f"{n_frames}-frame video ({duration_s:.1f} s at {fps:g} fps), and each would fit as a time in "
-                "seconds: they look like seconds. Name the columns onset_s, apex_s, offset_s (or pass --units s); "
-                "if they really are frame numbers pass --units frames"
+                f"{where}: the frame numbers look like times in seconds: every one is at most {top:g} (the video "
+                f"lasts {duration_s:.1f} s, {n_frames} frames at {fps:g} fps) and as frames every expression would "
+                f"last under {SECONDS_LOOK_MAX_LENGTH_S * 1000:.0f} ms (longest {longest} frames). Name the columns "
+                "onset_s, apex_s, offset_s (or pass --units s); if they really are frame numbers pass --units frames"
             )
     sets = {c: sorted((a for _, a in rows), key=lambda a: (a.onset_frame, a.offset_frame)) for c, rows in found.items()}
     if coder is not None and not sets:
