@@ -132,6 +132,8 @@ def test_samples_stamped_before_the_recorder_start_move_session_start_back(
     late.write_bytes(synced.read_bytes())
     with h5py.File(late, "r+") as f:
         f.attrs["start_time_lsl"] = float(f.attrs["start_time_lsl"]) + 0.5  # the recorder "started" 0.5 s late
+    with open_session(late, writable=True) as s:  # its own sync result, beside it (derivatives are per recording)
+        write_result(s, synchronize(s, "strobe"))
     ref, out = export_nwb(synced, tmp_path / "ref.nwb", age="P30Y"), tmp_path / "late.nwb"
     export_nwb(late, out, age="P30Y")
     assert _bad_messages(out) == []
