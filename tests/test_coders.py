@@ -123,3 +123,31 @@ def test_several_sets_and_the_reference_in_one_update_or_none(tmp_path: Path) ->
         write_coder_sets(s, {"A": A, "B": B}, "cam", reference="B", source="sheet.xlsx")
         assert reference_coder(s) == "B" and s.annotations == B
         assert coder_source(s, "A") == "sheet.xlsx" and coder_source(s, RECORDING) == "(the recording)"
+
+
+def test_annotations_written_beside_the_recording_are_its_set_and_survive_a_new_reference(tmp_path: Path) -> None:
+    # `mecg record --simulate` closes the recording, then writes the participant's expressions with
+    # Session.write_annotations (no coder): they are the set "recording", kept when A becomes the reference.
+    rec = write_recording(tmp_path / "S.h5", annotated=False)
+    truth = [Annotation(5, 6, 8, "ME", "AU4"), Annotation(20, 30, 39, "MaE")]
+    with open_session(rec, writable=True) as s:
+        s.write_annotations(truth, "cam")
+    with open_session(rec, writable=True) as s:
+        assert coder_sets(s) == {RECORDING: truth} and reference_coder(s) == RECORDING
+        write_coder_sets(s, {"A": A}, "cam", reference="A")
+        assert s.annotations == A and reference_coder(s) == "A"
+        assert coder_sets(s) == {RECORDING: truth, "A": A}
+        with pytest.raises(SessionError, match="read-only"):
+            delete_coder_set(s, RECORDING)
+        set_reference(s, RECORDING)
+        assert s.annotations == truth and reference_coder(s) == RECORDING
+        assert list(coder_sets(s)) == [RECORDING, "A"]
+
+
+def test_unnamed_annotations_beside_an_annotated_recording_are_kept_too(tmp_path: Path) -> None:
+    rec = write_recording(tmp_path / "S.h5")  # has its own table
+    with open_session(rec, writable=True) as s:
+        s.write_annotations(B, "cam")  # written without a coder: no coder set is the reference
+        assert reference_coder(s) is None
+        write_coder_sets(s, {"A": A}, "cam", reference="A")
+        assert coder_sets(s) == {RECORDING: [Annotation(2, 3, 5, "ME", "AU4")], "A": A, "unnamed": B}

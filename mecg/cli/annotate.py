@@ -11,8 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mecg.errors import MecgError
+
+if TYPE_CHECKING:
+    from mecg.session import Annotation, Session
 
 #: Units of bare sheet columns (mecg.interop.coder_sheets.UNITS) and merge rules
 #: (mecg.model.agreement.MERGE_RULES), repeated here so that building the parser imports neither.
@@ -20,13 +24,13 @@ UNITS = ("auto", "frames", "s", "ms")
 MERGE_RULES = ("consensus", "mean", "union")
 
 
-def _open(args: argparse.Namespace, writable: bool = False):
+def _open(args: argparse.Namespace, writable: bool = False) -> Session:
     from mecg.session import open_session
 
     return open_session(args.session, writable=writable)
 
 
-def _kinds(anns: list) -> str:
+def _kinds(anns: list[Annotation]) -> str:
     me = sum(a.type == "ME" for a in anns)
     return f"{me} ME, {len(anns) - me} MaE"
 
@@ -145,7 +149,8 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _two(s, coders: list[str]) -> tuple[list, list, str]:
+def _two(s: Session, coders: list[str]) -> tuple[list[Annotation], list[Annotation], str]:
+    """The two coders' sets and the video stream they share; refuses one coder twice or two videos."""
     from mecg.session.coders import coder_set, coder_stream
 
     a, b = coders

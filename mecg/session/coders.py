@@ -50,9 +50,31 @@ def _coders_group(session: Session) -> h5py.Group | None:
     return g
 
 
-def _recording_table(session: Session) -> h5py.Group | None:
-    g = session.file.get(ANNOTATIONS)
+def _table(g: object) -> h5py.Group | None:
     return g if isinstance(g, h5py.Group) and "onset_frame" in g else None
+
+
+def _unnamed(f: h5py.File | None) -> h5py.Group | None:
+    """The derivatives' /annotations when written without naming a coder (``Session.write_annotations``)."""
+    g = _table(f.get(ANNOTATIONS)) if f is not None else None
+    return g if g is not None and not g.attrs.get("coder", "") else None
+
+
+def _recording_table(session: Session) -> h5py.Group | None:
+    """The set ``"recording"``: the annotations that came with the recording.
+
+    The recording's own /annotations table; else the copy kept in the derivatives' /coders/recording;
+    else the derivatives' /annotations written without a coder (``mecg record --simulate`` writes the
+    simulated participant's expressions there after the recording is closed).
+    """
+    own = _table(session.file.get(ANNOTATIONS))
+    if own is not None:
+        return own
+    f = session.derivatives
+    if f is None:
+        return None
+    kept = _table(f.get(f"{CODERS}/{RECORDING}"))
+    return kept if kept is not None else _unnamed(f)
 
 
 def _read(session: Session, group: h5py.Group, coder: str) -> list[Annotation]:
@@ -76,7 +98,7 @@ def coder_sets(session: Session) -> dict[str, list[Annotation]]:
     g = _coders_group(session)
     if g is not None:
         for coder in sorted(g):
-            if isinstance(g[coder], h5py.Group):
+            if coder != RECORDING and isinstance(g[coder], h5py.Group):
                 out[coder] = _read(session, g[coder], coder)
     return out
 
@@ -85,7 +107,7 @@ def coder_ids(session: Session) -> list[str]:
     """The coder ids of :func:`coder_sets`, without reading the tables."""
     ids = [RECORDING] if _recording_table(session) is not None else []
     g = _coders_group(session)
-    return ids + ([c for c in sorted(g) if isinstance(g[c], h5py.Group)] if g is not None else [])
+    return ids + ([c for c in sorted(g) if c != RECORDING and isinstance(g[c], h5py.Group)] if g is not None else [])
 
 
 def _unknown(session: Session, coder: str) -> SessionError:
@@ -128,6 +150,8 @@ def coder_source(session: Session, coder: str) -> str:
     """Where ``coder``'s set came from (a sheet's file name, a merge), ``"(the recording)"`` for the recording's."""
     check_coder_id(coder)
     if coder == RECORDING:
+        if _recording_table(session) is None:
+            raise _unknown(session, coder)
         return "(the recording)"
     g = _coders_group(session)
     if g is None or coder not in g:
@@ -183,7 +207,28 @@ def _write_table(parent: h5py.Group, name: str, annotations: list[Annotation], v
     return g
 
 
-def _write_reference(f: h5py.File, coder: str, annotations: list[Annotation], video_stream: str) -> None:
+def _keep_unnamed(f: h5py.File, own_table: bool) -> None:
+    """Before /annotations is replaced: keep a table written there without a coder as a coder set.
+
+    It becomes ``"recording"`` when the recording has no table of its own (a simulated participant's
+    expressions), else ``"unnamed"`` (``unnamed_2``, ...), so that replacing the reference loses nothing.
+    """
+    g = _unnamed(f)
+    if g is None:
+        return
+    parent = f.require_group(CODERS)
+    if not own_table and RECORDING not in parent:
+        name = RECORDING
+    else:
+        name = next(n for i in range(1, 10**6) if (n := "unnamed" if i == 1 else f"unnamed_{i}") not in parent)
+    f.copy(g, parent, name=name)
+    parent[name].attrs["source"] = "(the recording)" if name == RECORDING else "annotations written without a coder"
+
+
+def _write_reference(
+    f: h5py.File, coder: str, annotations: list[Annotation], video_stream: str, own_table: bool
+) -> None:
+    _keep_unnamed(f, own_table)
     g = _write_table(f, ANNOTATIONS, annotations, video_stream)
     g.attrs["coder"] = coder
     f.require_group(CODERS).attrs["reference"] = coder
@@ -223,6 +268,7 @@ def write_coder_sets(
     for a in rows.values():
         check_frames(session, a, video_stream)
     ref = reference if reference is not None else reference_coder(session)
+    own = _table(session.file.get(ANNOTATIONS)) is not None
 
     def change(f: h5py.File) -> None:
         if CODERS in f and not isinstance(f[CODERS], h5py.Group):
@@ -232,7 +278,7 @@ def write_coder_sets(
             g = _write_table(parent, coder, a, video_stream)
             g.attrs["source"] = source
         if ref in rows:
-            _write_reference(f, ref, rows[ref], video_stream)
+            _write_reference(f, ref, rows[ref], video_stream, own)
 
     names = ", ".join(repr(c) for c in rows)
     session._store(f"the annotations of coder {names}", change)
@@ -258,22 +304,25 @@ def delete_coder_set(session: Session, coder: str) -> None:
 def reference_coder(session: Session) -> str | None:
     """The coder whose set :attr:`Session.annotations` returns (and train, eval and stats use), or None.
 
-    None when the session is not annotated, or when its annotations were written without naming a
-    coder (or changed since): then no coder set is the reference.
+    None when the session is not annotated, or when its annotations match no coder's set (written
+    some other way, or changed since).
     """
     f = session.derivatives
-    ann = f.get(ANNOTATIONS) if f is not None else None
-    if isinstance(ann, h5py.Group) and "onset_frame" in ann:
-        v = ann.attrs.get("coder", "")
-        coder = v.decode() if isinstance(v, bytes) else str(v)
-        if not coder or not CODER_ID.fullmatch(coder):
-            return None
-        try:
-            same = coder_set(session, coder) == session.annotations
-        except SessionError:
-            return None
-        return coder if same else None
-    return RECORDING if _recording_table(session) is not None else None
+    ann = _table(f.get(ANNOTATIONS)) if f is not None else None
+    if ann is None:
+        return RECORDING if _recording_table(session) is not None else None
+    v = ann.attrs.get("coder", "")
+    coder = v.decode() if isinstance(v, bytes) else str(v)
+    if not coder:  # written without a coder: it is the recording's set when it is what "recording" reads
+        rec = _recording_table(session)
+        return RECORDING if rec is not None and rec == ann else None
+    if not CODER_ID.fullmatch(coder):
+        return None
+    try:
+        same = coder_set(session, coder) == session.annotations
+    except SessionError:
+        return None
+    return coder if same else None
 
 
 def set_reference(session: Session, coder: str) -> None:
@@ -285,4 +334,5 @@ def set_reference(session: Session, coder: str) -> None:
     rows = coder_set(session, coder)
     stream = coder_stream(session, coder)
     check_frames(session, rows, stream)
-    session._store(f"coder {coder!r} as the reference", lambda f: _write_reference(f, coder, rows, stream))
+    own = _table(session.file.get(ANNOTATIONS)) is not None
+    session._store(f"coder {coder!r} as the reference", lambda f: _write_reference(f, coder, rows, stream, own))
