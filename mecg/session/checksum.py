@@ -20,8 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-_BLOCK = 1 << 16  # words per block: block sums stay exact in float64
-_J = np.arange(_BLOCK, dtype=np.float64)
+_BLOCK = 1 << 20  # words per block: the sum of its prefix sums (< 2**56) stays exact in uint64
 #: Bytes of the Fletcher32 trailer HDF5 appends to a filtered chunk.
 TRAILER_BYTES = 4
 
@@ -37,19 +36,11 @@ def fletcher32(buf: bytes | memoryview | np.ndarray) -> int:
         b = np.concatenate([b, np.zeros(1, np.uint8)])
     words = b.view(">u2")
     nw = words.size
-    if nw == 0:
-        return 0
-    nb = -(-nw // _BLOCK)
-    w = np.zeros(nb * _BLOCK, np.float64)
-    w[:nw] = words
-    w = w.reshape(nb, _BLOCK)
-    block_sums, block_moments = w.sum(axis=1), w @ _J  # exact: < 2**53
-    s1 = t = 0
-    for k in range(nb):
-        s = int(block_sums[k])
-        s1 += s
-        t += k * _BLOCK * s + int(block_moments[k])
-    s2 = nw * s1 - t  # sum over prefixes of the running sum
+    s1 = s2 = 0
+    for start in range(0, nw, _BLOCK):  # integer sums, exact in uint64 for blocks of 2**20 words
+        c = np.cumsum(words[start : start + _BLOCK], dtype=np.uint64)
+        s2 += int(c.sum(dtype=np.uint64)) + s1 * int(c.size)  # sum over prefixes of the running sum
+        s1 += int(c[-1])
     # HDF5 folds with (x & 0xffff) + (x >> 16): congruent mod 65535 and never 0 for a non-zero sum
     lo = (s1 - 1) % 65535 + 1 if s1 else 0
     hi = (s2 - 1) % 65535 + 1 if s2 else 0

@@ -10,8 +10,10 @@ over the old one, so a crash or a full disk leaves either the old file or the ne
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +87,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _discard(f: h5py.File) -> None:
+    """Close ``f`` without writing anything more to it: its descriptor is pointed at /dev/null first."""
+    try:
+        fd = f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        f.close()
+    except (OSError, RuntimeError, ValueError):
+        pass
+
+
 def update_derivatives(
     recording: Path, recording_id: str, checksum: str, change: Callable[[h5py.File], None], software: str
 ) -> None:
@@ -95,6 +114,13 @@ def update_derivatives(
     """
     target = derivatives_path(recording)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    # HDF5 reports some failed writes (a full disk) only when h5py frees an object: collect them
+    # instead of letting Python print "Exception ignored" tracebacks, and fail the update.
+    # (Cython prints their traceback to sys.stderr before calling the hook: catch both.)
+    lost: list[BaseException] = []
+    hook, stderr = sys.unraisablehook, sys.stderr
+    sys.unraisablehook = lambda u: lost.append(u.exc_value) if u.exc_value is not None else None
+    sys.stderr = io.StringIO()
     try:
         if target.exists():
             shutil.copyfile(target, tmp)
@@ -111,8 +137,13 @@ def update_derivatives(
             change(f)
             f.attrs["updated_time"] = _now()
             f.attrs["software_version"] = software
-        finally:
-            f.close()
+            f.flush()
+            if lost:
+                raise OSError(f"HDF5 could not write: {lost[0]}")
+        except BaseException:
+            _discard(f)  # the file is deleted anyway: its close must not retry writes on a full disk
+            raise
+        f.close()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -127,3 +158,5 @@ def update_derivatives(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        sys.unraisablehook, sys.stderr = hook, stderr

@@ -37,6 +37,7 @@ from mecg.session.format import (
     StreamInfo,
 )
 from mecg.session.integrity import check_stream_schema, refuse_foreign_storage
+from mecg.session.probe import probe
 from mecg.session.views import H5_ERRORS, CheckedDataset, CheckedGroup
 
 
@@ -69,13 +70,22 @@ class Stream:
     @cached_property
     def timestamps(self) -> np.ndarray:
         """Raw LSL timestamps in seconds (float64), one per sample or frame. Non-finite ones raise."""
-        ts = CheckedDataset(self.group["timestamps"], f"{self._where} timestamps")[()]
+        ds = self.group["timestamps"]
+        ts = CheckedDataset(ds, f"{self._where} timestamps")[()]
         if ts.size and not np.all(np.isfinite(ts)):
             bad = int(np.flatnonzero(~np.isfinite(ts))[0])
             raise SessionError(
                 f"{self._where} has a non-finite timestamp (sample {bad}: {ts[bad]}); the file is damaged "
                 "(run `mecg validate --deep`)"
             )
+        rows = ds.chunks[0] if ds.chunks else ts.size
+        for a in range(0, ts.size, max(rows, 1)):  # Fletcher32 of all-zero bytes is 0: look for zeroed chunks
+            part = ts[a : a + rows]
+            if part.size > 1 and not part.any():
+                raise SessionError(
+                    f"{self._where}: timestamps {a}-{a + part.size - 1} are all exactly 0 (zeroed on disk); "
+                    "the file is damaged, restore it from a backup"
+                )
         return ts
 
     @property
@@ -139,6 +149,11 @@ class Stream:
                             f"{self._where} frame {i} fails its checksum: the file is damaged "
                             "(run `mecg validate --deep`); restore it from a backup"
                         )
+                if mask & 1 and f32 and not np.frombuffer(buf, np.uint8).any():
+                    raise SessionError(  # mecg stores a frame raw only when deflate cannot shrink it
+                        f"{self._where} frame {i} is all zero bytes with its checksum (zeroed on disk); "
+                        "the file is damaged, restore it from a backup"
+                    )
                 raw = buf if mask & 1 else video_codec.inflate(buf)
                 if len(raw) != size:
                     raise ValueError("frame size")
@@ -422,6 +437,7 @@ def _open_h5(p: Path) -> h5py.File:
         raise SessionError(f"{p} cannot be read: {exc}") from None
     if not is_h5:
         raise SessionError(f"{p} is not an HDF5 file (no HDF5 signature); it is not a mecg session")
+    probe(p)  # damaged metadata can hang or crash HDF5: walk it in a child process first
     try:
         return h5py.File(p, "r")
     except (OSError, RuntimeError, ValueError) as exc:

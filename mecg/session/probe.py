@@ -1,0 +1,122 @@
+"""Walk a file's HDF5 metadata in a child process first: damaged metadata can hang or crash HDF5.
+
+HDF5 trusts its metadata. A zeroed or flipped object header, B-tree or heap in a v0/v1-layout file
+(which carries no metadata checksums) can send the C library into an endless loop or a segfault,
+which no Python code in the same process can stop. :func:`probe` therefore reads everything the
+reader will later touch (every object header, attribute, link, chunk index and string heap) in a
+forked child with a time limit. A child that hangs or crashes is reported as a damaged file; a
+child that meets an ordinary HDF5 error is left to the reader, which reports that error itself.
+Each file is probed once per process (keyed by device, inode, size, mtime and ctime).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mecg.session.format import SessionError
+
+#: Longest time (s) the metadata walk may take; a healthy 27 GB recording needs well under 1 s.
+PROBE_TIMEOUT_S = 20.0
+_probed: set[tuple] = set()
+
+_WALK = '''
+import sys, h5py
+def walk(path):
+    with h5py.File(path, "r") as f:
+        dict(f.attrs)
+        def visit(name, link):
+            if not isinstance(link, h5py.HardLink):
+                return
+            obj = f.get(name)
+            dict(obj.attrs)
+            if isinstance(obj, h5py.Dataset):
+                obj.shape, obj.dtype, obj.chunks, obj.external, obj.is_virtual
+                plist = obj.id.get_create_plist()
+                [plist.get_filter(i) for i in range(plist.get_nfilters())]
+                if obj.chunks is not None and not obj.is_virtual and not obj.external:
+                    obj.id.get_num_chunks()
+                    obj.id.chunk_iter(lambda info: None)
+                if h5py.check_string_dtype(obj.dtype) is not None and obj.size < 10_000_000 and not obj.external:
+                    obj[()]
+        f.visititems_links(visit)
+'''
+
+
+def _walk_here(path: str) -> None:
+    namespace: dict = {}
+    exec(_WALK, namespace)  # the same code in a forked child and in a spawned interpreter
+    namespace["walk"](path)
+
+
+def probe(path: Path) -> None:
+    """Raise :class:`SessionError` when walking ``path``'s metadata hangs or crashes HDF5."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key in _probed:
+        return
+    if hasattr(os, "fork") and threading.active_count() == 1:
+        status = _run_forked(str(path))
+    else:  # other Python threads may hold h5py's lock: a fresh interpreter is safe
+        status = _run_spawned(str(path))
+    if status == "timeout":
+        raise SessionError(
+            f"{path}: HDF5 did not finish reading the file's structure within {PROBE_TIMEOUT_S:g} s (damaged "
+            "metadata can make it loop); the file is corrupted, restore it from a backup or re-export it"
+        )
+    if status.startswith("signal"):
+        raise SessionError(
+            f"{path}: HDF5 crashes ({status}) reading the file's structure; the file is corrupted, "
+            "restore it from a backup or re-export it"
+        )
+    _probed.add(key)
+
+
+def _run_forked(path: str) -> str:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child: walk, exit without running the parent's cleanup
+        code = 0
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(0)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            _walk_here(path)
+        except BaseException:
+            code = 3
+        os._exit(code)
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    delay = 0.0005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return "ok"
+
+
+def _run_spawned(path: str) -> str:
+    code = _WALK + "\nwalk(sys.argv[1])\n"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    if r.returncode < 0:
+        return f"signal {signal.Signals(-r.returncode).name}"
+    return "ok"
