@@ -30,21 +30,14 @@ import numpy as np
 
 from mecg.session import open_session
 from mecg.sync import synchronize
-from mecg.synth import FAULTS, DeviceClock, Subject, Trial, TrialConfig, with_fault, write_trial
+from mecg.synth import FAULTS, Subject, Trial, TrialConfig, random_clocks, with_fault, write_trial
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("auto", "pulses", "lsl")
 
 
 def _config(rng: np.random.Generator, fps: float, dur: float) -> TrialConfig:
-    cam = DeviceClock(
-        drift_ppm=float(rng.uniform(-100, 100)),
-        offset_s=float(rng.uniform(-2, 2)),
-        latency_s=0.030,
-        jitter_s=0.002,
-        start_s=float(rng.uniform(-2, 2)),
-    )
-    amp = DeviceClock(drift_ppm=float(rng.uniform(-100, 100)), latency_s=0.004, jitter_s=0.0005)
+    cam, amp = random_clocks(rng)
     return TrialConfig(
         duration_s=dur, fps=fps, width=96, height=72, me_per_min=0, mae_per_min=0, camera=cam, amplifier=amp
     )

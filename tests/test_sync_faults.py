@@ -28,7 +28,7 @@ import pytest
 from mecg.cli.main import main
 from mecg.session import open_session
 from mecg.sync import synchronize
-from mecg.synth import DeviceClock, Subject, Trial, TrialConfig, with_fault, write_trial
+from mecg.synth import Subject, Trial, TrialConfig, random_clocks, with_fault, write_trial
 
 FPS = (25.0, 30.0, 60.0, 90.0, 150.0, 200.0)
 FAULTS = ("ecg_gap", "camera_gap", "clock_reset", "led_between")
@@ -36,14 +36,7 @@ FAULTS = ("ecg_gap", "camera_gap", "clock_reset", "led_between")
 
 def _session(tmp_path: Path, fps: float, fault: str, seed: int) -> Path:
     rng = np.random.default_rng(seed)
-    cam = DeviceClock(
-        drift_ppm=float(rng.uniform(-100, 100)),
-        offset_s=float(rng.uniform(-2, 2)),
-        latency_s=0.03,
-        jitter_s=0.002,
-        start_s=float(rng.uniform(-2, 2)),
-    )
-    amp = DeviceClock(drift_ppm=float(rng.uniform(-100, 100)), latency_s=0.004, jitter_s=0.0005)
+    cam, amp = random_clocks(rng)
     cfg = TrialConfig(
         duration_s=20.0,
         fps=fps,

@@ -3,7 +3,7 @@
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset, write_trial
 from mecg.synth.face import Appearance, Led
-from mecg.synth.faults import FAULTS, with_fault
+from mecg.synth.faults import FAULTS, random_clocks, with_fault
 from mecg.synth.heart import HeartParams
 from mecg.synth.participant import Subject, Trial, TrialConfig
 
@@ -18,6 +18,7 @@ __all__ = [
     "Trial",
     "TrialConfig",
     "make_dataset",
+    "random_clocks",
     "with_fault",
     "write_trial",
 ]

@@ -18,9 +18,24 @@ from dataclasses import replace
 
 import numpy as np
 
+from mecg.synth.clocks import DeviceClock
 from mecg.synth.participant import TrialConfig
 
 FAULTS = ("none", "ecg_gap", "camera_gap", "clock_reset", "led_between")
+
+
+def random_clocks(rng: np.random.Generator) -> tuple[DeviceClock, DeviceClock]:
+    """Camera and amplifier clocks as sync tests draw them: camera start and sender offset -2..+2 s, drift
+    -100..+100 ppm on both devices, 30 ms camera and 4 ms amplifier latency with timestamp jitter."""
+    cam = DeviceClock(
+        drift_ppm=float(rng.uniform(-100, 100)),
+        offset_s=float(rng.uniform(-2, 2)),
+        latency_s=0.03,
+        jitter_s=0.002,
+        start_s=float(rng.uniform(-2, 2)),
+    )
+    amp = DeviceClock(drift_ppm=float(rng.uniform(-100, 100)), latency_s=0.004, jitter_s=0.0005)
+    return cam, amp
 
 
 def with_fault(config: TrialConfig, fault: str, rng: np.random.Generator) -> TrialConfig:
