@@ -11,6 +11,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from mecg.app.main import dispose, quiet_qt_messages
 from mecg.app.review_model import ReviewError, ReviewState, expression_type
@@ -96,7 +97,7 @@ def close(win: ReviewWindow) -> None:
     dispose(win)
 
 
-def key(win: ReviewWindow, k: Qt.Key, mod: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier, n: int = 1) -> None:
+def key(win: QWidget, k: Qt.Key, mod: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier, n: int = 1) -> None:
     for _ in range(n):
         QTest.keyClick(win, k, mod)
 
@@ -221,6 +222,13 @@ def test_mark_onset_apex_offset_type_and_labels(qapp: QApplication, session: Pat
         assert win.state.annotations == [me]
         assert win.tracks.drawn["C1"] == [(10, 17)]  # in the coder's row of the marks track
         assert win.state.draft is None and "draft" not in win.tracks.drawn
+        win.activateWindow()  # typed into the form, Enter applies it to the annotation under the cursor
+        win.aus.setFocus()
+        win.aus.selectAll()
+        QTest.keyClicks(win.aus, "AU6+AU12")  # letters and arrows edit the text, they do not mark
+        QTest.keyClick(win.aus, Qt.Key.Key_Left)
+        key(win.aus, Qt.Key.Key_Return)
+        assert win.frame == 17 and win.state.annotations == [replace(me, aus="AU6+AU12")]
         key(win, Qt.Key.Key_T)  # T toggles the annotation under the cursor
         assert win.state.annotations[0].type == "MaE"
         key(win, Qt.Key.Key_T)
@@ -238,7 +246,7 @@ def test_mark_onset_apex_offset_type_and_labels(qapp: QApplication, session: Pat
         win.emotion.setText("")
         win.apply_labels()
         assert win.state.annotation_at(45).aus == "AU4"
-        assert win.state.annotation_at(12).aus == "AU12"
+        assert win.state.annotation_at(12).aus == "AU6+AU12"
         assert "*" in win.windowTitle()
     finally:
         close(win)
@@ -364,6 +372,40 @@ def test_ecg_track_through_the_timeline_and_not_synced(qapp: QApplication, sessi
     finally:
         close(win)
     assert sha256(session) == before
+
+
+def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, session: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from mecg.model.cmclnet import CMCLConfig, CMCLNet
+    from mecg.model.frontend import FrontEndParams, default_k
+    from mecg.model.train import save_checkpoint
+    from mecg.model.windows import WindowParams
+
+    torch.manual_seed(0)
+    ck = tmp_path / "video.pt"
+    spot = {"me_rise_s": 0.1, "me_fall_s": 0.2, "threshold": 0.45, "threshold_ccf": None, "eta": 2.0, "val_ap": 0.3}
+    model = CMCLNet(CMCLConfig(mode="video", time_steps=8, dim=16, heads=2, layers=1, embed_dim=8))
+    save_checkpoint(ck, model, WindowParams(time_steps=8), FrontEndParams(k_frames=default_k(FPS)), spot, {})
+    win = open_window(session, model=ck)
+    try:
+        assert wait_for(lambda: win.idle, 120), win.errors
+        assert not win.errors and win.tracks.score.isVisible()
+        sc = win.score.score
+        assert sc.shape == (win.n_frames,) and np.all((sc >= 0) & (sc <= 1))
+        assert win.tracks.threshold_line.value() == pytest.approx(0.45)
+    finally:
+        close(win)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    win = open_window(session, model=junk)
+    try:
+        assert wait_for(lambda: win.idle, 60), win.errors
+        assert win.score is None and "not a mecg model" in win.tracks.notes["score"].toPlainText()
+        assert any("not a mecg model" in e and "Traceback" not in e for e in win.errors)
+        key(win, Qt.Key.Key_Right)  # still usable
+        assert win.frame == 1
+    finally:
+        close(win)
 
 
 # -- the command -------------------------------------------------------------------------------

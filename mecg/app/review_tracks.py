@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QWidget
 
 from mecg.app.review_data import EcgTrack, Marker, MotionTrack, ScoreTrack, frames_to_s
@@ -54,10 +55,13 @@ class ReviewTracks(pg.GraphicsLayoutWidget):
         self.ci.setSpacing(2)
         self.marks = self._plot("marks", "marks", height=130)
         self.score = self._plot("score", "ME score", height=80)
-        self.motion = self._plot("motion", "motion (ROI)", height=150)
+        self.motion = self._plot("motion", "motion (ROI)", height=170)
+        small = QFont()
+        small.setPointSize(7)
+        self.motion.getAxis("left").setStyle(tickFont=small)
         self.ecg = self._plot("ecg", "ECG (mV)", height=120)
-        self.hr = self._plot("hr", "HR bpm", height=80)
-        self.hrs = self._plot("hrs", "HRS bpm/s", height=80)
+        self.hr = self._plot("hr", "HR bpm", height=90)
+        self.hrs = self._plot("hrs", "HRS bpm/s", height=110)
         self.hrs.setLabel("bottom", "video time (s)")
         self.hrs.getAxis("bottom").setStyle(showValues=True)
         self.score.hide()

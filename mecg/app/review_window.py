@@ -256,7 +256,7 @@ class ReviewWindow(QMainWindow):
         main.addWidget(self.tracks)
         main.setStretchFactor(0, 2)
         main.setStretchFactor(1, 3)
-        main.setSizes([380, 620])
+        main.setSizes([360, 760])
         self.setCentralWidget(main)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
@@ -265,7 +265,7 @@ class ReviewWindow(QMainWindow):
         self.progress_label = QLabel("")
         self.statusBar().addPermanentWidget(self.progress_label)
         self.statusBar().addPermanentWidget(self.progress)
-        self.resize(1400, 1000)
+        self.resize(1400, 1120)
 
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(round(1000 / PLAY_HZ))
@@ -289,7 +289,7 @@ class ReviewWindow(QMainWindow):
             ("Home", lambda: self.seek(0)),
             ("End", lambda: self.seek(self.n_frames - 1)),
             ("Space", self.toggle_play),
-            ("O", lambda: self._edit(self.state.set_onset(self.frame))),
+            ("O", self.start_draft),
             ("A", lambda: self._edit(self.state.set_apex(self.frame))),
             ("F", lambda: self._edit(self.state.set_offset(self.frame, *self._labels()))),
             ("T", lambda: self._edit(self.state.toggle_type(self.frame))),
@@ -379,9 +379,10 @@ class ReviewWindow(QMainWindow):
             self.type_label.setText(
                 f"candidate {c.onset}-{c.offset} (score {c.score:.2f}): Enter accepts, Backspace rejects" if c else "-"
             )
-        if a is not None and not (self.aus.hasFocus() or self.emotion.hasFocus()):
-            self.aus.setText(a.aus)
-            self.emotion.setText(a.emotion)
+        # the form belongs to the draft while there is one, else it shows the annotation under the cursor
+        if d is None and not (self.aus.hasFocus() or self.emotion.hasFocus()):
+            self.aus.setText(a.aus if a is not None else "")
+            self.emotion.setText(a.emotion if a is not None else "")
 
     # -- editing -----------------------------------------------------------------------------
     def _labels(self) -> tuple[str, str]:
@@ -393,8 +394,20 @@ class ReviewWindow(QMainWindow):
         self._redraw_marks()
         self._update_labels()
 
+    def start_draft(self) -> None:
+        """O: a new expression from the cursor, with an empty form."""
+        self.aus.clear()
+        self.emotion.clear()
+        self._edit(self.state.set_onset(self.frame))
+
     def accept_candidate(self) -> None:
-        """Enter: the candidate under the cursor becomes an annotation (AUs and emotion from the form)."""
+        """Enter: the candidate under the cursor becomes an annotation (AUs and emotion from the form).
+
+        In the form, Enter applies the form to the annotation under the cursor instead.
+        """
+        if self.aus.hasFocus() or self.emotion.hasFocus():
+            self.apply_labels()
+            return
         self._edit(self.state.accept_at(self.frame, *self._labels()))
 
     def apply_labels(self) -> None:
