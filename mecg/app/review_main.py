@@ -36,7 +36,14 @@ def run_review(args: argparse.Namespace) -> int:
     check_inputs(args)
     from mecg.app.main import check_display, dispose, quiet_qt_messages
 
-    check_display()
+    try:
+        check_display()
+    except MecgError:
+        raise MecgError(
+            "no display to open the review window on (neither DISPLAY nor WAYLAND_DISPLAY is set): run it on "
+            "the desktop, over `ssh -X` or under `xvfb-run`; with QT_QPA_PLATFORM=offscreen only --screenshot "
+            "PNG makes sense"
+        ) from None
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -140,21 +140,17 @@ class ReviewWindow(QMainWindow):
         self.frame = -1
         self.seek(start_frame)
         self._redraw_marks()
-        self._jobs: list[tuple[str, Callable[[], object], Callable[[object], None]]] = [
-            ("ECG, R-peaks and heart rate", lambda: ecg_track(self.path, self.fps), self._got_ecg)
+        # (track, what, work in a thread, what to do with its result on the UI thread), run one after another
+        self._jobs: list[tuple[str, str, Callable[[], object], Callable[[object], None]]] = [
+            ("ecg", "ECG, R-peaks and heart rate", lambda: ecg_track(self.path, self.fps), self._got_ecg)
         ]
         if motion:
-            self._jobs.append(
-                (
-                    "motion features (front end; cached afterwards)",
-                    lambda: motion_track(self.path, self.fps),
-                    self._got_motion,
-                )
-            )
+            what = "motion features (front end; cached afterwards)"
+            self._jobs.append(("motion", what, lambda: motion_track(self.path, self.fps), self._got_motion))
         else:
             self.tracks.set_note("motion", "motion track not computed (--no-motion)")
         if model is not None:
-            self._jobs.append(("spotter score", lambda: score_track(self.path, model), self._got_score))
+            self._jobs.append(("score", "spotter score", lambda: score_track(self.path, model), self._got_score))
         QTimer.singleShot(0, self._next_job)
 
     # -- loading -----------------------------------------------------------------------------
@@ -481,13 +477,12 @@ class ReviewWindow(QMainWindow):
             self.progress_label.setText("")
             self.busy_timer.stop()
             return
-        what, fn, on_done = self._jobs.pop(0)
+        key, what, fn, on_done = self._jobs.pop(0)
         self.busy = what
         self._busy_since = time.monotonic()
         self.progress.show()
         self._show_busy()
         self.busy_timer.start()
-        key = {"ECG": "ecg", "mot": "motion", "spo": "score"}[what[:3]]
         self.tracks.set_note(key, f"computing {what}…")
 
         def ok(result: object) -> None:
