@@ -55,7 +55,7 @@ class Stream:
 
     key: str
     info: StreamInfo
-    group: h5py.Group
+    h5group: h5py.Group
     path: Path | None = None
 
     @property
@@ -63,14 +63,19 @@ class Stream:
         return f"{self.path}: stream {self.key!r}"
 
     @property
+    def group(self) -> CheckedGroup:
+        """The stream's group, read-only: its datasets raise :class:`SessionError` instead of HDF5 errors."""
+        return CheckedGroup([self.h5group], self._where)
+
+    @property
     def data(self) -> CheckedDataset:
         """The samples as a checked h5py dataset (lazy): slice it to read."""
-        return CheckedDataset(self.group["data"], f"{self._where} data")
+        return CheckedDataset(self.h5group["data"], f"{self._where} data")
 
     @cached_property
     def timestamps(self) -> np.ndarray:
         """Raw LSL timestamps in seconds (float64), one per sample or frame. Non-finite ones raise."""
-        ds = self.group["timestamps"]
+        ds = self.h5group["timestamps"]
         ts = CheckedDataset(ds, f"{self._where} timestamps")[()]
         if ts.size and not np.all(np.isfinite(ts)):
             bad = int(np.flatnonzero(~np.isfinite(ts))[0])
@@ -91,7 +96,7 @@ class Stream:
     @property
     def clock_offsets(self) -> np.ndarray:
         """Clock-offset measurements ``(m, 2)``: ``[local_time_s, offset_s]``. Non-finite ones raise."""
-        off = CheckedDataset(self.group["clock_offsets"], f"{self._where} clock_offsets")[()]
+        off = CheckedDataset(self.h5group["clock_offsets"], f"{self._where} clock_offsets")[()]
         if off.size and not np.all(np.isfinite(off)):
             raise SessionError(f"{self._where} has a non-finite clock offset; the file is damaged")
         return off
@@ -99,7 +104,7 @@ class Stream:
     @property
     def sample_count(self) -> int:
         """Number of samples (frames for video)."""
-        return int(self.group["data"].shape[0])
+        return int(self.h5group["data"].shape[0])
 
     @property
     def duration_s(self) -> float:
@@ -107,7 +112,7 @@ class Stream:
         n = self.sample_count
         if n < 2:
             return 0.0
-        ts = CheckedDataset(self.group["timestamps"], f"{self._where} timestamps")
+        ts = CheckedDataset(self.h5group["timestamps"], f"{self._where} timestamps")
         d = float(ts[n - 1] - ts[0])
         return d if np.isfinite(d) else 0.0
 
@@ -126,7 +131,7 @@ class Stream:
         """
         if self.info.kind != "video":
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not video")
-        ds = self.group["data"]
+        ds = self.h5group["data"]
         checked = CheckedDataset(ds, f"{self._where} data")
         n = ds.shape[0]
         a, b, _ = slice(start, stop).indices(n)
@@ -166,7 +171,7 @@ class Stream:
 
     @cached_property
     def _fletcher32(self) -> bool:
-        return has_fletcher32(self.group["data"])
+        return has_fletcher32(self.h5group["data"])
 
     def markers(self) -> list[str]:
         """All markers of a markers stream, as strings."""

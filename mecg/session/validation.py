@@ -148,7 +148,7 @@ def _quick(s: Session, rep: Report) -> None:
     for st in s.streams.values():
         rep.streams.append(StreamReport(st.key, st.info.kind, st.sample_count))
         for name in ("data", "timestamps", "clock_offsets"):
-            if _chunks_outside(st.group[name], size):
+            if _chunks_outside(st.h5group[name], size):
                 raise SessionError(
                     f"{s.path}: stream {st.key!r} {name} reaches past the end of the file; it is truncated"
                 )
@@ -184,7 +184,7 @@ def _read_all(ds: CheckedDataset) -> int:
 def _deep(s: Session, rep: Report) -> None:
     for st, sr in zip(s.streams.values(), rep.streams):
         for name in ("data", "timestamps", "clock_offsets"):
-            ds = st.group[name]
+            ds = st.h5group[name]
             if has_fletcher32(ds):
                 zero = _all_zero_chunks(ds, str(s.path))
                 if zero and (name != "data" or st.info.kind == "video"):
