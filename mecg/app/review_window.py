@@ -6,28 +6,24 @@ motion of the front end, the ECG's R-peaks, the spotter's score) are computed in
 one after another, while the window stays usable. The current coder's annotations are edited
 in a :class:`~mecg.app.review_model.ReviewState` (undo stack) and saved through the coder-set API
 (:func:`mecg.session.coders.write_coder_set`) into the derivatives file beside the recording; the
-recording itself is never written. Keys: :data:`KEYS`.
+recording itself is never written. Keys: :data:`mecg.app.review_panel.KEYS`.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
     QProgressBar,
@@ -50,27 +46,13 @@ from mecg.app.review_data import (
     stimulus_markers,
 )
 from mecg.app.review_model import ReviewError, ReviewState, read_candidates
+from mecg.app.review_panel import CodingPanel
 from mecg.app.review_tracks import ReviewTracks
 from mecg.app.worker import WorkerPool
 from mecg.errors import MecgError
 from mecg.session import open_session
 from mecg.session.coders import RECORDING, check_coder_id, coder_sets, write_coder_set
 
-#: Key -> what it does (shown in the window and in docs/annotate.md).
-KEYS = {
-    "Left / Right": "one frame back / forward",
-    "Shift+Left / Shift+Right": "10 frames",
-    "PgUp / PgDown": "1 s",
-    "Home / End": "first / last frame",
-    "Space": "play / pause (at the chosen speed)",
-    "O / A / F": "onset / apex / offset at the cursor (F adds the expression)",
-    "T": "ME <-> MaE of the draft or the annotation under the cursor",
-    "Enter": "accept the spotted candidate under the cursor",
-    "Backspace": "reject the spotted candidate under the cursor (hidden)",
-    "Delete": "remove the annotation under the cursor",
-    "Ctrl+Z": "undo",
-    "Ctrl+S": "save the coder's set (beside the recording)",
-}
 #: Playback speeds offered (x real time).
 SPEEDS = (0.1, 0.25, 0.5, 1.0)
 #: Playback redraws a second (frames in between are skipped, not read).
@@ -184,8 +166,6 @@ class ReviewWindow(QMainWindow):
         self.video_widget.setMinimumSize(320, 240)
         self.video_widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
-        self.frame_label = QLabel()
-        self.frame_label.setStyleSheet("font-family: monospace; font-size: 11pt;")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, self.n_frames - 1)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -200,39 +180,13 @@ class ReviewWindow(QMainWindow):
         self.speed.setCurrentIndex(SPEEDS.index(0.25))
         self.speed.currentIndexChanged.connect(self._restart_clock)
 
-        # the form: what the next expression (or the one under the cursor) is
-        self.type_label = QLabel()
-        self.aus = QLineEdit()
-        self.aus.setPlaceholderText("e.g. AU1+AU2")
-        self.emotion = QLineEdit()
-        self.emotion.setPlaceholderText("e.g. surprise")
-        for edit in (self.aus, self.emotion):
-            edit.returnPressed.connect(self.apply_labels)
-        apply = QPushButton("Apply to the annotation under the cursor")
-        apply.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        apply.clicked.connect(self.apply_labels)
-        form = QFormLayout()
-        form.addRow("coder", QLabel(f"<b>{self.coder}</b> (editing)"))
-        form.addRow("under the cursor", self.type_label)
-        form.addRow("AUs", self.aus)
-        form.addRow("emotion", self.emotion)
-        form.addRow(apply)
-        self.spots_label = QLabel(f"spots: {self.spots_note}")
-        self.spots_label.setWordWrap(True)
-        keys = QLabel("<br>".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}" for k, v in KEYS.items()))
-        keys.setStyleSheet("color: #333; font-size: 9pt;")
-        side = QVBoxLayout()
-        side.addWidget(self.frame_label)
-        side.addLayout(form)
-        side.addWidget(self.spots_label)
-        side.addWidget(keys)
-        side.addStretch(1)
-        side_w = QWidget()
-        side_w.setLayout(side)
+        self.panel = CodingPanel(self.coder, self.spots_note)
+        self.panel.apply_requested.connect(self.apply_labels)
+        self.frame_label, self.aus, self.emotion = self.panel.frame_label, self.panel.aus, self.panel.emotion
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.video_widget)
-        top.addWidget(side_w)
+        top.addWidget(self.panel)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
         controls = QHBoxLayout()
@@ -358,31 +312,16 @@ class ReviewWindow(QMainWindow):
 
     def _update_labels(self) -> None:
         f = self.frame
-        text = f"frame {f} / {self.n_frames - 1}   {f / self.fps:8.3f} s"
-        if self.ecg is not None and self.ecg.frame_time_ecg_s is not None:
-            t = self.ecg.frame_time_ecg_s[f] if f < self.ecg.frame_time_ecg_s.size else np.nan
-            text += f"   ECG clock {t:.4f} s" if np.isfinite(t) else "   ECG clock: not aligned"
-        self.frame_label.setText(text)
-        a = self.state.annotation_at(f)
-        d = self.state.draft
-        if d is not None:
-            parts = [f"onset {d.onset}", f"apex {d.apex if d.apex is not None else '?'}", "offset ?"]
-            self.type_label.setText("draft: " + ", ".join(parts) + (f" ({d.type})" if d.type else ""))
-        elif a is not None:
-            self.type_label.setText(f"{a.type} {a.onset_frame}-{a.offset_frame} (apex {a.apex_frame})")
-        else:
-            c = self.state.candidate_at(f)
-            self.type_label.setText(
-                f"candidate {c.onset}-{c.offset} (score {c.score:.2f}): Enter accepts, Backspace rejects" if c else "-"
-            )
-        # the form belongs to the draft while there is one, else it shows the annotation under the cursor
-        if d is None and not (self.aus.hasFocus() or self.emotion.hasFocus()):
-            self.aus.setText(a.aus if a is not None else "")
-            self.emotion.setText(a.emotion if a is not None else "")
+        times = self.ecg.frame_time_ecg_s if self.ecg is not None else None
+        ecg_clock = None if times is None else (float(times[f]) if f < times.size else float("nan"))
+        st = self.state
+        self.panel.show_position(
+            f, self.n_frames, self.fps, ecg_clock, st.annotation_at(f), st.draft, st.candidate_at(f)
+        )
 
     # -- editing -----------------------------------------------------------------------------
     def _labels(self) -> tuple[str, str]:
-        return self.aus.text().strip(), self.emotion.text().strip()
+        return self.panel.labels()
 
     def _edit(self, message: str) -> None:
         if message:
@@ -392,8 +331,7 @@ class ReviewWindow(QMainWindow):
 
     def start_draft(self) -> None:
         """O: a new expression from the cursor, with an empty form."""
-        self.aus.clear()
-        self.emotion.clear()
+        self.panel.clear_form()
         self._edit(self.state.set_onset(self.frame))
 
     def accept_candidate(self) -> None:
@@ -401,7 +339,7 @@ class ReviewWindow(QMainWindow):
 
         In the form, Enter applies the form to the annotation under the cursor instead.
         """
-        if self.aus.hasFocus() or self.emotion.hasFocus():
+        if self.panel.typing:
             self.apply_labels()
             return
         self._edit(self.state.accept_at(self.frame, *self._labels()))
