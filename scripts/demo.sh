@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on simulated devices, end to end: a simulated lab recorded through the real drivers
 # and LSL, sync, a small synthetic training set, CMCL-Net training, spotting with the HR-slope
-# candidate filter, MEGC evaluation and plots. Usage: scripts/demo.sh [OUT_DIR] (run by `make demo`).
+# candidate filter, MEGC evaluation and plots; annotations go in through coder sheets (mecg annotate).
+# Usage: scripts/demo.sh [OUT_DIR] (run by `make demo`).
 set -euo pipefail
 out=${1:-out/demo}
 bin=.venv/bin
@@ -16,19 +17,30 @@ echo "==    only, into a crash-safe session"
 "$bin/mecg" validate "$out/recording.h5"
 echo "== 2. sync: every frame on the ECG clock"
 "$bin/mecg" sync "$out/recording.h5" --plot "$out/sync.png"
-echo "== 3. a small synthetic training set (4 subjects x 1 trial x 40 s, 8 MEs and 4 MaEs a minute)"
+echo "== 3. annotate: the simulated participant's expressions handed in as a coder's sheet (XLSX), imported"
+echo "==    as coder A and made the reference set that train, eval and stats read; agreement with the truth"
+"$bin/mecg" annotate "$out/recording.h5" export "$out/coder_A.xlsx" --coder recording
+"$bin/mecg" annotate "$out/recording.h5" import "$out/coder_A.xlsx" --coder A --reference
+"$bin/mecg" annotate "$out/recording.h5" agree --coders recording A
+"$bin/mecg" annotate "$out/recording.h5" list
+echo "== 4. a small synthetic training set (4 subjects x 1 trial x 40 s, 8 MEs and 4 MaEs a minute), each"
+echo "==    annotated the same way through a coder sheet (CSV) imported as the reference set"
 "$bin/mecg" synth "$out/train" --subjects 4 --duration 40 --fps 60 --size 320x240 --seed 7 --me-per-min 8 --mae-per-min 4
-echo "== 4. train CMCL-Net (video + ECG)"
+for s in "$out"/train/*.h5; do
+  "$bin/mecg" annotate "$s" export "${s%.h5}_coder_A.csv" --coder recording
+  "$bin/mecg" annotate "$s" import "${s%.h5}_coder_A.csv" --coder A --reference
+done
+echo "== 5. train CMCL-Net (video + ECG)"
 "$bin/mecg" train "$out/train" --out "$out/cmclnet.pt" --epochs 6 --pretrain-epochs 2
-echo "== 5. spot the recording with the candidate clip filter (eta 2.0)"
+echo "== 6. spot the recording with the candidate clip filter (eta 2.0)"
 "$bin/mecg" spot "$out/recording.h5" --model "$out/cmclnet.pt" --out "$out/spots.csv" --plot "$out/spots.png"
-echo "== 6. MEGC evaluation against the simulated participant's expressions"
+echo "== 7. MEGC evaluation against the reference set (coder A)"
 "$bin/mecg" eval --pred "$out/spots.csv" --truth "$out/recording.h5"
 "$bin/mecg" info "$out/recording.h5"
-echo "== 7. the ME-ECG statistics: ECG at ME/MaE apexes vs non-expression moments (rank tests, boxplots)"
+echo "== 8. the ME-ECG statistics: ECG at ME/MaE apexes vs non-expression moments (rank tests, boxplots)"
 echo "==    on 10 synthetic participants x 60 s (tiny frames: only the ECG and the annotations are used)"
 "$bin/mecg" synth "$out/stats" --subjects 10 --duration 60 --fps 30 --size 96x72 --seed 5
 "$bin/mecg" stats "$out/stats" --plot "$out/stats.png"
-echo "== 8. share the recording as NWB (ECG in volts, lossless video beside it, annotations)"
+echo "== 9. share the recording as NWB (ECG in volts, lossless video beside it, annotations)"
 "$bin/mecg" export-nwb "$out/recording.h5" "$out/recording.nwb" --age P18Y/ --inspect
-echo "== done: $out/recording.h5, $out/sync.png, $out/spots.csv, $out/spots.png, $out/stats.png, $out/recording.nwb"
+echo "== done: $out/recording.h5, $out/sync.png, $out/coder_A.xlsx, $out/spots.csv, $out/spots.png, $out/stats.png, $out/recording.nwb"

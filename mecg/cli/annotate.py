@@ -182,9 +182,11 @@ def _agree(args: argparse.Namespace) -> int:
         f"agreement of coder {ca} ({res.n_a['all']}) with coder {cb} ({res.n_b['all']}) on {video}: {res.n_frames} "
         f"frames at {res.fps:g} fps"
     )
-    print(f"intervals, IoU >= 0.5   {'matched':>7} {'only ' + ca:>9} {'only ' + cb:>9} {'P':>7} {'R':>7} {'F1':>7}")
+    wa, wb = max(9, len(ca) + 6), max(9, len(cb) + 6)
+    only_a, only_b = f"only {ca}", f"only {cb}"
+    print(f"intervals, IoU >= 0.5   {'matched':>7} {only_a:>{wa}} {only_b:>{wb}} {'P':>7} {'R':>7} {'F1':>7}")
     for name, c in [*res.intervals.items(), ("any type", res.any_type)]:
-        print(f"  {name:<21} {c.tp:>7} {c.fp:>9} {c.fn:>9} {c.precision:>7.3f} {c.recall:>7.3f} {c.f1:>7.3f}")
+        print(f"  {name:<21} {c.tp:>7} {c.fp:>{wa}} {c.fn:>{wb}} {c.precision:>7.3f} {c.recall:>7.3f} {c.f1:>7.3f}")
     print(f"type agreement of matched pairs: {_fmt(res.type_agreement)}")
     k = res.kappa
     print(f"frame-wise Cohen's kappa: expression {_fmt(k['expression'])}, ME {_fmt(k['me'])}, MaE {_fmt(k['mae'])}")
