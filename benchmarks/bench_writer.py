@@ -9,10 +9,15 @@ small random-walk head motion (``cv2.warpAffine``), mild 100 Hz mains flicker an
 gzip level 1 and with no compression. Reported per variant: raw input MB/s (wall clock),
 compression ratio (raw bytes / file size), CPU seconds per second of 150 fps video (process
 time of the writing process, flush thread included: this is the fraction of one core it
-needs), and whether frames read back bit-exactly. Prints a table and writes
-benchmarks/results/writer.json.
+needs), and whether frames read back bit-exactly. Every mecg variant writes Fletcher32 checksums
+(format v2). Prints a table and writes benchmarks/results/writer.json.
 
-    python benchmarks/bench_writer.py [--frames N] [--quick] [--dir DIR]
+``--crash N`` also measures crash safety: N writer processes (video 96x128 at ~150 fps, ECG at
+~1 kHz, markers) are killed with SIGKILL at seeded times between 1 and 3 s, and each file is
+checked with ``validate --deep`` and for the seconds of data lost; then the writer fills small
+tmpfs disks (when mounting is allowed) until the disk is full, and each file is checked the same way.
+
+    python benchmarks/bench_writer.py [--frames N] [--quick] [--dir DIR] [--crash N]
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +40,7 @@ import h5py
 import numpy as np
 from skimage import color, data
 
-from mecg.session import SessionWriter, StreamInfo, video_codec
+from mecg.session import SessionError, SessionWriter, StreamInfo, check_session, video_codec
 
 RESULTS = Path(__file__).parent / "results"
 FPS = 150.0
@@ -119,12 +128,121 @@ def measure(name: str, write: Callable[[Path], None], path: Path, dataset: str, 
     return row
 
 
+CRASH_WRITER = """
+import sys, time
+import numpy as np
+from mecg.session import SessionWriter, StreamInfo
+H, W = 96, 128
+BASE = np.arange(H * W, dtype=np.int64).reshape(H, W)
+w = SessionWriter(sys.argv[1], subject_id="crash")
+cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(H, W), nominal_srate_hz=150))
+ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], channel_format="int32", nominal_srate_hz=1000))
+mk = w.add_stream(StreamInfo("mk", "Markers", kind="markers"))
+print("ready", flush=True)
+nf = ne = 0
+while True:
+    idx = np.arange(nf, nf + 3)
+    w.append(cam, ((BASE[None] + 7 * idx[:, None, None]) % 256).astype(np.uint8), idx / 150)
+    w.append(ecg, np.arange(ne, ne + 20, dtype=np.int32), np.arange(ne, ne + 20) / 1000)
+    nf, ne = nf + 3, ne + 20
+    if nf % 30 == 0:
+        w.append(mk, ["mark"], [nf / 150])
+    print(f"{time.monotonic():.6f} {nf} {ne}", flush=True)
+    time.sleep(0.016)
+"""
+
+
+def _check(path: Path) -> tuple[bool, int, int, str]:
+    """``validate --deep`` the file: (valid, frames, ECG samples, first error)."""
+    rep, s = check_session(path, deep=True)
+    if s is None:
+        return False, 0, 0, rep.errors[0]
+    with s:
+        n = {k: st.sample_count for k, st in s.streams.items()}
+    return rep.valid, n.get("cam", 0), n.get("ecg", 0), rep.errors[0] if rep.errors else ""
+
+
+def crash_trials(n: int, folder: Path) -> dict:
+    """SIGKILL ``n`` writers at seeded times; how many files validate and how much each lost (s)."""
+    rng = np.random.default_rng(15)
+    script = folder / "crash_writer.py"
+    script.write_text(CRASH_WRITER)
+    kills = []
+    for i, after_s in enumerate(rng.uniform(1.0, 3.0, n)):
+        path = folder / f"crash{i}.h5"
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True)
+        reader.start()
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        last = [ln.split() for ln in lines if ln.strip()][-1]
+        appended_frames, appended_samples = int(last[1]), int(last[2])
+        valid, nf, ne, err = _check(path)
+        kills.append(
+            {
+                "kill_after_s": round(float(after_s), 3),
+                "valid": valid,
+                "error": err,
+                "video_lost_s": round((appended_frames - nf) / 150, 3),
+                "ecg_lost_s": round((appended_samples - ne) / 1000, 3),
+            }
+        )
+        path.unlink(missing_ok=True)
+    lost = [max(k["video_lost_s"], k["ecg_lost_s"]) for k in kills]
+    return {
+        "kills": n,
+        "valid_after_kill": sum(k["valid"] for k in kills),
+        "lost_s_median": round(float(np.median(lost)), 3),
+        "lost_s_max": round(float(np.max(lost)), 3),
+        "trials": kills,
+    }
+
+
+def full_disk_trials(sizes_kib: list[int], folder: Path) -> dict:
+    """Fill tmpfs disks of ``sizes_kib`` with one recording each; is each file valid after the disk is full?"""
+    disk = folder / "small"
+    disk.mkdir()
+    base = np.arange(96 * 128).reshape(96, 128)[None] + np.arange(3)[:, None, None] * 7  # int64
+    trials = []
+    for size in sizes_kib:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(disk)], capture_output=True)
+        if r.returncode != 0:
+            return {"skipped": f"cannot mount a tmpfs here: {r.stderr.decode().strip()}"}
+        try:
+            path = disk / "full.h5"
+            w = SessionWriter(path, subject_id="full", flush_interval_s=0.05)
+            cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(96, 128), nominal_srate_hz=150))
+            ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], nominal_srate_hz=1000))
+            nf = 0
+            try:
+                while True:
+                    w.append(cam, ((base + nf) % 256).astype(np.uint8), np.arange(nf, nf + 3) / 150)
+                    w.append(ecg, np.zeros((20, 1)), np.arange(nf * 20 // 3, nf * 20 // 3 + 20) / 1000)
+                    nf += 3
+                    if w.flush_error is not None:
+                        break
+            except (OSError, SessionError):
+                pass
+            finally:
+                w.abort()
+            valid, kept, _, err = _check(path)
+            trials.append({"disk_kib": size, "appended_frames": nf, "kept_frames": kept, "valid": valid, "error": err})
+        finally:
+            subprocess.run(["umount", str(disk)], check=False)
+    return {"disks": len(trials), "valid_when_full": sum(t["valid"] for t in trials), "trials": trials}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=900, help="frames to write per variant (default 900 = 6 s)")
     ap.add_argument("--quick", action="store_true", help="150 frames from 60 precomputed, for a smoke run")
     ap.add_argument("--dir", default=None, help="folder for the temporary files (default: system temp)")
     ap.add_argument("--out", default=str(RESULTS / "writer.json"), help="JSON output path")
+    ap.add_argument("--crash", type=int, default=0, help="also SIGKILL N writers and fill small disks (crash safety)")
     args = ap.parse_args()
     n = 150 if args.quick and args.frames == 900 else args.frames
     frames = face_frames(60 if args.quick else 300)
@@ -162,6 +280,21 @@ def main() -> None:
                 f"{r['realtime_x']:>11.2f} {r['lossless']!s:>8} {'yes' if r['meets_goal'] else 'no':>5}"
             )
     print("\nCPU s / video s is the fraction of one core the writer needs at 150 fps (flush thread included).")
+    crash: dict = {}
+    if args.crash:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            crash["sigkill"] = crash_trials(args.crash, Path(tmp))
+            crash["full_disk"] = full_disk_trials([512, 1024, 2048, 4096, 8192][: max(1, args.crash)], Path(tmp))
+        k = crash["sigkill"]
+        print(
+            f"\nSIGKILL x{k['kills']}: {k['valid_after_kill']} file(s) valid (validate --deep); data lost "
+            f"median {k['lost_s_median']:.3f} s, max {k['lost_s_max']:.3f} s"
+        )
+        d = crash["full_disk"]
+        if "skipped" in d:
+            print(f"full disk: skipped ({d['skipped']})")
+        else:
+            print(f"full disk x{d['disks']}: {d['valid_when_full']} file(s) valid after the disk filled up")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +321,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "results": rows,
+        "crash_safety": crash,
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
