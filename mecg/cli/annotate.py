@@ -241,7 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Each coder's annotations are kept apart in the session's derivatives file; one set "
         "is the reference that train, eval and stats use. Nothing is written on any error. See docs/annotate.md.",
     )
-    p.add_argument("session", help="session file (.h5)")
+    p.add_argument("session", metavar="SESSION", help="session file (.h5)")
     acts = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=type(p))
 
     q = acts.add_parser("import", help="import a coder sheet (.csv or .xlsx)")
