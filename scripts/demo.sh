@@ -16,7 +16,8 @@ echo "==    only, into a crash-safe session"
   --out "$out/recording.h5" --lsl-local --quiet
 "$bin/mecg" validate "$out/recording.h5"
 echo "== 2. sync: every frame on the ECG clock"
-"$bin/mecg" sync "$out/recording.h5" --plot "$out/sync.png"
+# exit 0: verdict ok; 3: suspect (stored and usable; the reasons are printed): the demo goes on; 1 or 2: stop
+"$bin/mecg" sync "$out/recording.h5" --plot "$out/sync.png" || { rc=$?; [ "$rc" -eq 3 ] || exit "$rc"; }
 echo "== 3. annotate: the simulated participant's expressions handed in as a coder's sheet (XLSX), imported"
 echo "==    as coder A and made the reference set that train, eval and stats read; agreement with the truth"
 "$bin/mecg" annotate "$out/recording.h5" export "$out/coder_A.xlsx" --coder recording
