@@ -214,6 +214,7 @@ class Session:
         self.file = f
         self.derivatives = derivatives
         self.writable = writable
+        self.attrs = dict(f.attrs)  # read once: a damaged attribute heap fails here, on open
         self.streams: dict[str, Stream] = {}
         for key, g in f[STREAMS].items():
             info = _stream_info(path, key, g)
@@ -235,7 +236,7 @@ class Session:
     # -- root attributes -------------------------------------------------------------------
     def attr(self, name: str, default: object = "") -> object:
         """A root attribute of the recording, decoded to ``str`` for text."""
-        v = self.file.attrs.get(name, default)
+        v = self.attrs.get(name, default)
         return _str(v) if isinstance(v, bytes | str) else v
 
     @property
@@ -248,7 +249,7 @@ class Session:
 
     @property
     def format_version(self) -> int:
-        return int(self.file.attrs["format_version"])
+        return int(self.attrs["format_version"])
 
     @property
     def recording_id(self) -> str:
@@ -258,7 +259,7 @@ class Session:
     @property
     def complete(self) -> bool:
         """True when the recording was closed cleanly (false after a crash)."""
-        return bool(self.file.attrs.get("complete", False))
+        return bool(self.attrs.get("complete", False))
 
     @property
     def derivatives_path(self) -> Path:
@@ -275,9 +276,12 @@ class Session:
     # -- content: derivatives first, then a v1 recording's own groups -------------------------
     def _groups(self, name: str) -> list[h5py.Group]:
         out = []
-        for f in (self.derivatives, self.file):
-            if f is not None and name in f and isinstance(f[name], h5py.Group):
-                out.append(f[name])
+        try:
+            for f in (self.derivatives, self.file):
+                if f is not None and name in f and isinstance(f[name], h5py.Group):
+                    out.append(f[name])
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path}: /{name} cannot be read ({exc}); the file is damaged") from None
         return out
 
     def derived(self, name: str) -> CheckedGroup | None:
@@ -287,7 +291,10 @@ class Session:
 
     @cached_property
     def _annotation_group(self) -> h5py.Group:
-        found = [g for g in self._groups(ANNOTATIONS) if "onset_frame" in g or g.file is self.file]
+        try:
+            found = [g for g in self._groups(ANNOTATIONS) if "onset_frame" in g or g.file is self.file]
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path}: the annotations cannot be read ({exc}); the file is damaged") from None
         return found[0] if found else _empty_group()
 
     @cached_property
@@ -303,7 +310,10 @@ class Session:
     @property
     def annotated_stream(self) -> str:
         """Key of the video stream whose frames the annotations index ('' if none)."""
-        return _str(self._annotation_group.attrs.get("video_stream", ""))
+        try:
+            return _str(self._annotation_group.attrs.get("video_stream", ""))
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path}: the annotations cannot be read ({exc}); the file is damaged") from None
 
     @property
     def sync_group(self) -> CheckedGroup:
