@@ -376,6 +376,7 @@ def log(command: str, m: tuple, outcome: str) -> None:
                         "command": command,
                         "mutation": m[0],
                         "case": m[1] if m[0] == "schema" else None,
+                        "m": list(m),
                         "outcome": outcome,
                     }
                 )
