@@ -25,7 +25,7 @@ from mecg.session.format import SessionError
 PROBE_TIMEOUT_S = 20.0
 _probed: set[tuple] = set()
 
-_WALK = '''
+_WALK = """
 import sys, h5py
 def walk(path):
     with h5py.File(path, "r") as f:
@@ -45,7 +45,7 @@ def walk(path):
                 if h5py.check_string_dtype(obj.dtype) is not None and obj.size < 10_000_000 and not obj.external:
                     obj[()]
         f.visititems_links(visit)
-'''
+"""
 
 
 def _walk_here(path: str) -> None:
