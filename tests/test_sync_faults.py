@@ -114,3 +114,19 @@ def test_lsl_alignment_with_an_ecg_gap_counts_the_gap_and_keeps_its_accuracy(tmp
     assert abs(int((~ok).sum()) - res.frames_in_ecg_gap) <= 3  # the gap's edges: LSL is ~27 ms off
     assert abs(res.drift_ppm) < 500  # no sample-index-as-time drift across the gap
     assert np.abs(err[ok]).max() < 40  # the latency difference (26 ms) and no more
+
+
+def test_validate_and_info_report_gaps_and_resets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gap, reset = _session(tmp_path, 60.0, "ecg_gap", 11), _session(tmp_path, 60.0, "clock_reset", 12)
+    assert main(["validate", "--json", str(gap)]) == 0  # valid: a gap is an event of the recording, not damage
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["time"]["ECG"]["segments"] == 2 and rep["time"]["ECG"]["gaps"] == 1
+    assert 2500 < rep["time"]["ECG"]["samples_lost"] < 6500  # a 3-6 s gap at 1 kHz
+    assert any(w.startswith("ECG: time runs in 2 segments") for w in rep["warnings"])
+    assert main(["validate", "--json", str(reset)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["time"]["FaceCamera"]["resets"] == 1 and rep["time"]["ECG"]["segments"] == 1
+    assert main(["info", "--json", str(reset)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    cam = next(st for st in d["streams"] if st["key"] == "FaceCamera")
+    assert cam["timebase"]["resets"] == 1 and cam["duration_s"] > 0

@@ -152,12 +152,43 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def time_anomalies(s: Session) -> tuple[dict, list[str]]:
+    """Each stream's segments (gaps, clock resets, runs of lost samples, NaN times) and a line per anomaly.
+
+    The segments are those `mecg sync` cuts (mecg.sync.segments): a recording with them is valid, but
+    its sample index is not its time across them.
+    """
+    table, lines = {}, []
+    for st in s.streams.values():
+        rate = st.info.nominal_srate_hz
+        if st.info.kind == "markers" or not rate > 0 or not st.sample_count:
+            continue
+        tb = stream_timebase(
+            st.timestamps, st.clock_offsets, rate, regular=st.info.kind == "signal", number_frames=False
+        )
+        d = tb.summary()
+        table[st.key] = d
+        if d["segments"] > 1 or d["nan_timestamps"]:
+            lines.append(
+                f"{st.key}: time runs in {d['segments']} segments: {d['gaps']} gaps ({d['gap_total_s']:.2f} s, "
+                f"~{d['samples_lost']} samples missing), {d['resets']} clock resets, {d['drops']} runs of lost "
+                f"samples, {d['nan_timestamps']} NaN timestamps (mecg sync aligns each segment; see mecg info)"
+            )
+    return table, lines
+
+
 def _validate(args: argparse.Namespace) -> int:
     rep, s = check_session(args.session, deep=args.deep)
+    times: dict = {}
     if s is not None:
-        s.close()
+        try:
+            if rep.valid:
+                times, lines = time_anomalies(s)
+                rep.warnings.extend(lines)
+        finally:
+            s.close()
     if args.json:
-        print(json.dumps(rep.as_dict(), indent=2))
+        print(json.dumps({**rep.as_dict(), "time": times}, indent=2))
         return 0 if rep.valid else 1
     if not rep.valid:
         print(f"invalid: {rep.errors[0]}", file=sys.stderr)
@@ -169,7 +200,7 @@ def _validate(args: argparse.Namespace) -> int:
         frames = sum(st.frames_decoded for st in rep.streams)
         deep = f"; deep: {chunks} chunk(s) read and checked, {frames} frame(s) decoded"
     print(f"valid: {rep.path}, {len(rep.streams)} stream(s), format v{rep.format_version}{note}{deep}")
-    for w in rep.warnings if args.deep else ():
+    for w in rep.warnings if args.deep else [w for w in rep.warnings if "segments" in w]:
         print(f"warning: {w}", file=sys.stderr)
     return 0
 
