@@ -116,6 +116,9 @@ class SessionWriter:
         self._video_level = video_level
         self._streams: dict[str, StreamInfo] = {}
         self._counts: dict[str, int] = {}
+        # Each stream's group and datasets stay open while recording: h5py closes an object when
+        # it is freed, and a close that flushes on a full disk could only print its error.
+        self._open: dict[str, tuple[h5py.Group, h5py.Dataset, h5py.Dataset, h5py.Dataset]] = {}
         f = self._f
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
@@ -217,6 +220,7 @@ class SessionWriter:
             )
             self._streams[key] = info
             self._counts[key] = 0
+            self._open[key] = (g, g["data"], g["timestamps"], g["clock_offsets"])
             self._dirty = True
             return key
 
@@ -287,9 +291,8 @@ class SessionWriter:
         arr: np.ndarray | None,
     ) -> None:
         """Append under the lock (see :meth:`append`)."""
-        g = self._f[STREAMS][key]
+        g, d, t, _ = self._open[key]
         start = self._counts[key]
-        d = g["data"]
         d.resize(start + n, axis=0)
         if payloads is not None:
             zero = (0,) * len(info.frame_shape)
@@ -297,7 +300,6 @@ class SessionWriter:
                 d.id.write_direct_chunk((start + i, *zero), payload, filter_mask=mask)
         else:
             d[start:] = values if values is not None else arr
-        t = g["timestamps"]
         t.resize(start + n, axis=0)
         t[start:] = ts
         self._counts[key] = start + n
@@ -310,7 +312,7 @@ class SessionWriter:
         self._info(key)
         with self._lock:
             self._check_open()
-            d = self._f[STREAMS][key]["clock_offsets"]
+            d = self._open[key][3]
             start = d.shape[0]
             d.resize(start + arr.shape[0], axis=0)
             d[start:] = arr
