@@ -54,6 +54,9 @@ def test_results_go_beside_the_recording_which_is_never_written(rec: Path) -> No
         s.write_group("sync", {"mode": "strobe", "offset_ms": 1.5}, {"frame_time_ecg_s": np.arange(12) / 30})
         s.write_group("features/frontend", {"params": "k=3"}, {"roi": np.ones((12, 2, 4), np.float32)})
         s.write_annotations([Annotation(1, 2, 3, "MaE")], "cam")
+        s.write_group("features/text", {"n": 2}, {"names": np.array(["ECG", "Ünï"]), "empty": np.zeros((0, 2))})
+        assert s.derived("features/text")["names"].asstr()[()].tolist() == ["ECG", "Ünï"]
+        assert s.derived("features/text")["empty"].shape == (0, 2)
         # the session reads its own writes
         assert s.sync_group.attrs["mode"] == "strobe" and "frame_time_ecg_s" in s.sync_group
         np.testing.assert_array_equal(s.sync_group["frame_time_ecg_s"][()], np.arange(12) / 30)
@@ -67,7 +70,7 @@ def test_results_go_beside_the_recording_which_is_never_written(rec: Path) -> No
         assert f.attrs["recording_id"] == s.recording_id and f.attrs["recording_checksum"] == s.checksum()
         assert f.attrs["recording_file"] == "S.h5"
         assert f["sync/frame_time_ecg_s"].fletcher32 and f["features/frontend/roi"].fletcher32
-        assert sorted(s.features_group.keys()) == ["frontend"] and s.annotated_stream == "cam"
+        assert sorted(s.features_group.keys()) == ["frontend", "text"] and s.annotated_stream == "cam"
         assert [a.type for a in s.annotations] == ["MaE"]  # the coder's table hides the recording's
     with h5py.File(rec, "r") as f:  # the recording still holds what the recorder wrote
         assert set(f) == {"streams", "annotations"} and f["annotations/type"].asstr()[()].tolist() == ["ME"]

@@ -356,6 +356,9 @@ class Session:
                 g.attrs[k] = v
             for k, v in (arrays or {}).items():
                 v = np.asarray(v)
+                if v.dtype.kind in "OUS":  # text: variable-length UTF-8, which HDF5 lets no filter touch
+                    g.create_dataset(k, data=v.astype(str).astype(object), dtype=h5py.string_dtype())
+                    continue
                 opts = {"compression": "gzip", "compression_opts": 4, "fletcher32": True} if v.ndim else {}
                 g.create_dataset(k, data=v, **opts)
 
