@@ -109,11 +109,22 @@ def recording_checksum(f: h5py.File, path: Path) -> str:
     return digest
 
 
+def _canonical(v: object) -> bytes:
+    """Bytes of an attribute value that do not depend on numpy's repr (which changed in numpy 2)."""
+    if isinstance(v, bytes):
+        return b"b:" + v
+    if isinstance(v, str):
+        return b"s:" + v.encode("utf-8", "surrogatepass")
+    a = np.asarray(v)
+    if a.dtype.kind == "O":
+        return b"o:" + repr(a.shape).encode() + b"[" + b",".join(_canonical(x) for x in a.reshape(-1)) + b"]"
+    return a.dtype.str.encode() + repr(a.shape).encode() + b":" + a.tobytes()
+
+
 def _hash_attrs(h: hashlib._Hash, name: str, obj: h5py.HLObject) -> None:
     h.update(f"obj={name};".encode())
     for k in sorted(obj.attrs.keys()):
-        v = obj.attrs[k]
-        h.update(f"attr={k}={np.asarray(v, dtype=object).tolist()!r};".encode())
+        h.update(f"attr={k}=".encode() + _canonical(obj.attrs[k]) + b";")
 
 
 def _hash_dataset(h: hashlib._Hash, name: str, ds: h5py.Dataset, fd: int) -> None:
