@@ -196,3 +196,31 @@ def test_recording_checksum_sees_chunk_changes_but_not_copies(rec: Path, tmp_pat
         f["streams/cam/timestamps"][3] = 99.0
     with open_session(copy) as s:
         assert s.checksum() != a
+
+
+def _store_many(path: str, name: str, n: int, barrier) -> None:
+    big = np.random.default_rng(0).normal(size=400_000)  # ~0.1 s per update: the two programs overlap
+    barrier.wait()
+    for i in range(n):
+        with open_session(path, writable=True) as s:
+            s.write_group(f"features/{name}", {"i": i}, {"v": big + i})
+
+
+def test_two_programs_storing_at_once_lose_nothing(rec: Path) -> None:
+    """Each update copies the newest derivatives file under a folder lock: no writer overwrites another's."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_store_many, args=(str(rec), name, 6, barrier)) for name in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+        assert p.exitcode == 0
+    with open_session(rec) as s:
+        assert {k: int(s.features_group[k].attrs["i"]) for k in ("a", "b") if k in s.features_group} == {
+            "a": 5,
+            "b": 5,
+        }
+    assert sorted(p.name for p in rec.parent.iterdir() if p.name.startswith(".")) == []  # no temporary left

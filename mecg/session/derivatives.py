@@ -10,6 +10,7 @@ over the old one, so a crash or a full disk leaves either the old file or the ne
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import io
 import os
 import shutil
@@ -113,6 +114,28 @@ def update_derivatives(
     derivatives file (if any) and the recording untouched, and raises :class:`SessionError`.
     """
     target = derivatives_path(recording)
+    # One update at a time per folder, across processes and threads (flock on the folder): each update
+    # copies the newest file, so two programs storing results at once (mecg spot while the review window
+    # saves) never lose one another's change.
+    try:
+        folder_fd = os.open(target.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise SessionError(f"cannot store results in {target}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(folder_fd, fcntl.LOCK_EX)
+        _update_locked(recording, recording_id, checksum, change, software, target)
+    finally:
+        os.close(folder_fd)  # releases the lock
+
+
+def _update_locked(
+    recording: Path,
+    recording_id: str,
+    checksum: str,
+    change: Callable[[h5py.File], None],
+    software: str,
+    target: Path,
+) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     # HDF5 reports some failed writes (a full disk) only when h5py frees an object: collect them
     # instead of letting Python print "Exception ignored" tracebacks, and fail the update.
