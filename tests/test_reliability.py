@@ -494,14 +494,7 @@ def _fill(d: Path, leave: int) -> None:
     [
         "sync",
         "spot",
-        pytest.param(
-            "export-nwb",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="mecg/interop/nwb_export.py lets NWBHDF5IO's OSError/RuntimeError on a full disk through "
-                "(a traceback; its temporary file is removed): wrap the write in an NwbExportError",
-            ),
-        ),
+        "export-nwb",
     ],
 )
 def test_full_disk_never_touches_the_recording_and_leaves_no_partial_output(

@@ -30,9 +30,12 @@ time), so they always increase. Markers are always on the recorder clock.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
+import io as _io
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -265,9 +268,21 @@ def export_nwb(
     }
 
     written: list[tuple[Path, Path]] = []  # (temporary, final) video files
+    # A full disk shows up as OSError/RuntimeError from h5py or OpenCV, and as "Exception ignored" lines
+    # when h5py frees the objects of the failed file: both become one clear error, and nothing is left.
+    hook = sys.unraisablehook
+    lost: list[BaseException] = []
+    sys.unraisablehook = lambda u: lost.append(u.exc_value) if u.exc_value is not None else None
     try:
         return _export(session_path, dst, written, **kw)
+    except (OSError, RuntimeError) as exc:
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space" in str(exc)
+        raise NwbExportError(
+            f"cannot write {dst}: {'the disk is full' if full else exc}; nothing was written (the recording is "
+            "untouched); free disk space or choose another folder, then export again"
+        ) from None
     finally:
+        sys.unraisablehook = hook
         for tmp, _ in written:  # renamed on success; left over only after a failure
             tmp.unlink(missing_ok=True)
 
@@ -504,14 +519,35 @@ def _export(
         # -- write (temporary file, then rename) ------------------------------------------
         tmp_nwb = temp_beside(dst, ".part.nwb", NwbExportError)
         try:
-            with NWBHDF5IO(str(tmp_nwb), "w") as io:
-                io.write(nwb)
+            _write_nwb(NWBHDF5IO, tmp_nwb, nwb)
             for tmp, final in written:  # the videos first: the new .nwb must never point at a missing file
                 os.replace(tmp, final)
             os.replace(tmp_nwb, dst)
         finally:
             tmp_nwb.unlink(missing_ok=True)
     return report
+
+
+def _write_nwb(io_class: type, path: Path, nwb: object) -> None:
+    """Write ``nwb`` to ``path``. On a failure (a full disk) h5py prints "Exception ignored" tracebacks
+    while it frees the half-written file's objects: they are kept off the terminal and the error is raised."""
+    import gc
+
+    real, buf = sys.stderr, _io.StringIO()
+    sys.stderr = buf
+    ok = False
+    try:
+        try:
+            with io_class(str(path), "w") as nwb_io:
+                nwb_io.write(nwb)
+        except BaseException:
+            gc.collect()  # free the failed file's objects now, while their complaints are captured
+            raise
+        ok = True
+    finally:
+        sys.stderr = real
+        if ok and buf.getvalue():
+            real.write(buf.getvalue())
 
 
 def inspect_nwb(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
