@@ -8,6 +8,7 @@ eval read the reference set, not the recording's table.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "--seed", "3", "--me-per-min", "15", "--mae-per-min", "10"]) == 0
     sessions = sorted(data.glob("*.h5"))
     assert len(sessions) == 2
+    digest = {s: hashlib.sha256(s.read_bytes()).hexdigest() for s in sessions}
     n_me = 0
     for s in sessions:
         exported = tmp_path / f"{s.stem}.csv"
@@ -58,3 +60,5 @@ def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixt
     assert res["mae"]["tp"] + res["mae"]["fn"] == 0  # the recordings' MaEs are not: the reference set is read
     with open_session(sessions[0]) as sess:  # training stored its sync beside the sets and kept the reference
         assert reference_coder(sess) == "A" and len(sess.sync_group.attrs) > 0
+    # import, sync, train, spot and eval wrote beside the recordings, never into them
+    assert {s: hashlib.sha256(s.read_bytes()).hexdigest() for s in sessions} == digest
