@@ -10,7 +10,6 @@ from functools import lru_cache
 from itertools import zip_longest
 
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfilt
 
 from mecg.session import StreamInfo
 
@@ -22,6 +21,8 @@ RR_RANGE_S = (0.3, 2.0)
 
 @lru_cache(maxsize=8)
 def _qrs_filter(srate_hz: float) -> np.ndarray:
+    from scipy.signal import butter  # here, not at the top: `mecg record` starts without SciPy (about 1 s)
+
     hi = min(QRS_BAND_HZ[1], 0.45 * srate_hz)
     return butter(2, (QRS_BAND_HZ[0], hi), btype="bandpass", fs=srate_hz, output="sos")
 
@@ -31,6 +32,8 @@ def r_peaks(ecg: np.ndarray, srate_hz: float) -> np.ndarray:
 
     Peaks are at least 0.3 s apart and reach 30% of the 99th percentile of the QRS energy.
     """
+    from scipy.signal import find_peaks, sosfilt  # loaded with the first heart rate, not at start-up
+
     x = np.asarray(ecg, dtype=np.float64)
     if x.size < srate_hz or not np.all(np.isfinite(x)):
         return np.zeros(0, dtype=np.int64)

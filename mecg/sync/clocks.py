@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class ClockSegment:
 
 def huber_line(x: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float]:
     """Robust line ``y = a + b x`` (Huber loss with transition at ``scale``); returns ``(a, b)``."""
+    from scipy.optimize import least_squares  # here, not at the top: `mecg info` and the recorder start without SciPy
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.size == 1:

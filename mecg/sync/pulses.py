@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from mecg.errors import MecgError
@@ -81,6 +80,8 @@ def led_candidates(frame_chunks: Iterator[np.ndarray], block: int = 4, k: int = 
     (each the connected tiles scoring at least half its best tile) and the caller keeps the one
     whose flashes match the amplifier's trigger pulses.
     """
+    import cv2  # here, not at the top: `import mecg.sync` and `mecg info` start without OpenCV
+
     series = np.concatenate([_blocks(c.astype(np.float32), block) for c in frame_chunks])
     if series.shape[0] < 10:
         return []
