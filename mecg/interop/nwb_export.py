@@ -35,7 +35,9 @@ import hashlib
 import io as _io
 import math
 import os
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -529,25 +531,47 @@ def _export(
 
 
 def _write_nwb(io_class: type, path: Path, nwb: object) -> None:
-    """Write ``nwb`` to ``path``. On a failure (a full disk) h5py prints "Exception ignored" tracebacks
-    while it frees the half-written file's objects: they are kept off the terminal and the error is raised."""
-    import gc
+    """Write ``nwb`` to ``path`` (a temporary name the caller removes on failure).
 
-    real, buf = sys.stderr, _io.StringIO()
-    sys.stderr = buf
-    ok = False
-    try:
+    HDF5 left with a half-written file after a failed write (a full disk) crashes a later file
+    operation of the same process, and touching that file again crashes at once. So where it is
+    safe (POSIX, no other Python thread) the file is written in a forked child, which exits without
+    the parent's cleanup; a failure there is raised here as ``OSError`` (with its errno) or
+    ``RuntimeError``, and this process's HDF5 never saw the file. Elsewhere it is written here.
+    """
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        with io_class(str(path), "w") as nwb_io:
+            nwb_io.write(nwb)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write, report, exit without running the parent's cleanup
+        os.close(read_end)
+        code = 0
+        sys.stderr = _io.StringIO()  # h5py's "Exception ignored" lines of a failed file stay here
         try:
             with io_class(str(path), "w") as nwb_io:
                 nwb_io.write(nwb)
-        except BaseException:
-            gc.collect()  # free the failed file's objects now, while their complaints are captured
-            raise
-        ok = True
-    finally:
-        sys.stderr = real
-        if ok and buf.getvalue():
-            real.write(buf.getvalue())
+        except BaseException as exc:
+            code = 3
+            os.write(write_end, f"{getattr(exc, 'errno', None) or 0}|{type(exc).__name__}: {exc}".encode()[:8000])
+        os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return
+    if os.WIFSIGNALED(status):
+        raise RuntimeError(f"the NWB writer crashed ({signal.Signals(os.WTERMSIG(status)).name})")
+    code, _, message = b"".join(chunks).decode(errors="replace").partition("|")
+    if code.isdigit() and int(code):
+        raise OSError(int(code), message)
+    raise RuntimeError(message or "the NWB writer failed")
 
 
 def inspect_nwb(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:

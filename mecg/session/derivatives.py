@@ -88,8 +88,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _discard(f: h5py.File) -> None:
-    """Close ``f`` without writing anything more to it: its descriptor is pointed at /dev/null first."""
+def close_without_writing(f: h5py.File) -> None:
+    """Close ``f`` without writing anything more to it: its descriptor is pointed at /dev/null first.
+
+    For a file that is being thrown away after a failed write (a full disk): HDF5 would otherwise
+    retry its pending writes at close, fail again, and can be left in a state that crashes a later
+    file operation of the same process.
+    """
     try:
         fd = f.id.get_vfd_handle()
         null = os.open(os.devnull, os.O_RDWR)
@@ -105,8 +110,17 @@ def _discard(f: h5py.File) -> None:
         pass
 
 
+#: Free space (bytes) an update keeps in hand beyond the copy of the old file and the new arrays.
+RESERVE_BYTES = 1 << 20
+
+
 def update_derivatives(
-    recording: Path, recording_id: str, checksum: str, change: Callable[[h5py.File], None], software: str
+    recording: Path,
+    recording_id: str,
+    checksum: str,
+    change: Callable[[h5py.File], None],
+    software: str,
+    need_bytes: int = 0,
 ) -> None:
     """Apply ``change`` to the derivatives of ``recording`` atomically (copy, modify, fsync, rename).
 
@@ -114,6 +128,21 @@ def update_derivatives(
     derivatives file (if any) and the recording untouched, and raises :class:`SessionError`.
     """
     target = derivatives_path(recording)
+    # HDF5 left with a file it could not finish writing (a full disk) can crash a later file operation of
+    # the same process: refuse an update that would not fit before HDF5 writes anything (the copy of the
+    # old file, ``need_bytes`` of new data uncompressed, and RESERVE_BYTES for HDF5's own structures).
+    try:
+        free = shutil.disk_usage(target.parent).free
+        old_size = target.stat().st_size if target.exists() else 0
+    except OSError:
+        free, old_size = None, 0
+    want = old_size + max(int(need_bytes), 0) + RESERVE_BYTES
+    if free is not None and free < want:
+        raise SessionError(
+            f"cannot store results in {target}: the disk is full ({free / 1e6:.2f} MB free, about "
+            f"{want / 1e6:.2f} MB needed). Nothing was changed: the recording is read-only to mecg; free disk "
+            "space, then run the command again"
+        )
     # One update at a time per folder, across processes and threads (flock on the folder): each update
     # copies the newest file, so two programs storing results at once (mecg spot while the review window
     # saves) never lose one another's change.
@@ -164,7 +193,7 @@ def _update_locked(
             if lost:
                 raise OSError(f"HDF5 could not write: {lost[0]}")
         except BaseException:
-            _discard(f)  # the file is deleted anyway: its close must not retry writes on a full disk
+            close_without_writing(f)  # the file is deleted anyway: its close must not retry writes on a full disk
             raise
         f.close()
         with open(tmp, "rb+") as fh:

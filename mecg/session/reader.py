@@ -326,12 +326,12 @@ class Session:
         """Cached features, one subgroup each; a derivatives subgroup hides a v1 file's one of that name."""
         return CheckedGroup(self._groups(FEATURES), f"{self.path}:/{FEATURES}")
 
-    def _store(self, what: str, change: Callable[[h5py.File], None]) -> None:
+    def _store(self, what: str, change: Callable[[h5py.File], None], need_bytes: int = 0) -> None:
         if not self.writable:
             raise SessionError(f"{self.path} is open read-only; open it with writable=True to store {what}")
         from mecg.session.writer import software_version
 
-        update_derivatives(self.path, self.recording_id, self.checksum(), change, software_version())
+        update_derivatives(self.path, self.recording_id, self.checksum(), change, software_version(), need_bytes)
         if self.derivatives is not None:
             self.derivatives.close()
         self.derivatives = _open_derivatives(self.path, self.recording_id, self.checksum)
@@ -362,7 +362,7 @@ class Session:
                 opts = {"compression": "gzip", "compression_opts": 4, "fletcher32": True} if v.ndim else {}
                 g.create_dataset(k, data=v, **opts)
 
-        self._store("results", change)
+        self._store("results", change, sum(np.asarray(v).nbytes for v in (arrays or {}).values()))
 
     def write_annotations(self, annotations: list[Annotation], video_stream: str) -> None:
         """Replace the annotations (in the derivatives file; the session must be open with ``writable=True``)."""
