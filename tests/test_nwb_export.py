@@ -141,6 +141,7 @@ def test_samples_stamped_before_the_recorder_start_move_session_start_back(
         ra, rb = a.read(), b.read()
         shift = (ra.session_start_time - rb.session_start_time).total_seconds()
         assert 0.45 < shift <= 0.5 + 1e-6  # moved back to the earliest sample, at most by the 0.5 s
+
         def first(nwb, name: str) -> float:
             ts = nwb.acquisition[name]
             return float(ts.timestamps[0]) if ts.timestamps is not None else float(ts.starting_time)

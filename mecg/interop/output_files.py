@@ -30,9 +30,7 @@ def temp_beside(dst: Path, suffix: str, error: type[MecgError]) -> Path:
     try:
         fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=suffix, dir=dst.parent)
     except OSError as exc:
-        raise error(
-            f"cannot write in folder {dst.parent}: {exc.strerror or exc}; choose another folder"
-        ) from None
+        raise error(f"cannot write in folder {dst.parent}: {exc.strerror or exc}; choose another folder") from None
     os.close(fd)
     mask = os.umask(0)
     os.umask(mask)
