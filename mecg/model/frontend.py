@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -282,7 +283,9 @@ def compute_frontend(
     if workers == 1:
         parts = [_process(j) for j in jobs]
     else:
-        with ProcessPoolExecutor(workers) as ex:
+        # forkserver, not fork: a fork of a process whose other threads use HDF5 (a recorder, an app's
+        # workers, an open session) can crash the child inside HDF5
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as ex:
             parts = list(ex.map(_process, jobs))
     roi = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -176,7 +177,9 @@ def make_dataset(
             if progress:
                 progress(files[-1])
     else:
-        with ProcessPoolExecutor(workers) as ex:
+        # forkserver, not fork: a fork of a process whose other threads use HDF5 (a recorder, an app's
+        # workers, an open session) can crash the child inside HDF5
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as ex:
             for rec in ex.map(_job, jobs):
                 files.append(rec)
                 if progress:
