@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from xdf_writer import XdfWriter, channels_desc, stream_header_xml, write_sender_reboot
 
 #: The XDF project's example files (MIT), shared beside the repository.
-XDF_EXAMPLES = Path(__file__).resolve().parents[2] / "shared/data/xdf"
+XDF_EXAMPLES = Path(__file__).resolve().parent / "data/xdf"  # the XDF project's example files (MIT, see LICENSE)
 
 CFG = TrialConfig(
     duration_s=20.0, fps=150.0, width=64, height=48, trigger_gap_s=(1.0, 3.0), me_per_min=0, mae_per_min=0
