@@ -633,6 +633,10 @@ def synchronize(
         offset_s, drift = _line_of(b.cam_t, times)
 
     uncertainty = _uncertainty(used, b, params.rules.max_drift_ppm) if used is not None else None
+    by_pulses = {v for v in range(len(b.video.segments)) if vsegs[v, 2] == METHOD_CODES["pulses"]}
+    if used is strobe_fit and pulse_fit is not None and by_pulses:  # camera segments the strobe did not reach
+        other = _uncertainty(pulse_fit, b, params.rules.max_drift_ppm, by_pulses)
+        uncertainty = float("nan") if np.isnan(other) or np.isnan(uncertainty) else max(uncertainty, other)
     hardware = out_mode != "lsl"
     unaligned = []
     if hardware:
@@ -713,7 +717,7 @@ def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarra
     return int(min(in_cam.sum(), in_span.sum()))
 
 
-def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float) -> float:
+def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float, segments: set[int] | None = None) -> float:
     """How sure the fitted frame times are (ms): how far from the fit's answer any clock line consistent
     with the observations puts the first and last frame of each (camera segment, ECG segment)
     stretch among the ECG samples, plus the slack the observations needed to be consistent (see
@@ -721,6 +725,8 @@ def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float) -> float:
     clock = _corrected_clock(b.clock, fit)
     at: list[tuple[int, int, float]] = []
     for v in fit.intercepts:
+        if segments is not None and v not in segments:
+            continue
         seg = b.video.segments[v]
         x = b.cam_t[seg.start : seg.stop]
         x = x[np.isfinite(x)]

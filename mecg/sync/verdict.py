@@ -104,6 +104,10 @@ def judge(
             "software clocks only (LSL): the devices' latency difference is invisible to them, expect tens of ms; "
             "wire the trigger box (LED + TTL) or the camera's strobe output for a sure alignment"
         )
+    if hardware and uncertainty_ms is not None and uncertainty_ms != uncertainty_ms:
+        j.suspect(
+            "no clock line meets all the pulse and strobe observations, even widened by 10 ms: how sure is unknown"
+        )
     if hardware and uncertainty_ms is not None and uncertainty_ms == uncertainty_ms:
         if uncertainty_ms > rules.failed_miss_periods * period_ms:
             j.fail(
