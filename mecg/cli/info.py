@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 
-from mecg.session import Session, check_session, open_session
+from mecg.session import Session, Stream, check_session, open_session
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
-from mecg.sync.segments import stream_timebase
+from mecg.sync.segments import StreamTimebase, stream_timebase
 
 
 def _plain(v: object) -> object:
@@ -25,19 +25,29 @@ def _plain(v: object) -> object:
     return None if isinstance(v, float) and v != v else v
 
 
-def _span_s(ts: np.ndarray, clock_offsets: np.ndarray) -> float:
+def _timebase(st: Stream) -> StreamTimebase | None:
+    """The stream's segments as `mecg sync` cuts them (None for markers and streams without a rate or samples)."""
+    rate = st.info.nominal_srate_hz
+    if st.info.kind == "markers" or not rate > 0 or not st.sample_count:
+        return None
+    return stream_timebase(st.timestamps, st.clock_offsets, rate, regular=st.info.kind == "signal", number_frames=False)
+
+
+def _span_s(st: Stream, tb: StreamTimebase | None) -> float:
     """Earliest to latest sample (s) on the recorder's clock (clock offsets applied, resets included): never < 0."""
-    if len(ts) < 2:
+    if st.sample_count < 2:
         return 0.0
-    t = correct_timestamps(ts, fit_clock_offsets(clock_offsets))
-    return float(np.max(t) - np.min(t))
+    t = tb.corrected_s if tb is not None else correct_timestamps(st.timestamps, fit_clock_offsets(st.clock_offsets))
+    t = t[np.isfinite(t)]
+    return float(np.max(t) - np.min(t)) if t.size else 0.0
 
 
 def summarize(s: Session) -> dict:
     """A JSON-ready summary of a session: streams, annotations, sync status."""
     streams = []
     for st in s.streams.values():
-        span = _span_s(st.timestamps, st.clock_offsets)
+        tb = _timebase(st)
+        span = _span_s(st, tb)
         d = {
             "key": st.key,
             "name": st.info.name,
@@ -50,11 +60,7 @@ def summarize(s: Session) -> dict:
             "duration_s": round(span, 3),
             "clock_offsets": int(st.group["clock_offsets"].shape[0]),
         }
-        rate = st.info.nominal_srate_hz
-        if st.info.kind != "markers" and rate > 0 and st.sample_count:
-            tb = stream_timebase(
-                st.timestamps, st.clock_offsets, rate, regular=st.info.kind == "signal", number_frames=False
-            )
+        if tb is not None:
             d["timebase"] = tb.summary()
         if st.info.kind == "video":
             d["frame_shape"] = list(st.info.frame_shape)
@@ -160,12 +166,9 @@ def time_anomalies(s: Session) -> tuple[dict, list[str]]:
     """
     table, lines = {}, []
     for st in s.streams.values():
-        rate = st.info.nominal_srate_hz
-        if st.info.kind == "markers" or not rate > 0 or not st.sample_count:
+        tb = _timebase(st)
+        if tb is None:
             continue
-        tb = stream_timebase(
-            st.timestamps, st.clock_offsets, rate, regular=st.info.kind == "signal", number_frames=False
-        )
         d = tb.summary()
         table[st.key] = d
         if d["segments"] > 1 or d["nan_timestamps"]:
