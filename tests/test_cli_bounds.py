@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tmpfs import mounted_tmpfs
 
 import mecg.cli.spot as spot_cli
 import mecg.cli.stats as stats_cli
@@ -99,15 +99,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def readonly_dir(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only file system (root may write anywhere else)."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(d)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=64k", "a read-only tmpfs") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
 
 
 @pytest.fixture()
@@ -187,15 +180,8 @@ def test_read_only_targets_are_refused_before_any_work(
 # -- synth on a full disk ------------------------------------------------------------------------------
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    d = tmp_path / "small"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "size=256k") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import traceback
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from tmpfs import mounted_tmpfs
 
 from mecg.cli.main import main
 from mecg.session import SessionError, derivatives_path, open_session
@@ -468,18 +468,9 @@ def test_sync_spot_and_export_leave_the_recording_byte_identical(base: Base, tmp
 @pytest.fixture
 def small_disk(tmp_path: Path, base: Base) -> Iterator[Path]:
     """A tmpfs with room for the recording and about 40 kB more (skipped where mounting is not allowed)."""
-    d = tmp_path / "small"
-    d.mkdir()
     size_kib = (len(base.data) + 40_000) // 1024 + 1
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(d)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", f"size={size_kib}k") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
 
 
 def _fill(d: Path, leave: int) -> None:
