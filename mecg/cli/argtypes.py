@@ -61,6 +61,8 @@ DRIFT_PPM = bounded(float, -1000, 1000, unit="ppm")
 RATE_HZ = bounded(float, 0, 20000, lo_open=True, unit="Hz")
 #: Worker processes or threads.
 WORKERS = bounded(int, 1, 256)
+#: Sessions worked on at once (``--jobs``), one process each.
+JOBS = bounded(int, 1, 256)
 #: Serial baud rates.
 BAUD = bounded(int, 50, 20_000_000)
 #: Linux real-time priorities (SCHED_FIFO).
