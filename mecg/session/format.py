@@ -11,8 +11,18 @@ from mecg.errors import MecgError
 
 FORMAT_NAME = "mecg-session"
 #: v2: every dataset carries a Fletcher32 checksum, a ``recording_id`` root attribute, and no /sync
-#: or /features groups (derived data lives in the derivatives file). v1 stays readable.
-FORMAT_VERSION = 2
+#: or /features groups (derived data lives in the derivatives file). v3: see MAX_ATTR_CHANNELS.
+#: The newest version this mecg reads and writes; v1 and v2 stay readable.
+FORMAT_VERSION = 3
+#: The version a file gets when it needs nothing newer: a session whose streams all have at most
+#: :data:`MAX_ATTR_CHANNELS` channels is written as v2, so older mecg versions still read it.
+BASE_FORMAT_VERSION = 2
+#: v3: a signal stream with more channels than this keeps ``channel_labels``, ``channel_units`` and
+#: ``channel_types`` as datasets of its group instead of attributes (an HDF5 attribute holds at most
+#: 64 KiB: about 4,000 labels). Streams with up to this many channels keep them as attributes.
+MAX_ATTR_CHANNELS = 1024
+#: Per-channel lists of a signal stream (attributes up to MAX_ATTR_CHANNELS channels, else datasets).
+CHANNEL_LISTS = ("channel_labels", "channel_units", "channel_types")
 #: The ``format`` attribute of a derivatives file and the version of its layout.
 DERIVATIVES_NAME = "mecg-derivatives"
 DERIVATIVES_VERSION = 1

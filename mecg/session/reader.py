@@ -49,6 +49,18 @@ def _strlist(value: object) -> list[str]:
     return [_str(v) for v in np.asarray(value, dtype=object).reshape(-1)] if value is not None else []
 
 
+def _channel_list(g: h5py.Group, name: str, where: str) -> list[str]:
+    """A per-channel list: the attribute ``name`` (v1, v2, narrow v3 streams) or the dataset ``name`` (wide v3)."""
+    if name in g.attrs:
+        return _strlist(g.attrs[name])
+    if name not in g:
+        return []
+    ds = g[name]
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
+        raise SessionError(f"{where}: {name!r} must be a (channels,) dataset of strings; the file is damaged")
+    return _strlist(ds[()])
+
+
 @dataclass
 class Stream:
     """One recorded stream of an open session; ``data`` and large arrays are read on demand."""
@@ -184,10 +196,10 @@ class Stream:
 
     def channel(self, label: str) -> np.ndarray:
         """All samples of one signal channel, by label."""
-        if label not in self.info.channel_labels:
-            raise SessionError(
-                f"stream {self.key!r} has no channel {label!r}; it has {', '.join(self.info.channel_labels)}"
-            )
+        labels = self.info.channel_labels
+        if label not in labels:
+            have = ", ".join(labels[:20]) + (f" ... ({len(labels)} channels)" if len(labels) > 20 else "")
+            raise SessionError(f"stream {self.key!r} has no channel {label!r}; it has {have}")
         return self.data[:, self.info.channel_labels.index(label)]
 
 
@@ -430,9 +442,9 @@ def _stream_info(path: Path, key: str, g: h5py.Group) -> StreamInfo:
             hostname=_str(a.get("hostname", "")),
             nominal_srate_hz=rate,
             channel_format=_str(a.get("channel_format", "float32")),
-            channel_labels=_strlist(a.get("channel_labels")),
-            channel_units=_strlist(a.get("channel_units")),
-            channel_types=_strlist(a.get("channel_types")),
+            channel_labels=_channel_list(g, "channel_labels", where),
+            channel_units=_channel_list(g, "channel_units", where),
+            channel_types=_channel_list(g, "channel_types", where),
             frame_shape=frame_shape,
             can_drop_samples=bool(a.get("can_drop_samples", False)),
             lsl_header=_str(a.get("lsl_header", "")),

@@ -32,9 +32,11 @@ from mecg.session.annotations import Annotation, write_annotations
 from mecg.session.checksum import with_trailer
 from mecg.session.format import (
     ANNOTATIONS,
+    BASE_FORMAT_VERSION,
+    CHANNEL_LISTS,
     FORMAT_NAME,
-    FORMAT_VERSION,
     GROUND_TRUTH,
+    MAX_ATTR_CHANNELS,
     STREAMS,
     SessionError,
     StreamInfo,
@@ -44,6 +46,14 @@ from mecg.session.format import (
 _STR = h5py.string_dtype("utf-8")
 #: Rows per chunk of a signal's data and timestamps (about 1 s of 1000 Hz ECG).
 SIGNAL_CHUNK_ROWS = 1024
+#: Largest chunk of a signal's data in bytes: a wide stream gets fewer rows per chunk (at least one),
+#: so a chunk fits HDF5's 1 MiB chunk cache and is filled in place.
+SIGNAL_CHUNK_BYTES = 1 << 20
+
+
+def signal_chunk_rows(channels: int, itemsize: int) -> int:
+    """Rows per chunk of a signal of ``channels`` channels of ``itemsize`` bytes (1 to SIGNAL_CHUNK_ROWS)."""
+    return max(1, min(SIGNAL_CHUNK_ROWS, SIGNAL_CHUNK_BYTES // max(1, channels * itemsize)))
 
 
 def software_version() -> str:
@@ -121,7 +131,7 @@ class SessionWriter:
         self._open: dict[str, tuple[h5py.Group, h5py.Dataset, h5py.Dataset, h5py.Dataset]] = {}
         f = self._f
         f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = BASE_FORMAT_VERSION  # raised to v3 by a stream that needs it (add_stream)
         f.attrs["subject_id"] = subject_id
         f.attrs["notes"] = notes
         f.attrs["start_time"] = self._now()
@@ -176,9 +186,14 @@ class SessionWriter:
             g.attrs["sample_count"] = 0
             if info.kind == "signal":
                 n = len(info.channel_labels)
-                g.attrs["channel_labels"] = np.array(info.channel_labels, dtype=object)
-                g.attrs["channel_units"] = np.array(info.channel_units, dtype=object)
-                g.attrs["channel_types"] = np.array(info.channel_types, dtype=object)
+                for name in CHANNEL_LISTS:
+                    values = np.array(getattr(info, name), dtype=object)
+                    if n <= MAX_ATTR_CHANNELS:
+                        g.attrs[name] = values
+                    else:  # too long for an attribute (64 KiB): a dataset, and the file becomes v3
+                        g.create_dataset(name, data=values, dtype=_STR)
+                if n > MAX_ATTR_CHANNELS and int(self._f.attrs["format_version"]) < 3:
+                    self._f.attrs["format_version"] = 3
                 # No filter: an unfiltered chunk keeps its size and is rewritten in place. A
                 # compressed chunk that grows is moved, and HDF5 may reuse its old bytes before
                 # the next flush while the flushed index still points there (crash corruption).
@@ -186,7 +201,7 @@ class SessionWriter:
                     "data",
                     shape=(0, n),
                     maxshape=(None, n),
-                    chunks=(SIGNAL_CHUNK_ROWS, n),
+                    chunks=(signal_chunk_rows(n, info.dtype.itemsize), n),
                     dtype=info.dtype,
                     fletcher32=True,
                 )
