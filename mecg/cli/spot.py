@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from mecg.cli.argtypes import WORKERS, bounded
+from mecg.cli.argtypes import JOBS, WORKERS, bounded
 from mecg.cli.outputs import check_output_file
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
 from mecg.model.baseline import BaselineParams, spot_baseline
 from mecg.model.evaluate import write_predictions
 from mecg.model.frontend import FLOW_METHODS, FrontEndParams, default_k, frontend_features
+from mecg.model.parallel import map_sessions
 from mecg.model.plot import plot_spots
 from mecg.session import open_session
 
@@ -47,6 +53,112 @@ def _plot_path(base: str, stem: str, many: bool) -> Path:
     return p.with_name(f"{p.stem}_{stem}{p.suffix or '.png'}") if many else p
 
 
+@dataclass(frozen=True)
+class SpotOptions:
+    """What one session's spotting needs (picklable: it travels to ``--jobs`` workers)."""
+
+    method: str
+    model: str | None
+    p: float
+    ccf_eta: float | None
+    flow: str
+    face_box: tuple[int, int, int, int] | None
+    workers: int
+    plot: str | None
+    many: bool
+
+
+#: Checkpoints loaded in this process, by path (each ``--jobs`` worker loads the model once).
+_MODELS: dict[str, tuple] = {}
+
+
+def _model(path: str) -> tuple:
+    if path not in _MODELS:
+        from mecg.model.train import frontend_from_key, load_checkpoint
+
+        model, window, fe_key, spot = load_checkpoint(path)
+        _MODELS[path] = (model, window, frontend_from_key(fe_key), spot)
+    return _MODELS[path]
+
+
+def spot_one(opts: SpotOptions, path: Path, log: Callable[[str], None] | None = None) -> dict:
+    """Spot one session: its rows, frames, summary line, the plot written (if any) and its log lines.
+
+    ``log`` None collects the session's messages in ``"log"`` (a ``--jobs`` worker hands them back).
+    """
+    lines: list[str] = []
+    say = log if log is not None else lines.append
+    with open_session(path) as s:
+        video = s.stream(kind="video")
+        fps = video.info.nominal_srate_hz
+        truth = [(a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
+        frames = video.sample_count
+    plot = str(_plot_path(opts.plot, path.stem, opts.many)) if opts.plot else None
+    if opts.method == "cmclnet":
+        rows, line = _spot_model(opts, path, fps, truth, plot, say)
+    else:
+        params = FrontEndParams(k_frames=default_k(fps), method=opts.flow, face_box=opts.face_box)
+        feats = frontend_features(path, params, workers=opts.workers)
+        rows, curves = spot_baseline(feats, fps, path.stem, BaselineParams(p=opts.p))
+        score = curves.pop("score")
+        n_me, n_mae = sum(r["type"] == "ME" for r in rows), sum(r["type"] == "MaE" for r in rows)
+        line = f"{path.name}: {n_me} ME, {n_mae} MaE spotted"
+        if plot:
+            plot_spots(plot, fps, score, curves, rows, truth, f"{path.name}: {opts.method} spotter")
+    return {
+        "session": path.stem,
+        "file": str(path),
+        "rows": rows,
+        "frames": frames,
+        "line": line,
+        "plot": plot,
+        "log": lines,
+    }
+
+
+def _spot_model(
+    opts: SpotOptions, path: Path, fps: float, truth: list, plot: str | None, say: Callable[[str], None]
+) -> tuple[list[dict], str]:
+    from mecg.model.pipeline import ensure_synced, spot_rows
+    from mecg.model.spotter import frame_scores
+    from mecg.model.windows import SessionData
+
+    assert opts.model is not None
+    model, window, frontend, spot = _model(opts.model)
+    if abs(default_k(fps) - frontend.k_frames) > 0:
+        raise MecgError(
+            f"{path.name} is {fps:g} fps but the model was trained on features for "
+            f"k={frontend.k_frames} frames; train a model for this frame rate"
+        )
+    eta = opts.ccf_eta
+    if model.config.mode != "video":
+        ensure_synced(path, say)
+    data = SessionData(str(path), window, frontend, workers=opts.workers, use_ecg=model.config.mode != "video")
+    if model.config.mode == "ecg" and not data.has_ecg:
+        raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
+    if not data.has_ecg and model.config.mode == "fusion":
+        say(f"notice: {path.name} has no ECG; spotting video-only (the ECG inputs are zero) without the CCF")
+    scores = frame_scores(model, data)
+    found = spot_rows(model, data, spot, eta, scores=scores)
+    kept = sum(r["kept_by_ccf"] for r in found)
+    if plot:
+        thr = (
+            spot["threshold_ccf"]
+            if eta is not None and data.has_ecg and spot.get("threshold_ccf")
+            else spot["threshold"]
+        )
+        plot_spots(
+            plot,
+            fps,
+            scores,
+            {"CMCL-Net": (scores, thr)},
+            found,
+            truth,
+            f"{path.name}: CMCL-Net" + ("" if eta is None else f" + CCF (eta {eta:g})"),
+        )
+    return found, f"{path.name}: {len(found)} ME candidates, {kept} kept by the CCF"
+
+
 def _spot(args: argparse.Namespace) -> int:
     check_output_file(args.out, f"--out {args.out}")  # before any model, session or feature is touched
     if args.plot:
@@ -56,104 +168,72 @@ def _spot(args: argparse.Namespace) -> int:
         args.method = "cmclnet"
     if args.method == "cmclnet" and not args.model:
         raise MecgError("--method cmclnet needs --model MODEL.pt (train one with `mecg train`)")
-    if args.method == "cmclnet":
-        return _spot_model(args, paths)
-    rows: list[dict] = []
-    t0 = time.perf_counter()
-    frames = 0
-    for n, path in enumerate(paths, 1):
-        with open_session(path) as s:
-            video = s.stream(kind="video")
-            fps = video.info.nominal_srate_hz
-            truth = [(a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
-            frames += video.sample_count
-        params = FrontEndParams(k_frames=default_k(fps), method=args.flow, face_box=parse_box(args.face_box))
-        feats = frontend_features(path, params, workers=args.workers)
-        spots, curves = spot_baseline(feats, fps, path.stem, BaselineParams(p=args.p))
-        score = curves.pop("score")
-        rows += spots
-        print(
-            f"[{n}/{len(paths)}] {path.name}: {sum(r['type'] == 'ME' for r in spots)} ME, "
-            f"{sum(r['type'] == 'MaE' for r in spots)} MaE spotted",
-            file=sys.stderr,
-            flush=True,
-        )
-        if args.plot:
-            plot_spots(
-                _plot_path(args.plot, path.stem, Path(args.target).is_dir()),
-                fps,
-                score,
-                curves,
-                spots,
-                truth,
-                f"{path.name}: {args.method} spotter",
-            )
-    write_predictions(args.out, rows)
-    dt = time.perf_counter() - t0
-    print(
-        f"wrote {len(rows)} spots from {len(paths)} session(s) to {args.out} "
-        f"({frames / dt:.0f} frames/s including the front end)"
+    opts = SpotOptions(
+        method=args.method,
+        model=args.model,
+        p=args.p,
+        ccf_eta=None if args.no_ccf else args.ccf_eta,
+        flow=args.flow,
+        face_box=parse_box(args.face_box),
+        # the front end's pieces depend on this number, so every --jobs gives the same features
+        workers=args.workers or os.cpu_count() or 1,
+        plot=args.plot,
+        many=Path(args.target).is_dir(),
     )
-    return 0
+    if opts.method == "cmclnet":
+        _model(opts.model)  # a bad checkpoint fails here, once, before any worker starts
+        if args.jobs == 1:
+            import torch
 
-
-def _spot_model(args: argparse.Namespace, paths: list[Path]) -> int:
-    import torch
-
-    from mecg.model.pipeline import ensure_synced, spot_rows
-    from mecg.model.spotter import frame_scores
-    from mecg.model.train import frontend_from_key, load_checkpoint
-    from mecg.model.windows import SessionData
-
-    torch.set_num_threads(2)
-    model, window, fe_key, spot = load_checkpoint(args.model)
-    frontend = frontend_from_key(fe_key)
-    eta = None if args.no_ccf else args.ccf_eta
+            torch.set_num_threads(2)
     rows: list[dict] = []
-    t0, frames = time.perf_counter(), 0
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    for n, path in enumerate(paths, 1):
-        with open_session(path) as s:
-            fps = s.stream(kind="video").info.nominal_srate_hz
-            truth = [(a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
-        if abs(default_k(fps) - frontend.k_frames) > 0:
-            raise MecgError(
-                f"{path.name} is {fps:g} fps but the model was trained on features for "
-                f"k={frontend.k_frames} frames; train a model for this frame rate"
-            )
-        if model.config.mode != "video":
-            ensure_synced(path, log)
-        data = SessionData(str(path), window, frontend, workers=args.workers, use_ecg=model.config.mode != "video")
-        if model.config.mode == "ecg" and not data.has_ecg:
-            raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
-        if not data.has_ecg and model.config.mode == "fusion":
-            log(f"notice: {path.name} has no ECG; spotting video-only (the ECG inputs are zero) without the CCF")
-        scores = frame_scores(model, data)
-        found = spot_rows(model, data, spot, eta, scores=scores)
-        rows += found
-        frames += data.n
-        kept = sum(r["kept_by_ccf"] for r in found)
-        log(f"[{n}/{len(paths)}] {path.name}: {len(found)} ME candidates, {kept} kept by the CCF")
-        if args.plot:
-            thr = (
-                spot["threshold_ccf"]
-                if eta is not None and data.has_ecg and spot.get("threshold_ccf")
-                else spot["threshold"]
-            )
-            plot_spots(
-                _plot_path(args.plot, path.stem, Path(args.target).is_dir()),
-                fps,
-                scores,
-                {"CMCL-Net": (scores, thr)},
-                found,
-                truth,
-                f"{path.name}: CMCL-Net" + ("" if eta is None else f" + CCF (eta {eta:g})"),
-            )
+    done: list[dict] = []
+    t0 = time.perf_counter()
+    with Progress(len(paths), "spot", "session", quiet=args.quiet) as bar:
+        fn = partial(spot_one, opts, log=bar.log) if args.jobs == 1 else partial(spot_one, opts)
+        for n, res in enumerate(map_sessions(fn, paths, args.jobs), 1):
+            for line in res.pop("log"):
+                (bar.warn if line.startswith(("notice", "warning")) else bar.log)(line)
+            bar.log(f"[{n}/{len(paths)}] {res['line']}")
+            bar.update()
+            rows += res.pop("rows")
+            done.append(res)
     write_predictions(args.out, rows)
     dt = time.perf_counter() - t0
+    frames = sum(r["frames"] for r in done)
+    plots = [r["plot"] for r in done if r["plot"]]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "command": "spot",
+                    "method": opts.method,
+                    "out": str(args.out),
+                    "plots": plots,
+                    "files": [str(args.out), *plots],
+                    "spots": len(rows),
+                    "kept_by_ccf": sum(bool(r.get("kept_by_ccf", True)) for r in rows),
+                    "sessions": [
+                        {k: r[k] for k in ("session", "file", "frames", "plot")}
+                        | {"spots": sum(x["session"] == r["session"] for x in rows)}
+                        for r in done
+                    ],
+                    "jobs": args.jobs,
+                    "seconds": round(dt, 3),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    for plot in plots:
+        print(f"wrote {plot}")
+    what = (
+        f"{len(rows)} candidates ({sum(r['kept_by_ccf'] for r in rows)} kept)"
+        if opts.method == "cmclnet"
+        else f"{len(rows)} spots"
+    )
     print(
-        f"wrote {len(rows)} candidates ({sum(r['kept_by_ccf'] for r in rows)} kept) from {len(paths)} session(s) "
-        f"to {args.out} ({frames / dt:.0f} frames/s including the front end)"
+        f"wrote {what} from {len(paths)} session(s) to {args.out} ({frames / dt:.0f} frames/s including the front end)"
     )
     return 0
 
@@ -182,5 +262,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
     p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow (default dis)")
     p.add_argument("--face-box", metavar="X,Y,W,H", help="face box in pixels when detection fails")
-    p.add_argument("--workers", type=WORKERS, default=None, help="processes for the front end (default: all cores)")
+    p.add_argument(
+        "--workers", type=WORKERS, default=None, help="pieces (processes) of one video's front end (default: all cores)"
+    )
+    p.add_argument(
+        "--jobs",
+        type=JOBS,
+        default=1,
+        metavar="N",
+        help="sessions spotted at once, one per process (default 1); same output for every N",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object: the files written and per-session counts"
+    )
+    add_quiet_option(p)
     p.set_defaults(func=_spot)

@@ -42,6 +42,19 @@ CACHE_GROUP = "features/frontend"
 FRONTEND_VERSION = 9
 #: Frames decoded per read.
 CHUNK = 128
+#: Most processes one front-end run starts (None: as many as pieces); see :func:`limit_processes`.
+_MAX_PROCESSES: int | None = None
+
+
+def limit_processes(n: int | None) -> None:
+    """Let each front-end run use at most ``n`` processes (None: no limit).
+
+    The pieces a video is split into (``workers``) stay the same, so the features do too: with
+    ``n = 1`` they are worked through one after another in this process. Workers of a session pool
+    (:mod:`mecg.model.parallel`) set 1, so a pool of sessions never nests pools of pieces.
+    """
+    global _MAX_PROCESSES
+    _MAX_PROCESSES = n
 
 
 @dataclass(frozen=True)
@@ -280,12 +293,13 @@ def compute_frontend(
     bounds = np.linspace(0, n, workers + 1).astype(int)
     fps = video.info.nominal_srate_hz or 30.0
     jobs = [(str(session.path), video.key, params, layout, int(a), int(b), fps) for a, b in itertools.pairwise(bounds)]
-    if workers == 1:
+    processes = min(workers, _MAX_PROCESSES or workers)
+    if processes == 1:
         parts = [_process(j) for j in jobs]
     else:
         # forkserver, not fork: a fork of a process whose other threads use HDF5 (a recorder, an app's
         # workers, an open session) can crash the child inside HDF5
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as ex:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("forkserver")) as ex:
             parts = list(ex.map(_process, jobs))
     roi = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])
