@@ -1,52 +1,70 @@
-"""A cheap heart rate for a live display: R-peaks in the last few seconds of ECG, median RR interval.
+"""A live heart rate and live R-peak marks: NeuroKit2's detector on the last seconds of ECG, median RR.
 
-Good enough to see that the electrodes are on and the participant is calm; not a measurement.
-Offline analysis uses NeuroKit2 in :mod:`mecg.model` (acquire never imports it).
+The R-peaks are found exactly as offline analysis finds them (:func:`mecg.model.heart_rate.r_peaks`:
+NeuroKit2's ``ecg_clean`` then ``ecg_peaks``, method ``neurokit``), on the window at hand, so a live
+mark sits where the offline one will (within a sample; beats in the window's first 0.3 s may be
+missed, and those in its last :data:`TAIL_GUARD_S` are left for the next search; see
+tests/test_live_rpeaks.py). acquire never imports model/, so the two NeuroKit2 calls are repeated
+here. NeuroKit2 (about 1.5 s to import) is loaded with the first search, or earlier in the background
+by :func:`warm_up`; one search of a 10 s window costs a few ms (benchmarks/bench_live_rpeaks.py).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import importlib
+import sys
+import threading
 from itertools import zip_longest
 
 import numpy as np
 
 from mecg.session import StreamInfo
 
-#: QRS band (Hz) the ECG is filtered to before peak picking.
-QRS_BAND_HZ = (5.0, 20.0)
 #: Shortest and longest RR interval (s) accepted: 200 and 30 bpm.
 RR_RANGE_S = (0.3, 2.0)
+#: Shortest window (s) searched, as offline (NeuroKit2's filters need it).
+MIN_WINDOW_S = 2.0
+#: Peaks this close (s) to the window's newest sample are dropped: a QRS cut off by the window's end makes
+#: NeuroKit2 mark the highest point before it (the P wave, up to 0.19 s early); the next search has the beat whole.
+TAIL_GUARD_S = 0.25
+
+_warm_lock = threading.Lock()
+_warm_started = False
 
 
-@lru_cache(maxsize=8)
-def _qrs_filter(srate_hz: float) -> np.ndarray:
-    from scipy.signal import butter  # here, not at the top: `mecg record` starts without SciPy (about 1 s)
+def warm_up() -> None:
+    """Start importing NeuroKit2 in a background thread (once per process), so the first search does not stall.
 
-    hi = min(QRS_BAND_HZ[1], 0.45 * srate_hz)
-    return butter(2, (QRS_BAND_HZ[0], hi), btype="bandpass", fs=srate_hz, output="sos")
+    A caller that searches before the import is done waits for it (Python's import lock).
+    """
+    global _warm_started
+    with _warm_lock:
+        if _warm_started or "neurokit2" in sys.modules:
+            return
+        _warm_started = True
+    threading.Thread(
+        target=importlib.import_module, args=("neurokit2",), name="mecg-import-neurokit2", daemon=True
+    ).start()
 
 
 def r_peaks(ecg: np.ndarray, srate_hz: float) -> np.ndarray:
-    """Indices of R-peaks in ``ecg`` (any polarity): band-pass 5-20 Hz, squared slope, local maxima.
+    """Indices of R-peaks in ``ecg`` (mV or any unit), found as offline: NeuroKit2 ``ecg_clean`` + ``ecg_peaks``.
 
-    Peaks are at least 0.3 s apart and reach 30% of the 99th percentile of the QRS energy.
+    Peaks in the last :data:`TAIL_GUARD_S` of the window are left for the next search (a beat cut
+    off there is marked early). ``srate_hz`` is rounded to whole Hz, as offline. Returns no peaks
+    (not an error) for a window shorter than :data:`MIN_WINDOW_S`, a flat one or one with
+    non-finite samples (electrodes off, a gap), or where NeuroKit2 finds no beat.
     """
-    from scipy.signal import find_peaks, sosfilt  # loaded with the first heart rate, not at start-up
+    x = np.asarray(ecg, dtype=np.float64).reshape(-1)
+    fs = round(float(srate_hz))
+    if fs <= 0 or x.size < MIN_WINDOW_S * fs or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+        return np.zeros(0, dtype=np.int64)
+    import neurokit2 as nk  # here, not at the top: `mecg record` starts without it (about 1.5 s)
 
-    x = np.asarray(ecg, dtype=np.float64)
-    if x.size < srate_hz or not np.all(np.isfinite(x)):
-        return np.zeros(0, dtype=np.int64)
-    y = sosfilt(_qrs_filter(float(srate_hz)), x - x[0])
-    energy = np.gradient(y) ** 2
-    win = max(1, round(0.08 * srate_hz))  # 80 ms moving integration, as Pan-Tompkins
-    energy = np.convolve(energy, np.ones(win) / win, mode="same")
-    settle = round(0.5 * srate_hz)  # the filter's start-up transient
-    ref = np.percentile(energy[settle:], 99) if energy.size > settle else 0.0
-    if ref <= 0:
-        return np.zeros(0, dtype=np.int64)
-    peaks, _ = find_peaks(energy, height=0.3 * ref, distance=max(1, round(RR_RANGE_S[0] * srate_hz)))
-    return peaks[peaks >= settle]
+    clean = nk.ecg_clean(x, sampling_rate=fs, method="neurokit")
+    _, info = nk.ecg_peaks(clean, sampling_rate=fs, method="neurokit")
+    peaks = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+    return peaks[peaks < x.size - round(TAIL_GUARD_S * fs)]
 
 
 def hr_from_peaks_bpm(peaks_s: np.ndarray) -> float | None:

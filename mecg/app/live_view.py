@@ -3,10 +3,12 @@ trigger pulses and stimulus markers as ticks, and the trigger/LED state.
 
 It draws what the engine's :class:`~mecg.acquire.preview.StreamPreview` objects hold (no inlet
 of its own): :meth:`LiveView.refresh` is called by the window's timer (20 Hz by default) and
-costs a few ms of the UI thread (see benchmarks/bench_app.py). R-peaks are found by the same
-cheap detector as the recorder's live heart rate (:mod:`mecg.acquire.live_heart_rate`) at most
-twice a second; the HR slope is the offline definition (:func:`mecg.model.heart_rate.hr_slope`,
-``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat but one.
+costs a few ms of the UI thread (see benchmarks/bench_app.py). R-peaks are found at most twice a
+second by the recorder's live detector (:mod:`mecg.acquire.live_heart_rate`): NeuroKit2's, as offline
+analysis, so a mark sits on the R wave where the offline peak will be (a few ms per search; NeuroKit2
+is imported in the background when the view is made). The HR slope is the offline definition
+(:func:`mecg.model.heart_rate.hr_slope`, ``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat
+but one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from mecg.acquire.live_heart_rate import ecg_channel, hr_from_peaks_bpm, r_peaks
+from mecg.acquire.live_heart_rate import ecg_channel, hr_from_peaks_bpm, r_peaks, warm_up
 from mecg.acquire.preview import StreamPreview
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
@@ -73,6 +75,7 @@ class LiveView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        warm_up()  # NeuroKit2 for the R-peaks, so the first search does not freeze the window for a second
         self.cpu_s = 0.0  # UI-thread CPU spent in refresh (s)
         self.refreshes = 0
         self._frame_ts = math.nan
