@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from mecg.cli.argtypes import bounded
+from mecg.cli.argtypes import JOBS, bounded
 from mecg.cli.outputs import check_output_file
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.cli.spot import session_paths
 from mecg.errors import MecgError
 from mecg.model.ecg_features import EcgParams
@@ -78,7 +78,12 @@ def _stats(args: argparse.Namespace) -> int:
             raise MecgError(f"--plot {plot}: give a .png, .pdf or .svg file name")
         check_output_file(plot, f"--plot {plot}")  # a folder, no folder, a read-only folder: before the analysis
     paths = session_paths(args.target)
-    moments, skipped = collect_moments(paths, params, lambda m: print(m, file=sys.stderr, flush=True))
+    with Progress(len(paths), "stats", "session", quiet=args.quiet) as bar:
+
+        def log(line: str) -> None:
+            (bar.warn if line.startswith(("warning", "notice")) else bar.log)(line)
+
+        moments, skipped = collect_moments(paths, params, log, jobs=args.jobs, progress=bar.set)
     if not moments:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
         raise MecgError(
@@ -101,6 +106,7 @@ def _stats(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise MecgError(f"--plot {args.plot}: cannot write it: {exc.strerror or exc}") from None
     if args.json:
+        res["files"] = [str(args.plot)] if args.plot else []  # what was written
         print(json.dumps(json_safe(res), allow_nan=False))
     else:
         print(format_table(res))
@@ -145,4 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--peak-method", choices=PEAK_METHODS, default="neurokit", help="R-peak detector (default neurokit)")
     p.add_argument("--seed", type=int, default=0, help="seed for the non-expression moments (default 0)")
+    p.add_argument(
+        "--jobs",
+        type=JOBS,
+        default=1,
+        metavar="N",
+        help="sessions worked on at once, one per process (default 1); same result for every N",
+    )
+    add_quiet_option(p)
     p.set_defaults(func=_stats)

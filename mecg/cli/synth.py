@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mecg.cli.argtypes import DRIFT_PPM, FPS, LATENCY_MS, PER_MINUTE, WORKERS, bounded, parse_size
 from mecg.cli.outputs import check_folder_writable
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
 from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset
@@ -109,27 +110,46 @@ def _synth(args: argparse.Namespace) -> int:
     total = args.subjects * args.trials
     t0 = time.perf_counter()
     done = 0
+    with Progress(total, "synth", "session", quiet=args.quiet) as bar:
 
-    def progress(rec: dict) -> None:
-        nonlocal done
-        done += 1
-        print(
-            f"[{done}/{total}] {rec['file']}: {rec['frames']} frames, {rec['n_me']} ME, {rec['n_mae']} MaE "
-            f"({time.perf_counter() - t0:.1f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        def progress(rec: dict) -> None:
+            nonlocal done
+            done += 1
+            bar.update()
+            bar.log(
+                f"[{done}/{total}] {rec['file']}: {rec['frames']} frames, {rec['n_me']} ME, {rec['n_mae']} MaE "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
 
-    try:
-        check_folder_writable(out, f"synth {out}")  # before anything is rendered
-        manifest = write_dataset_atomically(out, args, config, progress)
-    except MecgError:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)  # only the hidden staging folder could have been in it
-        raise
+        try:
+            check_folder_writable(out, f"synth {out}")  # before anything is rendered
+            manifest = write_dataset_atomically(out, args, config, progress)
+        except MecgError:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)  # only the hidden staging folder could have been in it
+            raise
     n_me = sum(f["n_me"] for f in manifest["files"])
     n_mae = sum(f["n_mae"] for f in manifest["files"])
-    print(f"wrote {len(manifest['files'])} sessions ({n_me} ME, {n_mae} MaE) and manifest.json to {out}")
+    files = [str(out / f["file"]) for f in manifest["files"]]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "command": "synth",
+                    "out_dir": str(out),
+                    "manifest": str(out / "manifest.json"),
+                    "files": [*files, str(out / "manifest.json")],
+                    "sessions": [{**f, "path": str(out / f["file"])} for f in manifest["files"]],
+                    "n_me": n_me,
+                    "n_mae": n_mae,
+                    "seed": args.seed,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"wrote {len(files)} sessions ({n_me} ME, {n_mae} MaE) and manifest.json to {out}")
     return 0
 
 
@@ -184,4 +204,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-strobe", action="store_true", help="do not record the camera strobe on the amplifier")
     p.add_argument("--workers", type=WORKERS, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object: the files written and their contents")
+    add_quiet_option(p)
     p.set_defaults(func=_synth)

@@ -37,6 +37,7 @@ from mecg.errors import MecgError
 from mecg.model.ecg_features import EcgParams, ecg_features, ensure_synced
 from mecg.model.heart_rate import hr_change
 from mecg.session import open_session
+from mecg.session.ecg_channel import find_ecg
 from mecg.sync import Timeline
 
 #: Feature name -> (unit, what it is). ``hrs`` is the paper's heart-rate slope at apex.
@@ -131,7 +132,7 @@ def session_moments(path: str | os.PathLike, params: StatsParams, log: Callable[
     path = Path(path)
     with open_session(path) as s:
         ann = s.annotations
-        has_ecg = bool(s.find_streams(type="ECG"))
+        has_ecg = "frame_time_ecg_s" in s.sync_group or find_ecg(s) is not None  # synced: sync chose the ECG
     if not ann:
         raise MecgError("no annotated expressions")
     if not has_ecg:
@@ -243,24 +244,50 @@ def compare_groups(moments: list[SessionMoments]) -> dict:
     return {"features": feats, "family_size": len(family)}
 
 
+def _moments_or_reason(params: StatsParams, path: Path) -> tuple[SessionMoments | None, str, list[str]]:
+    """One session's moments, or why it was skipped; with the log lines it made (for a pool worker)."""
+    lines: list[str] = []
+    try:
+        return session_moments(path, params, lines.append), "", lines
+    except (MecgError, OSError, KeyError, ValueError) as exc:  # an unusable file must not stop the others
+        return None, str(exc) if isinstance(exc, MecgError) else f"{type(exc).__name__}: {exc}", lines
+
+
 def collect_moments(
-    paths: list[Path], params: StatsParams, log: Callable[[str], None]
+    paths: list[Path],
+    params: StatsParams,
+    log: Callable[[str], None],
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[SessionMoments], list[tuple[str, str]]]:
-    """Moments of every usable session, and ``(file name, reason)`` for each session skipped."""
+    """Moments of every usable session, and ``(file name, reason)`` for each session skipped.
+
+    ``jobs`` > 1 works on that many sessions at once (:func:`mecg.model.parallel.map_sessions`;
+    same result); ``progress(done, total)`` is called after each session.
+    """
+    from functools import partial
+
+    from mecg.model.parallel import map_sessions
+
     used: list[SessionMoments] = []
     skipped: list[tuple[str, str]] = []
-    for i, p in enumerate(paths, 1):
-        try:
-            m = session_moments(p, params, log)
-        except (MecgError, OSError, KeyError, ValueError) as exc:  # an unusable file must not stop the others
-            reason = str(exc) if isinstance(exc, MecgError) else f"{type(exc).__name__}: {exc}"
+    for i, (p, (m, reason, lines)) in enumerate(
+        zip(paths, map_sessions(partial(_moments_or_reason, params), paths, jobs)), 1
+    ):
+        for line in lines:
+            log(line)
+        if m is None:
             skipped.append((p.name, reason))
             log(f"warning: [{i}/{len(paths)}] skipping {p.name}: {reason}")
-            continue
-        used.append(m)
-        n = {g: int((m.group == g).sum()) for g in GROUPS}
-        note = f" (room for only {n['non']} of {n['non'] + m.shortfall} non-expression moments)" if m.shortfall else ""
-        log(f"[{i}/{len(paths)}] {p.name}: {n['me']} ME, {n['mae']} MaE, {n['non']} non-expression moments{note}")
+        else:
+            used.append(m)
+            n = {g: int((m.group == g).sum()) for g in GROUPS}
+            short = m.shortfall
+            note = f" (room for only {n['non']} of {n['non'] + short} non-expression moments)" if short else ""
+            log(f"[{i}/{len(paths)}] {p.name}: {n['me']} ME, {n['mae']} MaE, {n['non']} non-expression moments{note}")
+        if progress:
+            progress(i, len(paths))
     return used, skipped
 
 
