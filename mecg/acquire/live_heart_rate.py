@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
-from itertools import zip_longest
 
 import numpy as np
 
 from mecg.session import StreamInfo
+from mecg.session.ecg_channel import stream_ecg_column
 
 #: Shortest and longest RR interval (s) accepted: 200 and 30 bpm.
 RR_RANGE_S = (0.3, 2.0)
@@ -83,9 +83,7 @@ def heart_rate_bpm(ecg: np.ndarray, srate_hz: float) -> float | None:
     return hr_from_peaks_bpm(r_peaks(ecg, srate_hz) / float(srate_hz))
 
 
-def ecg_channel(info: StreamInfo) -> int:
-    """Index of the ECG channel of a signal stream (by channel type or label), else 0."""
-    for i, (label, typ) in enumerate(zip_longest(info.channel_labels, info.channel_types, fillvalue="")):
-        if typ.upper().startswith("ECG") or label.upper().startswith("ECG"):
-            return i
-    return 0
+def ecg_channel(info: StreamInfo, choice: str = "") -> int:
+    """Column of the ECG in a signal stream by mecg's one rule (:mod:`mecg.session.ecg_channel`), else 0."""
+    col = stream_ecg_column(info, choice)
+    return 0 if col is None else col

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 
 from mecg.acquire.live_heart_rate import ecg_channel, hr_from_peaks_bpm, r_peaks, warm_up
 from mecg.acquire.preview import StreamPreview
+from mecg.session.ecg_channel import stream_ecg_column
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
 
@@ -190,7 +191,7 @@ class LiveView(QWidget):
     def _refresh(self, previews: dict[str, StreamPreview], now_lsl: float) -> None:
         video = next((p for p in previews.values() if p.kind == "video"), None)
         signals = [p for p in previews.values() if p.kind == "signal"]
-        ecg = next((p for p in signals if p.info.type.upper() == "ECG"), signals[0] if signals else None)
+        ecg = next((p for p in signals if stream_ecg_column(p.info) is not None), signals[0] if signals else None)
         markers = [p for p in previews.values() if p.kind == "markers"]
 
         if video is not None:

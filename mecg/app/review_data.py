@@ -119,19 +119,22 @@ def ecg_track(path: str | os.PathLike, fps_hz: float) -> EcgTrack:
     from mecg.model.ecg_features import ecg_features
     from mecg.model.heart_rate import EcgError
     from mecg.session import open_session
+    from mecg.session.ecg_channel import EcgChannelError, find_ecg
     from mecg.sync import SyncError, Timeline
 
     with open_session(path) as s:
-        if not s.find_streams(type="ECG"):
-            return EcgTrack("no ECG stream in this session")
         if "frame_time_ecg_s" not in s.sync_group:
+            try:
+                if find_ecg(s) is None:
+                    return EcgTrack("no ECG stream in this session")
+            except EcgChannelError as exc:  # several streams carry ECG: sync must be told which
+                return EcgTrack(f"not synced: {exc}")
             return EcgTrack(f"not synced: no ECG on the video's time axis (run `mecg sync {Path(path).name}`)")
         try:
             tl = Timeline(s)
         except SyncError as exc:
             return EcgTrack(f"not synced: {exc}")
-        labels = [x.upper() for x in tl.ecg.info.channel_types]
-        raw = np.asarray(tl.ecg.data[:, labels.index("ECG") if "ECG" in labels else 0], dtype=np.float64)
+        raw = tl.ecg_signal()
         t_ecg = tl.ecg_time_s
         frame_t = tl.frame_time_s.copy()
         verdict = tl.verdict

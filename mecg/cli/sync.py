@@ -54,7 +54,7 @@ def _sync(args: argparse.Namespace) -> int:
     exposure = args.exposure_ms / 1000.0 if args.exposure_ms else None
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     with open_session(args.session, writable=not args.dry_run) as s:
-        res = synchronize(s, args.mode, led_roi=roi, exposure_s=exposure, log=log)
+        res = synchronize(s, args.mode, led_roi=roi, exposure_s=exposure, log=log, ecg_channel=args.ecg_channel)
         if not args.dry_run:
             write_result(s, res)
     if args.plot:
@@ -94,6 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--led-roi", metavar="X,Y,W,H", help="LED region in pixels (default: found automatically)")
     p.add_argument(
         "--exposure-ms", type=float, help="camera exposure in ms (default: from the stream header, or estimated)"
+    )
+    p.add_argument(
+        "--ecg-channel",
+        metavar="[STREAM:]LABEL|INDEX",
+        default="",
+        help="the ECG channel, e.g. OpenBCI:ECG or EXG:3 (INDEX 0-based; default: the choice stored by mecg record, "
+        "else the one stream of type ECG or with a channel labelled ECG/EKG)",
     )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--plot", metavar="PNG", help="draw residuals and matched pulses to this PNG")

@@ -28,6 +28,7 @@ from scipy.signal import butter, sosfiltfilt
 
 from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
 from mecg.session import Session, can_store_derivatives, open_session
+from mecg.session.ecg_channel import find_ecg
 from mecg.sync import SyncError, Timeline, synchronize, write_result
 
 HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
@@ -96,14 +97,26 @@ def hrv_at(peaks_s: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
     return out
 
 
-def ensure_synced(path: str | os.PathLike, log: Callable[[str], None]) -> None:
+def ensure_synced(path: str | os.PathLike, log: Callable[[str], None], ecg_channel: str = "") -> None:
     """Run sync (automatic mode) on a session with ECG that has none yet, and store it beside the recording.
 
-    Raises :class:`SyncError` when it cannot: alignment failed, or the folder is read-only.
+    ``ecg_channel`` (``[STREAM:]LABEL|INDEX``) chooses the ECG (:mod:`mecg.session.ecg_channel`); a
+    session already synced to another channel is refused. Raises :class:`SyncError` when it cannot:
+    alignment failed, or the folder is read-only; ``EcgChannelError`` when the ECG is ambiguous.
     """
     path = Path(path)
     with open_session(path) as s:
-        if "frame_time_ecg_s" in s.sync_group or not s.find_streams(type="ECG"):
+        ch = find_ecg(s, ecg_channel)
+        if ch is None:
+            return
+        g = s.sync_group
+        if "frame_time_ecg_s" in g:
+            done = (str(g.attrs.get("ecg_stream", "")), int(g.attrs.get("ecg_column", ch.column)))
+            if ecg_channel and done != (ch.stream, ch.column):
+                raise SyncError(
+                    f"{path.name} was synced with the ECG in {done[0]} column {done[1]}, not {ch.describe()}: "
+                    f"run `mecg sync --ecg-channel {ecg_channel} {path}` again first"
+                )
             return
     if not can_store_derivatives(path):
         raise SyncError(
@@ -111,7 +124,7 @@ def ensure_synced(path: str | os.PathLike, log: Callable[[str], None]) -> None:
             "run `mecg sync` on a copy in a writable folder first"
         )
     with open_session(path, writable=True) as s:
-        res = synchronize(s, "auto")
+        res = synchronize(s, "auto", ecg_channel=ecg_channel)
         if res.verdict == "failed":
             raise SyncError(f"{path}: sync failed ({'; '.join(res.reasons)}); run `mecg sync --plot` on it to see why")
         write_result(s, res)
@@ -126,9 +139,7 @@ def compute_ecg_features(session: Session, params: EcgParams = EcgParams()) -> E
     """ECG features at every frame of a synced session. Raises ``EcgError``/``SyncError`` with the reason."""
     tl = Timeline(session)
     fs = tl.srate_hz
-    labels = [x.upper() for x in tl.ecg.info.channel_types]
-    col = labels.index("ECG") if "ECG" in labels else 0
-    ecg = tl.ecg.data[:, col]
+    ecg = tl.ecg_signal()
     peaks_s = tl.clock.time_of(r_peaks(ecg, fs, params.peak_method))  # on the ECG clock, across gaps too
     peaks_s = peaks_s[np.isfinite(peaks_s)]
     if peaks_s.size < 3:
@@ -151,7 +162,8 @@ def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool
     """Cached :func:`compute_ecg_features` (``/features/ecg``; recomputed when parameters or sync change)."""
     with open_session(session_path) as s:
         g = s.derived(CACHE_GROUP)
-        sync_time = str(s.sync_group.attrs.get("created_time", ""))
+        sg = s.sync_group.attrs  # a sync to another ECG channel is a new sync too
+        sync_time = f"{sg.get('created_time', '')}|{sg.get('ecg_stream', '')}|{sg.get('ecg_column', '')}"
         if cache and g is not None and g.attrs.get("params") == params.key() and g.attrs.get("sync_time") == sync_time:
             return EcgFeatures(
                 params,

@@ -33,12 +33,13 @@ def load_sessions(
     use_ecg: bool = True,
     workers: int | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    ecg_channel: str = "",
 ) -> list[SessionData]:
-    """Sync (if needed) and load the features of every session."""
+    """Sync (if needed; ``ecg_channel`` chooses the ECG, see :mod:`mecg.session.ecg_channel`) and load features."""
     out = []
     for i, p in enumerate(paths, 1):
         if use_ecg:
-            ensure_synced(p, log)
+            ensure_synced(p, log, ecg_channel)
         out.append(SessionData(str(p), window, frontend, workers=workers, use_ecg=use_ecg))
         log(f"[{i}/{len(paths)}] features of {p.name}: {out[-1].n} frames" + ("" if out[-1].has_ecg else " (no ECG)"))
     return out

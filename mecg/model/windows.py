@@ -68,8 +68,7 @@ class SessionData:
             self.n = video.sample_count
             self.subject = s.subject_id
             self.annotations: list[Annotation] = list(s.annotations)
-            has_ecg = bool(s.find_streams(type="ECG")) and use_ecg
-            synced = "frame_time_ecg_s" in s.sync_group
+            synced = "frame_time_ecg_s" in s.sync_group  # sync found the ECG (and chose its channel)
         self.name = str(path).rsplit("/", 1)[-1].removesuffix(".h5")
         fe = frontend_features(path, frontend or FrontEndParams(k_frames=default_k(self.fps)), workers=workers)
         self.frontend_params = fe.params
@@ -79,7 +78,7 @@ class SessionData:
         self.roi[:, :, :3] /= scale
         self.roi[:, :, 3] /= strain
         self.crops = (fe.crops.astype(np.float32) / scale).astype(np.float16)
-        self.has_ecg = has_ecg and synced
+        self.has_ecg = use_ecg and synced
         if self.has_ecg:
             self._load_ecg()
 
@@ -89,8 +88,7 @@ class SessionData:
         with open_session(self.path) as s:
             tl = Timeline(s)
             fs = tl.srate_hz
-            labels = [x.upper() for x in tl.ecg.info.channel_types]
-            raw = tl.ecg.data[:, labels.index("ECG") if "ECG" in labels else 0].astype(np.float64)
+            raw = tl.ecg_signal()
             self.frame_t = tl.frame_time_s.copy()
             self.ecg_clock = tl.clock
         bp = bandpass(raw, fs)

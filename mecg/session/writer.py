@@ -341,6 +341,17 @@ class SessionWriter:
             write_annotations(self._f[ANNOTATIONS], annotations, video_stream)
             self._dirty = True
 
+    def set_ecg_channel(self, choice: str) -> None:
+        """Store the explicit ECG choice ``[STREAM:]LABEL|INDEX`` (root attribute ``ecg_channel``).
+
+        Sync and the model use it instead of the automatic rule (:mod:`mecg.session.ecg_channel`);
+        files without the attribute use the rule.
+        """
+        with self._lock:
+            self._check_open()
+            self._f.attrs["ecg_channel"] = str(choice)
+            self._dirty = True
+
     def set_ground_truth(self, attrs: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
         """Store generator truth (synthetic sessions only) under /ground_truth. Sync and model never read it."""
         with self._lock:

@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from mecg.session import Session, Stream
+from mecg.session.ecg_channel import ecg_stream
 from mecg.sync.clocks import huber_line
 from mecg.sync.joint import JointFit, Observations, feasible_range_s, fit_joint
 from mecg.sync.match import best_offset, match_pulses, pair_pulses
@@ -109,6 +110,8 @@ class SyncResult:
     video_stream: str
     ecg_stream: str
     exposure_s: float | None = None
+    ecg_column: int = 0
+    ecg_channel: str = ""
     led_roi: LedRoi | None = None
     strobe_edges: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -164,6 +167,8 @@ class SyncResult:
             else [self.led_roi.x, self.led_roi.y, self.led_roi.w, self.led_roi.h],
             "video_stream": self.video_stream,
             "ecg_stream": self.ecg_stream,
+            "ecg_column": self.ecg_column,
+            "ecg_channel": self.ecg_channel,
             "frames": int(self.frame_time_ecg_s.size),
             "frames_aligned": self.frames_aligned,
             "frames_in_ecg_gap": self.frames_in_ecg_gap,
@@ -505,12 +510,15 @@ def synchronize(
     exposure_s: float | None = None,
     params: SyncParams | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
 ) -> SyncResult:
     """Align the session's video to its ECG. See the module docstring for the modes.
 
     ``led_roi`` overrides LED detection; ``exposure_s`` overrides the exposure in the video
     header (otherwise estimated from the share of pulse onsets that fall inside an exposure, with
-    a warning). ``params`` holds every threshold. ``log`` receives progress lines. Raises
+    a warning). ``params`` holds every threshold. ``log`` receives progress lines. ``ecg_channel``
+    (``[STREAM:]LABEL|INDEX``) chooses the ECG over the recording's stored choice and the automatic
+    rule (:mod:`mecg.session.ecg_channel`: an ECG stream, or an EXG/EEG stream's ECG channel). Raises
     :class:`SyncError` when the requested mode is impossible; a doubtful or failed alignment is
     returned with its verdict and reasons instead.
     """
@@ -518,7 +526,7 @@ def synchronize(
     if mode not in MODES:
         raise SyncError(f"unknown sync mode {mode!r}; choose one of {', '.join(MODES)}")
     video = session.stream(kind="video")
-    ecg = session.stream(type="ECG")
+    ecg, ecg_ch = ecg_stream(session, ecg_channel)
     if video.sample_count < 2 or ecg.sample_count < 2:
         raise SyncError(f"{session.path}: the video or the ECG stream is (nearly) empty; nothing to align")
     fps, fs = video.info.nominal_srate_hz, ecg.info.nominal_srate_hz
@@ -678,6 +686,8 @@ def synchronize(
         video_stream=video.key,
         ecg_stream=ecg.key,
         exposure_s=exp,
+        ecg_column=ecg_ch.column,
+        ecg_channel=ecg_ch.label,
         led_roi=roi,
         strobe_edges=int(strobe_t.size),
         warnings=warnings,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mecg.session import Session, Stream
+from mecg.session.ecg_channel import column_in
 from mecg.sync.pulses import SyncError
 from mecg.sync.segments import EcgClock
 
@@ -31,7 +32,9 @@ class EcgSpan:
 class Timeline:
     """Frame <-> ECG mapping of one synced session.
 
-    Raises :class:`SyncError` when the session has not been synced (run ``mecg sync`` first).
+    ``ecg`` is the stream sync aligned to and ``ecg_column`` its ECG channel (0-based; an EXG
+    stream's ECG channel, see :mod:`mecg.session.ecg_channel`). Raises :class:`SyncError` when the
+    session has not been synced (run ``mecg sync`` first).
     """
 
     def __init__(self, session: Session, *, allow_failed: bool = False) -> None:
@@ -53,6 +56,10 @@ class Timeline:
         if ecg_key not in session.streams:
             raise SyncError(f"{session.path}: /sync refers to ECG stream {ecg_key!r}, which is not in the file")
         self.ecg: Stream = session.streams[ecg_key]
+        col = g.attrs.get("ecg_column", None)  # results from before it was stored: the session's rule
+        self.ecg_column = int(col) if col is not None else column_in(session, ecg_key)
+        if not 0 <= self.ecg_column < self.ecg.info.channel_count:
+            raise SyncError(f"{session.path}: /sync names ECG column {self.ecg_column} of {ecg_key!r}, which has none")
         self.srate_hz = float(self.ecg.info.nominal_srate_hz)
         table = g["ecg_segments"][()] if "ecg_segments" in g else np.zeros((0, 3))
         self.clock = (
@@ -72,6 +79,10 @@ class Timeline:
     def sample_at(self, t_s: np.ndarray | float) -> np.ndarray:
         """ECG sample index (fractional) at ECG-clock times ``t_s``; NaN inside an ECG gap."""
         return self.clock.sample_at(t_s)
+
+    def ecg_signal(self) -> np.ndarray:
+        """The ECG channel (``ecg_column`` of the ECG stream) as float64, every recorded sample."""
+        return np.asarray(self.ecg.data[:, self.ecg_column], dtype=np.float64)
 
     @property
     def ecg_time_s(self) -> np.ndarray:
