@@ -78,7 +78,7 @@ def test_video_file_with_roi_resize_and_grey(tmp_path: Path) -> None:
     assert np.allclose(np.diff(ts), 1 / 30.0, atol=1e-6)  # stamped on the file's own schedule
     d = info.desc()
     assert (info.type(), info.channel_format(), info.channel_count(), info.nominal_srate()) == (
-        "Video",
+        "VideoRaw",
         pylsl.cf_int8,
         480,
         30.0,

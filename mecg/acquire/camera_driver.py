@@ -229,12 +229,21 @@ def open_source(cfg: CameraConfig) -> FrameSource:
 def video_stream_info(
     name: str, source_id: str, shape: tuple[int, ...], fps: float, source: FrameSource, cfg: CameraConfig
 ) -> pylsl.StreamInfo:
-    """A ``Video`` stream: one int8 sample per frame, row-major, geometry, pixel format and (when known)
-    exposure time ``exposure_s`` (s) in ``desc``."""
+    """A ``VideoRaw`` stream (the XDF meta-data convention): one int8 sample per frame, row-major;
+    ``desc/encoding`` holds width, height, color_channels, color_format (GRAY or RGB) and codec RAW.
+    mecg's older ``desc/width``, ``height``, ``channels``, ``pixel_format`` stay beside it, with
+    ``can_drop_samples``, the exposure time ``exposure_s`` (s, when known) and ``acquisition``."""
     h, w = shape[:2]
     ch = shape[2] if len(shape) == 3 else 1
-    si = pylsl.StreamInfo(name, "Video", h * w * ch, fps, pylsl.cf_int8, source_id)
+    si = pylsl.StreamInfo(name, "VideoRaw", h * w * ch, fps, pylsl.cf_int8, source_id)
     d = si.desc()
+    enc = d.append_child("encoding")
+    enc.append_child_value("width", str(w))
+    enc.append_child_value("height", str(h))
+    enc.append_child_value("color_channels", str(ch))
+    enc.append_child_value("color_format", "GRAY" if ch == 1 else "RGB")
+    enc.append_child_value("codec", "RAW")
+    d.append_child("display").append_child_value("origin", "top-left")
     d.append_child_value("width", str(w))
     d.append_child_value("height", str(h))
     d.append_child_value("channels", str(ch))

@@ -3,8 +3,12 @@
 :func:`session_stream_info` reads the full header of an opened inlet (``inlet.info()``: the one
 from a resolver lacks the ``desc`` element) into a :class:`mecg.session.StreamInfo`: identity,
 nominal rate, channel labels / units / types from ``desc/channels``, ``can_drop_samples`` and,
-for video, the frame geometry the camera driver declares (``desc/width``, ``height``,
-``channels``). The header itself is kept verbatim (``lsl_header``).
+for video, the frame geometry. A stream is video when :func:`video_layout_of` finds frames a
+session can store: type ``VideoRaw`` (the XDF convention, ``desc/encoding/width``, ``height``,
+``color_format`` GRAY or RGB, ``int8`` samples; mecg's camera driver sends this) or mecg's older
+``Video`` with ``desc/width``, ``height``, ``channels`` (see :mod:`mecg.session.lsl_video`). A
+video stream whose frames a session cannot store (another colour format, a codec) is kept as a
+signal, pixels as channels. The header itself is kept verbatim (``lsl_header``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import pylsl
 
 from mecg.acquire.errors import AcquireError
 from mecg.session import StreamInfo
+from mecg.session.lsl_video import VideoLayout, is_video_type, video_layout_from_xml
 
 #: Stream types recorded when nothing else is asked for.
-DEFAULT_TYPES = ("ECG", "Video", "Markers")
+DEFAULT_TYPES = ("ECG", "VideoRaw", "Video", "Markers")
 
 #: pylsl channel-format codes and their names in the session format.
 LSL_FORMATS = {
@@ -36,8 +41,9 @@ LSL_FORMATS = {
 class StreamQuery:
     """Which LSL streams to record: a stream matches when each non-empty field lists its value.
 
-    ``StreamQuery(types=("ECG", "Video"), hosts=("lab-pc",))`` matches ECG and Video streams sent
-    from ``lab-pc``; an all-empty query matches every stream. Types compare case-insensitively.
+    ``StreamQuery(types=("ECG", "Video"), hosts=("lab-pc",))`` matches ECG and video streams sent
+    from ``lab-pc``; an all-empty query matches every stream. Types compare case-insensitively, and
+    ``Video`` and ``VideoRaw`` (the XDF name) match each other.
     """
 
     types: tuple[str, ...] = ()
@@ -47,7 +53,7 @@ class StreamQuery:
 
     def matches(self, info: pylsl.StreamInfo) -> bool:
         """True if ``info`` (a resolved LSL stream) is wanted by this query."""
-        if self.types and info.type().lower() not in {t.lower() for t in self.types}:
+        if self.types and _type_key(info.type()) not in {_type_key(t) for t in self.types}:
             return False
         if self.names and info.name() not in self.names:
             return False
@@ -68,6 +74,11 @@ class StreamQuery:
             if vals
         ]
         return ", ".join(parts) or "any stream"
+
+
+def _type_key(stream_type: str) -> str:
+    """A stream type for comparison: lower case, the video types (Video, VideoRaw) as one."""
+    return "video" if is_video_type(stream_type) else stream_type.lower()
 
 
 def matches_any(info: pylsl.StreamInfo, queries: Iterable[StreamQuery]) -> bool:
@@ -100,30 +111,27 @@ def _channels(desc: pylsl.info.XMLElement, n: int) -> tuple[list[str], list[str]
     return labels, units, types
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
+def video_layout_of(info: pylsl.StreamInfo) -> VideoLayout | None:
+    """The frames the full header of ``info`` declares (see :func:`mecg.session.lsl_video.video_layout`).
+
+    None when the stream type is not ``VideoRaw``/``Video``; else a layout whose ``problem`` says why
+    a session cannot store the frames ('' when it can). Needs the full header (``inlet.info()``).
+    """
+    if not is_video_type(info.type()):
+        return None
+    return video_layout_from_xml(info.as_xml())
 
 
 def video_frame_shape(info: pylsl.StreamInfo) -> tuple[int, ...] | None:
-    """``(height, width)`` or ``(height, width, 3)`` from the header's ``desc``; None if absent or inconsistent."""
-    desc = info.desc()
-    w, h = _int(desc.child_value("width")), _int(desc.child_value("height"))
-    ch = _int(desc.child_value("channels")) or 1
-    if w <= 0 or h <= 0 or ch not in (1, 3) or w * h * ch != info.channel_count():
-        return None
-    return (h, w) if ch == 1 else (h, w, 3)
+    """``(height, width)`` or ``(height, width, 3)`` of a video stream a session can store; None otherwise."""
+    layout = video_layout_of(info)
+    return layout.frame_shape if layout is not None and layout.storable else None
 
 
 def is_video(info: pylsl.StreamInfo) -> bool:
-    """A camera stream this recorder stores as frames: type Video, int8 samples, geometry in the header."""
-    return (
-        info.type().lower() == "video"
-        and info.channel_format() == pylsl.cf_int8
-        and video_frame_shape(info) is not None
-    )
+    """A camera stream this recorder stores as frames: type VideoRaw or Video, int8 samples, GRAY or RGB
+    geometry in the header (the XDF ``desc/encoding`` convention or mecg's older ``desc/width``...)."""
+    return video_frame_shape(info) is not None
 
 
 def session_stream_info(info: pylsl.StreamInfo) -> StreamInfo:
@@ -146,11 +154,12 @@ def session_stream_info(info: pylsl.StreamInfo) -> StreamInfo:
         "nominal_srate_hz": float(info.nominal_srate()),
         "lsl_header": info.as_xml(),
     }
-    if is_video(info):
+    shape = video_frame_shape(info)
+    if shape is not None:
         # cameras skip frames when they cannot keep up; the camera driver says so in its header
         return StreamInfo(
             kind="video",
-            frame_shape=video_frame_shape(info),
+            frame_shape=shape,
             channel_format="int8",
             can_drop_samples=declared != "false",
             **common,

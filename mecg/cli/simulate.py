@@ -97,7 +97,7 @@ def _simulate(args: argparse.Namespace) -> int:
             cam_drv.start()
             print(
                 f"virtual camera: streaming to LSL as '{args.camera_name}' "
-                f"(type Video, source_id {cam_drv.source_id}), "
+                f"(type VideoRaw, source_id {cam_drv.source_id}), "
                 f"{args.fps:g} fps {w}x{h} {'RGB' if args.color else 'grey'}",
                 file=out,
             )
