@@ -42,7 +42,7 @@ from pylsl.util import LostError as LslLostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from mecg.acquire.errors import AcquireError
-from mecg.acquire.live_heart_rate import ecg_channel, heart_rate_bpm
+from mecg.acquire.live_heart_rate import heart_rate_bpm
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.stream_metadata import (
     DEFAULT_TYPES,
@@ -53,6 +53,7 @@ from mecg.acquire.stream_metadata import (
     stream_identity,
 )
 from mecg.session import SessionError, SessionWriter, StreamInfo
+from mecg.session.ecg_channel import EcgChannelError, pick_ecg, stream_ecg_column
 from mecg.session.format import stream_key
 
 
@@ -84,7 +85,9 @@ class RecorderConfig:
     ``video_buffer_s``: what each inlet may hold while the recorder is behind. ``gap_s``: a
     timestamp step longer than this is a gap (stream lost and back), shorter ones count dropped
     samples. ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free.
-    ``hr_window_s``: ECG seconds used for the live heart rate. ``path=None``: monitor mode
+    ``hr_window_s``: ECG seconds used for the live heart rate. ``ecg_channel``: the explicit ECG
+    choice ``[STREAM:]LABEL|INDEX`` (:mod:`mecg.session.ecg_channel`), checked against the streams
+    found, stored in the file and used for the live heart rate. ``path=None``: monitor mode
     (everything but the file). ``preview``: keep a :class:`StreamPreview` per stream
     (``preview_signal_s`` seconds of signal, frames copied at most ``preview_frame_hz`` times a second).
     """
@@ -105,6 +108,7 @@ class RecorderConfig:
     gap_s: float = 0.5
     min_free_mb: float = 200.0
     hr_window_s: float = 8.0
+    ecg_channel: str = ""
     poll_s: float = 0.02
     video_poll_s: float = 0.004
     preview: bool = False
@@ -289,10 +293,11 @@ class _StreamTask:
         self._latency: collections.deque[float] = collections.deque(maxlen=50_000)
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
         self._hr_buf: np.ndarray | None = None
-        if info.type.upper() == "ECG" and info.kind == "signal" and self.srate > 0:
+        hr_ch = stream_ecg_column(info, cfg.ecg_channel, key) if info.kind == "signal" and self.srate > 0 else None
+        if hr_ch is not None:  # an ECG stream, or an EXG/EEG stream with an ECG channel
             self._hr_buf = np.zeros(max(1, round(cfg.hr_window_s * self.srate)))
             self._hr_filled = 0
-            self._hr_ch = ecg_channel(info)
+            self._hr_ch = hr_ch
         self.preview = (
             StreamPreview(info, signal_s=cfg.preview_signal_s, frame_hz=cfg.preview_frame_hz) if cfg.preview else None
         )
@@ -610,6 +615,7 @@ class Recorder:
                 opened.append((inlet, sinfo, ident))
             if not opened:
                 raise NoStreamError("the streams found went away before recording could start; start them again")
+            self._check_ecg_choice([sinfo for _, sinfo, _ in opened])
             self.start_lsl = pylsl.local_clock()
             self._cpu0 = time.process_time()
             self.writer = (
@@ -624,6 +630,8 @@ class Recorder:
                     start_time_lsl=self.start_lsl,
                 )
             )
+            if cfg.ecg_channel and self.path is not None:
+                self.writer.set_ecg_channel(cfg.ecg_channel)
         except SessionError as exc:
             for inlet, _, _ in opened:
                 inlet.close_stream()
@@ -649,6 +657,18 @@ class Recorder:
             self._discard()
             raise
         return self
+
+    def _check_ecg_choice(self, infos: list[StreamInfo]) -> None:
+        """Refuse an ``ecg_channel`` that names no stream found (EcgChannelError); say when several carry ECG."""
+        named = {}
+        for info in infos:  # keyed as the writer will key them
+            named[stream_key(info.name, set(named))] = info
+        try:
+            pick_ecg(named, self.config.ecg_channel)
+        except EcgChannelError as exc:
+            if self.config.ecg_channel:
+                raise
+            self._event(f"note: {exc} (or give it to `mecg sync` later)")
 
     def _discard(self) -> None:
         """Failed start: close the file unmarked and remove it (it holds nothing worth keeping)."""
