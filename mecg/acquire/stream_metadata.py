@@ -43,13 +43,15 @@ class StreamQuery:
 
     ``StreamQuery(types=("ECG", "Video"), hosts=("lab-pc",))`` matches ECG and video streams sent
     from ``lab-pc``; an all-empty query matches every stream. Types compare case-insensitively, and
-    ``Video`` and ``VideoRaw`` (the XDF name) match each other.
+    ``Video`` and ``VideoRaw`` (the XDF name) match each other. ``streams`` (``mecg record --stream``)
+    lists words each matched against the name, the type or the source_id.
     """
 
     types: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     source_ids: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
 
     def matches(self, info: pylsl.StreamInfo) -> bool:
         """True if ``info`` (a resolved LSL stream) is wanted by this query."""
@@ -58,6 +60,10 @@ class StreamQuery:
         if self.names and info.name() not in self.names:
             return False
         if self.source_ids and info.source_id() not in self.source_ids:
+            return False
+        if self.streams and not any(
+            w in (info.name(), info.source_id()) or _type_key(w) == _type_key(info.type()) for w in self.streams
+        ):
             return False
         return not (self.hosts and info.hostname() not in self.hosts)
 
@@ -69,6 +75,7 @@ class StreamQuery:
                 ("type", self.types),
                 ("name", self.names),
                 ("source_id", self.source_ids),
+                ("name, type or source_id", self.streams),
                 ("host", self.hosts),
             )
             if vals
