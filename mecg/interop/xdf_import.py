@@ -12,8 +12,11 @@ offsets a StreamFooter lists are ignored, as pyxdf ignores them.
 Streams map onto the session's kinds as the recorder maps LSL streams
 (:func:`mecg.acquire.stream_metadata.session_stream_info`):
 
-- type ``Video``, ``int8`` samples, ``desc/width``, ``height`` (``channels`` 1 or 3) -> a video
-  stream (uint8 frames);
+- raw video -> a video stream (uint8 frames): type ``VideoRaw`` with the XDF meta-data
+  convention's ``desc/encoding`` (``width``, ``height``, ``color_format`` GRAY or RGB, ``codec``
+  RAW) and ``int8`` samples, or mecg's older type ``Video`` with ``desc/width``, ``height``,
+  ``channels`` (:mod:`mecg.session.lsl_video`). A video stream a session cannot hold as frames
+  (another colour format, a codec, other sample types) is kept as a signal, with a warning;
 - a one-channel stream of frame numbers (type ``Video``/``VideoFrameIndex``/``FrameIndex``, or a
   video file named in its ``desc``) plus that video file (``--video``) -> a video stream whose
   frames are decoded with OpenCV and whose timestamps are the frame-number samples' timestamps;
@@ -41,9 +44,18 @@ import h5py
 import numpy as np
 
 from mecg.interop.output_files import check_output, temp_beside
-from mecg.interop.xdf_scan import XdfError, XdfScan, XdfStreamScan, XdfTruncatedError, scan_xdf
+from mecg.interop.xdf_scan import (
+    XdfError,
+    XdfScan,
+    XdfStreamScan,
+    XdfTruncatedError,
+    decompress_xdf,
+    is_compressed_xdf,
+    scan_xdf,
+)
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.format import CHANNEL_FORMATS
+from mecg.session.lsl_video import video_layout
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 
 #: Stream types (lower case) of a one-channel stream that counts the frames of a video file.
@@ -164,11 +176,9 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
     declared = _text(desc, "can_drop_samples").lower()
     if fmt not in CHANNEL_FORMATS or n < 1:
         return _Plan(s, None, "skip", f"channel format {fmt!r} with {n} channels cannot be stored in a session")
-    w, h, ch = _int(_text(desc, "width")), _int(_text(desc, "height")), _int(_text(desc, "channels")) or 1
-    if typ.lower() == "video" and fmt == "int8" and w > 0 and h > 0 and ch in (1, 3) and w * h * ch == n:
-        info = StreamInfo(
-            kind="video", frame_shape=(h, w) if ch == 1 else (h, w, 3), can_drop_samples=declared != "false", **common
-        )
+    layout = video_layout(typ, fmt, n, desc)
+    if layout is not None and layout.storable:
+        info = StreamInfo(kind="video", frame_shape=layout.frame_shape, can_drop_samples=declared != "false", **common)
         return _Plan(s, info, "video")
     given = video.get(name) or video.get(str(s.stream_id)) or ""
     named = _video_file_in(desc)
@@ -193,8 +203,6 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
         return _Plan(s, None, "frame_index", video_path=path, index_base=base)
     if fmt == "string":
         return _Plan(s, StreamInfo(kind="markers", can_drop_samples=declared == "true", **common), "markers")
-    if typ.lower() == "video":
-        return _Plan(s, None, "skip", "a Video stream without int8 pixels and width/height in its header")
     labels, units, types = _channels(desc, n)
     info = StreamInfo(
         kind="signal",
@@ -205,6 +213,8 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
         can_drop_samples=declared == "true",
         **common,
     )
+    if layout is not None:  # a video type whose frames a session cannot hold: its samples are kept, as a signal
+        return _Plan(s, info, "signal", f"{typ} stream kept as a signal, pixels as channels: {layout.problem}")
     return _Plan(s, info, "signal")
 
 
@@ -325,7 +335,10 @@ def import_xdf(
     ecg: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> XdfImportReport:
-    """Import the XDF recording ``path`` into a new session file ``out``.
+    """Import the XDF recording ``path`` (``.xdf``; gzip-compressed: ``.xdfz``, ``.xdf.gz``) into a new session ``out``.
+
+    A compressed file is inflated to a hidden temporary file beside ``out`` first (deleted
+    afterwards); a cut or damaged compressed file counts as a cut XDF file (``partial``).
 
     Parameters
     ----------
@@ -351,7 +364,41 @@ def import_xdf(
     """
     src, dst = Path(path), Path(out)
     _check_output(dst, overwrite)
-    scan = scan_xdf(src)
+    opts = {"subject_id": subject_id, "notes": notes, "overwrite": overwrite, "partial": partial}
+    opts.update(streams=streams, video=video, ecg=ecg, log=log)
+    if not is_compressed_xdf(src):
+        return _import(src, src, dst, "", **opts)
+    if not src.is_file():
+        raise XdfError(f"{src} does not exist" if not src.exists() else f"{src} is not a file")
+    raw = temp_beside(dst, ".xdf", XdfError)
+    try:
+        log(f"inflating {src.name} ...")
+        problem = decompress_xdf(src, raw)
+        return _import(src, raw, dst, problem, **opts)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _import(
+    src: Path,
+    raw: Path,
+    dst: Path,
+    gz_problem: str,
+    *,
+    subject_id: str,
+    notes: str,
+    overwrite: bool,
+    partial: bool,
+    streams: Sequence[str] | None,
+    video: str | dict[str, str] | None,
+    ecg: str | None,
+    log: Callable[[str], None],
+) -> XdfImportReport:
+    """:func:`import_xdf` of the uncompressed XDF file ``raw`` (``src`` itself, or ``src`` inflated)."""
+    scan = scan_xdf(raw)
+    scan.path = src  # messages and the start-time fallback (mtime) name the user's file
+    if gz_problem and not scan.problem:  # inflated up to a damage that happens to fall between chunks
+        scan.problem = gz_problem
     if scan.truncated and not partial:
         pct = 100.0 * scan.intact_bytes / max(1, scan.size)
         raise XdfTruncatedError(
@@ -401,9 +448,11 @@ def import_xdf(
             raise XdfError(f"stream {s.stream_id} of {src} cannot be imported: {plans[-1].reason}")
     warnings: list[str] = []
     for p in plans:
+        el = ET.fromstring(p.scan.header_xml)
         if p.role == "skip" and not p.reason.startswith("not selected"):
-            el = ET.fromstring(p.scan.header_xml)
             warnings.append(f"stream {el.findtext('name')!r} (id {p.scan.stream_id}) left out: {p.reason}")
+        elif p.role != "skip" and p.reason:
+            warnings.append(f"stream {el.findtext('name')!r} (id {p.scan.stream_id}): {p.reason}")
     _pick_ecg(plans, ecg, warnings)
     wanted = [p for p in plans if p.role != "skip"]
     if not wanted:
@@ -435,7 +484,7 @@ def import_xdf(
             if p.role == "frame_index":
                 caps[p.scan.stream_id] = _open_video(p)
             p.key = writer.add_stream(p.info)
-        pyxdf_errors = _read_samples(src, scan, wanted, writer, log)
+        pyxdf_errors = _read_samples(src, raw, scan, wanted, writer, log)
         if pyxdf_errors:
             text = "; ".join(dict.fromkeys(pyxdf_errors))
             if not partial:
@@ -493,7 +542,7 @@ def _discard(writer: SessionWriter | None, tmp: Path) -> None:
 
 
 def _read_samples(
-    src: Path, scan: XdfScan, wanted: list[_Plan], writer: SessionWriter, log: Callable[[str], None]
+    src: Path, raw: Path, scan: XdfScan, wanted: list[_Plan], writer: SessionWriter, log: Callable[[str], None]
 ) -> list[str]:
     """Stream every Samples chunk of the wanted streams into the writer; returns the errors pyxdf logged."""
     import pyxdf
@@ -532,7 +581,7 @@ def _read_samples(
     logger.addHandler(catcher)
     propagate, logger.propagate = logger.propagate, False
     try:
-        src_file = io.BufferedReader(_Prefix(src, scan.intact_bytes), buffer_size=1 << 20)
+        src_file = io.BufferedReader(_Prefix(raw, scan.intact_bytes), buffer_size=1 << 20)
         result, _ = pyxdf.load_xdf(
             src_file,
             select_streams=sorted(by_id),

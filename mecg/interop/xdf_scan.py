@@ -9,19 +9,29 @@ the content. Tags: 1 FileHeader (XML), 2 StreamHeader (StreamId + XML), 3 Sample
 scanned in a moment) and reports the byte offset where the intact part ends: a recording that
 LabRecorder did not finish (killed, crashed, disk full) ends inside a chunk and has no footers.
 pyxdf itself logs such damage and goes on, which would import a cut file without a word.
+
+A gzip-compressed XDF file (``.xdfz`` or ``.xdf.gz``, as pyxdf reads them) is inflated first with
+:func:`decompress_xdf`; a cut or damaged gzip stream leaves the bytes before the damage, which
+:func:`scan_xdf` then sees as a cut XDF file.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import struct
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mecg.errors import MecgError
 
 MAGIC = b"XDF:"
+#: Name endings (lower case) of gzip-compressed XDF files, as pyxdf recognises them.
+COMPRESSED_SUFFIXES = (".xdfz", ".xdf.gz")
+#: The first bytes of a gzip file.
+GZIP_MAGIC = b"\x1f\x8b"
 TAGS = {1: "FileHeader", 2: "StreamHeader", 3: "Samples", 4: "ClockOffset", 5: "Boundary", 6: "StreamFooter"}
 #: Tags whose content starts with a uint32 StreamId.
 STREAM_TAGS = (2, 3, 4, 6)
@@ -80,6 +90,43 @@ def _chunk_name(tag: int, sid: int | None) -> str:
     return f"{name} chunk" + (f" of stream {sid}" if sid is not None else "")
 
 
+def is_compressed_xdf(path: str | os.PathLike) -> bool:
+    """True for a gzip-compressed XDF file name (``.xdfz``, ``.xdf.gz``; any case)."""
+    return str(path).lower().endswith(COMPRESSED_SUFFIXES)
+
+
+def decompress_xdf(src: str | os.PathLike, dst: str | os.PathLike, block_bytes: int = 1 << 16) -> str:
+    """Inflate the gzip-compressed XDF file ``src`` into ``dst``; returns '' or what is wrong with ``src``.
+
+    A gzip stream that is cut (the recorder was killed) or damaged (a CRC or deflate error) is
+    not an error here: ``dst`` keeps what was inflated before the damage (all but at most
+    ``block_bytes`` bytes of it) and the returned text says what happened. Raises
+    :class:`XdfError` when ``src`` is not gzip data at all, or ``dst`` cannot be written.
+    """
+    s, d = Path(src), Path(dst)
+    with open(s, "rb") as f:
+        if f.read(2) != GZIP_MAGIC:
+            raise XdfError(f"{s} is not gzip-compressed (no gzip signature); if it is a plain XDF file, name it .xdf")
+    problem = ""
+    try:
+        with gzip.open(s, "rb") as fin, open(d, "wb") as fout:
+            while True:
+                try:
+                    block = fin.read(block_bytes)
+                except EOFError:
+                    problem = f"cut: its gzip data ends early (after {fout.tell()} inflated bytes)"
+                    break
+                except (gzip.BadGzipFile, zlib.error) as exc:
+                    problem = f"damaged: its gzip data fails after {fout.tell()} inflated bytes ({exc})"
+                    break
+                if not block:
+                    break
+                fout.write(block)
+    except OSError as exc:
+        raise XdfError(f"cannot inflate {s} into {d}: {exc.strerror or exc}; free some disk space there") from None
+    return problem
+
+
 def scan_xdf(path: str | os.PathLike) -> XdfScan:
     """Walk the chunks of ``path`` and collect headers and footers; raises :class:`XdfError` if it is not XDF.
 
@@ -92,8 +139,11 @@ def scan_xdf(path: str | os.PathLike) -> XdfScan:
         raise XdfError(f"{p} does not exist")
     if p.is_dir():
         raise XdfError(f"{p} is a folder; give an .xdf file")
-    if p.suffix.lower() == ".xdfz" or p.name.lower().endswith(".xdf.gz"):
-        raise XdfError(f"{p} is a compressed XDF file; decompress it first (gunzip -c {p.name} > rec.xdf)")
+    if is_compressed_xdf(p):
+        raise XdfError(
+            f"{p} is a compressed XDF file: inflate it with decompress_xdf (mecg import-xdf does this itself) "
+            f"or gunzip -c {p.name} > rec.xdf"
+        )
     size = p.stat().st_size
     scan = XdfScan(p, size)
     with open(p, "rb") as f:
