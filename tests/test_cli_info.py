@@ -27,6 +27,8 @@ SUMMARY_KEYS = {
     "complete",
     "file_size_bytes",
     "streams",
+    "ecg",
+    "ecg_channel_choice",
     "annotations",
     "sync",
     "features",
@@ -109,12 +111,14 @@ def test_info_human(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "channels I [mV], II [mV]" in out and "1000 samples" in out
     assert "annotations: 1 ME, 1 MaE on stream cam" in out
     assert "sync: not run" in out
+    assert "ECG: ecg:I (column 0)" in out  # an ECG stream without ECG labels: column 0
 
 
 def test_info_json(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(session)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert set(d) == SUMMARY_KEYS
+    assert d["ecg"] == {"stream": "ecg", "column": 0, "label": "I"} and d["ecg_channel_choice"] == ""
     assert d["format_version"] == 2 and d["subject_id"] == "P-7" and d["complete"] is True
     assert d["software_version"] == mecg.__version__ and d["file_size_bytes"] == session.stat().st_size
     streams = {s["key"]: s for s in d["streams"]}

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from mecg.session import Session, Stream, check_session, open_session
+from mecg.session.ecg_channel import EcgChannelError, find_ecg, stored_choice
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 from mecg.sync.segments import StreamTimebase, stream_timebase
 
@@ -71,6 +72,11 @@ def summarize(s: Session) -> dict:
         streams.append(d)
     ann = s.annotations
     sync = dict(s.sync_group.attrs)
+    try:  # which channel sync and the model take as the ECG (mecg.session.ecg_channel)
+        ch = find_ecg(s)
+        ecg = None if ch is None else {"stream": ch.stream, "column": ch.column, "label": ch.label}
+    except EcgChannelError as exc:
+        ecg = {"problem": str(exc)}
     return {
         "path": str(s.path),
         "format_version": s.format_version,
@@ -82,6 +88,8 @@ def summarize(s: Session) -> dict:
         "complete": s.complete,
         "file_size_bytes": os.path.getsize(s.path),
         "streams": streams,
+        "ecg": ecg,
+        "ecg_channel_choice": stored_choice(s),
         "annotations": {
             "video_stream": s.annotated_stream,
             "ME": sum(a.type == "ME" for a in ann),
@@ -121,6 +129,14 @@ def format_summary(d: dict) -> str:
                 f"~{tb['samples_lost']} samples missing), {tb['resets']} clock resets, {tb['drops']} runs of lost "
                 f"samples, {tb['nan_timestamps']} NaN timestamps"
             )
+    ecg, choice = d["ecg"], d["ecg_channel_choice"]
+    chosen = f" (chosen at recording: --ecg-channel {choice})" if choice else ""
+    if ecg is None:
+        lines.append("  ECG: none (no stream of type ECG, no channel labelled ECG/EKG)")
+    elif "problem" in ecg:
+        lines.append(f"  ECG: {ecg['problem']}")
+    else:
+        lines.append(f"  ECG: {ecg['stream']}:{ecg['label']} (column {ecg['column']}){chosen}")
     a = d["annotations"]
     if a["ME"] or a["MaE"]:
         lines.append(f"  annotations: {a['ME']} ME, {a['MaE']} MaE on stream {a['video_stream']}")

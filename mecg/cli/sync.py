@@ -54,7 +54,15 @@ def _sync(args: argparse.Namespace) -> int:
     exposure = args.exposure_ms / 1000.0 if args.exposure_ms else None
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     with open_session(args.session, writable=not args.dry_run) as s:
-        res = synchronize(s, args.mode, led_roi=roi, exposure_s=exposure, log=log, ecg_channel=args.ecg_channel)
+        res = synchronize(
+            s,
+            args.mode,
+            led_roi=roi,
+            exposure_s=exposure,
+            log=log,
+            ecg_channel=args.ecg_channel,
+            video_stream=args.video,
+        )
         if not args.dry_run:
             write_result(s, res)
     if args.plot:
@@ -95,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--exposure-ms", type=float, help="camera exposure in ms (default: from the stream header, or estimated)"
     )
+    p.add_argument("--video", metavar="NAME", default="", help="the video stream to align, when there are several")
     p.add_argument(
         "--ecg-channel",
         metavar="[STREAM:]LABEL|INDEX",

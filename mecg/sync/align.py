@@ -502,6 +502,20 @@ def _line_of(cam_t: np.ndarray, times: np.ndarray) -> tuple[float, float]:
     return float(times[ok][0]), (s - 1.0) * 1e6
 
 
+def _video(session: Session, name: str = "") -> Stream:
+    """The video stream to align: the one named (key or name), else the only one; errors name the candidates."""
+    videos = session.find_streams(kind="video")
+    have = ", ".join(f"{v.key} ({v.info.frame_shape[1]}x{v.info.frame_shape[0]})" for v in videos) or "none"
+    chosen = [v for v in videos if name in (v.key, v.info.name)] if name else videos
+    if len(chosen) == 1:
+        return chosen[0]
+    if name:
+        raise SyncError(f"{session.path}: no video stream {name!r}; video streams: {have}")
+    if not videos:
+        raise SyncError(f"{session.path}: no video stream; nothing to align")
+    raise SyncError(f"{session.path}: several video streams ({have}); choose one with --video NAME")
+
+
 def synchronize(
     session: Session,
     mode: str = "auto",
@@ -511,6 +525,7 @@ def synchronize(
     params: SyncParams | None = None,
     log: Callable[[str], None] = lambda _m: None,
     ecg_channel: str = "",
+    video_stream: str = "",
 ) -> SyncResult:
     """Align the session's video to its ECG. See the module docstring for the modes.
 
@@ -518,14 +533,15 @@ def synchronize(
     header (otherwise estimated from the share of pulse onsets that fall inside an exposure, with
     a warning). ``params`` holds every threshold. ``log`` receives progress lines. ``ecg_channel``
     (``[STREAM:]LABEL|INDEX``) chooses the ECG over the recording's stored choice and the automatic
-    rule (:mod:`mecg.session.ecg_channel`: an ECG stream, or an EXG/EEG stream's ECG channel). Raises
+    rule (:mod:`mecg.session.ecg_channel`: an ECG stream, or an EXG/EEG stream's ECG channel);
+    ``video_stream`` (key or name) the video when the session has several. Raises
     :class:`SyncError` when the requested mode is impossible; a doubtful or failed alignment is
     returned with its verdict and reasons instead.
     """
     params = params or SyncParams()
     if mode not in MODES:
         raise SyncError(f"unknown sync mode {mode!r}; choose one of {', '.join(MODES)}")
-    video = session.stream(kind="video")
+    video = _video(session, video_stream)
     ecg, ecg_ch = ecg_stream(session, ecg_channel)
     if video.sample_count < 2 or ecg.sample_count < 2:
         raise SyncError(f"{session.path}: the video or the ECG stream is (nearly) empty; nothing to align")
