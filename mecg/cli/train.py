@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from mecg.cli.argtypes import WORKERS, bounded
+from mecg.cli.argtypes import JOBS, WORKERS, bounded
 from mecg.cli.outputs import check_output_file
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
 from mecg.model.cmclnet import MODES, CMCLConfig
 from mecg.model.frontend import FrontEndParams, default_k
@@ -39,13 +40,17 @@ def _train(args: argparse.Namespace) -> int:
     window = WindowParams()
     if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
         torch.distributed.barrier()
-    data = load_sessions(
-        paths,
-        window,
-        use_ecg=args.mode != "video",
-        workers=args.workers,
-        log=(lambda m: print(m, file=sys.stderr, flush=True)) if rank == 0 else (lambda m: None),
-    )
+    quiet = args.quiet or rank != 0
+    with Progress(len(paths), "features", "session", quiet=quiet) as bar:
+        data = load_sessions(
+            paths,
+            window,
+            use_ecg=args.mode != "video",
+            workers=args.workers,
+            log=lambda m: (bar.warn if m.startswith(("warning", "notice")) else bar.log)(m),
+            jobs=args.jobs if rank == 0 else 1,
+            progress=bar.set,
+        )
     if rank == 0 and world > 1:
         torch.distributed.barrier()
     fps = {d.fps for d in data}
@@ -62,10 +67,12 @@ def _train(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     if args.loso:
-        res = loso(data, config, tc)
+        with Progress(len({d.subject or d.name for d in data}), "LOSO", "fold", quiet=quiet) as bar:
+            res = loso(data, config, tc, log=bar.log, progress=bar.set)
         if rank == 0:
             print(json.dumps({"loso": res["results"]}, indent=2) if args.json else _loso_table(res["results"]))
-    model, spot = fit(data, config, tc)
+    with Progress(tc.pretrain_epochs + tc.epochs, "train", "epoch", quiet=quiet) as bar:
+        model, spot = fit(data, config, tc, progress=bar.set, log=bar.log)
     if rank == 0:  # one process writes the checkpoint
         save(out, model, window, frontend, spot, tc, data)
         procs = f" on {world} processes" if world > 1 else ""
@@ -108,6 +115,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=WORKERS, default=2, help="torch CPU threads (default 2)")
     p.add_argument(
-        "--workers", type=WORKERS, default=None, help="processes for feature extraction (default: all cores)"
+        "--workers", type=WORKERS, default=None, help="pieces (processes) of one video's front end (default: all cores)"
     )
+    p.add_argument(
+        "--jobs",
+        type=JOBS,
+        default=1,
+        metavar="N",
+        help="sessions whose features are extracted at once, one per process (default 1); same features for every N",
+    )
+    add_quiet_option(p)
     p.set_defaults(func=_train)

@@ -6,10 +6,12 @@ synced are synced first (``mecg sync``'s automatic mode), and the result is stor
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,23 @@ from mecg.model.windows import SessionData, WindowParams
 DEFAULT_ETA = 2.0
 
 
+def _load_one(
+    window: WindowParams,
+    frontend: FrontEndParams | None,
+    use_ecg: bool,
+    workers: int | None,
+    ecg_channel: str,
+    path: Path,
+    log: Callable[[str], None] | None = None,
+) -> tuple[SessionData, list[str]]:
+    """Sync (if needed) and load one session; ``log`` None collects its lines (a pool worker hands them back)."""
+    lines: list[str] = []
+    say = log if log is not None else lines.append
+    if use_ecg:
+        ensure_synced(path, say, ecg_channel)
+    return SessionData(str(path), window, frontend, workers=workers, use_ecg=use_ecg), lines
+
+
 def load_sessions(
     paths: list[Path],
     window: WindowParams,
@@ -34,14 +53,29 @@ def load_sessions(
     workers: int | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
     ecg_channel: str = "",
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[SessionData]:
-    """Sync (if needed; ``ecg_channel`` chooses the ECG, see :mod:`mecg.session.ecg_channel`) and load features."""
+    """Sync (if needed; ``ecg_channel`` chooses the ECG, see :mod:`mecg.session.ecg_channel`) and load features.
+
+    ``jobs`` > 1 extracts that many sessions' features at once in worker processes
+    (:func:`mecg.model.parallel.map_sessions`; same features, as the front end's pieces are set by
+    ``workers``, default all cores, whatever ``jobs`` is); ``progress(done, total)`` after each session.
+    """
+    from mecg.model.parallel import map_sessions
+
+    workers = workers or os.cpu_count() or 1
+    one = partial(_load_one, window, frontend, use_ecg, workers, ecg_channel)
+    fn = partial(one, log=log) if jobs <= 1 else one
     out = []
-    for i, p in enumerate(paths, 1):
-        if use_ecg:
-            ensure_synced(p, log, ecg_channel)
-        out.append(SessionData(str(p), window, frontend, workers=workers, use_ecg=use_ecg))
-        log(f"[{i}/{len(paths)}] features of {p.name}: {out[-1].n} frames" + ("" if out[-1].has_ecg else " (no ECG)"))
+    for i, (d, lines) in enumerate(map_sessions(fn, paths, jobs), 1):
+        for line in lines:
+            log(line)
+        out.append(d)
+        log(f"[{i}/{len(paths)}] features of {paths[i - 1].name}: {d.n} frames" + ("" if d.has_ecg else " (no ECG)"))
+        if progress:
+            progress(i, len(paths))
     return out
 
 
@@ -70,10 +104,21 @@ def me_shape_s(data: list[SessionData]) -> tuple[float, float]:
     return (float(np.mean(rise)), float(np.mean(fall))) if rise else (0.1, 0.2)
 
 
-def fit(data: list[SessionData], config: CMCLConfig, tc: TrainConfig, eta: float = DEFAULT_ETA) -> tuple[CMCLNet, dict]:
-    """Train on ``data`` (validation subject held out) and choose spotting thresholds on it."""
+def fit(
+    data: list[SessionData],
+    config: CMCLConfig,
+    tc: TrainConfig,
+    eta: float = DEFAULT_ETA,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[CMCLNet, dict]:
+    """Train on ``data`` (validation subject held out) and choose spotting thresholds on it.
+
+    ``progress`` and ``log``: per epoch, as :func:`mecg.model.train.train_model` takes them.
+    """
     train, val = split_validation(data)
-    res = train_model(train, val, config, tc)
+    res = train_model(train, val, config, tc, progress=progress, log=log)
     rise, fall = me_shape_s(train)
     sets = [(d, frame_scores(res.model, d, tc.device)) for d in (val or train)]
     spot = {
@@ -131,10 +176,13 @@ def loso(
     tc: TrainConfig,
     etas: tuple[float, ...] = (DEFAULT_ETA,),
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Leave-one-subject-out: per fold train, choose thresholds on the training folds, spot the test subject.
 
     Returns predictions without CCF (``"plain"``) and with CCF at each eta, plus the truth.
+    ``progress(folds_done, folds)`` is called after each fold; ``log`` also gets the epoch lines.
     """
     groups = by_subject(data)
     if len(groups) < 2:
@@ -144,7 +192,7 @@ def loso(
     for fold, (subj, test) in enumerate(groups.items(), 1):
         train = [d for k, g in groups.items() if k != subj for d in g]
         log(f"fold {fold}/{len(groups)}: test subject {subj} ({len(test)} session(s)), {config.mode}")
-        model, spot = fit(train, config, replace(tc, seed=tc.seed + fold))
+        model, spot = fit(train, config, replace(tc, seed=tc.seed + fold), log=log)
         # spot parameters per eta, chosen once per fold on the same validation data as the default
         per_eta = {}
         if config.mode != "video":
@@ -167,6 +215,8 @@ def loso(
                 for r in spot_rows(model, d, params, eta, tc.device, scores):
                     if r["kept_by_ccf"]:
                         preds[f"ccf_{eta:g}"].append(Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]))
+        if progress:
+            progress(fold, len(groups))
     return {
         "preds": dict(preds),
         "truth": truth,

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,8 +180,21 @@ class TrainResult:
     best_val_ap: float = 0.0
 
 
-def train_model(train: list[SessionData], val: list[SessionData], config: CMCLConfig, tc: TrainConfig) -> TrainResult:
-    """Pre-train (contrastive) then fine-tune; keep the epoch with the best validation AP."""
+def train_model(
+    train: list[SessionData],
+    val: list[SessionData],
+    config: CMCLConfig,
+    tc: TrainConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Pre-train (contrastive) then fine-tune; keep the epoch with the best validation AP.
+
+    ``progress(epochs_done, epochs_total)`` is called after each epoch (pre-training and
+    fine-tuning; early stopping ends it with ``done == total``); ``log`` receives the epoch lines
+    (default: stderr) when ``tc.log`` is true, on rank 0 only.
+    """
     seed_everything(tc.seed)
     rank, world = distributed()
     rng = np.random.default_rng(tc.seed)
@@ -203,7 +217,16 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
 
     def say(msg: str) -> None:
         if tc.log and rank == 0:
-            print(msg, file=sys.stderr, flush=True)
+            if log is not None:
+                log(msg)
+            else:
+                print(msg, file=sys.stderr, flush=True)
+
+    total_epochs = tc.pretrain_epochs + tc.epochs
+
+    def tick(done: int, total: int = total_epochs) -> None:
+        if progress is not None and rank == 0:
+            progress(done, total)
 
     # -- contrastive pre-training: balanced batches ---------------------------------------------
     steps = max(1, len(items) // (tc.batch_size * world))
@@ -227,6 +250,7 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
             total += loss.item()
         history.append({"phase": "pretrain", "epoch": ep + 1, "loss": total / steps})
         say(f"  pretrain {ep + 1}/{tc.pretrain_epochs}: {tc.contrastive} loss {total / steps:.4f}")
+        tick(ep + 1)
 
     # -- fine-tuning with early stopping ---------------------------------------------------------
     pos_weight = torch.tensor(len(neg) / max(1, len(pos)), device=dev)
@@ -256,6 +280,7 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
             f"  finetune {ep + 1}/{tc.epochs}: loss {rec['loss']:.4f}"
             + (f", val AP {rec['val_ap']:.3f}" if "val_ap" in rec else "")
         )
+        tick(tc.pretrain_epochs + ep + 1)
         score = rec.get("val_ap", -rec["loss"])
         if world > 1:  # every process follows rank 0's early-stopping decision
             box = [score]
@@ -267,6 +292,7 @@ def train_model(train: list[SessionData], val: list[SessionData], config: CMCLCo
         else:
             bad += 1
             if bad >= tc.patience:
+                tick(tc.pretrain_epochs + ep + 1, tc.pretrain_epochs + ep + 1)  # stopped early: done
                 break
     if best[1] is not None:
         net.load_state_dict(best[1])
