@@ -130,6 +130,7 @@ def standalone(
 ) -> int:
     """Run one command as its own program (``mecg-record``, ``mecg-app``): same options, errors and exit codes."""
     p = _Parser(prog=prog, description=description)
+    p.add_argument("--version", action="version", version=f"{prog} {__version__}")
     add_arguments(p)
     return run(func, p.parse_args(argv), prog=prog)
 
