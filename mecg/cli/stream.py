@@ -116,8 +116,49 @@ def _gap(text: str) -> tuple[float, float]:
 
 
 # -- commands -----------------------------------------------------------------------------------
+def _brainflow_ecg(args: argparse.Namespace, cfg_name: str) -> int:
+    from mecg.acquire.brainflow_source import BrainFlowConfig, BrainFlowDriver, parse_params
+
+    drv = BrainFlowDriver(
+        BrainFlowConfig(
+            board=args.brainflow,
+            params=parse_params(args.brainflow_param or []),
+            ecg_channels=args.channels,
+            name=args.name,
+            source_id=args.source_id,
+            latency_s=args.latency_ms / 1000.0,
+        )
+    )
+    info = drv.connect()
+    print(
+        f"BrainFlow {drv.layout.name} on {drv.where}: {info.rate_hz:g} Hz, channels {', '.join(info.labels)} "
+        f"({drv.trigger_source}) -> LSL '{args.name}' (type ECG, source_id {drv.source_id}; "
+        f"LSL config: {cfg_name}). Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    drv.start()
+    try:
+        live(drv.status_line, seconds=args.seconds, done=lambda: drv.failed.is_set() or drv.finished.is_set())
+    finally:
+        drv.close()
+    if drv.error:
+        raise MecgError(f"the BrainFlow board stopped: {drv.error}")
+    return 0
+
+
 def _ecg(args: argparse.Namespace) -> int:
     cfg_name = apply_lsl_options(args)
+    if args.brainflow_param and not args.brainflow:
+        raise MecgError("--brainflow-param needs --brainflow BOARD")
+    if args.brainflow:
+        if args.port or args.protocol != "mecg" or args.rate or args.baud:
+            raise MecgError(
+                "--brainflow takes the board's port and settings as --brainflow-param (e.g. serial_port=/dev/ttyUSB0); "
+                "drop --port/--protocol/--rate/--baud"
+            )
+        return _brainflow_ecg(args, cfg_name)
+    if not args.port:
+        raise MecgError("give --port PORT (a serial amplifier) or --brainflow BOARD (a BrainFlow board)")
     from mecg.acquire.ecg_driver import EcgConfig, EcgDriver
 
     drv = EcgDriver(
@@ -240,15 +281,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = devs.add_parser(
         "ecg",
-        help="a serial ECG amplifier (mecg protocol or OpenBCI Cyton)",
-        description="Stream a serial ECG amplifier to an LSL outlet of type ECG (ECG in mV, TRIG, STROBE).",
+        help="an ECG amplifier (mecg protocol, OpenBCI Cyton, or any BrainFlow board)",
+        description="Stream an ECG amplifier to an LSL outlet of type ECG (ECG in mV, TRIG, STROBE): a serial "
+        "board (--port) or a BrainFlow board (--brainflow).",
     )
-    e.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 (see `mecg devices`)")
+    e.add_argument("--port", default=None, help="serial port, e.g. /dev/ttyUSB0 (see `mecg devices`)")
+    e.add_argument(
+        "--brainflow",
+        metavar="BOARD",
+        default=None,
+        help="a BrainFlow board by name or id (SYNTHETIC_BOARD, CYTON_BOARD, PLAYBACK_FILE_BOARD, ...; "
+        "needs pip install 'mecg[devices]')",
+    )
+    e.add_argument(
+        "--brainflow-param",
+        metavar="KEY=VALUE",
+        action="append",
+        default=None,
+        help="a BrainFlowInputParams field, repeatable: serial_port=/dev/ttyUSB0, file=rec.csv, "
+        "master_board=CYTON_BOARD, ip_address=..., mac_address=..., serial_number=..., timeout=...",
+    )
     e.add_argument("--protocol", choices=("mecg", "cyton"), default="mecg", help="device protocol (default mecg)")
     e.add_argument("--rate", type=RATE_HZ, default=None, help="sampling rate in Hz (default: the device's)")
     e.add_argument("--baud", type=BAUD, default=None, help="baud rate (default 921600 mecg, 115200 cyton)")
     e.add_argument(
-        "--channels", type=bounded(int, 1, 8), default=1, help="Cyton: ECG channels to publish, 1-8 (default 1)"
+        "--channels",
+        type=bounded(int, 1, 64),
+        default=1,
+        help="Cyton / BrainFlow: ECG channels to publish, from the first (default 1; Cyton 1-8)",
     )
     e.add_argument(
         "--latency-ms", type=LATENCY_MS, default=0.0, help="constant transport latency to subtract, ms (default 0)"
