@@ -118,7 +118,8 @@ def format_summary(d: dict) -> str:
             extra = "  frames " + "x".join(str(x) for x in st["frame_shape"])
         elif st["kind"] == "signal":
             chans = st["channels"]  # a pixel stream kept as a signal has thousands: the first 16
-            extra = "  channels " + ", ".join(chans[:16]) + (f", ... ({len(chans)} channels)" if len(chans) > 16 else "")
+            more = f", ... ({len(chans)} channels)" if len(chans) > 16 else ""
+            extra = "  channels " + ", ".join(chans[:16]) + more
         lines.append(
             f"    {st['key']:<16} {st['type']:<8} {st['kind']:<7} {st['samples']:>9} samples  "
             f"{st['duration_s']:9.2f} s  {rate}{extra}"
