@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 from mecg.cli.argtypes import parse_size
-from mecg.model.datasets import COLOR_MODES, DATASETS, OFFSET_RULES, import_dataset
+from mecg.cli.progress import Progress, add_quiet_option
+from mecg.model.datasets import COLOR_MODES, DATASETS, OFFSET_RULES, ImportReport, import_dataset
 
 #: Problem lines printed before "see the manifest".
 MAX_PRINTED = 15
@@ -26,29 +28,26 @@ def _positive_int(text: str) -> int:
 def _import(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     last = [0.0]
+    bars: dict[str, Progress] = {}  # the video being imported: its bar
 
     def progress(name: str, done: int, total: int) -> None:
+        if name not in bars:
+            for old in bars.values():
+                old.close()
+            bars.clear()
+            bars[name] = Progress(total, name, "frame", quiet=args.quiet)
+        bar = bars[name]
+        bar.set(done, total)
         now = time.perf_counter()
-        if done == total or now - last[0] > 2.0:
+        if not bar.shown and (done == total or now - last[0] > 2.0):
             last[0] = now
-            print(f"{name}: {done}/{total} frames ({now - t0:.1f} s)", file=sys.stderr, flush=True)
+            bar.log(f"{name}: {done}/{total} frames ({now - t0:.1f} s)")
 
-    report = import_dataset(
-        args.dataset,
-        args.root,
-        args.out_dir,
-        annotations=args.annotations,
-        images=args.images,
-        max_frames=args.max_frames,
-        resize=args.resize,
-        videos=args.videos,
-        color=args.color,
-        missing_offset=args.missing_offset,
-        strict=args.strict,
-        overwrite=args.overwrite,
-        workers=args.workers,
-        progress=progress,
-    )
+    try:
+        report = _run(args, progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
     manifest = f"import_{args.dataset.replace('-', '')}.json"
     for title, lines in (("rows naming a missing video", report.missing_videos), ("notes", report.problems)):
         if lines:
@@ -65,6 +64,25 @@ def _import(args: argparse.Namespace) -> int:
         f"to {args.out_dir}"
     )
     return 0
+
+
+def _run(args: argparse.Namespace, progress: Callable[[str, int, int], None]) -> ImportReport:
+    return import_dataset(
+        args.dataset,
+        args.root,
+        args.out_dir,
+        annotations=args.annotations,
+        images=args.images,
+        max_frames=args.max_frames,
+        resize=args.resize,
+        videos=args.videos,
+        color=args.color,
+        missing_offset=args.missing_offset,
+        strict=args.strict,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        progress=progress,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,4 +118,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="fail when an annotation row names a missing video")
     p.add_argument("--workers", type=_positive_int, default=2, help="threads decoding images (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace session files that exist")
+    add_quiet_option(p)
     p.set_defaults(func=_import)
