@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pylsl
 import pytest
 
 with warnings.catch_warnings():
@@ -21,13 +22,21 @@ with warnings.catch_warnings():
     bs = pytest.importorskip("brainflow.board_shim", reason="brainflow is not installed (pip install mecg[devices])")
     from brainflow.data_filter import DataFilter
 
+from mecg.acquire import cyton
 from mecg.acquire.brainflow_source import BrainFlowConfig, BrainFlowDriver, board_id, parse_params
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError
 from mecg.acquire.recorder import Recorder, RecorderConfig
+from mecg.acquire.sim_world import DeviceTiming
 from mecg.acquire.stream_metadata import StreamQuery
+from mecg.acquire.virtual_amplifier import VirtualCyton
 from mecg.cli.main import main
 from mecg.session import open_session
 from mecg.sync.pulses import rising_edges
+from mecg.synth import Subject, Trial, TrialConfig
+
+
+def sid(tag: str) -> str:
+    return f"test-bf-{tag}-{uuid.uuid4().hex[:8]}"
 
 
 def wait_for(pred, timeout_s: float) -> bool:
@@ -211,3 +220,73 @@ def test_brainflow_is_imported_only_when_used() -> None:
     code = "import sys, mecg.cli.stream, mecg.acquire.brainflow_source; print('brainflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def trial() -> Trial:
+    cfg = TrialConfig(duration_s=30.0, fps=30.0, width=96, height=72, trigger_gap_s=(0.4, 0.9), trigger_width_s=0.03)
+    return Trial(Subject.random("S07", 7), 0, cfg)
+
+
+def pull(inlet: pylsl.StreamInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and timestamps (this host's clock) received for ``seconds``."""
+    chunks, stamps = [], []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        d, t = inlet.pull_chunk(timeout=0.05, max_samples=4096, as_numpy=True)
+        if len(t):
+            chunks.append(d)
+            stamps.append(t)
+    return np.concatenate(chunks), np.concatenate(stamps) + inlet.time_correction(timeout=2.0)
+
+
+def open_inlet(source_id: str) -> pylsl.StreamInlet:
+    found = pylsl.resolve_byprop("source_id", source_id, timeout=5.0)
+    assert found, f"no LSL stream with source_id {source_id}"
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=True)
+    inlet.open_stream(timeout=5.0)
+    return inlet
+
+
+def test_cyton_board_through_brainflow_matches_the_virtual_cyton(trial: Trial, tmp_path: Path) -> None:
+    """BrainFlow's own Cyton driver against mecg's virtual Cyton on a pty: exact samples, D11/D12 as
+    TRIG/STROBE, and timestamps on the board's sample clock (BrainFlow's host times carry ~1 ms jitter)."""
+    timing = DeviceTiming(clock_offset_s=0.0, drift_ppm=40.0, latency_s=0.004, jitter_s=0.001)
+    with VirtualCyton(trial, link=tmp_path / "cyton", timing=timing, seed=6) as board:
+        drv = BrainFlowDriver(
+            BrainFlowConfig("CYTON_BOARD", {"serial_port": str(board.path)}, ecg_channels=2, source_id=sid("cyton"))
+        )
+        info = drv.connect()
+        assert info.labels == ["ECG1", "ECG2", "TRIG", "STROBE"] and drv.digital_mode
+        inlet = open_inlet(drv.source_id)
+        with drv.start():
+            data, ts = pull(inlet, 4.0)
+            stats = drv.stats
+    assert len(ts) > 700 and stats.lost == 0 and not drv.error
+    k = board.start_index + np.arange(len(ts))
+    t = board.sample_time(k)
+    assert np.abs(data[:, 0] - board.inputs.ecg_mv(t, k)).max() <= cyton.UV_PER_COUNT * 1e-3
+    assert np.array_equal(data[:, 2], board.inputs.line.level(t)) and data[:, 2].sum() > 0
+    assert np.array_equal(data[:, 3], board.inputs.strobe(t))
+    err = ts - (board.timeline.t0 + t)
+    assert np.std(err[len(err) // 3 :]) < 0.5e-3
+
+
+def test_brainflow_board_unplugged_and_back_is_one_stream_with_a_gap(trial: Trial, tmp_path: Path) -> None:
+    with VirtualCyton(trial, link=tmp_path / "ttyUSB-cyton", seed=3) as board:
+        drv = BrainFlowDriver(
+            BrainFlowConfig("CYTON_BOARD", {"serial_port": str(board.path)}, source_id=sid("replug"), stall_s=0.5)
+        )
+        drv.connect()
+        inlet = open_inlet(drv.source_id)
+        with drv.start():
+            _, ts_before = pull(inlet, 1.0)
+            board.unplug()
+            assert wait_for(lambda: drv.stats.state == "reconnecting", 5.0)
+            board.replug()
+            assert wait_for(lambda: drv.stats.state == "streaming", 10.0), drv.stats
+            _, ts_after = pull(inlet, 1.5)
+            stats = drv.stats
+    assert stats.reconnects >= 1 and not drv.error
+    steps = np.diff(np.concatenate([ts_before, ts_after]))
+    assert steps.max() > 0.5 and len(ts_after) > 200  # the time it was away; the same outlet throughout
