@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from mecg.sync import correct_timestamps, fit_clock_offsets, synchronize
 from mecg.synth import DeviceClock, Subject, Trial, TrialConfig, write_trial
 
 sys.path.insert(0, str(Path(__file__).parent))
-from xdf_writer import XdfWriter, channels_desc, stream_header_xml, write_sender_reboot
+from xdf_writer import XdfWriter, channels_desc, stream_header_xml, videoraw_desc, write_sender_reboot
 
 #: The XDF project's example files (MIT), shared beside the repository.
 XDF_EXAMPLES = Path(__file__).resolve().parent / "data/xdf"  # the XDF project's example files (MIT, see LICENSE)
@@ -38,8 +39,12 @@ CFG = TrialConfig(
 )
 
 
-def session_to_xdf(session: Path, xdf: Path, chunk_s: float = 0.5) -> dict[str, int]:
+def session_to_xdf(
+    session: Path, xdf: Path, chunk_s: float = 0.5, headers: dict[str, str] | None = None
+) -> dict[str, int]:
     """Write the streams of a session as LabRecorder would: 0.5 s chunks interleaved, offsets, boundaries, footers.
+
+    ``headers``: stream header XML to write instead of a stream's own (by stream key).
 
     The session's clock offsets ``[recorder time, offset]`` become ClockOffset chunks whose
     CollectionTime is the sender's clock, ``recorder time - offset``, as LabRecorder writes it.
@@ -50,7 +55,8 @@ def session_to_xdf(session: Path, xdf: Path, chunk_s: float = 0.5) -> dict[str, 
         ids = {}
         for sid, st in enumerate(streams, start=1):
             fmt = st.info.channel_format
-            w.stream(sid, fmt, st.info.channel_count, st.info.nominal_srate_hz, st.info.lsl_header)
+            header = (headers or {}).get(st.key, st.info.lsl_header)
+            w.stream(sid, fmt, st.info.channel_count, st.info.nominal_srate_hz, header)
             ids[st.key] = sid
         data = {st.key: (st.data[()], st.timestamps, st.clock_offsets) for st in streams}
         t0 = min(float(v[1][0]) for v in data.values() if v[1].size)
@@ -153,6 +159,36 @@ def test_import_keeps_raw_timestamps_offsets_and_sync_recovers_alignment_across_
     assert main(["sync", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["mode"] == "strobe" and rep["frames"] == truth.size
+
+
+def test_camera_as_videoraw_imports_and_syncs_as_mecgs_older_video_stream(
+    synth_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The synthetic camera's header rewritten to the XDF VideoRaw convention: the same frames and the same sync."""
+    src, _ = synth_pair
+    with open_session(src) as s:
+        cam = s.streams["FaceCamera"]
+        el = ET.fromstring(cam.info.lsl_header)
+        h, w = cam.info.frame_shape[:2]
+    el.find("type").text = "VideoRaw"
+    desc = el.find("desc")
+    for tag in ("width", "height", "channels", "pixel_format"):  # mecg's older layout goes; the rest stays
+        for child in desc.findall(tag):
+            desc.remove(child)
+    for child in ET.fromstring(f"<d>{videoraw_desc(w, h, 'GRAY' if len(cam.info.frame_shape) == 2 else 'RGB')}</d>"):
+        desc.append(child)
+    xdf, out = tmp_path / "videoraw.xdf", tmp_path / "videoraw.h5"
+    session_to_xdf(src, xdf, headers={"FaceCamera": ET.tostring(el, encoding="unicode")})
+    import_xdf(xdf, out)
+    with open_session(src) as a, open_session(out) as b:
+        ca, cb = a.streams["FaceCamera"], b.streams["FaceCamera"]
+        assert (cb.info.type, cb.info.kind, cb.info.frame_shape) == ("VideoRaw", "video", ca.info.frame_shape)
+        assert "<encoding>" in cb.info.lsl_header and "<width>" not in cb.info.lsl_header.split("<encoding>")[0]
+        np.testing.assert_array_equal(cb.frames(), ca.frames())
+        np.testing.assert_array_equal(cb.timestamps, ca.timestamps)
+        for mode in ("lsl", "pulses"):
+            ra, rb = synchronize(a, mode), synchronize(b, mode)
+            np.testing.assert_allclose(rb.frame_time_ecg_s, ra.frame_time_ecg_s, rtol=0, atol=1e-9)
 
 
 def test_existing_output_garbage_and_missing_input(synth_pair: tuple[Path, Path], tmp_path: Path, capsys) -> None:

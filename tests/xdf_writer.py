@@ -63,6 +63,25 @@ def channels_desc(labels: list[str], units: list[str], types: list[str]) -> str:
     return f"<channels>{chans}</channels>"
 
 
+def videoraw_desc(
+    width: int, height: int, color_format: str = "GRAY", color_channels: int | None = None, codec: str = "RAW"
+) -> str:
+    """``desc`` of a raw video stream by the XDF meta-data convention (type ``VideoRaw``).
+
+    https://github.com/sccn/xdf/wiki/Video-Raw-Meta-Data; ``color_channels`` defaults to what the format implies.
+    """
+    if color_channels is None:
+        color_channels = {"GRAY": 1, "RGB": 3, "BGR": 3, "YUV": 3, "RGBA": 4}.get(color_format.upper(), 1)
+    return (
+        f"<encoding><width>{width}</width><height>{height}</height><color_channels>{color_channels}</color_channels>"
+        f"<color_format>{escape(color_format)}</color_format><color_space>sRGB</color_space>"
+        f"<codec>{escape(codec)}</codec></encoding>"
+        "<display><origin>top-left</origin><pixel_aspect>1.0</pixel_aspect></display>"
+        "<acquisition><manufacturer>OtherVendor</manufacturer><model>Cam 1</model>"
+        "<serial_number>0001</serial_number><view>face</view></acquisition>"
+    )
+
+
 class XdfWriter:
     """Writes chunks in the order called; ``close()`` ends the file (no footers unless written)."""
 
