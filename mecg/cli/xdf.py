@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.interop.xdf_import import import_xdf
 from mecg.interop.xdf_scan import XdfError
 
@@ -44,8 +44,22 @@ def format_report(rep: dict) -> str:
 
 def _import(args: argparse.Namespace) -> int:
     streams = [t for v in args.streams or [] for t in v.split(",")] or None
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
-    rep = import_xdf(
+    bar = Progress(None, "import-xdf", "chunk", quiet=args.quiet)
+    log = (lambda m: None) if args.json else bar.log
+    with bar:
+        rep = _run_import(args, streams, log, bar)
+    if args.json:
+        print(json.dumps(rep))
+        return 0
+    print(format_report(rep))
+    state = "complete" if rep["complete"] else "INCOMPLETE (marked so in the session)"
+    print(f"wrote {rep['out']} ({os.path.getsize(rep['out']) / 1e6:.1f} MB), recording {state}")
+    print(f"next: mecg validate {rep['out']} && mecg sync {rep['out']}")
+    return 0
+
+
+def _run_import(args: argparse.Namespace, streams: list[str] | None, log, bar: Progress) -> dict:
+    return import_xdf(
         args.xdf,
         args.out,
         subject_id=args.subject,
@@ -56,15 +70,8 @@ def _import(args: argparse.Namespace) -> int:
         video=_video_arg(args.video),
         ecg=args.ecg,
         log=log,
+        progress=bar.set,
     ).as_dict()
-    if args.json:
-        print(json.dumps(rep))
-        return 0
-    print(format_report(rep))
-    state = "complete" if rep["complete"] else "INCOMPLETE (marked so in the session)"
-    print(f"wrote {rep['out']} ({os.path.getsize(rep['out']) / 1e6:.1f} MB), recording {state}")
-    print(f"next: mecg validate {rep['out']} && mecg sync {rep['out']}")
-    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,4 +108,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only after a successful import)")
     p.add_argument("--json", action="store_true", help="print the import report as one JSON object")
+    add_quiet_option(p)
     p.set_defaults(func=_import)

@@ -334,6 +334,7 @@ def import_xdf(
     video: str | dict[str, str] | None = None,
     ecg: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> XdfImportReport:
     """Import the XDF recording ``path`` (``.xdf``; gzip-compressed: ``.xdfz``, ``.xdf.gz``) into a new session ``out``.
 
@@ -359,13 +360,15 @@ def import_xdf(
         the one signal stream with an ECG channel).
     log
         Receives progress lines.
+    progress
+        Called as ``progress(chunks_read, chunks_in_file)`` while the samples are read.
 
     Raises :class:`~mecg.interop.xdf_scan.XdfError` (truncated: :class:`XdfTruncatedError`).
     """
     src, dst = Path(path), Path(out)
     _check_output(dst, overwrite)
     opts = {"subject_id": subject_id, "notes": notes, "overwrite": overwrite, "partial": partial}
-    opts.update(streams=streams, video=video, ecg=ecg, log=log)
+    opts.update(streams=streams, video=video, ecg=ecg, log=log, progress=progress)
     if not is_compressed_xdf(src):
         return _import(src, src, dst, "", **opts)
     if not src.is_file():
@@ -393,6 +396,7 @@ def _import(
     video: str | dict[str, str] | None,
     ecg: str | None,
     log: Callable[[str], None],
+    progress: Callable[[int, int], None] | None = None,
 ) -> XdfImportReport:
     """:func:`import_xdf` of the uncompressed XDF file ``raw`` (``src`` itself, or ``src`` inflated)."""
     scan = scan_xdf(raw)
@@ -484,7 +488,7 @@ def _import(
             if p.role == "frame_index":
                 caps[p.scan.stream_id] = _open_video(p)
             p.key = writer.add_stream(p.info)
-        pyxdf_errors = _read_samples(src, raw, scan, wanted, writer, log)
+        pyxdf_errors = _read_samples(src, raw, scan, wanted, writer, log, progress)
         if pyxdf_errors:
             text = "; ".join(dict.fromkeys(pyxdf_errors))
             if not partial:
@@ -542,7 +546,13 @@ def _discard(writer: SessionWriter | None, tmp: Path) -> None:
 
 
 def _read_samples(
-    src: Path, raw: Path, scan: XdfScan, wanted: list[_Plan], writer: SessionWriter, log: Callable[[str], None]
+    src: Path,
+    raw: Path,
+    scan: XdfScan,
+    wanted: list[_Plan],
+    writer: SessionWriter,
+    log: Callable[[str], None],
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Stream every Samples chunk of the wanted streams into the writer; returns the errors pyxdf logged."""
     import pyxdf
@@ -570,6 +580,8 @@ def _read_samples(
                 done[0] += 1
                 if done[0] % 200 == 0:
                     log(f"{done[0]} chunks read ...")
+                if progress:
+                    progress(done[0], max(done[0], scan.chunks))
             # fresh empty arrays: a [:0] view would keep every chunk's samples alive inside pyxdf
             empty = [] if isinstance(values, list) else np.empty((0, *values.shape[1:]), values.dtype)
             return empty, np.empty(0), info
