@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 
+from mecg.cli.progress import add_quiet_option
 from mecg.interop.nwb_export import SEXES, export_nwb, inspect_nwb
 
 
 def _export(args: argparse.Namespace) -> int:
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+    log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rep = export_nwb(
         args.session,
         args.out,
@@ -70,4 +71,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inspect", action="store_true", help="run the NWB Inspector on the result and print its report")
     p.add_argument("--overwrite", action="store_true", help="replace OUT and its video files if they exist")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_quiet_option(p)
     p.set_defaults(func=_export)
