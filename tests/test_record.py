@@ -397,6 +397,43 @@ def test_no_stream_found_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [] and (tmp_path / "sessions" / "day1").is_dir()
 
 
+def test_streams_must_be_chosen_and_all_records_every_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture, pusher: Pusher
+) -> None:
+    sid = pusher.outlet.get_info().source_id()
+    out = tmp_path / "unchosen.h5"
+    assert main(["record", "--out", str(out), "--wait", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "no streams chosen" in err and sid in err and "--stream" in err and "--all" in err
+    assert "Traceback" not in err and not out.exists()
+    out = tmp_path / "all.h5"
+    rc = main(["record", "--all", "--duration", "1.5", "--out", str(out), "--quiet", "--min-free-mb", "0"])
+    assert rc == 0, capsys.readouterr().err
+    with validate_session(out) as s:  # other tests' streams may be in it too: --all is every visible stream
+        assert sid in {st.info.source_id for st in s.streams.values()}
+
+
+def test_ecg_channel_choice_is_checked_and_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture, pusher: Pusher
+) -> None:
+    from mecg.session.ecg_channel import EcgChannel, find_ecg
+
+    sid = pusher.outlet.get_info().source_id()
+    common = ["--stream", sid, "--wait", "5", "--quiet", "--min-free-mb", "0"]
+    out = tmp_path / "bad.h5"
+    assert main(["record", *common, "--ecg-channel", "ECG", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ECG channel 'ECG' matches no channel" in err and "0 C1, 1 C2" in err and not out.exists()
+    out = tmp_path / "chosen.h5"
+    assert main(["record", *common, "--ecg-channel", "C2", "--duration", "1", "--out", str(out)]) == 0
+    with open_session(out) as s:
+        (key,) = s.streams
+        assert s.attr("ecg_channel") == "C2" and find_ecg(s) == EcgChannel(key, 1, "C2")
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert f"ECG: {key}:C2 (column 1) (chosen at recording: --ecg-channel C2)" in capsys.readouterr().out
+
+
 def test_output_exists_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "taken.h5"
     out.write_bytes(b"an earlier recording")

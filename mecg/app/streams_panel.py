@@ -1,9 +1,10 @@
 """The streams panel: LSL streams found (which are recorded), and the devices the app starts itself.
 
-Each stream found has a *record* box. A fresh stream is ticked when it belongs to the devices the
-app started; when the app started none, every ECG, Video and Markers stream is ticked (as
-``mecg record`` does without device options). The devices are a simulated lab or the drivers of
-a serial amplifier, a camera and a trigger box, with the options of ``mecg record``.
+Each stream found has a *record* box. A fresh stream is ticked only when it belongs to the devices
+the app started; other streams on the network (another experiment's too) are recorded only when
+the experimenter ticks them, as ``mecg record`` records only the streams named by ``--stream``.
+The devices are a simulated lab or the drivers of a serial amplifier, a camera and a trigger box,
+with the options of ``mecg record``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from mecg.acquire.rig import RigConfig
-from mecg.acquire.stream_metadata import DEFAULT_TYPES, StreamQuery
+from mecg.acquire.stream_metadata import StreamQuery
 from mecg.app.lab import FoundStream
 from mecg.errors import MecgError
 
@@ -204,7 +205,7 @@ class StreamsPanel(QWidget):
         for r, s in enumerate(streams):
             mine = s.source_id in self._device_sids
             if s.identity not in self._checked or mine:
-                self._checked[s.identity] = mine or (not self._device_sids and s.type in DEFAULT_TYPES)
+                self._checked[s.identity] = mine  # other streams: the experimenter ticks them
             box = QTableWidgetItem("started here" if mine else "")
             box.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
             box.setCheckState(Qt.CheckState.Checked if self._checked[s.identity] else Qt.CheckState.Unchecked)
