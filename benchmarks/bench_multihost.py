@@ -1,0 +1,298 @@
+"""A two-host recording through a cable outage and a device restart: what is lost, what is counted, how fast back.
+
+The devices host (a Linux network namespace with its own hostname) runs ``mecg simulate`` (virtual
+camera at 150 fps 640x480 grey, virtual amplifier and trigger box) with ``mecg stream ecg`` and
+``mecg stream trigger`` on them; the recorder host (another namespace and hostname) runs ``mecg
+record``; a veth link joins them and each side's LSL config names the other in ``KnownPeers``
+(tests/netns.py). During the recording (``--minutes``, default 5; ``--quick``: 1):
+
+- at 30 % of it the link goes down for ``--outage-s`` (3 s) and comes back (a pulled cable);
+- at 60 % the ECG driver is killed (SIGKILL) and started again at once (a crashed device program).
+
+Measured:
+
+- **device start to first sample**: ``mecg stream ecg`` spawned -> its first sample received by an
+  inlet on the recorder host (an observer process there resolving and reading the stream, as a
+  recorder does); and spawned -> the driver says it streams (outlet made, device started);
+- **reconnect delay** after the restart: the restarted driver's first sample (it says it streams)
+  -> the first sample the recorder got from it (its timestamp); and the recording's gap;
+- **missing vs truly missing**: frames, samples and trigger pulses the recording lacks according to
+  the simulator (device frame index from the camera's exposure stamps, amplifier sample index by
+  matching the recorded values to the amplifier's index-seeded ones, the pulses it fired), against
+  what the recorder counted (its ``missing``/gap table, else its gap lengths); **outside the outage
+  and the restart** the truth must be zero;
+- the frames the simulated camera could not render in time ("skipped at the source", a busy
+  machine's doing, not the link's), and the machine's load average.
+
+Needs root or CAP_NET_ADMIN (network namespaces). Writes a session of about 46 MB/s (deleted after).
+Prints a table and writes benchmarks/results/multihost.json. Measures; asserts nothing.
+
+    sudo python benchmarks/bench_multihost.py [--minutes 5 | --quick] [--outage-s 3] [--fps 150] [--size 640x480]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from netns import (  # tests/netns.py: the two-host lab and the simulator's truth
+    DEVICES,
+    RECORDER,
+    TwoHosts,
+    camera_truth,
+    ecg_truth,
+    namespace_problem,
+    pulse_truth,
+    read_truth,
+    wait_for,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "multihost.json"
+MECG = [sys.executable, "-m", "mecg"]
+
+#: Runs on the recorder host: resolve the stream named argv[1], read it, print when the first sample came.
+OBSERVER = r"""
+import json, sys, time, pylsl
+name = sys.argv[1]
+resolver = pylsl.ContinuousResolver(prop="name", value=name, forget_after=5.0)
+print("watching", flush=True)
+deadline = time.monotonic() + float(sys.argv[2])
+inlet = None
+while time.monotonic() < deadline:
+    if inlet is None:
+        found = resolver.results()
+        if found:
+            t_found = pylsl.local_clock()
+            inlet = pylsl.StreamInlet(found[0], max_buflen=10, recover=True)
+            inlet.open_stream(timeout=5.0)
+        else:
+            time.sleep(0.005)
+            continue
+    _, ts = inlet.pull_chunk(timeout=0.0)
+    if ts:
+        print(json.dumps({"found": t_found, "arrival": pylsl.local_clock(), "ts": ts[0]}), flush=True)
+        break
+    time.sleep(0.002)
+"""
+
+
+def _ready(proc, text: str = "Ctrl-C to stop") -> bool:
+    if proc.popen.poll() is not None:
+        raise SystemExit(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.text()[-3000:]}")
+    return text in proc.text()
+
+
+def _at(t0: float, offset_s: float) -> None:
+    time.sleep(max(0.0, t0 + offset_s - time.monotonic()))
+
+
+def _counted(stream: dict, t0: float, t1: float) -> int | None:
+    """What the recorder counted missing in gaps that began between LSL times t0 and t1 (None: no gap table)."""
+    table = stream.get("gap_table")
+    if table is None:
+        return None
+    return int(sum(row[2] for row in table if t0 <= row[0] <= t1))
+
+
+def _counted_total(stream: dict) -> int:
+    """Everything the recorder counted missing (its ``missing``; before it had one: from gap lengths)."""
+    if "missing" in stream:
+        return int(stream["missing"])
+    return round(stream["gap_s"] * stream["nominal_srate_hz"]) - stream["gaps"] + stream["dropped"]
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict:
+    duration = args.minutes * 60.0
+    t_outage, t_restart = 0.3 * duration, 0.6 * duration
+    w, h = args.size.split("x")
+    load0 = os.getloadavg()
+    with TwoHosts(folder / "lab") as lab:
+        sim_dir = lab.folder / "sim"
+        sim = lab.start(
+            DEVICES, "simulate", [*MECG, "simulate", "--dir", str(sim_dir), "--fps", str(args.fps), "--size", args.size]
+        )
+        wait_for("mecg simulate ready", lambda: _ready(sim), 120)
+        trig = lab.start(DEVICES, "trigger", [*MECG, "stream", "trigger", "--port", str(sim_dir / "trigger")])
+        wait_for("trigger driver ready", lambda: _ready(trig), 60)
+
+        # device start -> first sample seen on the recorder host
+        obs = lab.start(RECORDER, "observer", [sys.executable, "-c", OBSERVER, "ECG", "60"])
+        wait_for("observer ready", lambda: _ready(obs, "watching"), 60)
+        ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier")]
+        ecg = lab.start(DEVICES, "ecg", ecg_cmd)
+        wait_for("ECG driver ready", lambda: _ready(ecg), 60)
+        t_ready = time.monotonic()
+        wait_for("observer saw a sample", lambda: obs.popen.poll() is not None, 60)
+        seen = json.loads(obs.out.read_text().splitlines()[-1])
+        start = {
+            "spawn_to_streaming_s": t_ready - ecg.started,
+            "spawn_to_found_s": seen["found"] - ecg.started,
+            "spawn_to_first_sample_at_inlet_s": seen["arrival"] - ecg.started,
+        }
+
+        out = folder / "two_hosts.h5"
+        rec = lab.start(
+            RECORDER,
+            "record",
+            [*MECG, "record", "--out", str(out), "--duration", f"{duration:g}", "--wait", "20", "--quiet", "--json"]
+            + [a for name in ("ECG", "FaceCamera", "TriggerBox") for a in ("--stream", name)],
+        )
+        wait_for("recording started", lambda: _ready(rec, "recording for"), 60)
+        t0 = time.monotonic()
+        print(f"recording {duration:g} s; outage at {t_outage:.0f} s, ECG driver restart at {t_restart:.0f} s")
+        _at(t0, t_outage)
+        lab.link(False)
+        t_down = time.monotonic()
+        _at(t0, t_outage + args.outage_s)
+        lab.link(True)
+        t_up = time.monotonic()
+        _at(t0, t_restart)
+        t_kill = time.monotonic()
+        lab.stop(ecg, signal.SIGKILL)
+        ecg2 = lab.start(DEVICES, "ecg-restarted", ecg_cmd)
+        wait_for("restarted ECG driver ready", lambda: _ready(ecg2), 60)
+        t_ready2 = time.monotonic()
+        rec.popen.wait(timeout=duration + 120)
+        if rec.popen.returncode != 0:
+            raise SystemExit(f"mecg record exited with {rec.popen.returncode}:\n{rec.text()[-3000:]}")
+        summary = json.loads(rec.out.read_text())
+        lab.stop(sim)
+        skipped = [int(x) for x in re.findall(r"skipped (\d+)", sim.text())]
+        truth = read_truth(sim_dir / "simulation.json")
+        hostnames = dict(lab.hostname)
+    load1 = os.getloadavg()
+
+    from mecg.session import open_session
+
+    with open_session(out) as s:
+        ecg_s, cam_s, mk_s = s.stream(name="ECG"), s.stream(name="FaceCamera"), s.stream(name="TriggerBox")
+        ecg_ts, ecg_v = ecg_s.timestamps, np.asarray(ecg_s.data[:, 0], dtype=np.float64)
+        cam_ts, mk_ts = cam_s.timestamps, mk_s.timestamps
+        hosts_in_file = sorted({x.info.hostname for x in (ecg_s, cam_s, mk_s)})
+        complete = s.complete
+    size = out.stat().st_size
+    out.unlink()
+    cam = camera_truth(truth, cam_ts)
+    ecg_l = ecg_truth(truth, ecg_v, ecg_ts)
+    pulses = pulse_truth(truth, mk_ts, ecg_ts[0] + 0.2, ecg_ts[-1] - 0.2)
+    outage_win, restart_win = (t_down - 1.0, t_up + 1.0), (t_kill - 1.0, t_kill + 0.5)
+    after = ecg_ts[ecg_ts > t_kill]
+    before = ecg_ts[ecg_ts <= t_kill]
+    streams = {x["name"]: x for x in summary["streams"]}
+
+    def loss(name: str, truth_loss, window) -> dict:
+        st = streams[name]
+        return {
+            "recorded": truth_loss.recorded,
+            "true_missing": truth_loss.missing,
+            "counted_missing": _counted_total(st),
+            "true_in_window": truth_loss.missing_between(*window),
+            "counted_in_window": _counted(st, *window),
+            "true_outside_window": truth_loss.missing - truth_loss.missing_between(*window),
+            "runs": [[int(a), int(n)] for a, n, _ in truth_loss.runs],
+            "recorder": {k: st.get(k) for k in ("gaps", "gap_s", "dropped", "missing", "gap_table", "restarts")},
+        }
+
+    return {
+        "config": {
+            "minutes": args.minutes,
+            "fps": args.fps,
+            "size": [int(w), int(h)],
+            "outage_s": args.outage_s,
+            "outage_at_s": t_outage,
+            "restart_at_s": t_restart,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_start": load0,
+            "load_avg_end": load1,
+        },
+        "hosts": {"devices": hostnames[DEVICES], "recorder": hostnames[RECORDER], "in_file": hosts_in_file},
+        "complete": complete,
+        "file_mb": size / 1e6,
+        "device_start": start,
+        "restart": {
+            "spawn_to_streaming_s": t_ready2 - t_kill,
+            "reconnect_delay_s": float(after[0] - t_ready2) if after.size else None,
+            "gap_s": float(after[0] - before[-1]) if after.size and before.size else None,
+        },
+        "outage": {"down_s": t_up - t_down},
+        "camera": loss("FaceCamera", cam, outage_win),
+        "ecg": loss("ECG", ecg_l, restart_win),
+        "pulses": {"fired": pulses.recorded + pulses.missing, "missing": pulses.missing},
+        "camera_skipped_at_source": skipped[-1] if skipped else None,
+    }
+
+
+def table(r: dict) -> str:
+    c, e = r["camera"], r["ecg"]
+    st, rs = r["device_start"], r["restart"]
+    rows = [
+        ("frames recorded", f"{c['recorded']}"),
+        ("frames missing: true / counted", f"{c['true_missing']} / {c['counted_missing']}"),
+        ("  in the outage: true / counted", f"{c['true_in_window']} / {c['counted_in_window']}"),
+        ("  outside the outage (true)", f"{c['true_outside_window']}"),
+        ("  skipped at the source (camera could not render)", f"{r['camera_skipped_at_source']}"),
+        ("ECG samples recorded", f"{e['recorded']}"),
+        ("ECG missing: true / counted", f"{e['true_missing']} / {e['counted_missing']}"),
+        ("  at the restart: true / counted", f"{e['true_in_window']} / {e['counted_in_window']}"),
+        ("  outside the restart (true)", f"{e['true_outside_window']}"),
+        ("trigger pulses fired / missing", f"{r['pulses']['fired']} / {r['pulses']['missing']}"),
+        ("ECG driver spawn -> streaming", f"{st['spawn_to_streaming_s']:.2f} s"),
+        ("ECG driver spawn -> first sample at an inlet on the other host",
+         f"{st['spawn_to_first_sample_at_inlet_s']:.2f} s"),
+        ("restart: kill -> restarted driver streaming", f"{rs['spawn_to_streaming_s']:.2f} s"),
+        ("restart: its first sample -> first one recorded", f"{rs['reconnect_delay_s']:.2f} s"),
+        ("restart: gap in the recording", f"{rs['gap_s']:.2f} s"),
+        ("hosts in the file", ", ".join(r["hosts"]["in_file"])),
+        ("load average start / end",
+         f"{r['machine']['load_avg_start'][0]:.1f} / {r['machine']['load_avg_end'][0]:.1f}"),
+    ]  # fmt: skip
+    wl = max(len(a) for a, _ in rows)
+    head = (
+        f"two hosts, {r['config']['minutes']:g} min, {r['config']['fps']:g} fps "
+        f"{r['config']['size'][0]}x{r['config']['size'][1]} + ECG + trigger; "
+        f"{r['config']['outage_s']:g} s outage, one ECG driver restart"
+    )
+    return "\n".join([head, *(f"  {a:<{wl}}  {b}" for a, b in rows)])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5.0, help="recording length (default 5)")
+    ap.add_argument("--quick", action="store_true", help="1 minute")
+    ap.add_argument("--outage-s", type=float, default=3.0, help="link outage in s (default 3)")
+    ap.add_argument("--fps", type=float, default=150.0, help="camera frame rate (default 150)")
+    ap.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    ap.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    args = ap.parse_args()
+    if args.quick:
+        args.minutes = 1.0
+    problem = namespace_problem()
+    if problem:
+        print(f"bench_multihost needs network namespaces: {problem}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mecg-multihost-") as tmp:
+        r = run(args, Path(tmp))
+    print(table(r))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
