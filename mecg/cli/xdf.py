@@ -1,4 +1,4 @@
-"""``mecg import-xdf``: a LabRecorder XDF recording into a session file (raw timestamps, clock offsets kept)."""
+"""``mecg import-xdf``: a LabRecorder XDF recording (or .xdfz) into a session file (raw timestamps, offsets kept)."""
 
 from __future__ import annotations
 
@@ -79,12 +79,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import-xdf",
         help="convert a LabRecorder .xdf recording into a session file (raw timestamps and clock offsets kept)",
-        description="Read an XDF file (LabRecorder) with pyxdf, without clock sync or dejittering, and write a "
-        "session as `mecg record` would have: ECG and other signals, video frames (pixel streams, or frame "
-        "numbers + a video file), markers, each with its raw LSL timestamps and clock offsets, so `mecg sync` "
-        "works on it. A cut file (LabRecorder killed) is refused unless --partial. See docs/interop.md.",
+        description="Read an XDF file (LabRecorder; gzip-compressed .xdfz or .xdf.gz too) with pyxdf, without clock "
+        "sync or dejittering, and write a session as `mecg record` would have: ECG and other signals, video frames "
+        "(VideoRaw pixel streams by the XDF convention, or frame numbers + a video file), markers, each with its "
+        "raw LSL timestamps and clock offsets, so `mecg sync` works on it. A cut file (LabRecorder killed) is "
+        "refused unless --partial. See docs/interop.md.",
     )
-    p.add_argument("xdf", help="the .xdf file")
+    p.add_argument("xdf", help="the .xdf file (or .xdfz / .xdf.gz)")
     p.add_argument("out", help="the session file to write (.h5)")
     p.add_argument("--subject", default="", help="pseudonymous participant id (never a name: stored in clear)")
     p.add_argument("--notes", default="", help="free text stored with the session")
