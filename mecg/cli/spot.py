@@ -66,6 +66,7 @@ class SpotOptions:
     workers: int
     plot: str | None
     many: bool
+    ecg_channel: str = ""
 
 
 #: Checkpoints loaded in this process, by path (each ``--jobs`` worker loads the model once).
@@ -132,7 +133,7 @@ def _spot_model(
         )
     eta = opts.ccf_eta
     if model.config.mode != "video":
-        ensure_synced(path, say)
+        ensure_synced(path, say, opts.ecg_channel)
     data = SessionData(str(path), window, frontend, workers=opts.workers, use_ecg=model.config.mode != "video")
     if model.config.mode == "ecg" and not data.has_ecg:
         raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
@@ -179,6 +180,7 @@ def _spot(args: argparse.Namespace) -> int:
         workers=args.workers or os.cpu_count() or 1,
         plot=args.plot,
         many=Path(args.target).is_dir(),
+        ecg_channel=args.ecg_channel,
     )
     if opts.method == "cmclnet":
         _model(opts.model)  # a bad checkpoint fails here, once, before any worker starts
@@ -260,6 +262,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CCF: keep if HRS(apex) > eta x mean HRS, 0-100 (default 2.0)",
     )
     p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
+    p.add_argument(
+        "--ecg-channel",
+        metavar="[STREAM:]LABEL|INDEX",
+        default="",
+        help="the ECG channel when a session must be synced first, e.g. OpenBCI:ECG (INDEX 0-based; default: "
+        "the choice stored by mecg record, else the one stream of type ECG or with a channel labelled ECG/EKG)",
+    )
     p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow (default dis)")
     p.add_argument("--face-box", metavar="X,Y,W,H", help="face box in pixels when detection fails")
     p.add_argument(

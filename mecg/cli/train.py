@@ -48,6 +48,7 @@ def _train(args: argparse.Namespace) -> int:
             use_ecg=args.mode != "video",
             workers=args.workers,
             log=lambda m: (bar.warn if m.startswith(("warning", "notice")) else bar.log)(m),
+            ecg_channel=args.ecg_channel,
             jobs=args.jobs if rank == 0 else 1,
             progress=bar.set,
         )
@@ -109,6 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pretrain-epochs", type=bounded(int, 0, 10000), default=4, help="contrastive pre-training epochs (default 4)"
     )
     p.add_argument("--contrastive", choices=("triplet", "infonce"), default="triplet", help="pre-training loss")
+    p.add_argument(
+        "--ecg-channel",
+        metavar="[STREAM:]LABEL|INDEX",
+        default="",
+        help="the ECG channel of sessions not synced yet, e.g. OpenBCI:ECG (INDEX 0-based; default: the choice "
+        "stored by mecg record, else the one stream of type ECG or with a channel labelled ECG/EKG)",
+    )
     p.add_argument("--loso", action="store_true", help="also run leave-one-subject-out evaluation and print it")
     p.add_argument("--json", action="store_true", help="print the LOSO results as JSON")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
