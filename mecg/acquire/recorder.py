@@ -11,11 +11,26 @@ the same inlet) and creates the :class:`~mecg.session.SessionWriter`. Then, per 
 - a **clock thread** measures ``inlet.time_correction()`` at once and then every 5 s and stores
   ``[local_clock(), offset]`` rows (``clock_offsets``), as LabRecorder does.
 
-A housekeeping thread adds streams that appear late, watches the free disk space and turns write
-errors into a clean stop. Gaps are counted from the timestamps of regular-rate streams: a step of
-more than 1.5 sample periods is ``dropped`` samples, a step of more than ``gap_s`` (a stream
-that vanished and came back) is a ``gap``. :meth:`Recorder.stop` drains the inlets and closes
-the file (``complete`` true); after a failure it closes it without marking it complete.
+A housekeeping thread adds streams that appear late, picks up restarted ones, watches the free
+disk space and turns write errors into a clean stop.
+
+**Losses** are counted from the timestamps of regular-rate streams. mecg's drivers stamp each
+sample from the device's own clock (ECG) or frame schedule (camera), so the timestamps are the
+sample counter: a step of k sample periods means k - 1 samples missing. A step of more than 1.5
+periods is ``dropped`` samples; one of more than ``gap_s`` (a stream that stalled, an outage the
+buffers did not ride out, a device restart) is a **gap**, kept with its start, length and missing
+samples; a stream still silent when recording stops ends in a gap up to the stop time.
+``missing`` is everything: dropped samples plus the samples in gaps. The gap table and the totals
+go into each stream's group of the session (``gaps``, ``missing_samples``, ``dropped_samples``).
+
+**Restarts**: an inlet opened with ``recover=True`` finds its stream again by itself when an outlet
+with the same source_id comes back, but liblsl takes 1-2 s and more for that. The housekeeping
+thread therefore watches the resolver: when a stream it records appears with a new outlet (a new
+LSL uid) while the stream is silent, it opens an inlet on the new outlet and the pull thread
+switches to it (draining the old inlet first, dropping samples the two delivered twice).
+
+:meth:`Recorder.stop` drains the inlets and closes the file (``complete`` true); after a failure it
+closes it without marking it complete.
 
 **Monitor mode** (``RecorderConfig.path=None``): the same streams, inlets, status and health,
 but nothing is written (a lab app watches the devices this way before it records). With
@@ -41,6 +56,7 @@ import pylsl
 from pylsl.util import LostError as LslLostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, DEFAULT_BUFFER_S, BufferTooLargeError, buffer_seconds
 from mecg.acquire.errors import AcquireError
 from mecg.acquire.live_heart_rate import heart_rate_bpm
 from mecg.acquire.preview import StreamPreview
@@ -48,6 +64,7 @@ from mecg.acquire.stream_metadata import (
     DEFAULT_TYPES,
     StreamQuery,
     describe_queries,
+    is_video_type,
     matches_any,
     session_stream_info,
     stream_identity,
@@ -55,6 +72,19 @@ from mecg.acquire.stream_metadata import (
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.ecg_channel import EcgChannelError, pick_ecg, stream_ecg_column
 from mecg.session.format import stream_key
+
+#: Bytes per channel value of each LSL channel format (strings: a typical marker).
+_SAMPLE_BYTES = {
+    pylsl.cf_float32: 4,
+    pylsl.cf_double64: 8,
+    pylsl.cf_string: 32,
+    pylsl.cf_int32: 4,
+    pylsl.cf_int16: 2,
+    pylsl.cf_int8: 1,
+    pylsl.cf_int64: 8,
+}
+#: Rows of a stream's gap table kept in the session (an HDF5 attribute holds 64 KiB; the counts cover all).
+MAX_GAP_ROWS = 2000
 
 
 class RecorderError(AcquireError):
@@ -81,10 +111,13 @@ class RecorderConfig:
     Markers stream). ``required``: each must match a stream before recording starts (e.g. the
     drivers this process started), else :class:`NoStreamError`. ``wait_s``: how long to look
     for streams; ``settle_s``: once the required ones are there, how long to keep looking for
-    more. ``late_streams``: record matching streams that appear later. ``buffer_s`` /
-    ``video_buffer_s``: what each inlet may hold while the recorder is behind. ``gap_s``: a
-    timestamp step longer than this is a gap (stream lost and back), shorter ones count dropped
-    samples. ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free.
+    more. ``late_streams``: record matching streams that appear later. ``buffer_s``: what each
+    inlet may hold while the recorder is behind (s; ``None``: 15 s for video, capped so that the
+    buffer stays under ``buffer_max_mb`` MB, and 360 s for signals and markers); an explicit
+    buffer over the cap is refused (:class:`~mecg.acquire.buffers.BufferTooLargeError`). ``gap_s``:
+    a timestamp step longer than this is a gap (stream lost and back), shorter ones count dropped
+    samples. ``pickup_every_s``: how often the resolver is checked for restarted streams (s).
+    ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free.
     ``hr_window_s``: ECG seconds used for the live heart rate. ``ecg_channel``: the explicit ECG
     choice ``[STREAM:]LABEL|INDEX`` (:mod:`mecg.session.ecg_channel`), checked against the streams
     found, stored in the file and used for the live heart rate. ``path=None``: monitor mode
@@ -103,9 +136,10 @@ class RecorderConfig:
     late_streams: bool = True
     clock_offset_every_s: float = 5.0
     flush_interval_s: float = 0.5
-    buffer_s: float = 360.0
-    video_buffer_s: float = 10.0
+    buffer_s: float | None = None
+    buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
     gap_s: float = 0.5
+    pickup_every_s: float = 0.1
     min_free_mb: float = 200.0
     hr_window_s: float = 8.0
     ecg_channel: str = ""
@@ -122,10 +156,14 @@ class StreamStatus:
 
     ``state``: ``ok``, ``waiting`` (no sample yet), ``stalled`` (no sample for a while), ``lost``
     (the stream is gone for good: it had no source_id) or ``error``. ``rate_hz``: samples per
-    second over the last 2 s. ``dropped``: samples missing between timestamps (regular-rate
+    second over the last 2 s. ``dropped``: samples missing in short timestamp steps (regular-rate
     streams); ``gaps`` / ``gap_s``: steps longer than ``RecorderConfig.gap_s`` and their total
-    length. ``latency_ms``: median, 95th percentile and maximum of (append time - sample time) of the
-    oldest sample of each chunk pulled (the worst of the chunk), in ms.
+    length; ``missing``: every sample missing, dropped ones and those in gaps (after :meth:`Recorder.stop`
+    also a stall that lasted to the end); ``gap_table``: one ``(start_s, duration_s, missing)`` row per
+    gap, ``start_s`` the last timestamp before it (sender clock); ``restarts``: new outlets of the
+    stream picked up; ``buffer_s``: the inlet's buffer (s). ``latency_ms``: median, 95th percentile
+    and maximum of (append time - sample time) of the oldest sample of each chunk pulled (the worst
+    of the chunk), in ms.
     """
 
     key: str
@@ -148,6 +186,10 @@ class StreamStatus:
     state: str
     late: bool
     error: str = ""
+    missing: int = 0
+    gap_table: list[tuple[float, float, int]] = field(default_factory=list)
+    restarts: int = 0
+    buffer_s: float = math.nan
 
 
 @dataclass
@@ -191,6 +233,7 @@ class RecorderStatus:
         d["streams"] = [dict(s.__dict__) for s in self.streams]
         for s in d["streams"]:
             s["latency_ms"] = list(s["latency_ms"])
+            s["gap_table"] = [list(g) for g in s["gap_table"]]
             for k, v in s.items():
                 if isinstance(v, float) and not math.isfinite(v):
                     s[k] = None
@@ -269,8 +312,31 @@ class _NullWriter:
 class _StreamTask:
     """One stream: its inlet, the pull thread, the clock-offset thread and their counters."""
 
-    def __init__(self, rec: Recorder, inlet: pylsl.StreamInlet, info: StreamInfo, key: str, late: bool) -> None:
+    def __init__(
+        self,
+        rec: Recorder,
+        inlet: pylsl.StreamInlet,
+        info: StreamInfo,
+        key: str,
+        late: bool,
+        uid: str = "",
+        buffer_s: float = math.nan,
+    ) -> None:
         self.rec, self.inlet, self.info, self.key, self.late = rec, inlet, info, key, late
+        self.buffer_s = buffer_s
+        #: LSL uids of the outlets this stream has had (a restarted device publishes a new one); ``restarts``
+        #: counts the new ones; ``uid``: the outlet the inlet was opened on or switched to.
+        self.uids = {uid} if uid else set()
+        self.uid = uid
+        self.restarts = 0
+        self.identity: tuple[str, ...] = ()
+        self.last_probe = -math.inf
+        self._offered: tuple[pylsl.StreamInlet, str] | None = None  # a new outlet's inlet, for the pull thread
+        self._watch_pulls = False  # set while a new inlet is opened and handed over
+        self._pulled_since_offer = False
+        self._retired: list[pylsl.StreamInlet] = []  # old inlets: closed, kept alive until the end
+        self._dedupe_after: float | None = None
+        self.t_open = pylsl.local_clock()
         cfg = rec.config
         self.srate = float(info.nominal_srate_hz)
         self.max_samples = 16 if info.kind == "video" else max(256, math.ceil(self.srate))
@@ -284,6 +350,9 @@ class _StreamTask:
             )
         self.samples = self.dropped = self.gaps = self.n_offsets = 0
         self.gap_s = 0.0
+        self.gap_missing = 0
+        self.gap_rows: list[tuple[float, float, int]] = []
+        self.loss_changed = False
         self.first_ts = self.last_ts = math.nan
         self.last_arrival = math.nan
         self.offset_s = 0.0
@@ -329,6 +398,17 @@ class _StreamTask:
             )
             if len(ts) == 0:
                 return 0
+        n = len(ts)
+        if self._watch_pulls:
+            self._pulled_since_offer = True
+        if self._dedupe_after is not None:  # after a switch: what the old inlet already delivered
+            keep = ts > self._dedupe_after
+            if not keep.all():
+                data = [d for d, k in zip(data, keep) if k] if self.buf is None else data[keep]
+                ts = ts[keep]
+            if len(ts) == 0:
+                return n
+            self._dedupe_after = None
         now = pylsl.local_clock()
         self.rec._append(self.key, data, ts)
         self._account(data, ts, now)
@@ -338,7 +418,67 @@ class _StreamTask:
             except Exception as exc:  # a display aid must never stop a recording
                 self.preview = None
                 self.rec._event(f"{self.key}: live preview turned off ({type(exc).__name__}: {exc})")
-        return len(ts)
+        return n
+
+    def watch_pulls(self) -> None:
+        """Note from now on whether the current inlet delivers (called before a new inlet is opened)."""
+        if not self._watch_pulls:
+            self._pulled_since_offer = False
+            self._watch_pulls = True
+
+    def offer_inlet(self, inlet: pylsl.StreamInlet, uid: str) -> None:
+        """Hand over an inlet on a new outlet of this stream (a restarted device); the pull thread switches to it."""
+        with self._lock:
+            self.uid = uid
+            old, self._offered = self._offered, (inlet, uid)
+        if old is not None:
+            old[0].close_stream()
+            self._retired.append(old[0])
+
+    def _switch_inlet(self) -> None:
+        """Drain the old inlet, close it and pull from the offered one (pull thread only)."""
+        offered = self._offered
+        if offered is None:
+            return
+        for _ in range(1000):  # what the old inlet still holds (it may have recovered by itself meanwhile)
+            if self._pull_once() == 0:
+                break
+        with self._lock:
+            if self._offered is not offered:  # replaced meanwhile (and closed): take the newer one next time
+                return
+            self._offered = None
+        # the old inlet delivered while the new one was opened: it may have recovered onto the same new
+        # outlet, so both may hold the same samples
+        overlap, self._watch_pulls = self._pulled_since_offer, False
+        old, self.inlet = self.inlet, offered[0]
+        old.close_stream()
+        self._retired.append(old)
+        self._dedupe_after = self.last_ts if overlap and not math.isnan(self.last_ts) else None
+        self.rec._event(f"{self.info.name} ({self.key}): picked up its restarted outlet")
+
+    def quiet_s(self, now: float) -> float:
+        """Seconds since the last sample arrived (since the inlet opened, when none has)."""
+        last = self.last_arrival
+        return now - (self.t_open if math.isnan(last) else last)
+
+    def _add_gap(self, start_ts: float, duration_s: float, missing: int) -> None:
+        """One gap row (caller holds the lock)."""
+        self.gaps += 1
+        self.gap_s += duration_s
+        self.gap_missing += missing
+        self.gap_rows.append((start_ts, duration_s, missing))
+        self.loss_changed = True
+
+    def close_tail(self, stop_lsl: float) -> None:
+        """At stop: a regular stream silent for more than a gap up to ``stop_lsl`` (recorder clock) ends in a gap."""
+        if not self.srate > 0 or self.state == "error":
+            return
+        with self._lock:
+            off = self.offset_s
+            start = (self.t_open - off) if math.isnan(self.last_ts) else self.last_ts
+            tail = (stop_lsl - off) - start
+            if tail > max(self.rec.config.gap_s, 1.5 / self.srate):
+                self._add_gap(start, tail, math.floor(tail * self.srate))
 
     def _account(self, data: object, ts: np.ndarray, now: float) -> None:
         n = len(ts)
@@ -350,12 +490,15 @@ class _StreamTask:
                 period = 1.0 / self.srate
                 gap = steps > max(self.rec.config.gap_s, 1.5 * period)
                 if gap.any():
-                    self.gaps += int(gap.sum())
-                    self.gap_s += float(steps[gap].sum())
+                    for i in np.flatnonzero(gap):
+                        before = prev if i == 0 else float(ts[i - 1])
+                        step = float(steps[i])
+                        self._add_gap(before, step, max(0, int(np.rint(step * self.srate)) - 1))
                     back_after = float(steps[gap].max())
                 short = (steps > 1.5 * period) & ~gap
                 if short.any():
                     self.dropped += int(np.maximum(np.rint(steps[short] * self.srate) - 1, 0).sum())
+                    self.loss_changed = True
             if math.isnan(self.first_ts):
                 self.first_ts = float(ts[0])
             self.last_ts = float(ts[-1])
@@ -394,6 +537,8 @@ class _StreamTask:
         stop = self.rec._stop
         try:
             while not stop.is_set():
+                if self._offered is not None:
+                    self._switch_inlet()
                 if self._pull_once() < self.max_samples:
                     self._check_stall()
                     stop.wait(self.poll_s)
@@ -461,6 +606,10 @@ class _StreamTask:
                 dropped=self.dropped,
                 gaps=self.gaps,
                 gap_s=self.gap_s,
+                missing=self.dropped + self.gap_missing,
+                gap_table=list(self.gap_rows),
+                restarts=self.restarts,
+                buffer_s=self.buffer_s,
                 first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 clock_offsets=self.n_offsets,
@@ -494,6 +643,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._events: collections.deque[str] = collections.deque(maxlen=1000)
         self._resolver: pylsl.ContinuousResolver | None = None
+        self._by_identity: dict[tuple[str, ...], _StreamTask] = {}
+        self._failed_uids: dict[str, float] = {}
         self._house: threading.Thread | None = None
         self._state = "idle"
         self._elapsed_final: float | None = None
@@ -564,28 +715,42 @@ class Recorder:
             )
         return sorted(found.values(), key=lambda i: (i.type().lower(), i.name(), i.source_id(), i.hostname()))
 
-    def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> tuple[pylsl.StreamInlet, StreamInfo]:
-        """An inlet on ``info`` and the session description of its full header."""
-        cfg = self.config
-        video = info.type().lower() == "video"
-        buflen = cfg.video_buffer_s if video else cfg.buffer_s
-        if info.nominal_srate() <= 0:
-            buflen = max(buflen, 100.0)  # irregular streams: LSL counts x100 samples
-        inlet = pylsl.StreamInlet(info, max_buflen=max(1, math.ceil(buflen)), max_chunklen=0, recover=True)
+    def inlet_buffer_s(self, info: pylsl.StreamInfo) -> int:
+        """The inlet buffer (s; irregular streams: hundreds of samples) for ``info``: ``RecorderConfig.buffer_s``
+        or the default (video 15 s within ``buffer_max_mb``, others 360 s); raises
+        :class:`~mecg.acquire.buffers.BufferTooLargeError` for an explicit buffer over the cap."""
+        video = is_video_type(info.type())  # VideoRaw (XDF) or Video (older mecg): frames are large
+        return buffer_seconds(
+            self.config.buffer_s,
+            default_s=DEFAULT_BUFFER_S if video else 360.0,
+            srate_hz=info.nominal_srate(),
+            sample_bytes=info.channel_count() * _SAMPLE_BYTES.get(info.channel_format(), 8),
+            max_mb=self.config.buffer_max_mb,
+            what=f"{info.name()} ({info.type()}, {info.channel_count()} values at {info.nominal_srate():g} Hz)",
+        )
+
+    def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> tuple[pylsl.StreamInlet, StreamInfo, int]:
+        """An inlet on ``info``, the session description of its full header and the inlet's buffer (s)."""
+        buflen = self.inlet_buffer_s(info)
+        inlet = pylsl.StreamInlet(info, max_buflen=buflen, max_chunklen=0, recover=True)
         try:
             inlet.open_stream(timeout=timeout_s)
             full = inlet.info(timeout=timeout_s)
-            return inlet, session_stream_info(full)
+            return inlet, session_stream_info(full), buflen
         except BaseException:
             inlet.close_stream()
             raise
 
-    def _add(self, inlet: pylsl.StreamInlet, info: StreamInfo, late: bool) -> _StreamTask:
+    def _add(
+        self, inlet: pylsl.StreamInlet, found: pylsl.StreamInfo, info: StreamInfo, late: bool, buffer_s: int
+    ) -> _StreamTask:
         assert self.writer is not None
         key = self.writer.add_stream(info)
-        task = _StreamTask(self, inlet, info, key, late)
+        task = _StreamTask(self, inlet, info, key, late, uid=found.uid(), buffer_s=buffer_s)
+        task.identity = stream_identity(found)
         with self._lock:
             self._tasks.append(task)
+            self._by_identity[stream_identity(found)] = task
         task.start()
         return task
 
@@ -603,19 +768,20 @@ class Recorder:
         except BaseException:
             self._resolver = None
             raise
-        opened: list[tuple[pylsl.StreamInlet, StreamInfo, tuple[str, ...]]] = []
+        opened: list[tuple[pylsl.StreamInlet, StreamInfo, pylsl.StreamInfo, int]] = []
         try:
             for info in found:
-                ident = stream_identity(info)
                 try:
-                    inlet, sinfo = self._open(info, timeout_s=max(2.0, cfg.wait_s))
+                    inlet, sinfo, buflen = self._open(info, timeout_s=max(2.0, cfg.wait_s))
+                except BufferTooLargeError:
+                    raise
                 except (LslTimeoutError, LslLostError, AcquireError) as exc:
                     self._event(f"{info.name()} ({info.type()}, source_id {info.source_id()!r}): cannot open: {exc}")
                     continue
-                opened.append((inlet, sinfo, ident))
+                opened.append((inlet, sinfo, info, buflen))
             if not opened:
                 raise NoStreamError("the streams found went away before recording could start; start them again")
-            self._check_ecg_choice([sinfo for _, sinfo, _ in opened])
+            self._check_ecg_choice([sinfo for _, sinfo, *_ in opened])
             self.start_lsl = pylsl.local_clock()
             self._cpu0 = time.process_time()
             self.writer = (
@@ -633,21 +799,22 @@ class Recorder:
             if cfg.ecg_channel and self.path is not None:
                 self.writer.set_ecg_channel(cfg.ecg_channel)
         except SessionError as exc:
-            for inlet, _, _ in opened:
+            for inlet, *_ in opened:
                 inlet.close_stream()
             raise RecorderError(str(exc)) from None
         except BaseException:
-            for inlet, _, _ in opened:
+            for inlet, *_ in opened:
                 inlet.close_stream()
             raise
         try:
-            for inlet, sinfo, ident in opened:
-                self._known.add(ident)
-                self._add(inlet, sinfo, late=False)
+            for inlet, sinfo, info, buflen in opened:
+                self._known.add(stream_identity(info))
+                self._add(inlet, info, sinfo, late=False, buffer_s=buflen)
             self._state = "monitoring" if self.path is None else "recording"
             if not (cfg.late_streams and cfg.queries):
-                # nothing can appear late (only the required streams are wanted, and inlets recover by
-                # themselves): let the resolver go, it holds several ports of LSL's small port range
+                # nothing can appear late (only the required streams are wanted, the drivers this process
+                # started, which keep their outlets, and inlets recover by themselves): let the resolver go,
+                # it holds several ports of LSL's small port range
                 self._resolver = None
             self._house = threading.Thread(target=self._housekeeping, name="rec-house", daemon=True)
             self._house.start()
@@ -721,9 +888,15 @@ class Recorder:
 
     def _housekeeping(self) -> None:
         cfg = self.config
-        last_disk = 0.0
-        while not self._stop.wait(0.5):
+        last_disk = last_late = 0.0
+        while not self._stop.wait(min(0.5, cfg.pickup_every_s)):
+            resolver = self._resolver
+            self._pick_up_restarts(resolver)
+            self._store_losses()
             now = time.monotonic()
+            if now - last_late < 0.5:
+                continue
+            last_late = now
             if now - last_disk >= 2.0 and self.path is not None:
                 last_disk = now
                 try:
@@ -739,9 +912,96 @@ class Recorder:
                         )
                     )
                     return
-            resolver = self._resolver
             if cfg.late_streams and resolver is not None:
                 self._add_late_streams(resolver)
+
+    @staticmethod
+    def _probe(identity: tuple[str, ...]) -> list[pylsl.StreamInfo]:
+        """The outlets with this identity now: a one-shot query answered in milliseconds (the continuous
+        resolver sees a new outlet 0.1-1 s late, sometimes much later)."""
+        _, sid, name, typ, host = identity
+        fields = {"source_id": sid, "name": name, "type": typ, "hostname": host}
+        if any("'" in v for v in fields.values()):
+            return []  # not expressible in the query: the continuous resolver finds it
+        pred = " and ".join(f"{k}='{v}'" for k, v in fields.items())
+        try:
+            return list(pylsl.resolve_bypred(pred, 1, 0.1))
+        except Exception:
+            return []
+
+    def _pick_up_restarts(self, resolver: pylsl.ContinuousResolver | None) -> None:
+        """Switch a silent stream to a new outlet with its identity (a restarted device), see the module doc.
+
+        A stream silent for ``need`` s is probed every ``pickup_every_s`` (every 1 s once it has been
+        silent 10 s); the continuous resolver's results are looked at too.
+        """
+        now = pylsl.local_clock()
+        with self._lock:
+            tasks = list(self._tasks)
+        infos = list(resolver.results()) if resolver is not None else []
+        for task in tasks:
+            if self._stop.is_set() or task.state == "error" or task.identity[:1] != ("sid",):
+                continue
+            quiet = task.quiet_s(now)
+            need = max(0.25, 3.0 / task.srate) if task.srate > 0 else 0.25
+            every = self.config.pickup_every_s if quiet < 10.0 else 1.0
+            if quiet >= need and now - task.last_probe >= every:
+                task.last_probe = now
+                infos += self._probe(task.identity)
+        listed = {i.uid() for i in infos}
+        for info in infos:
+            uid = info.uid()
+            with self._lock:
+                task = self._by_identity.get(stream_identity(info))
+            if task is None or uid == task.uid or self._stop.is_set() or task.state == "error":
+                continue
+            if uid not in task.uids:  # a new outlet with this stream's identity: the device restarted
+                task.uids.add(uid)
+                task.restarts += 1
+            if self._failed_uids.get(uid, -math.inf) > now - 5.0:
+                continue
+            need = max(0.25, 3.0 / task.srate) if task.srate > 0 else 0.25
+            if task.quiet_s(now) < need:
+                if task.uid not in listed:  # its old outlet is gone and data flows: LSL's recovery got there first
+                    task.uid = uid
+                continue
+            task.watch_pulls()
+            try:
+                inlet, _, _ = self._open(info, timeout_s=2.0)
+            except (LslTimeoutError, LslLostError, AcquireError) as exc:
+                self._failed_uids[uid] = now
+                self._event(f"{info.name()} ({info.type()}) came back but cannot be opened yet: {exc}")
+                continue
+            task.offer_inlet(inlet, uid)
+
+    def _store_losses(self, force: bool = False) -> None:
+        """Write each stream's gap table and missing counts to the session when they changed."""
+        with self._lock:
+            tasks = list(self._tasks)
+        writer = self.writer
+        if not isinstance(writer, SessionWriter):
+            return
+        for t in tasks:
+            if not (t.loss_changed or force) or not t.srate > 0:
+                continue
+            with t._lock:
+                t.loss_changed = False
+                rows = np.array(t.gap_rows, dtype=np.float64).reshape(-1, 3)
+                dropped, missing, gaps = t.dropped, t.dropped + t.gap_missing, t.gaps
+            try:
+                writer.set_stream_attrs(
+                    t.key,
+                    {
+                        "missing_samples": np.int64(missing),
+                        "dropped_samples": np.int64(dropped),
+                        "gap_count": np.int64(gaps),
+                        "gaps": rows[:MAX_GAP_ROWS],
+                    },
+                )
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self._fail(exc)
+                return
 
     def _add_late_streams(self, resolver: pylsl.ContinuousResolver) -> None:
         for info in resolver.results():
@@ -749,7 +1009,7 @@ class Recorder:
             if ident in self._known or not matches_any(info, self.queries) or self._stop.is_set():
                 continue
             try:
-                inlet, sinfo = self._open(info, timeout_s=2.0)
+                inlet, sinfo, buflen = self._open(info, timeout_s=2.0)
             except (LslTimeoutError, LslLostError, AcquireError) as exc:
                 if ident not in self._announced:
                     self._announced.add(ident)
@@ -760,7 +1020,7 @@ class Recorder:
                 return
             self._known.add(ident)
             try:
-                task = self._add(inlet, sinfo, late=True)
+                task = self._add(inlet, info, sinfo, late=True, buffer_s=buflen)
             except Exception as exc:
                 self._fail(exc)
                 return
@@ -789,11 +1049,16 @@ class Recorder:
             if self._final is not None:
                 return self._final
         self._stop.set()
-        self._elapsed_final = pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0
+        stop_lsl = pylsl.local_clock()
+        self._elapsed_final = stop_lsl - self.start_lsl if self.writer is not None else 0.0
         self._cpu_final = time.process_time() - self._cpu0 if self.writer is not None else 0.0
         joined = self._join()
-        self._closed = True
+        for t in self._tasks:
+            t.close_tail(stop_lsl)
         complete = False
+        if self.writer is not None and self.failure is None:
+            self._store_losses(force=True)
+        self._closed = True
         if self.writer is not None:
             try:
                 if self.failure is None:
@@ -810,6 +1075,8 @@ class Recorder:
         if joined:
             for t in self._tasks:
                 t.inlet.close_stream()
+                for old in t._retired:
+                    old.close_stream()
         self._resolver = None
         self._state = "failed" if self.failure is not None else "stopped"
         final = self.status()

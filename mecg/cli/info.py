@@ -43,6 +43,25 @@ def _span_s(st: Stream, tb: StreamTimebase | None) -> float:
     return float(np.max(t) - np.min(t)) if t.size else 0.0
 
 
+def recorded_loss(st: Stream) -> dict | None:
+    """What the recorder counted missing in a stream (None for files written before it stored counts).
+
+    ``missing``: all samples missing, ``dropped``: those in short steps, ``gap_count``: every gap,
+    ``gaps``: ``[start_s, duration_s, missing]`` rows (start: the last timestamp before the gap, LSL
+    seconds of the sender; at most the first 2,000 gaps).
+    """
+    a = st.group.attrs
+    if "missing_samples" not in a:
+        return None
+    rows = np.asarray(a.get("gaps", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+    return {
+        "missing": int(a["missing_samples"]),
+        "dropped": int(a.get("dropped_samples", 0)),
+        "gap_count": int(a.get("gap_count", rows.shape[0])),
+        "gaps": [[float(t), float(d), int(m)] for t, d, m in rows],
+    }
+
+
 def summarize(s: Session) -> dict:
     """A JSON-ready summary of a session: streams, annotations, sync status."""
     streams = []
@@ -63,6 +82,9 @@ def summarize(s: Session) -> dict:
         }
         if tb is not None:
             d["timebase"] = tb.summary()
+        loss = recorded_loss(st)
+        if loss is not None:
+            d["loss"] = loss
         if st.info.kind == "video":
             d["frame_shape"] = list(st.info.frame_shape)
         elif st.info.kind == "signal":
@@ -124,6 +146,17 @@ def format_summary(d: dict) -> str:
             f"    {st['key']:<16} {st['type']:<8} {st['kind']:<7} {st['samples']:>9} samples  "
             f"{st['duration_s']:9.2f} s  {rate}{extra}"
         )
+        loss = st.get("loss")
+        if loss and (loss["missing"] or loss["gap_count"]):
+            unit = "frames" if st["kind"] == "video" else "samples"
+            lines.append(
+                f"    {'':<16} recorder: {loss['missing']} {unit} missing ({loss['dropped']} dropped, "
+                f"{loss['gap_count']} gaps)"
+            )
+            for t, dur, miss in loss["gaps"][:20]:
+                lines.append(f"    {'':<16}   gap at {t:.3f} s: {dur:.3f} s, {miss} {unit} missing")
+            if loss["gap_count"] > 20:
+                lines.append(f"    {'':<16}   ... {loss['gap_count'] - 20} more (mecg info --json lists them)")
         tb = st.get("timebase")
         if tb and (tb["segments"] > 1 or tb["nan_timestamps"]):
             lines.append(

@@ -92,7 +92,7 @@ def format_status(st, duration_s: float | None, width: int = 20) -> list[str]:
         head,
         f"file {size_text(st.file_bytes)} ({size_text(st.free_mb * 1e6)} free)   "
         f"heart rate {hr}   triggers {st.markers}",
-        f"{'stream':<18} {'type':<8} {'rate Hz':>8} {'samples':>9} {'dropped':>7} {'gaps':>4} "
+        f"{'stream':<18} {'type':<8} {'rate Hz':>8} {'samples':>9} {'missing':>7} {'gaps':>4} "
         f"{'last timestamp':>15}  state",
     ]
     for s in st.streams:
@@ -100,17 +100,26 @@ def format_status(st, duration_s: float | None, width: int = 20) -> list[str]:
         last = "-" if math.isnan(s.last_ts) else f"{s.last_ts:.3f}"
         lines.append(
             f"{s.key[:18]:<18} {s.type[:8]:<8} {s.rate_hz:8.1f} {s.samples:9d} "
-            f"{s.dropped if regular else '-':>7} {s.gaps if regular else '-':>4} {last:>15}  {s.state}"
+            f"{s.missing if regular else '-':>7} {s.gaps if regular else '-':>4} {last:>15}  {s.state}"
         )
     return lines
+
+
+def loss_text(s) -> str:
+    """``missing N (dropped a, k gaps b)`` of a regular stream that lost samples, else ``""``."""
+    if not s.missing and not s.gaps:
+        return ""
+    parts = [f"dropped {s.dropped}"] + (
+        [f"{s.gaps} gap{'s' if s.gaps != 1 else ''} {s.missing - s.dropped}"] if s.gaps else []
+    )
+    return f"missing {s.missing} ({', '.join(parts)})"
 
 
 def status_line(st, duration_s: float | None) -> str:
     """A compact one-line status (for logs that are not a terminal)."""
     parts = [f"{hms(st.elapsed_s)}" + (f"/{hms(duration_s)}" if duration_s else "")]
     for s in st.streams:
-        extra = f" dropped {s.dropped}" if s.dropped else ""
-        extra += f" gaps {s.gaps}" if s.gaps else ""
+        extra = f" {loss}" if (loss := loss_text(s)) else ""
         parts.append(f"{s.key} {s.samples} ({s.rate_hz:.1f} Hz{extra}, {s.state})")
     if st.heart_rate_bpm:
         parts.append(f"HR {st.heart_rate_bpm:.0f} bpm")
@@ -167,17 +176,21 @@ def format_summary(st) -> str:
     state = "complete" if st.complete else "NOT complete (recording failed; data up to the failure is kept)"
     lines = [
         f"recorded {hms(st.elapsed_s)} ({st.elapsed_s:.1f} s) to {st.path} ({size_text(st.file_bytes)}), file {state}",
-        f"{'stream':<18} {'type':<8} {'samples':>9} {'mean Hz':>9} {'dropped':>7} {'gaps':>4} {'gap s':>6} "
-        f"{'offsets':>7} {'latency ms (median/p95)':>24}",
+        f"{'stream':<18} {'type':<8} {'samples':>9} {'mean Hz':>9} {'missing':>7} {'dropped':>7} {'gaps':>4} "
+        f"{'gap s':>6} {'offsets':>7} {'latency ms (median/p95)':>24}",
     ]
     for s in st.streams:
         span = s.last_ts - s.first_ts
         mean = (s.samples - 1) / span if s.samples > 1 and span > 0 else 0.0
         lat = "-" if math.isnan(s.latency_ms[0]) else f"{s.latency_ms[0]:.1f} / {s.latency_ms[1]:.1f}"
         lines.append(
-            f"{s.key[:18]:<18} {s.type[:8]:<8} {s.samples:9d} {mean:9.2f} {s.dropped:7d} {s.gaps:4d} "
+            f"{s.key[:18]:<18} {s.type[:8]:<8} {s.samples:9d} {mean:9.2f} {s.missing:7d} {s.dropped:7d} {s.gaps:4d} "
             f"{s.gap_s:6.2f} {s.clock_offsets:7d} {lat:>24}" + (f"  [{s.state}]" if s.state != "ok" else "")
         )
+        for start, dur, miss in s.gap_table[:10]:
+            lines.append(f"{'':<18} gap at {start:.3f} s: {dur:.2f} s, {miss} missing")
+        if len(s.gap_table) > 10:
+            lines.append(f"{'':<18} ... {len(s.gap_table) - 10} more gaps (mecg info lists them)")
     hr = f"{st.heart_rate_bpm:.0f} bpm" if st.heart_rate_bpm else "n/a"
     lines.append(f"heart rate at the end {hr}; {st.markers} markers")
     return "\n".join(lines)
@@ -313,6 +326,8 @@ def _record(args: argparse.Namespace) -> int:
                 required=required,
                 wait_s=args.wait,
                 min_free_mb=args.min_free_mb,
+                buffer_s=args.buffer_s,
+                buffer_max_mb=args.buffer_max_mb,
                 ecg_channel=args.ecg_channel or "",
             )
         )
@@ -503,6 +518,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
     add_device_arguments(p)
+
+    b = p.add_argument_group("buffers (ride out outages; docs/recording.md 'Buffers and outages')")
+    b.add_argument(
+        "--buffer-s",
+        type=bounded(float, 0, 86400, lo_open=True, unit="s"),
+        default=None,
+        help="what each inlet may hold while the recorder is behind, s (default: 15 for video within "
+        "--buffer-max-mb, 360 for signals; markers count in hundreds)",
+    )
+    b.add_argument(
+        "--buffer-max-mb",
+        type=bounded(float, 1, 1e7, unit="MB"),
+        default=2000.0,
+        help="memory cap of one inlet buffer, MB (default 2000): the default video buffer shrinks to fit, "
+        "a larger --buffer-s is refused",
+    )
 
     v = p.add_argument_group("display")
     v.add_argument(

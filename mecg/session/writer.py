@@ -341,6 +341,31 @@ class SessionWriter:
             write_annotations(self._f[ANNOTATIONS], annotations, video_stream)
             self._dirty = True
 
+    #: Stream attributes the format defines; :meth:`set_stream_attrs` leaves them to the writer.
+    _SCHEMA_ATTRS = frozenset(
+        {
+            *("name", "type", "kind", "source_id", "hostname", "channel_format", "lsl_header", "nominal_srate_hz"),
+            *("channel_count", "can_drop_samples", "created_time", "sample_count", "frame_shape", "pixel_format"),
+            *CHANNEL_LISTS,
+        }
+    )
+
+    def set_stream_attrs(self, key: str, attrs: dict) -> None:
+        """Set extra attributes of stream ``key`` (e.g. the recorder's loss counts and gap table), replacing old values.
+
+        The format's own attributes (name, type, sample_count, ...) are refused: the writer keeps them.
+        """
+        self._info(key)
+        bad = sorted(set(attrs) & self._SCHEMA_ATTRS)
+        if bad:
+            raise SessionError(f"set_stream_attrs cannot change the format's stream attributes {bad}")
+        with self._lock:
+            self._check_open()
+            g = self._f[STREAMS][key]
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            self._dirty = True
+
     def set_ecg_channel(self, choice: str) -> None:
         """Store the explicit ECG choice ``[STREAM:]LABEL|INDEX`` (root attribute ``ecg_channel``).
 
