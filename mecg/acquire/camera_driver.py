@@ -46,7 +46,9 @@ class CameraConfig:
     scheduling (Linux SCHED_FIFO, 1-99; needs root, CAP_SYS_NICE or an rtprio limit) so a busy
     machine does not hold it up long enough for the camera's buffers to overflow. ``exposure_s``:
     the camera's exposure time (s) as the user set it, published in the stream header (it does not
-    change the camera's setting); ``None``: the source's own, when it knows it.
+    change the camera's setting; a pylon camera is set to it); ``None``: the source's own, when it
+    knows it. ``trigger_line`` / ``strobe_line``: a pylon camera's frame-start trigger input (e.g.
+    ``"Line1"``) and the output driven with its exposure (e.g. ``"Line2"``); ``None``: free run, no strobe.
     """
 
     camera: str
@@ -62,6 +64,8 @@ class CameraConfig:
     max_buffered_s: float = 2.0
     rt_priority: int | None = None
     exposure_s: float | None = None
+    trigger_line: str | None = None
+    strobe_line: str | None = None
 
     def __post_init__(self) -> None:
         e = self.exposure_s
@@ -155,6 +159,8 @@ def exposure_of(source: FrameSource, cfg: CameraConfig) -> tuple[float | None, s
     e = getattr(source, "exposure_s", None)
     if e is None or not (math.isfinite(e) and e > 0):
         return None, ""
+    if getattr(source, "exposure_from", None):
+        return float(e), source.exposure_from
     return float(e), "virtual camera (true)" if source.kind == "virtual" else "camera (V4L2 exposure_absolute, manual)"
 
 
@@ -201,6 +207,14 @@ class VideoFileSource:
 def open_source(cfg: CameraConfig) -> FrameSource:
     """The frame source ``cfg.camera`` names; raises :class:`DeviceNotFoundError` with what to do."""
     spec = cfg.camera.strip()
+    if spec == "pylon" or spec.startswith("pylon:"):
+        from mecg.acquire.pylon_camera import open_pylon
+
+        return open_pylon(
+            spec, fps=cfg.fps, exposure_s=cfg.exposure_s, trigger_line=cfg.trigger_line, strobe_line=cfg.strobe_line
+        )
+    if cfg.trigger_line or cfg.strobe_line:
+        raise AcquireError("trigger and strobe lines are set on pylon cameras only (--camera pylon[:SERIAL])")
     if spec == "sim" or spec.startswith("sim:"):
         from mecg.acquire.virtual_camera import VirtualCamera
         from mecg.synth import Subject, Trial, TrialConfig
@@ -258,6 +272,8 @@ def video_stream_info(
     acq.append_child_value("name", source.name)
     acq.append_child_value("timestamps", getattr(source, "timestamps", "exposure"))
     acq.append_child_value("driver", "mecg.acquire.camera_driver")
+    for key, value in getattr(source, "acquisition", {}).items():  # what the source says of itself (pylon)
+        acq.append_child_value(key, value)
     if cfg.roi:
         acq.append_child_value("roi", ",".join(map(str, cfg.roi)))
     if exposure is not None:

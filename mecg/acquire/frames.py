@@ -24,7 +24,14 @@ class Frame:
 
 
 class FrameSource(Protocol):
-    """A camera, a video file or a virtual camera, opened."""
+    """A camera, a video file or a virtual camera, opened.
+
+    Optional attributes the camera driver reads when a source has them: ``exposure_s`` (s) and
+    ``exposure_from`` (where that value came from, for the header), ``timestamps`` (what the
+    frames' ``t_s`` are: ``"exposure"``, ``"grab"``, ``"host"``, ``"schedule"``) and
+    ``acquisition`` (a dict of text put in the stream header's ``desc/acquisition``: camera,
+    trigger, strobe, timestamp source; see :mod:`mecg.acquire.pylon_camera`).
+    """
 
     #: Human-readable name of what is captured, e.g. ``"/dev/video0"`` or a file name.
     name: str

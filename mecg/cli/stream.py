@@ -207,6 +207,8 @@ def _camera(args: argparse.Namespace) -> int:
             latency_s=args.latency_ms / 1000.0,
             rt_priority=args.rt_priority,
             exposure_s=args.exposure_ms / 1000.0 if args.exposure_ms is not None else None,
+            trigger_line=args.trigger_line,
+            strobe_line=args.strobe_line,
         )
     )
     shape = drv.connect()
@@ -324,7 +326,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a camera or video file (OpenCV), or a virtual camera",
         description="Stream frames to an LSL outlet of type Video (one int8 sample per frame).",
     )
-    c.add_argument("--camera", required=True, help="device index (0), /dev/videoN, a video file, or sim[:SEED]")
+    c.add_argument(
+        "--camera",
+        required=True,
+        help="device index (0), /dev/videoN, a video file, sim[:SEED], or pylon[:SERIAL] (a Basler/GenICam camera "
+        "through pypylon; PYLON_CAMEMU=1 for pylon's emulator)",
+    )
+    c.add_argument(
+        "--trigger-line",
+        metavar="LINE",
+        default=None,
+        help="pylon: expose one frame per rising edge on this input (TriggerSource, e.g. Line1; default free run)",
+    )
+    c.add_argument(
+        "--strobe-line",
+        metavar="LINE",
+        default=None,
+        help="pylon: drive this output with the exposure (LineSource ExposureActive, e.g. Line2) for the STROBE input",
+    )
     c.add_argument("--fps", type=FPS, default=None, help="frame rate to request / to play a file at (at most 1000)")
     c.add_argument("--size", type=parse_size, default=None, help="output size WxH in px (default: as captured)")
     c.add_argument("--roi", type=_roi, default=None, help="crop X,Y,W,H (px) before resizing")
@@ -343,7 +362,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=EXPOSURE_MS,
         default=None,
         help="the camera's exposure time in ms as set on it, published in the stream header for `mecg sync` "
-        "(does not change the camera; default: the camera's own when it reports it in known units, else none)",
+        "(OpenCV cameras: not changed, declare what is set; pylon: set on the camera; default: the camera's own "
+        "when it reports it in known units, else none)",
     )
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
