@@ -54,6 +54,7 @@ from mecg.interop.xdf_scan import (
     scan_xdf,
 )
 from mecg.session import SessionError, SessionWriter, StreamInfo
+from mecg.session.ecg_channel import ecg_columns
 from mecg.session.format import CHANNEL_FORMATS
 from mecg.session.lsl_video import video_layout
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
@@ -235,11 +236,7 @@ def _pick_ecg(plans: list[_Plan], ecg: str | None, notes: list[str]) -> None:
     elif any(p.info.type.upper() == "ECG" for p in signals):
         return
     else:
-        chosen = [
-            p
-            for p in signals
-            if any(x.upper().startswith("ECG") for x in (*p.info.channel_types, *p.info.channel_labels))
-        ]
+        chosen = [p for p in signals if ecg_columns(p.info)]  # the one rule: a channel labelled ECG/EKG
         if len(chosen) != 1:
             return
     p = chosen[0]
