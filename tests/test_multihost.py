@@ -32,6 +32,7 @@ from netns import (
     wait_for,
 )
 
+from mecg.cli.info import recorded_loss
 from mecg.session import open_session
 
 MECG = [sys.executable, "-m", "mecg"]
@@ -88,10 +89,8 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     t0 = time.monotonic()
     _at(t0, OUTAGE[0])
     lab.link(False)
-    t_down = time.monotonic()
     _at(t0, OUTAGE[1])
     lab.link(True)
-    t_up = time.monotonic()
     _at(t0, KILL_AT)
     t_kill = time.monotonic()
     assert lab.stop(ecg, signal.SIGKILL) == -signal.SIGKILL
@@ -124,20 +123,35 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     pulses = pulse_truth(truth, mk_ts, ecg_ts[0] + 0.2, ecg_ts[-1] - 0.2)
     print(f"camera {cam_loss}\nECG {ecg_loss}\npulses {pulses}")
     assert pulses.recorded >= 5 and pulses.missing == 0  # markers ride out the outage in the outlet's buffer
-    # frames lost only around the outage; amplifier samples only around the driver restart
-    assert cam_loss.missing == cam_loss.missing_between(t_down - 1.0, t_up + 1.0)
+    # no frame lost: the camera's outlet and the recorder's inlet buffers ride out a 3 s outage;
+    # amplifier samples lost only at the driver restart
+    assert cam_loss.missing == 0, cam_loss
     assert ecg_loss.missing == ecg_loss.missing_between(t_kill - 1.0, t_kill + 0.5) > 0
     assert len(ecg_loss.runs) == 1
 
-    # the recorder's own count of what is missing matches the truth
-    for stream, loss in ((streams["ECG"], ecg_loss), (streams["FaceCamera"], cam_loss)):
-        counted = round(stream["gap_s"] * stream["nominal_srate_hz"]) - stream["gaps"] + stream["dropped"]
-        assert abs(counted - loss.missing) <= 1, (stream, loss)
-        assert stream["gaps"] == len(loss.runs)
+    # the recorder's own count of what is missing matches the truth: in its summary, in the session, in mecg info.
+    # The camera's stamps are its frame schedule: exact. The ECG's come from the driver's fit of the amplifier
+    # clock, which a restarted driver starts afresh: the step across a restart may be off by one sample.
+    assert streams["ECG"]["restarts"] == 1
+    for name, loss, tol in (("ECG", ecg_loss, 1), ("FaceCamera", cam_loss, 0)):
+        st = streams[name]
+        assert abs(st["missing"] - loss.missing) <= tol, (st, loss)
+        # a run of missing samples longer than the recorder's gap_s (0.5 s) is a gap of its table, shorter ones
+        # are "dropped"
+        period = 1.0 / st["nominal_srate_hz"]
+        long = [r for r in loss.runs if (r[1] + 1) * period > 0.5]
+        assert len(st["gap_table"]) == len(long), (st["gap_table"], loss.runs)
+        for (start, _dur, missing), (_, n, t_before) in zip(st["gap_table"], long):
+            assert abs(missing - n) <= tol and abs(start - t_before) < 0.01
+        assert abs(st["dropped"] - sum(n for _, n, _ in loss.runs if (n + 1) * period <= 0.5)) <= tol
+    with open_session(out) as s:
+        for name in ("ECG", "FaceCamera"):
+            stored = recorded_loss(s.stream(name=name))
+            assert stored is not None and stored["missing"] == streams[name]["missing"]
+            assert stored["gaps"] == [list(g) for g in streams[name]["gap_table"]]
     info = subprocess.run([*MECG, "info", str(out)], capture_output=True, text=True, timeout=60)
     assert info.returncode == 0, info.stderr
-    shown = [int(n) for n in re.findall(r"~(\d+) samples missing", info.stdout)]
-    assert sorted(shown) == sorted(x.missing for x in (ecg_loss, cam_loss) if x.missing), info.stdout
+    assert f"recorder: {streams['ECG']['missing']} samples missing" in info.stdout, info.stdout
 
     # sync of the result runs: a verdict (ok, or suspect with its reasons), stored with the session
     sync = subprocess.run([*MECG, "sync", str(out)], capture_output=True, text=True, timeout=120)
