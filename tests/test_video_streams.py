@@ -156,11 +156,13 @@ def test_vendor_videoraw_streams_are_recorded_as_frames(tmp_path: Path) -> None:
     shapes = {**SHAPES, "Bgr64": (64, 64, 3), "Old32": (24, 32)}
     sent = {name: _frames(shape, N_FRAMES, seed) for seed, (name, shape) in enumerate(shapes.items())}
     out = tmp_path / "vendor.h5"
-    rec = Recorder(
+    queries = tuple(StreamQuery(source_ids=(s,)) for s in sids.values())
+    rec = Recorder(  # every stream required: recording starts once each has been seen
         RecorderConfig(
             path=out,
-            queries=tuple(StreamQuery(source_ids=(s,)) for s in sids.values()),
-            wait_s=5.0,
+            queries=(),
+            required=queries,
+            wait_s=10.0,
             settle_s=0.3,
             min_free_mb=0.0,
         )
@@ -170,7 +172,7 @@ def test_vendor_videoraw_streams_are_recorded_as_frames(tmp_path: Path) -> None:
     try:
         rec.start()
         for name, outlet in outlets.items():
-            assert _wait_for(lambda o=outlet: o.have_consumers(), 5.0), name
+            assert _wait_for(lambda o=outlet: o.have_consumers(), 5.0), f"{name}: {rec.events()}"
             outlet.push_chunk(sent[name].reshape(N_FRAMES, -1).view(np.int8), stamps.tolist())
         assert _wait_for(lambda: sum(s.samples for s in rec.status().streams) == N_FRAMES * len(outlets), 10.0)
     finally:
