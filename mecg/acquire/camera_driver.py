@@ -28,6 +28,7 @@ import numpy as np
 import pylsl
 
 from mecg.acquire.background import BackgroundLoop
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, DEFAULT_BUFFER_S, buffer_seconds
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceTimeoutError
 from mecg.acquire.frames import Frame, FrameSource
 
@@ -42,9 +43,12 @@ class CameraConfig:
     in px; ``roi``: ``(x, y, width, height)`` cropped first; ``gray``: one channel. ``loop``:
     replay a file forever; ``realtime``: pace a file at its rate (else as fast as the outlet
     takes it). ``latency_s``: subtracted from grab-time stamps. ``max_buffered_s``: what the
-    outlet keeps for a slow receiver. ``rt_priority``: run the capture thread with real-time
-    scheduling (Linux SCHED_FIFO, 1-99; needs root, CAP_SYS_NICE or an rtprio limit) so a busy
-    machine does not hold it up long enough for the camera's buffers to overflow. ``exposure_s``:
+    outlet keeps for each receiver while the network or the receiver is behind (s; ``None``: 15 s,
+    shortened so that it stays under ``buffer_max_mb`` MB: 640x480 grey at 150 fps gets 15 s = 0.7 GB,
+    RGB 14 s = 1.9 GB; see :mod:`mecg.acquire.buffers`); an explicit one over the cap is refused.
+    ``rt_priority``: run the capture thread with real-time scheduling (Linux SCHED_FIFO, 1-99; needs
+    root, CAP_SYS_NICE or an rtprio limit) so a busy machine does not hold it up long enough for the
+    camera's buffers to overflow. ``exposure_s``:
     the camera's exposure time (s) as the user set it, published in the stream header (it does not
     change the camera's setting; a pylon camera is set to it); ``None``: the source's own, when it
     knows it. ``trigger_line`` / ``strobe_line``: a pylon camera's frame-start trigger input (e.g.
@@ -61,7 +65,8 @@ class CameraConfig:
     loop: bool = False
     realtime: bool = True
     latency_s: float = 0.0
-    max_buffered_s: float = 2.0
+    max_buffered_s: float | None = None
+    buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
     rt_priority: int | None = None
     exposure_s: float | None = None
     trigger_line: str | None = None
@@ -296,6 +301,7 @@ class CameraDriver(BackgroundLoop):
         self.source_id = ""
         self.frames = 0
         self.dropped = 0
+        self.buffer_s = 0
         self.finished = threading.Event()  # the file ended
         self.error = ""
         #: Scheduling of the capture thread: "normal", "SCHED_FIFO n", or why not.
@@ -336,7 +342,18 @@ class CameraDriver(BackgroundLoop):
         info = video_stream_info(
             self.config.name, self.source_id, self.shape, self.config.fps or self.source.fps, self.source, self.config
         )
-        self.outlet = pylsl.StreamOutlet(info, chunk_size=1, max_buffered=max(1, round(self.config.max_buffered_s)))
+        h, w = self.shape[:2]
+        fps = self.config.fps or self.source.fps
+        #: The outlet's buffer (s): what it holds for each receiver through an outage.
+        self.buffer_s = buffer_seconds(
+            self.config.max_buffered_s,
+            default_s=DEFAULT_BUFFER_S,
+            srate_hz=fps,
+            sample_bytes=int(np.prod(self.shape)),
+            max_mb=self.config.buffer_max_mb,
+            what=f"the camera outlet ({w}x{h}{'x3' if len(self.shape) == 3 else ''} at {fps:g} fps)",
+        )
+        self.outlet = pylsl.StreamOutlet(info, chunk_size=1, max_buffered=self.buffer_s)
         return self.shape
 
     def _push(self, f: Frame, t_grab: float) -> None:

@@ -21,6 +21,7 @@ import pylsl
 import serial
 
 from mecg.acquire.background import BackgroundLoop
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
 from mecg.acquire.errors import AcquireError, DeviceReplyError
@@ -28,6 +29,8 @@ from mecg.acquire.serial_port import open_port
 from mecg.errors import MecgError
 
 PROTOCOLS = ("mecg", "cyton")
+#: Default outlet buffer (s): samples are small, so a minute costs a few MB.
+ECG_BUFFER_S = 60.0
 
 
 @dataclass
@@ -41,7 +44,9 @@ class EcgConfig:
     between reconnection attempts (s); ``read_interval_s``: how often the port is read (s): each
     read costs CPU, each interval adds up to that much delivery latency; timestamps do not change;
     ``stall_s``: no sample for this long (s) while the port stays open counts as a lost device
-    (e.g. it was reset and sits stopped): the driver starts it again.
+    (e.g. it was reset and sits stopped): the driver starts it again. ``max_buffered_s``: what the
+    outlet keeps for each receiver through a network outage (s; ``None``: 60 s, a few MB at 1 kHz),
+    refused over ``buffer_max_mb`` MB (:mod:`mecg.acquire.buffers`).
     """
 
     port: str
@@ -56,6 +61,8 @@ class EcgConfig:
     answer_timeout_s: float | None = None
     read_interval_s: float = 0.004
     stall_s: float = 2.0
+    max_buffered_s: float | None = None
+    buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -183,7 +190,16 @@ class EcgDriver(BackgroundLoop):
         self.info = info
         self.source_id = self.config.source_id or board_source_id(info)
         si = ecg_stream_info(info, self.config.name, self.source_id, self.config.port)
-        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=60)
+        #: The outlet's buffer (s).
+        self.buffer_s = buffer_seconds(
+            self.config.max_buffered_s,
+            default_s=ECG_BUFFER_S,
+            srate_hz=info.rate_hz,
+            sample_bytes=4 * len(info.labels),
+            max_mb=self.config.buffer_max_mb,
+            what=f"the ECG outlet ({len(info.labels)} channels at {info.rate_hz:g} Hz)",
+        )
+        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=self.buffer_s)
 
     # -- streaming ------------------------------------------------------------------------------
     def pump(self) -> int:

@@ -20,6 +20,7 @@ import pylsl
 import serial
 
 from mecg.acquire.background import BackgroundLoop
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.errors import AcquireError, DeviceReplyError, DeviceTimeoutError
 from mecg.acquire.protocol import (
@@ -50,7 +51,9 @@ class TriggerConfig:
     """Settings of the trigger driver (times in s, widths in ms).
 
     ``count``: stop after this many pulses (``None``: run until stopped); ``seed``: of the host
-    schedule (``None``: random); ``latency_s``: constant box-to-host latency to subtract.
+    schedule (``None``: random); ``latency_s``: constant box-to-host latency to subtract;
+    ``max_buffered_s``: what the outlet keeps for each receiver through a network outage, in LSL's
+    units for irregular streams (hundreds of markers; ``None``: 360, i.e. 36,000 markers).
     """
 
     port: str
@@ -66,6 +69,8 @@ class TriggerConfig:
     latency_s: float = 0.0
     retry_s: float = 0.5
     answer_timeout_s: float = 0.5
+    max_buffered_s: float | None = None
+    buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
 
     def __post_init__(self) -> None:
         lo, hi = self.gap_s
@@ -183,8 +188,18 @@ class TriggerDriver(BackgroundLoop):
         info = self._open_and_start()
         self.info = info
         self.source_id = self.config.source_id or f"mecg-trigger-{info.uid:08x}"
+        #: The outlet's buffer, in LSL's units for markers (hundreds of markers).
+        self.buffer_s = buffer_seconds(
+            self.config.max_buffered_s,
+            default_s=360.0,
+            srate_hz=0.0,
+            sample_bytes=32,
+            max_mb=self.config.buffer_max_mb,
+            what="the trigger outlet (markers, counted in hundreds)",
+        )
         self.outlet = pylsl.StreamOutlet(
-            marker_stream_info(self.config.name, self.source_id, self.config, info, self.config.port)
+            marker_stream_info(self.config.name, self.source_id, self.config, info, self.config.port),
+            max_buffered=self.buffer_s,
         )
         self.state = "running"
         return info
