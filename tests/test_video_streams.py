@@ -259,6 +259,10 @@ def test_xdf_with_videoraw_streams_imports_them_as_video(tmp_path: Path, capsys:
         bgr = next(st for st in s.streams.values() if st.info.name == "Bgr64")
         assert s.format_version == 3 and len(bgr.info.channel_labels) == 64 * 64 * 3
         np.testing.assert_array_equal(bgr.data[()].view(np.uint8), truth["Bgr64"][0].reshape(N_FRAMES, -1))
+    # --streams Video picks the VideoRaw streams too (the type names are one family)
+    assert main(["import-xdf", str(xdf), str(tmp_path / "sel.h5"), "--streams", "Video", "--json"]) == 0
+    sel = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in sel["streams"] if r["imported_as"]} == {*SHAPES, "Bgr64"}
     # mecg info sees the video streams as it sees mecg's own camera
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

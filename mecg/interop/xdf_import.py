@@ -56,7 +56,7 @@ from mecg.interop.xdf_scan import (
 from mecg.session import SessionError, SessionWriter, StreamInfo
 from mecg.session.ecg_channel import ecg_columns
 from mecg.session.format import CHANNEL_FORMATS
-from mecg.session.lsl_video import video_layout
+from mecg.session.lsl_video import is_video_type, video_layout
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 
 #: Stream types (lower case) of a one-channel stream that counts the frames of a video file.
@@ -219,10 +219,15 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
     return _Plan(s, info, "signal")
 
 
+def _type_key(stream_type: str) -> str:
+    """A type for comparison: lower case, Video and VideoRaw (the XDF name) as one."""
+    return "video" if is_video_type(stream_type) else stream_type.lower()
+
+
 def _selected(s: XdfStreamScan, tokens: Sequence[str]) -> bool:
     el = ET.fromstring(s.header_xml)
     names = {_text(el, "name"), str(s.stream_id)}
-    return bool(names & set(tokens)) or _text(el, "type").lower() in {t.lower() for t in tokens}
+    return bool(names & set(tokens)) or _type_key(_text(el, "type")) in {_type_key(t) for t in tokens}
 
 
 def _pick_ecg(plans: list[_Plan], ecg: str | None, notes: list[str]) -> None:
