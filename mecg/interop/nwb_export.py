@@ -48,6 +48,7 @@ import numpy as np
 from mecg.errors import MecgError
 from mecg.interop.output_files import check_output, temp_beside
 from mecg.session import Session, Stream, open_session
+from mecg.session.ecg_channel import ecg_columns
 from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices, huber_line
 from mecg.sync.lookup import Timeline
 
@@ -315,8 +316,11 @@ def _export(
                 "the NWB Inspector reports its absence as CRITICAL"
             )
         # -- clocks -------------------------------------------------------------------------
+        # the ECG clock is that of the stream sync aligned to (found by mecg's one ECG rule: an EXG/EEG
+        # stream's ECG channel too); without a sync, the one stream of type ECG names the ECG series
         ecgs = s.find_streams(type="ECG", kind="signal")
-        ecg = ecgs[0] if len(ecgs) == 1 else None
+        synced_key = str(s.sync_group.attrs.get("ecg_stream", ""))
+        ecg = s.streams[synced_key] if synced_key in s.streams else (ecgs[0] if len(ecgs) == 1 else None)
         origin = float(s.attr("start_time_lsl", float("nan")))
         if not math.isfinite(origin):
             firsts = [float(_recorder_times(st)[0]) for st in s.streams.values() if st.sample_count]
@@ -366,11 +370,7 @@ def _export(
             units = list(info.channel_units)
             is_ecg = ecg is not None and st.key == ecg.key
             if is_ecg and ecg_unit:  # the ECG channels (by type or label), else every channel of unknown unit
-                ecg_ch = [
-                    i
-                    for i, (lab, typ) in enumerate(zip(info.channel_labels, info.channel_types))
-                    if lab.upper().startswith("ECG") or typ.upper().startswith("ECG")
-                ]
+                ecg_ch = ecg_columns(info)  # the one rule: label or type ECG/EKG
                 for i in ecg_ch or [i for i, u in enumerate(units) if volts_per_unit(u) is None and u != "bool"]:
                     units[i] = ecg_unit
             volts = [i for i, u in enumerate(units) if volts_per_unit(u) is not None]
