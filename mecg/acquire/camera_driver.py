@@ -1,4 +1,4 @@
-"""The camera driver: frames from OpenCV (a device or a video file) or a virtual camera to an LSL ``Video`` outlet.
+"""The camera driver: frames from OpenCV (a device or a video file) or a virtual camera to an LSL ``VideoRaw`` outlet.
 
 Each frame is optionally cropped to a region of interest, resized and turned grey, then pushed as
 one int8 sample of ``width x height x channels`` values (LSL has no uint8: receivers view the

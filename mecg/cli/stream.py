@@ -244,7 +244,7 @@ def _camera(args: argparse.Namespace) -> int:
     )
     print(
         f"{src.name} ({src.kind}): {shape[1]}x{shape[0]} {'RGB' if len(shape) == 3 else 'grey'} at "
-        f"{args.fps or src.fps:g} fps, {exposure_text} -> LSL '{args.name}' (type Video, source_id {drv.source_id}; "
+        f"{args.fps or src.fps:g} fps, {exposure_text} -> LSL '{args.name}' (type VideoRaw, source_id {drv.source_id}; "
         f"LSL config: {cfg_name}). Ctrl-C to stop.",
         file=sys.stderr,
     )
@@ -350,7 +350,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = devs.add_parser(
         "camera",
         help="a camera or video file (OpenCV), or a virtual camera",
-        description="Stream frames to an LSL outlet of type Video (one int8 sample per frame).",
+        description="Stream frames to an LSL outlet of type VideoRaw (the XDF convention; one int8 sample per frame).",
     )
     c.add_argument(
         "--camera",
