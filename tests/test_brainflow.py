@@ -290,3 +290,16 @@ def test_brainflow_board_unplugged_and_back_is_one_stream_with_a_gap(trial: Tria
     assert stats.reconnects >= 1 and not drv.error
     steps = np.diff(np.concatenate([ts_before, ts_after]))
     assert steps.max() > 0.5 and len(ts_after) > 200  # the time it was away; the same outlet throughout
+
+
+def test_outlet_buffer_is_sized_and_capped() -> None:
+    drv = BrainFlowDriver(BrainFlowConfig("SYNTHETIC_BOARD", source_id=sid("buf"), max_buffered_s=120.0))
+    try:
+        drv.connect()
+        assert drv.buffer_s == 120
+    finally:
+        drv.close()
+    big = BrainFlowDriver(BrainFlowConfig("SYNTHETIC_BOARD", max_buffered_s=80000.0, buffer_max_mb=1.0))
+    with pytest.raises(AcquireError, match="--buffer-s"):
+        big.connect()
+    assert big.board is None and big.outlet is None  # the BrainFlow session was released again

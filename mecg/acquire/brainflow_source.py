@@ -41,6 +41,7 @@ import numpy as np
 import pylsl
 
 from mecg.acquire.background import BackgroundLoop
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo
 from mecg.acquire.ecg_driver import EcgStats, board_source_id, ecg_stream_info, forward_only
@@ -56,6 +57,8 @@ PACKAGE_MODULUS = 256
 CYTON_DIGITAL_FOOTER = 0xC1
 #: Largest drift (ppm) believed of a board BrainFlow paces with host sleeps (synthetic, playback).
 HOST_PACED_MAX_DRIFT_PPM = 5000.0
+#: Default outlet buffer (s), as the serial ECG driver's: samples are small, a minute costs a few MB.
+BRAINFLOW_BUFFER_S = 60.0
 #: One BrainFlow unit of EXG rows (µV) in the stream's unit (mV).
 MV_PER_UV = 1e-3
 
@@ -241,7 +244,9 @@ class BrainFlowConfig:
     (``None``: from the board); ``latency_s``: constant latency subtracted from the timestamps (s);
     ``read_interval_s``: how often the board's buffer is read (s); ``stall_s``: no sample for this
     long (s) means the board is lost (reconnect) or a playback file ended (stop); ``retry_s``: wait
-    between reconnection attempts (s); ``digital_mode``: put a Cyton in digital board mode (``/3``).
+    between reconnection attempts (s); ``digital_mode``: put a Cyton in digital board mode (``/3``);
+    ``max_buffered_s``: what the outlet keeps for each receiver through an outage (s; ``None``: 60 s),
+    refused over ``buffer_max_mb`` MB (:mod:`mecg.acquire.buffers`).
     """
 
     board: str
@@ -254,6 +259,8 @@ class BrainFlowConfig:
     stall_s: float = 2.0
     retry_s: float = 0.5
     digital_mode: bool = True
+    max_buffered_s: float | None = None
+    buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
 
 
 class BrainFlowDriver(BackgroundLoop):
@@ -355,6 +362,16 @@ class BrainFlowDriver(BackgroundLoop):
     def connect(self) -> BoardInfo:
         """Prepare the board, start it streaming and create the LSL outlet."""
         layout = self._prepare()
+        try:
+            self._make_outlet(layout)
+        except BaseException:
+            self._release()
+            raise
+        with self._lock:
+            self._stats.state = "streaming"
+        return self.info
+
+    def _make_outlet(self, layout: BoardLayout) -> None:
         info = self._board_info(layout)
         self.info = info
         self.source_id = self.config.source_id or board_source_id(info)
@@ -365,10 +382,16 @@ class BrainFlowDriver(BackgroundLoop):
         si.desc().child("timing").append_child_value(
             "device_clock", "sample number (BrainFlow package counter) / nominal rate; host times: BrainFlow's"
         )
-        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=60)
-        with self._lock:
-            self._stats.state = "streaming"
-        return info
+        #: The outlet's buffer (s).
+        self.buffer_s = buffer_seconds(
+            self.config.max_buffered_s,
+            default_s=BRAINFLOW_BUFFER_S,
+            srate_hz=info.rate_hz,
+            sample_bytes=4 * len(info.labels),
+            max_mb=self.config.buffer_max_mb,
+            what=f"the ECG outlet ({len(info.labels)} channels at {info.rate_hz:g} Hz)",
+        )
+        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=self.buffer_s)
 
     @property
     def trigger_source(self) -> str:
