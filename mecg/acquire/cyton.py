@@ -13,6 +13,10 @@ Resynchronisation: the usual rule (a 0xA0 with a footer 32 bytes later) alone ac
 packets: sample bytes fall in 0xC0-0xC6 about 3 % of the time, so a truncated packet followed by
 a good one is taken for a packet 3 % of the time and swallows the good one. :class:`CytonParser`
 adds lookahead (see there), at the cost of one byte or one packet of latency.
+
+BrainFlow's ``CYTON_BOARD`` (``mecg stream ecg --brainflow CYTON_BOARD``) reads the same board;
+this path stays for that lookahead (BrainFlow's reader accepts header + footer alone) and for
+running without a native library (docs/devices.md).
 """
 
 from __future__ import annotations
