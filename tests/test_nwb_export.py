@@ -23,6 +23,42 @@ CFG = TrialConfig(
 )
 #: Inspector importances that must not appear.
 BAD = {"CRITICAL", "BEST_PRACTICE_VIOLATION", "ERROR", "PYNWB_VALIDATION"}
+#: The neurodata types an export may contain: all in NWB core 2.2 (2020) and hdmf-common 1.x, so every NWB 2.x
+#: reader maps them. Newer ones (EventsTable 2.9, ElectrodesTable 2.8, MeaningsTable ...) are unknown to older readers.
+OLD_TYPES = {
+    ("core", "NWBFile"),
+    ("core", "Subject"),
+    ("core", "TimeSeries"),
+    ("core", "ImageSeries"),
+    ("core", "AnnotationSeries"),
+    ("core", "TimeIntervals"),
+    ("hdmf-common", "DynamicTable"),
+    ("hdmf-common", "VectorData"),
+    ("hdmf-common", "VectorIndex"),
+    ("hdmf-common", "ElementIdentifiers"),
+}
+
+
+def _neurodata_types(path: Path) -> set[tuple[str, str]]:
+    """Every (namespace, neurodata_type) an NWB file's HDF5 objects declare."""
+    found: set[tuple[str, str]] = set()
+    with h5py.File(path, "r") as f:
+        for obj in [f, *(f[n] for n in _names(f))]:
+            if "neurodata_type" in obj.attrs:
+                found.add((str(obj.attrs["namespace"]), str(obj.attrs["neurodata_type"])))
+    return found
+
+
+def _names(f: h5py.File) -> list[str]:
+    out: list[str] = []
+    f.visit(out.append)
+    return [n for n in out if not n.startswith("specifications")]
+
+
+def _assert_old_types_only(path: Path) -> None:
+    types = _neurodata_types(path)
+    assert ("core", "NWBFile") in types
+    assert types <= OLD_TYPES, f"types newer than NWB 2.2 core: {sorted(types - OLD_TYPES)}"
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +74,16 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _bad_messages(path: Path) -> list[str]:
+    """Inspector messages that must not appear; but an external video's regular timestamps are allowed."""
     msgs = [m for m in inspect_nwbfile(nwbfile_path=str(path)) if m is not None]
+    with h5py.File(path, "r") as f:
+        acq = f["acquisition"] if "acquisition" in f else {}
+        external = {f"/acquisition/{k}" for k, g in acq.items() if "format" in g and g["format"][()] == b"external"}
     return [
         f"{m.importance.name} {m.check_function_name} {m.location}: {m.message}"
         for m in msgs
-        if m.importance.name in BAD or m.check_function_name == "check_timestamp_of_the_first_sample_is_not_negative"
+        if (m.importance.name in BAD or m.check_function_name == "check_timestamp_of_the_first_sample_is_not_negative")
+        and not (m.check_function_name == "check_regular_timestamps" and m.location in external)
     ]
 
 
@@ -65,7 +106,13 @@ def test_round_trip_external_video_on_ecg_clock(sessions: tuple[Path, Path], tmp
         assert ecg.unit == "volts" and ecg.rate == fs
         volts = ecg.data[()][:, 0] * ecg.conversion
         np.testing.assert_allclose(volts, ecg_s.channel("ECG") * 1e-3, rtol=1e-6)  # stored in mV
-        np.testing.assert_array_equal(nwb.acquisition["TRIG"].data[()], ecg_s.channel("TRIG"))
+        aux = nwb.acquisition["ECG_aux"]  # the stream's other channels: one (n, 2) series, their table says which
+        assert aux.data.shape == (ecg_s.sample_count, 2) and aux.rate == fs and aux.unit == "bool"
+        chans = nwb.acquisition["ECG_channels"].to_dataframe()
+        assert list(chans["label"]) == ecg_s.info.channel_labels and list(chans["unit"]) == ["mV", "bool", "bool"]
+        for _, row in chans.iterrows():
+            col = nwb.acquisition[row["series"]].data[:, row["column"]]
+            np.testing.assert_array_equal(col, ecg_s.channel(row["label"]))
         cam = nwb.acquisition["FaceCamera"]
         assert cam.format == "external" and list(cam.external_file[:]) == ["sub_FaceCamera.mkv"]
         n = s.streams["FaceCamera"].sample_count
@@ -89,8 +136,9 @@ def test_round_trip_external_video_on_ecg_clock(sessions: tuple[Path, Path], tmp
         assert list(table["type"]) == [a.type for a in ann] and list(table["aus"]) == [a.aus or "n.a." for a in ann]
         np.testing.assert_allclose(table["start_time"], [t_nwb[a.onset_frame] for a in ann])
         np.testing.assert_allclose(table["apex_time"], [t_nwb[a.apex_frame] for a in ann])
-        markers = nwb.events["markers_Stimulus"].to_dataframe()
-        assert list(markers["value"]) == s.streams["Stimulus"].markers()
+        markers = nwb.acquisition["Stimulus"]
+        assert list(markers.data[:]) == s.streams["Stimulus"].markers() and np.all(np.diff(markers.timestamps[:]) > 0)
+    _assert_old_types_only(out)
     # the same session gives the same identifier
     again = export_nwb(synced, tmp_path / "again.nwb", age="P31Y")
     assert again.identifier == rep["identifier"]
@@ -121,6 +169,7 @@ def test_video_in_file_and_no_sync_uses_recorder_clock(sessions: tuple[Path, Pat
         err_ms = ((t - t_ecg0) - truth) * 1e3  # recorder clock: the devices' latency difference remains
         assert abs(np.median(err_ms)) < 40 and np.ptp(err_ms) < 10
         assert nwb.subject.subject_id == "S-9"
+    _assert_old_types_only(out)
 
 
 def test_samples_stamped_before_the_recorder_start_move_session_start_back(
@@ -174,7 +223,8 @@ def test_errors_are_clear(sessions: tuple[Path, Path], tmp_path: Path, capsys) -
     with NWBHDF5IO(str(tmp_path / "b.nwb"), "r") as io:
         nwb = io.read()
         assert nwb.acquisition["ECG"].conversion == pytest.approx(1e-3) and nwb.acquisition["ECG"].data.shape[1] == 1
-        assert nwb.acquisition["TRIG"].unit == "n.a."  # a digital line, not volts
+        assert nwb.acquisition["ECG_aux"].unit == "n.a."  # digital lines, not volts
+        assert list(nwb.acquisition["ECG_channels"].to_dataframe()["unit"]) == ["mV", "n.a.", "n.a."]
     assert rep.objects[0] == "acquisition/ECG"
 
 
@@ -213,7 +263,86 @@ def test_video_only_session_exports(tmp_path: Path) -> None:
     assert _bad_messages(tmp_path / "casme.nwb") == []
     with NWBHDF5IO(str(tmp_path / "casme.nwb"), "r") as io:
         nwb = io.read()
-        assert nwb.acquisition["FaceCamera"].rate == pytest.approx(30.0)
+        cam = nwb.acquisition["FaceCamera"]  # an external video: every frame's time (pynwb 2.x cannot read num_samples)
+        assert cam.rate is None and cam.num_samples == 40
+        np.testing.assert_allclose(cam.timestamps[:], np.arange(40) / 30.0, atol=1e-9)
         row = nwb.intervals["expressions"].to_dataframe().iloc[0]
         assert (row["onset_frame"], row["offset_frame"], row["emotion"]) == (5, 9, "negative")
         assert row["start_time"] == pytest.approx(5 / 30.0) and row["stop_time"] == pytest.approx(9 / 30.0)
+
+
+def test_each_signal_stream_is_one_series_of_all_its_channels(tmp_path: Path) -> None:
+    """Streams other vendors send: BioSemi-like channels without units, EXG in uV with an accelerometer, mixed
+    voltage units; and a markers stream. Each becomes one (n, channels) series (two when some channels are volts
+    and some are not), its channels listed in a table; the markers an AnnotationSeries with their times."""
+    from mecg.session import SessionWriter, StreamInfo
+
+    rng = np.random.default_rng(20)
+    path, t0 = tmp_path / "vendors.h5", 100.0
+    streams = {
+        "BioSemi": (
+            StreamInfo("BioSemi", "EEG", nominal_srate_hz=512.0, channel_labels=[f"A{i}" for i in range(1, 9)]),
+            512.0,
+        ),
+        "OpenBCI": (
+            StreamInfo(
+                "OpenBCI",
+                "EXG",
+                nominal_srate_hz=250.0,
+                channel_labels=["ECG", "EXG2", "EXG3", "EXG4", "AccX"],
+                channel_units=["uV", "uV", "uV", "uV", "g"],
+                channel_types=["ECG", "EXG", "EXG", "EXG", "ACC"],
+            ),
+            250.0,
+        ),
+        "Mixed": (
+            StreamInfo("Mixed", "EXG", nominal_srate_hz=100.0, channel_labels=["L", "R"], channel_units=["mV", "uV"]),
+            100.0,
+        ),
+    }
+    data = {}
+    with SessionWriter(path, "s01", fixed_time="2026-01-01T09:00:00.000+00:00", start_time_lsl=t0) as w:
+        for key, (info, fs) in streams.items():
+            assert w.add_stream(info) == key
+            n = int(4 * fs)
+            data[key] = rng.normal(0, 50, (n, len(info.channel_labels))).astype(np.float32)
+            w.append(key, data[key], t0 + 0.25 + np.arange(n) / fs)
+        w.add_stream(StreamInfo("Stimulus", "Markers", kind="markers", channel_format="string"))
+        w.append("Stimulus", ["start", "face 3", "end"], [t0 + 1.0, t0 + 2.5, t0 + 3.25])
+    out = tmp_path / "vendors.nwb"
+    rep = export_nwb(path, out, age="P25Y")
+    assert rep.objects == [
+        "acquisition/BioSemi",
+        "acquisition/BioSemi_channels",
+        "acquisition/Mixed",
+        "acquisition/Mixed_channels",
+        "acquisition/OpenBCI",
+        "acquisition/OpenBCI_aux",
+        "acquisition/OpenBCI_channels",
+        "acquisition/Stimulus",
+    ]
+    assert _bad_messages(out) == []
+    _assert_old_types_only(out)
+    with NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        acq = nwb.acquisition
+        biosemi = acq["BioSemi"]  # no unit: one series of all 8 channels, not 8 series
+        assert biosemi.data.shape == (2048, 8) and biosemi.unit == "n.a." and biosemi.rate == 512.0
+        np.testing.assert_array_equal(biosemi.data[()], data["BioSemi"])
+        assert biosemi.starting_time == pytest.approx(0.25)
+        assert "A1 (EEG, no unit), A2 (EEG, no unit)" in biosemi.description
+        exg = acq["OpenBCI"]
+        assert exg.data.shape == (1000, 4) and exg.unit == "volts" and exg.conversion == pytest.approx(1e-6)
+        np.testing.assert_array_equal(exg.data[()], data["OpenBCI"][:, :4])
+        assert acq["OpenBCI_aux"].unit == "g" and acq["OpenBCI_aux"].data.shape == (1000, 1)
+        table = acq["OpenBCI_channels"].to_dataframe()
+        assert list(table["label"]) == ["ECG", "EXG2", "EXG3", "EXG4", "AccX"]
+        assert list(table["type"]) == ["ECG", "EXG", "EXG", "EXG", "ACC"]
+        assert list(table["unit"]) == ["uV", "uV", "uV", "uV", "g"]
+        assert list(table["series"]) == ["OpenBCI"] * 4 + ["OpenBCI_aux"] and list(table["column"]) == [0, 1, 2, 3, 0]
+        mixed = acq["Mixed"]  # mV and uV in one series: stored in volts
+        assert mixed.unit == "volts" and mixed.conversion == 1.0
+        np.testing.assert_allclose(mixed.data[()], data["Mixed"] * np.array([1e-3, 1e-6]), rtol=1e-6)
+        markers = acq["Stimulus"]
+        assert list(markers.data[:]) == ["start", "face 3", "end"]
+        np.testing.assert_allclose(markers.timestamps[:], [1.0, 2.5, 3.25], atol=1e-9)

@@ -2,16 +2,20 @@
 
 What goes where (see docs/interop.md for the table):
 
-- the ECG stream's voltage channels -> ``acquisition/ECG``, a ``TimeSeries`` in volts: the stored
-  samples unchanged (e.g. float32 in mV) with NWB's ``conversion`` factor to volts; its other
-  channels (``TRIG``, ``STROBE``, units such as ``bool``) -> one ``TimeSeries`` each;
-  other signal streams -> ``TimeSeries`` with their own units;
+- each signal stream -> ``(n_samples, n_channels)`` ``TimeSeries`` in ``acquisition``: its voltage
+  channels as one series in volts (``ECG`` for the ECG stream, else the stream key; the stored samples
+  unchanged, e.g. float32 in mV, with NWB's ``conversion`` factor to volts), its other channels
+  (``TRIG``, ``STROBE``, units such as ``bool``, or none) as one series ``<name>_aux`` (``<name>`` when
+  the stream has no voltage channel), and a ``DynamicTable`` ``<name>_channels`` naming each channel's
+  label, type, unit, series and column. Not ``ElectricalSeries``: pynwb writes its electrodes table as
+  an ``ElectrodesTable`` (NWB 2.8), which older readers cannot open;
 - each video stream -> an ``ImageSeries``: by default the frames are written losslessly (FFV1 in
   Matroska) to ``<OUT stem>_<stream>.mkv`` beside the NWB file, referenced by a relative
   ``external_file``; with ``video_in_file`` they are stored in the NWB file itself (one gzip chunk
   per frame);
-- each markers stream -> a ``TimeIntervals`` table ``markers_<stream>`` (instantaneous:
-  ``stop_time == start_time``; column ``value``);
+- each markers stream -> an ``AnnotationSeries`` ``acquisition/<stream>`` (the marker texts with their
+  timestamps): core NWB since 2.0, so every 2.x reader opens it (``EventsTable``, its NWB 2.9
+  successor, is unknown to readers before 2.9);
 - the ME/MaE annotations -> a ``TimeIntervals`` table ``expressions`` with the frame columns,
   ``apex_time``, ``type``, ``aus`` and ``emotion``;
 - ``subject_id`` -> ``Subject`` (species ``Homo sapiens`` unless told otherwise).
@@ -39,6 +43,7 @@ import signal
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +220,90 @@ def _series(name: str, data: object, times: np.ndarray, **kw: object):
     return TimeSeries(name=name, data=data, timestamps=times, **kw)
 
 
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if an object of the file already has it; recorded in ``taken``."""
+    out, k = name, 1
+    while out in taken:
+        k += 1
+        out = f"{name}_{k}"
+    taken.add(out)
+    return out
+
+
+def _signal_objects(
+    st: Stream, clocked: tuple[np.ndarray, str], *, is_ecg: bool, ecg_unit: str | None, taken: set[str]
+) -> list:
+    """One signal stream as NWB objects: its samples as ``(n, channels)`` TimeSeries, and a table of its channels.
+
+    The voltage channels make one series in volts (``ECG`` for the ECG stream, else the stream key): the
+    stored samples with ``conversion`` to volts, or volts themselves when the units differ. The other
+    channels make one series ``<name>_aux`` (``<name>`` when the stream has no voltage channel) in their
+    common unit, ``n.a.`` when they have none or differ. ``<name>_channels`` (a DynamicTable) lists every
+    channel: ``label``, ``type``, ``unit`` (as the session stores it), the ``series`` and ``column`` holding it.
+    """
+    from hdmf.common import DynamicTable
+
+    times, clock = clocked
+    info = st.info
+    units = list(info.channel_units)
+    if is_ecg and ecg_unit:  # the ECG channels (by type or label), else every channel of unknown unit
+        ecg_ch = ecg_columns(info)  # the one rule: label or type ECG/EKG
+        for i in ecg_ch or [i for i, u in enumerate(units) if volts_per_unit(u) is None and u != "bool"]:
+            units[i] = ecg_unit
+    volts = [i for i, u in enumerate(units) if volts_per_unit(u) is not None]
+    if is_ecg and not volts:
+        raise NwbExportError(
+            f"ECG stream {st.key!r}: no channel has a voltage unit (units: {units}); pass --ecg-unit mV "
+            "(or uV, V) to say what the samples are"
+        )
+    others = [i for i in range(len(units)) if i not in volts]
+    base = "ECG" if is_ecg else st.key
+    table_name = _unique(f"{base}_channels", taken)
+    desc = f"{info.name} ({info.type}) from LSL source {info.source_id or '?'} on {info.hostname or '?'}; {clock}"
+    data = st.data[()]
+    out: list = []
+    where: dict[int, tuple[str, int]] = {}  # channel -> (series, column)
+    for name, cols in ((base, volts), (f"{base}_aux" if volts else base, others)):
+        if not cols:
+            continue
+        name = _unique(name, taken)
+        listed = ", ".join(
+            f"{info.channel_labels[i]} ({info.channel_types[i] or 'no type'}, {units[i] or 'no unit'})" for i in cols
+        )
+        text = f"{desc}; columns: {listed} (see {table_name})"
+        if cols is volts:
+            factors = [volts_per_unit(units[i]) for i in cols]
+            vdata, conversion = data[:, cols], factors[0]
+            comments = f"stored as {info.channel_format} in {units[cols[0]]}; conversion gives volts"
+            if len(set(factors)) > 1:  # mixed voltage units: store volts
+                vdata, conversion = vdata.astype(np.float64) * np.array(factors), 1.0
+                comments = "stored in volts (the channels' units differ)"
+            kw = {"unit": "volts", "conversion": float(conversion), "comments": comments}
+            out.append(_series(name, vdata, times, description=text, **kw))
+        else:
+            common = {units[i] for i in cols}
+            unit = (common.pop() or "n.a.") if len(common) == 1 else "n.a."
+            out.append(_series(name, data[:, cols], times, unit=unit, description=text))
+        where.update({i: (name, j) for j, i in enumerate(cols)})
+    table = DynamicTable(
+        name=table_name,
+        description=f"the channels of LSL stream {info.name} ({info.type}), one row each in the stream's order",
+    )
+    for col, doc in (
+        ("label", "channel label, as the stream declares it"),
+        ("type", "channel type (ECG, EXG, EEG, TRIG, ...), as the stream declares it; n.a. if none"),
+        ("unit", "unit of the recorded samples (the series' unit and conversion give physical values); n.a.: none"),
+        ("series", "name of the TimeSeries in acquisition that holds the channel"),
+        ("column", "0-based column of the channel in that series' data"),
+    ):
+        table.add_column(col, doc)
+    for i, label in enumerate(info.channel_labels):
+        name, j = where[i]
+        table.add_row(label=label, type=info.channel_types[i] or "n.a.", unit=units[i] or "n.a.", series=name, column=j)
+    out.append(table)
+    return out
+
+
 def export_nwb(
     session_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -299,8 +388,8 @@ def _export(
     from hdmf.data_utils import DataChunkIterator
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.epoch import TimeIntervals
-    from pynwb.event import EventsTable
     from pynwb.image import ImageSeries
+    from pynwb.misc import AnnotationSeries
 
     overwrite, video_in_file, ecg_unit, log = kw["overwrite"], kw["video_in_file"], kw["ecg_unit"], kw["log"]
     experimenter, institution = kw["experimenter"], kw["institution"]
@@ -362,68 +451,25 @@ def _export(
             **({"institution": institution} if institution else {}),
         )
         # -- signals -----------------------------------------------------------------------
+        names: set[str] = set()
         for st in s.streams.values():
             if st.info.kind != "signal" or st.sample_count == 0:
                 continue
-            times, clock = clocked[st.key]
-            info = st.info
-            units = list(info.channel_units)
             is_ecg = ecg is not None and st.key == ecg.key
-            if is_ecg and ecg_unit:  # the ECG channels (by type or label), else every channel of unknown unit
-                ecg_ch = ecg_columns(info)  # the one rule: label or type ECG/EKG
-                for i in ecg_ch or [i for i, u in enumerate(units) if volts_per_unit(u) is None and u != "bool"]:
-                    units[i] = ecg_unit
-            volts = [i for i, u in enumerate(units) if volts_per_unit(u) is not None]
-            if is_ecg and not volts:
-                raise NwbExportError(
-                    f"ECG stream {st.key!r}: no channel has a voltage unit (units: {units}); pass --ecg-unit mV "
-                    "(or uV, V) to say what the samples are"
-                )
-            data = st.data[()]
-            desc = (
-                f"{info.name} ({info.type}) from LSL source {info.source_id or '?'} on {info.hostname or '?'}; {clock}"
-            )
-            if volts:
-                factors = [volts_per_unit(units[i]) for i in volts]
-                vdata = data[:, volts]
-                conversion = factors[0]
-                if len(set(factors)) > 1:  # mixed voltage units: store volts
-                    vdata, conversion = vdata.astype(np.float64) * np.array(factors), 1.0
-                name = "ECG" if is_ecg else st.key
-                nwb.add_acquisition(
-                    _series(
-                        name,
-                        vdata,
-                        times,
-                        unit="volts",
-                        conversion=float(conversion),
-                        description=f"{desc}; channels {', '.join(info.channel_labels[i] for i in volts)}",
-                        comments=f"stored as {info.channel_format} in {units[volts[0]]}; conversion gives volts",
-                    )
-                )
-                report.objects.append(f"acquisition/{name}")
-            for i, label in enumerate(info.channel_labels):
-                if i in volts:
-                    continue
-                name = f"{st.key}_{label}" if not is_ecg else label
-                nwb.add_acquisition(
-                    _series(
-                        name,
-                        data[:, i],
-                        times,
-                        unit=units[i] or "n.a.",
-                        description=f"{desc}; channel {label} ({info.channel_types[i]})",
-                    )
-                )
-                report.objects.append(f"acquisition/{name}")
+            for obj in _signal_objects(st, clocked[st.key], is_ecg=is_ecg, ecg_unit=ecg_unit, taken=names):
+                nwb.add_acquisition(obj)
+                report.objects.append(f"acquisition/{obj.name}")
         # -- video -------------------------------------------------------------------------
         for st in s.find_streams(kind="video"):
             if st.sample_count == 0:
                 continue
             times, clock = clocked[st.key]
+            name = _unique(st.key, names)
             fps = st.info.nominal_srate_hz or (st.effective_srate_hz or 1.0)
             rate = _regular(times)
             timing = {"starting_time": float(times[0]), "rate": rate} if rate else {"timestamps": times}
+            if not video_in_file:  # with a rate, pynwb must store an external file's frame count as num_samples,
+                timing = {"timestamps": times}  # a recent field pynwb 2.x cannot read: each frame's time instead
             desc = f"{st.info.name} from LSL source {st.info.source_id or '?'}; frames (height, width[, RGB]); {clock}"
             if video_in_file:
                 log(f"{st.key}: storing {st.sample_count} frames in the NWB file ...")
@@ -436,7 +482,7 @@ def _export(
                     compression_opts=4,
                 )
                 series = ImageSeries(
-                    name=st.key,
+                    name=name,
                     data=data,
                     dimension=[st.info.frame_shape[1], st.info.frame_shape[0]],
                     unit="n.a.",
@@ -452,35 +498,37 @@ def _export(
                 _write_mkv(st, tmp_mkv, fps)
                 report.video_files.append(str(mkv))
                 series = ImageSeries(
-                    name=st.key,
+                    name=name,
                     external_file=[mkv.name],
                     format="external",
                     starting_frame=[0],
-                    num_samples=st.sample_count,
                     dimension=[st.info.frame_shape[1], st.info.frame_shape[0]],
                     unit="n.a.",
                     description=f"{desc}; frames in {mkv.name} (FFV1, lossless)",
                     **timing,
                 )
             nwb.add_acquisition(series)
-            report.objects.append(f"acquisition/{st.key}")
+            report.objects.append(f"acquisition/{name}")
         # -- markers and annotations -------------------------------------------------------
         for st in s.find_streams(kind="markers"):
             if st.sample_count == 0:
                 continue
             t, _ = clocked[st.key]
-            table = EventsTable(
-                name=f"markers_{st.key}",
-                description=f"LSL markers of {st.info.name} ({st.info.type}): one row per marker, its time on the "
-                "recorder's LSL clock (raw timestamp corrected with the stream's clock offsets)",
-                source_description=f"LSL stream {st.info.name} from {st.info.source_id or '?'} on "
-                f"{st.info.hostname or '?'}",
-            )
-            table.add_column("value", "the marker text as sent")
-            for ti, v in sorted(zip(t.tolist(), st.markers()), key=lambda x: x[0]):
-                table.add_event(timestamp=ti, value=v)
-            nwb.add_events_table(table)
-            report.objects.append(f"events/markers_{st.key}")
+            order = np.argsort(t, kind="stable")
+            texts = st.markers()
+            name = _unique(st.key, names)
+            with warnings.catch_warnings():  # deprecated for NWB 2.9 writers in favour of EventsTable, which
+                warnings.filterwarnings("ignore", "AnnotationSeries is deprecated")  # readers before 2.9 cannot open
+                series = AnnotationSeries(
+                    name=name,
+                    data=[texts[i] for i in order],
+                    timestamps=t[order],
+                    description=f"LSL markers of {st.info.name} ({st.info.type}) from {st.info.source_id or '?'} on "
+                    f"{st.info.hostname or '?'}: the marker text as sent, at its time on the recorder's LSL clock (raw "
+                    "timestamp corrected with the stream's clock offsets)",
+                )
+            nwb.add_acquisition(series)
+            report.objects.append(f"acquisition/{name}")
         ann = s.annotations
         if ann:
             vid = s.streams.get(s.annotated_stream)
