@@ -51,10 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export-nwb",
         help="write a session as an NWB file (ECG in volts, video, markers, ME/MaE annotations, subject)",
-        description="Export a session to Neurodata Without Borders (pynwb): the ECG as a TimeSeries in volts, "
-        "each video as an ImageSeries (a lossless .mkv beside the file by default, or inside it with "
-        "--video-in-file), markers and annotations as time-interval tables, the subject. Times are on the ECG "
-        "clock when `mecg sync` has run, else on the recorder's LSL clock. See docs/interop.md.",
+        description="Export a session to Neurodata Without Borders (pynwb): each signal stream as one "
+        "(samples, channels) TimeSeries (voltage channels in volts, e.g. the ECG; other channels in one <name>_aux "
+        "series) with a table of its channels, each video as an ImageSeries (a lossless .mkv beside the file by "
+        "default, or inside it with --video-in-file), markers as AnnotationSeries, annotations as a time-interval "
+        "table, the subject; only types that readers of any NWB 2.x version open. Times are on the ECG clock when "
+        "`mecg sync` has run, else on the recorder's LSL clock. See docs/interop.md.",
     )
     p.add_argument("session", help="session .h5 file")
     p.add_argument("out", help="the NWB file to write (.nwb)")
