@@ -14,15 +14,20 @@ Measured:
 - **device start to first sample**: ``mecg stream ecg`` spawned -> its first sample received by an
   inlet on the recorder host (an observer process there resolving and reading the stream, as a
   recorder does); and spawned -> the driver says it streams (outlet made, device started);
-- **reconnect delay** after the restart: the restarted driver's first sample (it says it streams)
-  -> the first sample the recorder got from it (its timestamp); and the recording's gap;
+- **reconnect delay** after the restart: the restarted driver says it streams (device started,
+  outlet made; its first sample is stamped a little before) -> the timestamp of the first sample
+  the recorder got from it (<= 0: it got the driver's first samples); kill -> driver streaming
+  again; the recording's gap;
 - **missing vs truly missing**: frames, samples and trigger pulses the recording lacks according to
   the simulator (device frame index from the camera's exposure stamps, amplifier sample index by
   matching the recorded values to the amplifier's index-seeded ones, the pulses it fired), against
   what the recorder counted (its ``missing``/gap table, else its gap lengths); **outside the outage
   and the restart** the truth must be zero;
 - the frames the simulated camera could not render in time ("skipped at the source", a busy
-  machine's doing, not the link's), and the machine's load average.
+  machine's doing, not the link's: the frames its driver pushed are logged by an inlet on the
+  devices host, so the rest of the missing frames is what the link, LSL and the recorder lost);
+- ``mecg sync`` on the file (verdict, mode, uncertainty; ``--no-sync`` skips it), and the
+  machine's load average.
 
 Needs root or CAP_NET_ADMIN (network namespaces). Writes a session of about 46 MB/s (deleted after).
 Prints a table and writes benchmarks/results/multihost.json. Measures; asserts nothing.
@@ -38,6 +43,7 @@ import os
 import platform
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,21 +70,12 @@ MECG = [sys.executable, "-m", "mecg"]
 #: Runs on the recorder host: resolve the stream named argv[1], read it, print when the first sample came.
 OBSERVER = r"""
 import json, sys, time, pylsl
-name = sys.argv[1]
-resolver = pylsl.ContinuousResolver(prop="name", value=name, forget_after=5.0)
 print("watching", flush=True)
-deadline = time.monotonic() + float(sys.argv[2])
-inlet = None
-while time.monotonic() < deadline:
-    if inlet is None:
-        found = resolver.results()
-        if found:
-            t_found = pylsl.local_clock()
-            inlet = pylsl.StreamInlet(found[0], max_buflen=10, recover=True)
-            inlet.open_stream(timeout=5.0)
-        else:
-            time.sleep(0.005)
-            continue
+found = pylsl.resolve_byprop("name", sys.argv[1], 1, float(sys.argv[2]))  # returns as soon as it answers
+t_found = pylsl.local_clock()
+inlet = pylsl.StreamInlet(found[0], max_buflen=10, recover=True)
+inlet.open_stream(timeout=5.0)
+while True:
     _, ts = inlet.pull_chunk(timeout=0.0)
     if ts:
         print(json.dumps({"found": t_found, "arrival": pylsl.local_clock(), "ts": ts[0]}), flush=True)
@@ -206,6 +203,14 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
         hosts_in_file = sorted({x.info.hostname for x in (ecg_s, cam_s, mk_s)})
         complete = s.complete
     size = out.stat().st_size
+    sync = None
+    if args.sync:
+        t = time.monotonic()
+        p = subprocess.run([*MECG, "sync", "--json", str(out)], capture_output=True, text=True, check=False)
+        rep = json.loads(p.stdout) if p.stdout.strip().startswith("{") else {}
+        keys = ("verdict", "reasons", "mode", "uncertainty_ms", "residual_rms_ms", "frames_aligned")
+        sync = {k: rep.get(k) for k in keys}
+        sync.update(exit=p.returncode, seconds=time.monotonic() - t)
     out.unlink()
     cam = camera_truth(truth, cam_ts)
     ecg_l = ecg_truth(truth, ecg_v, ecg_ts)
@@ -241,8 +246,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     cam_lost_ts = origin + np.setdiff1d(pushed_i, rec_i) * period_s
     logger_missed = int(np.setdiff1d(rec_i, pushed_i).size)  # recorded but not logged: the log is incomplete
     # the amplifier streams every sample while a driver reads it: what the recording lacks, the chain lost
-    rate = truth["amplifier"]["sample_clock"]["rate_hz"]
-    ecg_lost_ts = np.concatenate([t + np.arange(1, n + 1) / rate for _, n, t in ecg_l.runs] or [np.zeros(0)])
+    # (each missing sample is placed at its run's start: the last sample recorded before it)
+    ecg_lost_ts = np.concatenate([np.full(n, t) for _, n, t in ecg_l.runs] or [np.zeros(0)])
 
     return {
         "config": {
@@ -272,6 +277,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
         "outage": {"down_s": t_up - t_down},
         "camera": {**loss("FaceCamera", cam, outage_win, cam_lost_ts), "pushed_log_incomplete_by": logger_missed},
         "ecg": loss("ECG", ecg_l, restart_win, ecg_lost_ts),
+        "sync": sync,
         "pulses": {"fired": pulses.recorded + pulses.missing, "missing": pulses.missing},
         "camera_skipped_by_simulator_whole_run": skipped[-1] if skipped else None,
     }
@@ -294,8 +300,12 @@ def table(r: dict) -> str:
         ("ECG driver spawn -> first sample at an inlet on the other host",
          f"{st['spawn_to_first_sample_at_inlet_s']:.2f} s"),
         ("restart: kill -> restarted driver streaming", f"{rs['spawn_to_streaming_s']:.2f} s"),
-        ("restart: its first sample -> first one recorded", f"{rs['reconnect_delay_s']:.2f} s"),
+        ("restart: driver streaming -> first sample recorded (<= 0: from its first)",
+         f"{rs['reconnect_delay_s']:.2f} s"),
         ("restart: gap in the recording", f"{rs['gap_s']:.2f} s"),
+        ("mecg sync: verdict, mode, uncertainty",
+         "skipped" if r["sync"] is None else
+         f"{r['sync']['verdict']}, {r['sync']['mode']}, {r['sync']['uncertainty_ms']} ms"),
         ("hosts in the file", ", ".join(r["hosts"]["in_file"])),
         ("load average start / end",
          f"{r['machine']['load_avg_start'][0]:.1f} / {r['machine']['load_avg_end'][0]:.1f}"),
@@ -316,6 +326,7 @@ def main() -> int:
     ap.add_argument("--outage-s", type=float, default=3.0, help="link outage in s (default 3)")
     ap.add_argument("--fps", type=float, default=150.0, help="camera frame rate (default 150)")
     ap.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    ap.add_argument("--no-sync", dest="sync", action="store_false", help="do not run mecg sync on the file")
     ap.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = ap.parse_args()
     if args.quick:
