@@ -14,6 +14,8 @@ tqdm is imported only when a bar is shown, so light commands do not pay for it.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from typing import TextIO
 
@@ -46,7 +48,17 @@ class Progress:
         if not quiet and _is_terminal(self.stream):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc or None, unit=unit, file=self.stream, dynamic_ncols=True)
+            # follow the terminal's width; a terminal that reports none (0 columns) gets 80
+            sized = _columns(self.stream) > 0
+            self.bar = tqdm(
+                total=total,
+                desc=desc or None,
+                unit=unit,
+                file=self.stream,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
+                nrows=None if sized else 24,
+            )
 
     @property
     def shown(self) -> bool:
@@ -98,6 +110,14 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width in columns (0 when it does not say)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return 0
 
 
 def _is_terminal(stream: TextIO) -> bool:
