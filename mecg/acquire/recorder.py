@@ -352,7 +352,7 @@ class _StreamTask:
         self.gap_s = 0.0
         self.gap_missing = 0
         self.gap_rows: list[tuple[float, float, int]] = []
-        self.loss_changed = False
+        self.loss_changed = True  # stored (zeros) soon after the stream is added, then whenever it changes
         self.first_ts = self.last_ts = math.nan
         self.last_arrival = math.nan
         self.offset_s = 0.0

@@ -31,7 +31,7 @@ from mecg.acquire.recorder import RecorderStatus
 from mecg.app.health import HealthTracker
 from mecg.cli.record import hms, size_text
 
-HEALTH_COLUMNS = ("stream", "Hz / nominal", "samples", "dropped", "gaps", "health")
+HEALTH_COLUMNS = ("stream", "Hz / nominal", "samples", "missing", "gaps", "health")
 COLORS = {"ok": QColor(200, 240, 200), "warn": QColor(255, 230, 160), "bad": QColor(240, 120, 120)}
 
 
@@ -144,7 +144,7 @@ class RecordingPanel(QWidget):
                 s.key,
                 f"{s.rate_hz:.1f} / {s.nominal_srate_hz:g}" if regular else f"{s.rate_hz:.1f} / irregular",
                 str(s.samples),
-                str(s.dropped) if regular else "-",
+                str(s.missing) if regular else "-",
                 str(s.gaps) if regular else "-",
                 text,
             )
