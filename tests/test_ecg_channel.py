@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mecg.cli.main import main
+from mecg.model.ecg_features import ensure_synced
 from mecg.session import SessionWriter, StreamInfo, open_session
 from mecg.session.ecg_channel import (
     EcgChannel,
@@ -24,7 +25,7 @@ from mecg.session.ecg_channel import (
     pick_ecg,
     stream_ecg_column,
 )
-from mecg.sync import Timeline, synchronize, write_result
+from mecg.sync import SyncError, Timeline, synchronize, write_result
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
 
 EXG_LABELS = ["Fp1", "Fp2", "C3", "ECG", "TRIG", "STROBE", "O1", "O2"]
@@ -150,8 +151,13 @@ def test_ambiguous_session_asks_and_a_stored_or_given_choice_decides(
     assert main(["sync", str(both), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "several streams carry ECG (ECG:ECG, OpenBCI:ECG)" in err and "Traceback" not in err
-    assert main(["sync", str(both), "--dry-run", "--json", "--ecg-channel", "OpenBCI:ECG"]) == 0
+    assert main(["sync", str(both), "--json", "--ecg-channel", "OpenBCI:ECG"]) == 0
     assert '"ecg_stream": "OpenBCI"' in capsys.readouterr().out
+    # synced: the model goes on with sync's choice; another explicit choice is refused with the fix
+    ensure_synced(both, print)
+    ensure_synced(both, print, "OpenBCI:3")
+    with pytest.raises(SyncError, match=r"synced with the ECG in OpenBCI column 3, not ECG:ECG.*--ecg-channel ECG:0"):
+        ensure_synced(both, print, "ECG:0")
     stored = as_exg(trial, tmp_path / "stored.h5", keep_ecg_stream=True, choice="OpenBCI:3")
     with open_session(stored) as s:
         assert find_ecg(s) == EcgChannel("OpenBCI", 3, "ECG")  # the recording's choice

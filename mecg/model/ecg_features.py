@@ -106,17 +106,17 @@ def ensure_synced(path: str | os.PathLike, log: Callable[[str], None], ecg_chann
     """
     path = Path(path)
     with open_session(path) as s:
-        ch = find_ecg(s, ecg_channel)
-        if ch is None:
-            return
         g = s.sync_group
-        if "frame_time_ecg_s" in g:
-            done = (str(g.attrs.get("ecg_stream", "")), int(g.attrs.get("ecg_column", ch.column)))
-            if ecg_channel and done != (ch.stream, ch.column):
+        if "frame_time_ecg_s" in g:  # synced: sync chose the ECG; an explicit choice must agree
+            ch = find_ecg(s, ecg_channel) if ecg_channel else None
+            done = (str(g.attrs.get("ecg_stream", "")), int(g.attrs.get("ecg_column", ch.column if ch else 0)))
+            if ch is not None and done != (ch.stream, ch.column):
                 raise SyncError(
                     f"{path.name} was synced with the ECG in {done[0]} column {done[1]}, not {ch.describe()}: "
                     f"run `mecg sync --ecg-channel {ecg_channel} {path}` again first"
                 )
+            return
+        if find_ecg(s, ecg_channel) is None:
             return
     if not can_store_derivatives(path):
         raise SyncError(
