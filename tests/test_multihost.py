@@ -82,7 +82,8 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
         RECORDER,
         "record",
         [*MECG, "record", "--out", str(out), "--duration", f"{RECORD_S:g}", "--wait", "15", "--quiet", "--json"]
-        + [arg for name in ("ECG", "FaceCamera", "TriggerBox") for arg in ("--stream", name)],
+        + [arg for name in ("ECG", "FaceCamera", "TriggerBox") for arg in ("--stream", name)]
+        + ["--host", lab.hostname[DEVICES]],  # the streams of that computer only
     )
     wait_for("recording started", lambda: _ready(rec, "recording for"), 30)
     t0 = time.monotonic()
