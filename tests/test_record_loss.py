@@ -25,8 +25,8 @@ from mecg.acquire.buffers import BufferTooLargeError, buffer_mb, buffer_seconds
 from mecg.acquire.recorder import Recorder, RecorderConfig, StreamStatus
 from mecg.acquire.stream_metadata import StreamQuery
 from mecg.cli.info import format_summary, summarize
-from mecg.cli.record import format_status, status_line
 from mecg.cli.record import format_summary as record_summary
+from mecg.cli.record import status_line
 from mecg.session import check_session, open_session
 
 #: The simulated device: pushes the index ranges ``runs`` on the schedule, then waits for stdin to close.
@@ -163,7 +163,7 @@ def test_a_pause_is_one_gap_with_its_missing_samples(tmp_path: Path, kind: str, 
     finally:
         dev.close()
     s = final.streams[0]
-    idx, ts, attrs = indices(tmp_path / "s.h5")
+    idx, _, attrs = indices(tmp_path / "s.h5")
     truth_gap = runs[1][0] - runs[0][1]
     truth = missing_between(idx)
     assert truth >= truth_gap  # the recording may have started after sample 0, never with a hole before the pause
@@ -211,7 +211,7 @@ def test_a_stall_to_the_end_is_a_gap_up_to_the_stop(tmp_path: Path) -> None:
     idx, _, attrs = indices(tmp_path / "s.h5")
     inside = missing_between(idx)
     assert inside == 0 and s.gaps == 1
-    start, dur, miss = s.gap_table[-1]  # ...but at the stop
+    start, _, miss = s.gap_table[-1]  # ...but at the stop
     assert start == pytest.approx(last_t, abs=1e-6)
     # the truth: every frame due between the last one and the stop; the stop happened between before and after
     assert math.floor((before - last_t) * rate) <= miss <= math.floor((after - last_t) * rate)
@@ -267,3 +267,27 @@ def test_buffers_default_within_the_cap_and_an_explicit_one_over_it_is_refused()
         buffer_seconds(30.0, default_s=15.0, srate_hz=150.0, sample_bytes=rgb, what="the camera")
     assert buffer_seconds(30.0, default_s=15.0, srate_hz=150.0, sample_bytes=rgb, max_mb=5000.0) == 30
     assert buffer_seconds(None, default_s=360.0, srate_hz=0.0, sample_bytes=32) == 360  # markers: 36,000
+
+
+def test_a_recorder_buffer_over_the_cap_stops_the_start_and_writes_nothing(tmp_path: Path) -> None:
+    source_id = sid("cap")
+    dev = Device("video", source_id, 150.0, [[0, 300]])
+    try:
+        cfg = RecorderConfig(
+            path=tmp_path / "s.h5",
+            queries=(StreamQuery(source_ids=(source_id,)),),
+            wait_s=20.0,
+            buffer_s=30.0,
+            buffer_max_mb=0.2,  # 8x6 frames: 96 B each with LSL's bookkeeping, 14.4 kB per second
+        )
+        with pytest.raises(
+            BufferTooLargeError, match=r"--buffer-s 30 for Lossvideo .* needs about 0.43 MB .* give at most 13 s"
+        ):
+            Recorder(cfg).start()
+        assert not (tmp_path / "s.h5").exists()
+        cfg.buffer_s = None  # the default is shortened to fit
+        rec = Recorder(cfg).start()
+        assert rec.status().streams[0].buffer_s == 13
+        rec.stop()
+    finally:
+        dev.close()

@@ -53,6 +53,7 @@ def buffer_seconds(
     max_mb: float = DEFAULT_BUFFER_MAX_MB,
     what: str = "the stream",
     option: str = "--buffer-s",
+    other_fix: str = "",
 ) -> int:
     """The buffer to give LSL, in whole seconds (at least 1, LSL's smallest).
 
@@ -66,8 +67,9 @@ def buffer_seconds(
         The stream's nominal rate (Hz; <= 0 for irregular streams) and bytes per sample.
     max_mb
         Memory cap of the buffer (MB).
-    what, option
-        Named in the error message: the stream and the option that set the buffer.
+    what, option, other_fix
+        For the error message: the stream, the option that set the buffer, another way out (e.g.
+        ``"make the frames smaller (--size, --gray)"``).
 
     Raises
     ------
@@ -84,8 +86,13 @@ def buffer_seconds(
     want = max(1, math.ceil(requested_s))
     if want > fits:
         raise BufferTooLargeError(
-            f"{option} {requested_s:g} for {what} needs about {buffer_mb(want, srate_hz, sample_bytes):,.0f} MB "
-            f"({per_s / 1e6:,.1f} MB per second of buffer), over the {max_mb:,.0f} MB cap: give at most "
-            f"{fits} s, make the frames smaller (--size, --gray), or raise the cap with --buffer-max-mb"
+            f"{option} {requested_s:g} for {what} needs about {_mb(buffer_mb(want, srate_hz, sample_bytes))} MB "
+            f"({_mb(per_s / 1e6)} MB per second of buffer), over the {_mb(max_mb)} MB cap: give at most "
+            f"{fits} s, {other_fix + ', ' if other_fix else ''}or raise the cap with --buffer-max-mb"
         )
     return want
+
+
+def _mb(x: float) -> str:
+    """``1,382`` for large sizes, two significant digits below 10 (``0.043``)."""
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"

@@ -352,6 +352,7 @@ class CameraDriver(BackgroundLoop):
             sample_bytes=int(np.prod(self.shape)),
             max_mb=self.config.buffer_max_mb,
             what=f"the camera outlet ({w}x{h}{'x3' if len(self.shape) == 3 else ''} at {fps:g} fps)",
+            other_fix="make the frames smaller (--size, --gray)",
         )
         self.outlet = pylsl.StreamOutlet(info, chunk_size=1, max_buffered=self.buffer_s)
         return self.shape

@@ -932,8 +932,8 @@ class Recorder:
     def _pick_up_restarts(self, resolver: pylsl.ContinuousResolver | None) -> None:
         """Switch a silent stream to a new outlet with its identity (a restarted device), see the module doc.
 
-        A stream silent for ``need`` s is probed every ``pickup_every_s`` (every 1 s once it has been
-        silent 10 s); the continuous resolver's results are looked at too.
+        A stream silent for ``need`` s is probed every ``pickup_every_s`` (markers every 0.5 s; every
+        1 s once it has been silent 10 s); the continuous resolver's results are looked at too.
         """
         now = pylsl.local_clock()
         with self._lock:
@@ -944,7 +944,8 @@ class Recorder:
                 continue
             quiet = task.quiet_s(now)
             need = max(0.25, 3.0 / task.srate) if task.srate > 0 else 0.25
-            every = self.config.pickup_every_s if quiet < 10.0 else 1.0
+            # markers are silent most of the time: probe them less often (each probe is a multicast query)
+            every = 1.0 if quiet >= 10.0 else self.config.pickup_every_s if task.srate > 0 else 0.5
             if quiet >= need and now - task.last_probe >= every:
                 task.last_probe = now
                 infos += self._probe(task.identity)
