@@ -85,18 +85,20 @@ while True:
 """
 
 #: Runs on the devices host: every timestamp of the stream named argv[1] that its outlet pushed (an inlet on
-#: the same host, untouched by the link), until SIGINT; then saves them to argv[2] (.npy).
+#: the same host, untouched by the link), until SIGINT (or argv[3] s); then saves them to argv[2] (.npy).
 PUSHED_LOG = r"""
 import signal, sys, numpy as np, pylsl
+import time
 stop = []
 signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+deadline = time.monotonic() + float(sys.argv[3])
 info = pylsl.resolve_byprop("name", sys.argv[1], 1, 30.0)[0]
 inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
 inlet.open_stream(timeout=10.0)
 buf = np.empty((16, info.channel_count()), np.int8)
 got = []
 print("logging", flush=True)
-while not stop:
+while not stop and time.monotonic() < deadline:
     _, ts = inlet.pull_chunk(timeout=0.02, max_samples=16, dest_obj=buf)
     got.extend(ts)
 np.save(sys.argv[2], np.asarray(got, dtype=np.float64))
@@ -131,25 +133,26 @@ def _counted_total(stream: dict) -> int:
 def run(args: argparse.Namespace, folder: Path) -> dict:
     duration = args.minutes * 60.0
     t_outage, t_restart = 0.3 * duration, 0.6 * duration
+    life = duration + 900.0  # device programs end by themselves even if this benchmark is killed
+    lives = ["--seconds", f"{life:g}"]
     w, h = args.size.split("x")
     load0 = os.getloadavg()
     with TwoHosts(folder / "lab") as lab:
         sim_dir = lab.folder / "sim"
-        sim = lab.start(
-            DEVICES, "simulate", [*MECG, "simulate", "--dir", str(sim_dir), "--fps", str(args.fps), "--size", args.size]
-        )
+        sim_cmd = [*MECG, "simulate", "--dir", str(sim_dir), "--fps", str(args.fps), "--size", args.size, *lives]
+        sim = lab.start(DEVICES, "simulate", sim_cmd)
         wait_for("mecg simulate ready", lambda: _ready(sim), 120)
         pushed_npy = lab.folder / "camera_pushed.npy"
-        log_cmd = [sys.executable, "-c", PUSHED_LOG, "FaceCamera", str(pushed_npy)]
+        log_cmd = [sys.executable, "-c", PUSHED_LOG, "FaceCamera", str(pushed_npy), f"{life:g}"]
         pushed_log = lab.start(DEVICES, "camera-pushed", log_cmd)
         wait_for("camera logger ready", lambda: _ready(pushed_log, "logging"), 60)
-        trig = lab.start(DEVICES, "trigger", [*MECG, "stream", "trigger", "--port", str(sim_dir / "trigger")])
+        trig = lab.start(DEVICES, "trigger", [*MECG, "stream", "trigger", "--port", str(sim_dir / "trigger"), *lives])
         wait_for("trigger driver ready", lambda: _ready(trig), 60)
 
         # device start -> first sample seen on the recorder host
         obs = lab.start(RECORDER, "observer", [sys.executable, "-c", OBSERVER, "ECG", "60"])
         wait_for("observer ready", lambda: _ready(obs, "watching"), 60)
-        ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier")]
+        ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier"), *lives]
         ecg = lab.start(DEVICES, "ecg", ecg_cmd)
         wait_for("ECG driver ready", lambda: _ready(ecg), 60)
         t_ready = time.monotonic()

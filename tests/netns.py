@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,7 +97,8 @@ class TwoHosts:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:8]
-        self.ns = {DEVICES: f"mecg-dev-{tag}", RECORDER: f"mecg-rec-{tag}"}
+        # the creating process's id in the names: a later run removes what a killed run left behind
+        self.ns = {DEVICES: f"mecg-dev-{os.getpid()}-{tag}", RECORDER: f"mecg-rec-{os.getpid()}-{tag}"}
         self.hostname = {DEVICES: f"devpc-{tag}", RECORDER: f"recpc-{tag}"}
         self.addr = {DEVICES: f"{subnet}.1", RECORDER: f"{subnet}.2"}
         self.cfg = {side: self.folder / f"{side}.cfg" for side in (DEVICES, RECORDER)}
@@ -109,8 +111,27 @@ class TwoHosts:
         if r.returncode != 0:
             raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
 
+    @staticmethod
+    def remove_leftovers() -> list[str]:
+        """Delete namespaces of earlier runs whose creating process is gone (a killed test); returns their names."""
+        r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+        gone = []
+        for line in r.stdout.splitlines():
+            m = re.fullmatch(r"(mecg-(?:dev|rec)-(\d+)-[0-9a-f]{8})(?: \(id: \d+\))?", line.strip())
+            if m is None:
+                continue
+            try:
+                os.kill(int(m.group(2)), 0)
+            except ProcessLookupError:
+                subprocess.run(["ip", "netns", "del", m.group(1)], capture_output=True)
+                gone.append(m.group(1))
+            except PermissionError:
+                pass  # alive, another user's
+        return gone
+
     def up(self) -> TwoHosts:
-        """Create the namespaces, the link, the addresses and both LSL configs."""
+        """Create the namespaces, the link, the addresses and both LSL configs (after removing leftovers)."""
+        self.remove_leftovers()
         for side in (DEVICES, RECORDER):
             self._ip("netns", "add", self.ns[side])
             self._made.append(self.ns[side])

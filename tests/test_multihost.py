@@ -35,6 +35,7 @@ from mecg.cli.info import recorded_loss
 from mecg.session import open_session
 
 MECG = [sys.executable, "-m", "mecg"]
+LIFE = ["--seconds", "300"]  # device programs end by themselves even if this test is killed
 FPS = 60.0
 RECORD_S = 20.0
 OUTAGE = (4.0, 7.0)  # s after the recording started: the cable is out
@@ -67,12 +68,12 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     sim = lab.start(
         DEVICES,
         "simulate",
-        [*MECG, "simulate", "--dir", str(sim_dir), "--seed", "3", "--fps", f"{FPS:g}", "--size", "160x120"],
+        [*MECG, "simulate", "--dir", str(sim_dir), "--seed", "3", "--fps", f"{FPS:g}", "--size", "160x120", *LIFE],
     )
     wait_for("mecg simulate ready", lambda: _ready(sim), 60)
-    ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier")]
+    ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier"), *LIFE]
     ecg = lab.start(DEVICES, "ecg", ecg_cmd)
-    trig_cmd = [*MECG, "stream", "trigger", "--port", str(sim_dir / "trigger"), "--gap", "1:2", "--seed", "3"]
+    trig_cmd = [*MECG, "stream", "trigger", "--port", str(sim_dir / "trigger"), "--gap", "1:2", "--seed", "3", *LIFE]
     trig = lab.start(DEVICES, "trigger", trig_cmd)
     wait_for("ECG driver ready", lambda: _ready(ecg), 30)
     wait_for("trigger driver ready", lambda: _ready(trig), 30)
