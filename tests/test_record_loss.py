@@ -291,3 +291,29 @@ def test_a_recorder_buffer_over_the_cap_stops_the_start_and_writes_nothing(tmp_p
         rec.stop()
     finally:
         dev.close()
+
+
+def test_stream_attributes_of_the_format_cannot_be_overwritten(tmp_path: Path) -> None:
+    from mecg.session import SessionError, SessionWriter, StreamInfo
+
+    with SessionWriter(tmp_path / "w.h5") as w:
+        key = w.add_stream(
+            StreamInfo(
+                name="C",
+                type="ECG",
+                kind="signal",
+                source_id="s",
+                hostname="h",
+                nominal_srate_hz=250.0,
+                channel_format="float32",
+                lsl_header="<info/>",
+                channel_labels=["ECG"],
+                channel_units=["mV"],
+                channel_types=["ECG"],
+            )
+        )
+        with pytest.raises(SessionError, match="sample_count"):
+            w.set_stream_attrs(key, {"sample_count": 5, "missing_samples": 1})
+        w.set_stream_attrs(key, {"missing_samples": np.int64(3)})
+    with open_session(tmp_path / "w.h5") as s:
+        assert s.streams[key].group.attrs["missing_samples"] == 3 and "sample_count" in s.streams[key].group.attrs
