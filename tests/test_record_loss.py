@@ -214,7 +214,8 @@ def test_a_stall_to_the_end_is_a_gap_up_to_the_stop(tmp_path: Path) -> None:
     start, _, miss = s.gap_table[-1]  # ...but at the stop
     assert start == pytest.approx(last_t, abs=1e-6)
     # the truth: every frame due between the last one and the stop; the stop happened between before and after
-    assert math.floor((before - last_t) * rate) <= miss <= math.floor((after - last_t) * rate)
+    # (give or take the measured clock offset, microseconds on one machine: 1 ms allowed)
+    assert math.floor((before - 1e-3 - last_t) * rate) <= miss <= math.floor((after + 1e-3 - last_t) * rate)
     assert s.missing == inside + miss and attrs["missing_samples"] == s.missing
     assert attrs["gaps"][-1, 2] == miss
 
