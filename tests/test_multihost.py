@@ -127,6 +127,7 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     # no frame lost: the camera's outlet and the recorder's inlet buffers ride out a 3 s outage;
     # amplifier samples lost only at the driver restart
     assert cam_loss.missing == 0, cam_loss
+    assert streams["FaceCamera"]["latency_ms"][2] > 2000  # the outage happened: frames waited in the buffers
     assert ecg_loss.missing == ecg_loss.missing_between(t_kill - 1.0, t_kill + 0.5) > 0
     assert len(ecg_loss.runs) == 1
 
