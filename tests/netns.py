@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -83,6 +84,33 @@ class Proc:
     def text(self) -> str:
         """Its stdout and stderr so far."""
         return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+
+#: The logger :meth:`TwoHosts.log_pushed` runs: argv = stream name, .npy path, seconds to live at most.
+_PUSHED_LOG = r"""
+import signal, sys, time, numpy as np, pylsl
+stop = []
+signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+deadline = time.monotonic() + float(sys.argv[3])
+info = pylsl.resolve_byprop("name", sys.argv[1], 1, 30.0)[0]
+dtype = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_int8: np.int8,
+         pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32, pylsl.cf_int64: np.int64}[info.channel_format()]
+inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
+inlet.open_stream(timeout=10.0)
+buf = np.empty((256, info.channel_count()), dtype)
+got = []
+print("logging", flush=True)
+while not stop and time.monotonic() < deadline:
+    _, ts = inlet.pull_chunk(timeout=0.02, max_samples=256, dest_obj=buf)
+    got.extend(ts)
+np.save(sys.argv[2], np.asarray(got, dtype=np.float64))
+"""
+
+
+def _started(proc: Proc, text: str) -> bool:
+    if proc.popen.poll() is not None:
+        raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.text()[-3000:]}")
+    return text in proc.text()
 
 
 class TwoHosts:
@@ -170,6 +198,14 @@ class TwoHosts:
             p = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=e, cwd=self.folder)
         proc = Proc(side, name, p, out, err, t)
         self.procs.append(proc)
+        return proc
+
+    def log_pushed(self, side: str, stream: str, npy: Path, life_s: float = 600.0) -> Proc:
+        """Log every timestamp the stream named ``stream`` pushes, by an inlet on its own ``side`` (untouched by the
+        link); :meth:`stop` it (SIGINT) and :func:`numpy.load` ``npy``. It ends by itself after ``life_s``."""
+        argv = [sys.executable, "-c", _PUSHED_LOG, stream, str(npy), f"{life_s:g}"]
+        proc = self.start(side, f"pushed-{stream}", argv)
+        wait_for(f"logger of {stream} ready", lambda: _started(proc, "logging"), 60)
         return proc
 
     def stop(self, proc: Proc, sig: int = signal.SIGINT, timeout_s: float = 10.0) -> int:
@@ -330,6 +366,25 @@ def ecg_truth(truth: dict, values: np.ndarray, timestamps: np.ndarray, m: int = 
     return Loss(len(ts), sum(n for _, n, _ in runs), runs, first, last)
 
 
+def ecg_stamp_error(truth: dict, values: np.ndarray, timestamps: np.ndarray, m: int = 48) -> np.ndarray:
+    """Each recorded amplifier sample's timestamp minus its true time on the LSL clock (s).
+
+    The true time of device sample ``k`` is ``t0_lsl_s + t0_s + k / rate_hz`` of the amplifier's sample
+    clock; ``k`` is found per piece as in :func:`ecg_truth`. The error includes the constant transport
+    latency the driver was not told to subtract (the simulator's 4 ms by default); its changes show
+    how far the driver's clock fit moved, e.g. a restarted driver's first samples.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ts = np.asarray(timestamps, dtype=np.float64)
+    clock = truth["amplifier"]["sample_clock"]
+    cuts = np.flatnonzero(np.diff(ts) > 1.5 / clock["rate_hz"]) + 1
+    err = np.empty_like(ts)
+    for a, b in itertools.pairwise([0, *cuts.tolist(), len(ts)]):
+        k = _locate(truth, v[a : a + min(m, b - a)], ts[a]) + np.arange(b - a)
+        err[a:b] = ts[a:b] - (truth["t0_lsl_s"] + clock["t0_s"] + k / clock["rate_hz"])
+    return err
+
+
 def pulse_truth(truth: dict, marker_ts: np.ndarray, t0: float, t1: float, tol_s: float = 0.02) -> Loss:
     """Trigger pulses fired between LSL times ``t0`` and ``t1`` without a marker within ``tol_s``."""
     pulses = truth["t0_lsl_s"] + np.asarray(truth["pulses_true_s"], dtype=np.float64).reshape(-1, 2)[:, 0]
@@ -342,3 +397,17 @@ def pulse_truth(truth: dict, marker_ts: np.ndarray, t0: float, t1: float, tol_s:
         if not near or min(near) > tol_s:
             runs.append((i, 1, float(p)))
     return Loss(len(pulses) - len(runs), len(runs), runs, 0, len(pulses) - 1)
+
+
+def chain_lost(pushed_ts: np.ndarray, recorded_ts: np.ndarray, tol_s: float = 1e-6) -> np.ndarray:
+    """Timestamps a device program pushed inside the recorded span that the recording lacks (lost on the way).
+
+    ``pushed_ts``: logged on the device's own host (:meth:`TwoHosts.log_pushed`), so what the device
+    never delivered (a camera that skipped frames, an amplifier whose buffer overflowed) is not in it.
+    """
+    rec = np.sort(np.asarray(recorded_ts, dtype=np.float64))
+    p = np.asarray(pushed_ts, dtype=np.float64)
+    p = p[(p >= rec[0] - tol_s) & (p <= rec[-1] + tol_s)]
+    j = np.clip(np.searchsorted(rec, p), 1, len(rec) - 1)
+    near = np.minimum(np.abs(rec[j] - p), np.abs(rec[j - 1] - p))
+    return p[near > tol_s]

@@ -24,6 +24,8 @@ from netns import (
     RECORDER,
     TwoHosts,
     camera_truth,
+    chain_lost,
+    ecg_stamp_error,
     ecg_truth,
     namespace_problem,
     pulse_truth,
@@ -77,6 +79,9 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     trig = lab.start(DEVICES, "trigger", trig_cmd)
     wait_for("ECG driver ready", lambda: _ready(ecg), 30)
     wait_for("trigger driver ready", lambda: _ready(trig), 30)
+    # what the device programs push, logged on their own host: tells the link's losses from the devices' own
+    pushed = {name: lab.folder / f"pushed-{name}.npy" for name in ("FaceCamera", "ECG")}
+    loggers = [lab.log_pushed(DEVICES, name, npy, 300) for name, npy in pushed.items()]
 
     out = tmp_path / "two_hosts.h5"
     rec = lab.start(
@@ -101,6 +106,9 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     rec.popen.wait(timeout=RECORD_S + 40)
     assert rec.popen.returncode == 0, rec.text()
     summary = json.loads(rec.out.read_text())
+    for logger in loggers:
+        assert lab.stop(logger) == 0, logger.text()
+    cam_pushed, ecg_pushed = np.load(pushed["FaceCamera"]), np.load(pushed["ECG"])
     assert lab.stop(sim) == 0, sim.text()  # its last simulation.json has every pulse fired
     truth = read_truth(sim_dir / "simulation.json")
 
@@ -124,18 +132,28 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     pulses = pulse_truth(truth, mk_ts, ecg_ts[0] + 0.2, ecg_ts[-1] - 0.2)
     print(f"camera {cam_loss}\nECG {ecg_loss}\npulses {pulses}")
     assert pulses.recorded >= 5 and pulses.missing == 0  # markers ride out the outage in the outlet's buffer
-    # no frame lost: the camera's outlet and the recorder's inlet buffers ride out a 3 s outage;
-    # amplifier samples lost only at the driver restart
-    assert cam_loss.missing == 0, cam_loss
+    # nothing lost on the way: the camera's outlet and the recorder's inlet buffers ride out a 3 s outage, and the
+    # ECG lost samples only while its driver was down. (What the devices themselves did not deliver on a busy
+    # machine, a frame the simulator could not render in time, is not the link's loss; it is counted below.)
     assert streams["FaceCamera"]["latency_ms"][2] > 2000  # the outage happened: frames waited in the buffers
-    assert ecg_loss.missing == ecg_loss.missing_between(t_kill - 1.0, t_kill + 0.5) > 0
-    assert len(ecg_loss.runs) == 1
+    assert chain_lost(cam_pushed, cam_ts).size == 0
+    ecg_chain = chain_lost(ecg_pushed, ecg_ts)
+    assert np.all((ecg_chain > t_kill - 1.0) & (ecg_chain < t_kill + 3.0)), ecg_chain
+    assert ecg_loss.missing_between(t_kill - 1.0, t_kill + 0.5) > 0
 
     # the recorder's own count of what is missing matches the truth: in its summary, in the session, in mecg info.
     # The camera's stamps are its frame schedule: exact. The ECG's come from the driver's fit of the amplifier
-    # clock, which a restarted driver starts afresh: the step across a restart may be off by one sample.
+    # clock, which a restarted driver starts afresh from its first reads: its first stamps may be late by a
+    # millisecond or more on a busy machine, and the step across the restart (what the recorder counts from)
+    # longer by as much. The count may be off by that, never more; the driver's error itself must stay small.
+    err = ecg_stamp_error(truth, ecg_v, ecg_ts)
+    after = int(np.searchsorted(ecg_ts, t_kill))
+    jump_s = err[after] - float(np.median(err[max(0, after - 2000) : after]))
+    # (~1 ms on a quiet machine, 11 ms measured at load 12 on 2 cores)
+    assert abs(jump_s) < 0.020, f"the restarted ECG driver's first stamps are {jump_s * 1e3:.1f} ms off"
+    ecg_tol = 1 + round(abs(jump_s) * streams["ECG"]["nominal_srate_hz"])
     assert streams["ECG"]["restarts"] == 1
-    for name, loss, tol in (("ECG", ecg_loss, 1), ("FaceCamera", cam_loss, 0)):
+    for name, loss, tol in (("ECG", ecg_loss, ecg_tol), ("FaceCamera", cam_loss, 0)):
         st = streams[name]
         assert abs(st["missing"] - loss.missing) <= tol, (st, loss)
         # a run of missing samples longer than the recorder's gap_s (0.5 s) is a gap of its table, shorter ones
