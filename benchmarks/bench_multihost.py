@@ -321,6 +321,54 @@ def table(r: dict) -> str:
     return "\n".join([head, *(f"  {a:<{wl}}  {b}" for a, b in rows)])
 
 
+def markdown(runs: dict) -> str:
+    """The docs' table (docs/recording.md, "Several computers") of the stored runs, one column per run."""
+    keys = sorted(runs, key=lambda k: float(k[:-3]))
+
+    def cells(f) -> str:
+        return " | ".join(f(runs[k]) for k in keys)
+
+    def sync(r: dict) -> str:
+        s = r["sync"]
+        return "not run" if s is None else f"{s['verdict']}, {s['mode']}, {s['uncertainty_ms']:.2f} ms"
+
+    head = " | ".join(
+        f"{runs[k]['config']['minutes']:g} min, load {runs[k]['machine']['load_avg_start'][0]:.0f}-"
+        f"{runs[k]['machine']['load_avg_end'][0]:.0f}"
+        for k in keys
+    )
+    rows = [
+        ("frames recorded; missing: true (simulator) / counted by the recorder",
+         lambda r: f"{r['camera']['recorded']}; {r['camera']['true_missing']} / {r['camera']['counted_missing']}"),
+        ("of these, skipped at the source (the simulator could not render them in time)",
+         lambda r: f"{r['camera']['not_pushed_by_the_device_program']}"),
+        ("frames lost on the way (link, LSL, recorder): in the outage / elsewhere",
+         lambda r: f"{r['camera']['chain_lost_in_window']} / {r['camera']['chain_lost_outside_window']}"),
+        ("ECG samples recorded; missing: true / counted",
+         lambda r: f"{r['ecg']['recorded']}; {r['ecg']['true_missing']} / {r['ecg']['counted_missing']}"),
+        ("ECG samples lost on the way outside the restart", lambda r: f"{r['ecg']['chain_lost_outside_window']}"),
+        ("trigger pulses fired / missing", lambda r: f"{r['pulses']['fired']} / {r['pulses']['missing']}"),
+        ("`mecg stream ecg` spawned -> streaming (median); -> first sample at an inlet on the other host "
+         "(median, max)",
+         lambda r: f"{r['device_start']['median_spawn_to_streaming_s']:.2f} s; "
+         f"{r['device_start']['median_spawn_to_first_sample_at_inlet_s']:.2f} s, "
+         f"{r['device_start']['max_spawn_to_first_sample_at_inlet_s']:.2f} s"),
+        ("restart: driver killed -> new one streaming; gap in the recording",
+         lambda r: f"{r['restart']['spawn_to_streaming_s']:.2f} s; {r['restart']['gap_s']:.2f} s"),
+        ("restart: new driver streaming -> its first sample recorded (<= 0: from its first)",
+         lambda r: f"{r['restart']['reconnect_delay_s']:.2f} s"),
+        ("restart: the new driver's first stamps late by",
+         lambda r: f"{r['restart']['first_stamps_late_by_ms']:.1f} ms"),
+        ("`mecg sync`: verdict, mode, uncertainty", sync),
+    ]  # fmt: skip
+    lines = [
+        f"| 150 fps 640x480 grey + 1000 Hz ECG + trigger; 3 s outage; ECG driver killed and restarted | {head} |",
+        "|---|" + "---|" * len(keys),
+    ]
+    lines += [f"| {label} | {cells(f)} |" for label, f in rows]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=5.0, help="recording length (default 5)")
@@ -331,7 +379,11 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=5, help="ECG driver starts timed before the recording (default 5)")
     ap.add_argument("--no-sync", dest="sync", action="store_false", help="do not run mecg sync on the file")
     ap.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    ap.add_argument("--markdown", action="store_true", help="only print the docs' table of the stored results")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.json.read_text())))
+        return 0
     if args.quick:
         args.minutes = 1.0
     problem = namespace_problem()
