@@ -333,8 +333,8 @@ def markdown(runs: dict) -> str:
         return "not run" if s is None else f"{s['verdict']}, {s['mode']}, {s['uncertainty_ms']:.2f} ms"
 
     head = " | ".join(
-        f"{runs[k]['config']['minutes']:g} min, load {runs[k]['machine']['load_avg_start'][0]:.0f}-"
-        f"{runs[k]['machine']['load_avg_end'][0]:.0f}"
+        f"{runs[k]['config']['minutes']:g} min, load {runs[k]['machine']['load_avg_start'][0]:.0f} / "
+        f"{runs[k]['machine']['load_avg_end'][0]:.0f} (start / end)"
         for k in keys
     )
     rows = [
