@@ -67,11 +67,9 @@ def lab(tmp_path: Path):
 
 def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoHosts, tmp_path: Path) -> None:
     sim_dir = lab.folder / "sim"
-    sim = lab.start(
-        DEVICES,
-        "simulate",
-        [*MECG, "simulate", "--dir", str(sim_dir), "--seed", "3", "--fps", f"{FPS:g}", "--size", "160x120", *LIFE],
-    )
+    sim_cmd = [*MECG, "simulate", "--dir", str(sim_dir), "--seed", "3", "--fps", f"{FPS:g}", "--size", "160x120"]
+    # the camera's outlet keeps 1 s: the outage costs frames; the ECG driver's keeps 60 s: it costs no samples
+    sim = lab.start(DEVICES, "simulate", [*sim_cmd, "--buffer-s", "1", *LIFE])
     wait_for("mecg simulate ready", lambda: _ready(sim), 60)
     ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier"), *LIFE]
     ecg = lab.start(DEVICES, "ecg", ecg_cmd)
@@ -95,8 +93,10 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     t0 = time.monotonic()
     _at(t0, OUTAGE[0])
     lab.link(False)
+    t_down = time.monotonic()
     _at(t0, OUTAGE[1])
     lab.link(True)
+    t_up = time.monotonic()
     _at(t0, KILL_AT)
     t_kill = time.monotonic()
     assert lab.stop(ecg, signal.SIGKILL) == -signal.SIGKILL
@@ -132,13 +132,16 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     pulses = pulse_truth(truth, mk_ts, ecg_ts[0] + 0.2, ecg_ts[-1] - 0.2)
     print(f"camera {cam_loss}\nECG {ecg_loss}\npulses {pulses}")
     assert pulses.recorded >= 5 and pulses.missing == 0  # markers ride out the outage in the outlet's buffer
-    # nothing lost on the way: the camera's outlet and the recorder's inlet buffers ride out a 3 s outage, and the
-    # ECG lost samples only while its driver was down. (What the devices themselves did not deliver on a busy
-    # machine, a frame the simulator could not render in time, is not the link's loss; it is counted below.)
-    assert streams["FaceCamera"]["latency_ms"][2] > 2000  # the outage happened: frames waited in the buffers
-    assert chain_lost(cam_pushed, cam_ts).size == 0
+    # on the way (link, LSL, recorder) frames were lost only in the outage, which the camera's 1 s buffer did not
+    # ride out, and ECG samples only at the restart: the ECG driver's 60 s buffer held the outage. (What the
+    # devices did not deliver, a frame a busy simulator could not render in time, is not the link's loss; the
+    # truth and the recorder's count below include it.)
+    outage = (t_down - 0.5, t_up + 0.5)
+    cam_chain = chain_lost(cam_pushed, cam_ts)
+    assert cam_chain.size > 0 and np.all((cam_chain > outage[0]) & (cam_chain < outage[1])), (cam_chain, outage)
     ecg_chain = chain_lost(ecg_pushed, ecg_ts)
     assert np.all((ecg_chain > t_kill - 1.0) & (ecg_chain < t_kill + 3.0)), ecg_chain
+    assert cam_loss.missing_between(t_down - 0.5, t_up) >= cam_chain.size  # the outage's run, as the truth has it
     assert ecg_loss.missing_between(t_kill - 1.0, t_kill + 0.5) > 0
 
     # the recorder's own count of what is missing matches the truth: in its summary, in the session, in mecg info.
@@ -173,11 +176,13 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     assert info.returncode == 0, info.stderr
     assert f"recorder: {streams['ECG']['missing']} samples missing" in info.stdout, info.stdout
 
-    # sync of the result runs: the strobe (or the pulses) put the frames on the ECG clock across the restart's gap
+    # sync of the result runs: the strobe edges put every recorded frame on the ECG clock (or in the ECG's gap).
+    # Its verdict may be "suspect": with frames lost in the outage, sync has found the strobe edges of a short
+    # camera segment (4 s, a few pulses) off the pulses' fit and said so.
     sync = subprocess.run([*MECG, "sync", "--json", str(out)], capture_output=True, text=True, timeout=120)
-    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert sync.returncode in (0, 3), sync.stdout + sync.stderr
     report = json.loads(sync.stdout)
-    assert report["verdict"] == "ok" and report["mode"] in ("strobe", "pulses"), report
+    assert report["verdict"] in ("ok", "suspect") and report["mode"] == "strobe", report
     assert report["frames_aligned"] + report["frames_in_ecg_gap"] == cam_loss.recorded
     with open_session(out) as s:
         assert s.complete  # the recording itself is unchanged: sync went to the derivatives

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from mecg.cli.argtypes import DRIFT_PPM, FPS, LATENCY_MS, SECONDS, bounded, parse_size
-from mecg.cli.stream import add_lsl_options, apply_lsl_options, live
+from mecg.cli.stream import _add_buffer_options, add_lsl_options, apply_lsl_options, live
 from mecg.errors import MecgError
 
 
@@ -93,7 +93,10 @@ def _simulate(args: argparse.Namespace) -> int:
         if sim.camera is not None:
             from mecg.acquire.camera_driver import CameraConfig, CameraDriver
 
-            cam_drv = CameraDriver(CameraConfig(camera="virtual", name=args.camera_name), source=sim.camera)
+            cam_cfg = CameraConfig(
+                camera="virtual", name=args.camera_name, max_buffered_s=args.buffer_s, buffer_max_mb=args.buffer_max_mb
+            )
+            cam_drv = CameraDriver(cam_cfg, source=sim.camera)
             cam_drv.start()
             print(
                 f"virtual camera: streaming to LSL as '{args.camera_name}' "
@@ -179,5 +182,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dir", default=None, help="folder for the port links and simulation.json (default: a per-user temp folder)"
     )
     p.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    _add_buffer_options(p, "the camera's; default 15, shortened to stay under --buffer-max-mb")
     add_lsl_options(p)
     p.set_defaults(func=_simulate)
