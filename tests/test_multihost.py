@@ -3,9 +3,13 @@
 The devices (``mecg simulate`` with its virtual amplifier, trigger box and camera; ``mecg stream
 ecg`` and ``mecg stream trigger`` on them) run in one network namespace with one hostname, the
 recorder (``mecg record``) in another with another, joined by a veth link; each side's LSL config
-names the other in ``KnownPeers`` (tests/netns.py). What was really lost is known from the
-simulator (device frame and sample indices, the pulses it fired), not from the recorder's
-counting, and the two must agree. Needs root or CAP_NET_ADMIN; skipped with the reason elsewhere.
+names the other in ``KnownPeers`` (tests/netns.py). The camera's outlet keeps 1 s, so the outage
+costs frames; the ECG driver's keeps 60 s, so it costs no samples; the restart costs the samples of
+the time the driver was down. What was really lost is known from the simulator (device frame and
+sample indices, the pulses it fired), not from the recorder's counting, and the two must agree;
+what the device programs pushed is logged on their own host, so losses on the way are told from
+what a busy machine's simulator never delivered. Needs root or CAP_NET_ADMIN; skipped with the
+reason elsewhere.
 """
 
 from __future__ import annotations
