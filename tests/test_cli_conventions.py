@@ -59,11 +59,11 @@ def test_progress_bar_on_a_terminal_lines_elsewhere_nothing_when_quiet() -> None
     assert quiet.getvalue() == "warning: kept\n"
 
 
-def test_synth_draws_a_bar_with_eta_under_a_terminal(tmp_path: Path) -> None:
-    """A real terminal (a pty) on stderr: the bar is drawn; a pipe gets plain lines and no bar."""
-    cmd = [sys.executable, "-m", "mecg", "synth", str(tmp_path / "a"), *TINY]
+def _in_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run ``mecg ARGS`` with stderr on a pseudo-terminal (120x40): exit code, what the terminal showed, stdout."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal says its size
+    cmd = [sys.executable, "-m", "mecg", *args]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=ROOT)
     os.close(slave)
     chunks = []
@@ -77,11 +77,24 @@ def test_synth_draws_a_bar_with_eta_under_a_terminal(tmp_path: Path) -> None:
             break
         chunks.append(data)
     os.close(master)
-    assert proc.wait(timeout=60) == 0
-    err = b"".join(chunks).decode(errors="replace")
-    assert "synth" in err and "2/2" in err and ETA.search(err), err
-    assert "wrote 2 sessions" in proc.stdout.read().decode()
+    code = proc.wait(timeout=60)
+    out = proc.stdout.read().decode()
     proc.stdout.close()
+    return code, b"".join(chunks).decode(errors="replace"), out
+
+
+def test_synth_and_export_draw_a_bar_with_eta_under_a_terminal(tmp_path: Path) -> None:
+    """A real terminal (a pty) on stderr: the bar is drawn; a pipe gets plain lines and no bar."""
+    code, err, out = _in_terminal(["synth", str(tmp_path / "a"), *TINY])
+    assert code == 0
+    assert "synth" in err and "2/2" in err and ETA.search(err), err
+    assert "wrote 2 sessions" in out
+    # export-nwb writes frames inside the NWB file in a forked child: its bar still reaches the terminal
+    session = tmp_path / "a" / "sub-01_trial-01.h5"
+    code, err, out = _in_terminal(["export-nwb", str(session), str(tmp_path / "s.nwb"), "--video-in-file"])
+    assert code == 0 and "export-nwb video: 100%" in err and ETA.search(err), err
+    code, err, out = _in_terminal(["export-nwb", str(session), str(tmp_path / "t.nwb"), "--quiet"])
+    assert code == 0 and err == "" and "wrote" in out
 
     piped = subprocess.run(
         [sys.executable, "-m", "mecg", "synth", str(tmp_path / "b"), *TINY], capture_output=True, text=True, cwd=ROOT

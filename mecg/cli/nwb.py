@@ -6,12 +6,22 @@ import argparse
 import json
 import sys
 
-from mecg.cli.progress import add_quiet_option
+from mecg.cli.progress import Progress, add_quiet_option
 from mecg.interop.nwb_export import SEXES, export_nwb, inspect_nwb
 
 
 def _export(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    err = sys.stderr  # the frames inside the NWB file are written by a forked child that swaps sys.stderr
+    current: list[Progress] = []  # the bar of the video stream being written
+
+    def progress(done: int, total: int) -> None:
+        if not current:  # the first or the next video stream
+            current.append(Progress(total, "export-nwb video", "frame", quiet=args.quiet, stream=err))
+        current[0].set(done, total)
+        if done >= total:  # draw the end here: in the forked writer nobody else will
+            current.pop().close()
+
     rep = export_nwb(
         args.session,
         args.out,
@@ -25,7 +35,10 @@ def _export(args: argparse.Namespace) -> int:
         institution=args.institution,
         ecg_unit=args.ecg_unit,
         log=log,
+        progress=progress,
     ).as_dict()
+    for bar in current:
+        bar.close()
     messages = inspect_nwb(args.out) if args.inspect else None
     if args.json:
         if messages is not None:

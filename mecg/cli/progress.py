@@ -44,6 +44,7 @@ class Progress:
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
+        self.done = 0  # items done so far (counted with or without a bar)
         self.bar = None
         if not quiet and _is_terminal(self.stream):
             from tqdm import tqdm
@@ -67,11 +68,13 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         """``n`` more items done."""
+        self.done += n
         if self.bar is not None:
             self.bar.update(n)
 
     def set(self, done: int, total: int | None = None) -> None:
         """``done`` of ``total`` items done (a library's ``progress(done, total)`` callback)."""
+        self.done = done
         if self.bar is None:
             return
         if total is not None and total != self.bar.total:

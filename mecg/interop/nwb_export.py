@@ -130,12 +130,14 @@ def _regular(t: np.ndarray) -> float | None:
     return float(1.0 / d[0]) if d[0] > 0 and np.all(d == d[0]) else None
 
 
-def _video_frames(st: Stream) -> Iterator[np.ndarray]:
+def _video_frames(st: Stream, progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
     for a in range(0, st.sample_count, FRAMES_PER_READ):
         yield from st.frames(a, min(a + FRAMES_PER_READ, st.sample_count))
+        if progress:
+            progress(min(a + FRAMES_PER_READ, st.sample_count), st.sample_count)
 
 
-def _write_mkv(st: Stream, path: Path, fps: float) -> None:
+def _write_mkv(st: Stream, path: Path, fps: float, progress: Callable[[int, int], None] | None = None) -> None:
     """All frames of ``st`` into a lossless FFV1 Matroska file (grey or colour as stored)."""
     import cv2
 
@@ -145,7 +147,7 @@ def _write_mkv(st: Stream, path: Path, fps: float) -> None:
     if not vw.isOpened():
         raise NwbExportError(f"OpenCV cannot write FFV1 video to {path}; use --video-in-file instead")
     try:
-        for fr in _video_frames(st):
+        for fr in _video_frames(st, progress):
             vw.write(cv2.cvtColor(fr, cv2.COLOR_RGB2BGR) if colour else fr)
     finally:
         vw.release()
@@ -318,6 +320,7 @@ def export_nwb(
     institution: str | None = None,
     ecg_unit: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> NwbExportReport:
     """Write the session at ``session_path`` as an NWB file ``out`` (see the module docstring).
 
@@ -337,6 +340,9 @@ def export_nwb(
         Unit of the ECG channels when the session does not say (``mV``, ``uV``, ``V``).
     log
         Receives progress lines.
+    progress
+        Called as ``progress(frames_written, frames)`` per video stream while its frames are written
+        (inside the NWB file, that happens in the forked writer process).
 
     Raises :class:`NwbExportError` (or :class:`~mecg.session.SessionError` for an unreadable session).
     """
@@ -357,6 +363,7 @@ def export_nwb(
         "institution": institution,
         "ecg_unit": ecg_unit,
         "log": log,
+        "progress": progress,
     }
 
     written: list[tuple[Path, Path]] = []  # (temporary, final) video files
@@ -475,7 +482,9 @@ def _export(
                 log(f"{st.key}: storing {st.sample_count} frames in the NWB file ...")
                 data = H5DataIO(
                     DataChunkIterator(
-                        _video_frames(st), maxshape=(None, *st.info.frame_shape), dtype=np.dtype(np.uint8)
+                        _video_frames(st, kw["progress"]),
+                        maxshape=(None, *st.info.frame_shape),
+                        dtype=np.dtype(np.uint8),
                     ),
                     chunks=(1, *st.info.frame_shape),
                     compression="gzip",
@@ -495,7 +504,7 @@ def _export(
                 log(f"{st.key}: writing {st.sample_count} frames to {mkv.name} (FFV1, lossless) ...")
                 tmp_mkv = temp_beside(mkv, ".part.mkv", NwbExportError)
                 written.append((tmp_mkv, mkv))
-                _write_mkv(st, tmp_mkv, fps)
+                _write_mkv(st, tmp_mkv, fps, kw["progress"])
                 report.video_files.append(str(mkv))
                 series = ImageSeries(
                     name=name,
