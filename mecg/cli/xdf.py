@@ -48,6 +48,7 @@ def _import(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.json else bar.log
     with bar:
         rep = _run_import(args, streams, log, bar)
+        bar.set(bar.done, bar.done)  # the file's other chunks (headers, clock offsets, ...) are read too: done
     if args.json:
         print(json.dumps(rep))
         return 0
