@@ -64,7 +64,7 @@ def test_bounded_refuses_nan_inf_and_what_is_out_of_range() -> None:
         ["synth", "d", "--jitter-ms", "-1"],
         ["stream", "camera", "--camera", "sim", "--fps", "nan"],
         ["stream", "ecg", "--port", "x", "--rate", "inf"],
-        ["stream", "ecg", "--port", "x", "--channels", "20"],
+        ["stream", "ecg", "--port", "x", "--channels", "65"],
         ["stream", "ecg", "--port", "x", "--seconds", "nan"],
         ["stream", "trigger", "--port", "x", "--width-ms", "0"],
         ["simulate", "--fps", "1e9"],
