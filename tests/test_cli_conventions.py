@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +35,12 @@ class _Terminal(io.StringIO):
 
 def test_progress_bar_on_a_terminal_lines_elsewhere_nothing_when_quiet() -> None:
     tty = _Terminal()
+    threads = threading.active_count()
     with Progress(3, "work", "session", stream=tty) as bar:
         assert bar.shown
+        # no tqdm monitor thread: with a second thread export-nwb would write in this process
+        # instead of a forked child, and a full disk would crash its HDF5 (test_reliability)
+        assert threading.active_count() == threads
         for i in range(3):
             bar.log(f"item {i} done")
             bar.update()

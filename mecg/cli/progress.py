@@ -49,6 +49,9 @@ class Progress:
         if not quiet and _is_terminal(self.stream):
             from tqdm import tqdm
 
+            # no monitor thread: a second Python thread would stop export-nwb from writing in a
+            # forked child, the guard that keeps a full disk from crashing this process's HDF5
+            tqdm.monitor_interval = 0
             # follow the terminal's width; a terminal that reports none (0 columns) gets 80
             sized = _columns(self.stream) > 0
             self.bar = tqdm(
