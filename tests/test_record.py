@@ -23,11 +23,12 @@ import pylsl
 import pytest
 
 from mecg.acquire.live_heart_rate import heart_rate_bpm
+from mecg.acquire.naming import auto_session_path, safe_subject
 from mecg.acquire.recorder import Recorder, RecorderConfig
 from mecg.acquire.sim_truth import journal_path
 from mecg.acquire.stream_metadata import StreamQuery
 from mecg.cli.main import main
-from mecg.cli.record import auto_session_path, parse_duration, safe_subject
+from mecg.cli.record import parse_duration
 from mecg.session import open_session, validate_session
 
 

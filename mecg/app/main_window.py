@@ -18,6 +18,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
+from mecg.acquire.readable import hms, size_text
 from mecg.acquire.rig import RigConfig
 from mecg.app.lab import Lab, find_streams
 from mecg.app.live_view import LiveView
@@ -26,7 +27,6 @@ from mecg.app.session_check import check_session, format_check
 from mecg.app.settings import AppSettings
 from mecg.app.streams_panel import StreamsPanel
 from mecg.app.worker import WorkerPool
-from mecg.cli.record import hms, size_text
 from mecg.errors import MecgError
 
 #: Keyboard shortcuts (also shown on the buttons' tooltips and in docs/app.md).
@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
     # -- recording --------------------------------------------------------------------------------
     def session_path(self) -> Path:
         """The next file: ``<folder>/<subject>_<YYYYmmdd-HHMMSS>.h5``; the folder is created. Raises MecgError."""
-        from mecg.cli.record import auto_session_path
+        from mecg.acquire.naming import auto_session_path
 
         folder = Path(self.recording_panel.out_dir.text().strip() or ".").expanduser()
         try:

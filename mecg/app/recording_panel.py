@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mecg.acquire.readable import hms, size_text
 from mecg.acquire.recorder import RecorderStatus
 from mecg.app.health import HealthTracker
-from mecg.cli.record import hms, size_text
 
 HEALTH_COLUMNS = ("stream", "Hz / nominal", "samples", "missing", "gaps", "health")
 COLORS = {"ok": QColor(200, 240, 200), "warn": QColor(255, 230, 160), "bad": QColor(240, 120, 120)}

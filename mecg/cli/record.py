@@ -10,7 +10,6 @@ See docs/recording.md.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import re
@@ -21,34 +20,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mecg.acquire.naming import auto_session_path
+from mecg.acquire.readable import hms, size_text
 from mecg.cli.argtypes import FPS, PER_MINUTE, RATE_HZ, RT_PRIORITY, bounded, parse_size
 from mecg.cli.outputs import check_folder_writable
-from mecg.cli.stream import _gap, add_lsl_options, apply_lsl_options
+from mecg.cli.stream import add_lsl_options, apply_lsl_options, gap_range
 from mecg.errors import MecgError
 
-_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 #: Longest --duration (s): a week.
 MAX_DURATION_S = 7 * 86400.0
 
 
-# -- names, options -----------------------------------------------------------------------------
-def safe_subject(subject: str) -> str:
-    """``subject`` made safe for a file name: only letters, digits, ``-`` and ``_`` (no ``/``, no ``..``)."""
-    return _SAFE.sub("-", subject).strip("-_")[:64]
-
-
-def auto_session_path(folder: str | Path, subject: str, when: _dt.datetime | None = None) -> Path:
-    """``<folder>/<subject>_<YYYYmmdd-HHMMSS>.h5`` (local time), never an existing file, never outside ``folder``."""
-    when = when or _dt.datetime.now()
-    stem = f"{safe_subject(subject) or 'session'}_{when:%Y%m%d-%H%M%S}"
-    p = Path(folder) / f"{stem}.h5"
-    i = 2
-    while p.exists():
-        p = Path(folder) / f"{stem}-{i}.h5"
-        i += 1
-    return p
-
-
+# -- options -----------------------------------------------------------------------------------
 def parse_duration(text: str) -> float:
     """``"90"`` / ``"90s"`` / ``"10m"`` / ``"1h30m"`` -> seconds (> 0)."""
     t = text.strip().lower()
@@ -60,20 +43,6 @@ def parse_duration(text: str) -> float:
     if not 0 < v <= MAX_DURATION_S:
         raise argparse.ArgumentTypeError(f"duration must be > 0 and at most 7 days, got {text!r}")
     return v
-
-
-def hms(seconds: float) -> str:
-    """``HH:MM:SS`` of a duration (s)."""
-    s = max(0, int(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def size_text(n_bytes: float) -> str:
-    """A byte count for people (kB, MB, GB)."""
-    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n_bytes >= f:
-            return f"{n_bytes / f:.2f} {unit}"
-    return f"{int(n_bytes)} B"
 
 
 # -- the live status ----------------------------------------------------------------------------
@@ -588,7 +557,7 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--trigger-port", metavar="PORT", help="serial port of the trigger box")
     d.add_argument(
         "--trigger-gap",
-        type=_gap,
+        type=gap_range,
         default=(2.0, 8.0),
         metavar="MIN:MAX",
         help="seconds between trigger pulses, drawn at random (default 2:8)",

@@ -105,7 +105,8 @@ EXPOSURE_MS = bounded(float, 0, 10000, lo_open=True, unit="ms")
 MAX_GAP_S = 3600.0
 
 
-def _gap(text: str) -> tuple[float, float]:
+def gap_range(text: str) -> tuple[float, float]:
+    """``MIN:MAX`` -> seconds between trigger pulses, ``0 < MIN <= MAX <=`` :data:`MAX_GAP_S` (argparse type)."""
     try:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
@@ -405,7 +406,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--port", required=True, help="serial port of the trigger box")
     t.add_argument("--width-ms", type=bounded(int, 1, 1000), default=50, help="pulse width in ms, 1-1000 (default 50)")
-    t.add_argument("--gap", type=_gap, default=(2.0, 8.0), help="rise-to-rise gap range MIN:MAX in s (default 2:8)")
+    t.add_argument(
+        "--gap", type=gap_range, default=(2.0, 8.0), help="rise-to-rise gap range MIN:MAX in s (default 2:8)"
+    )
     t.add_argument(
         "--count", type=bounded(int, 1, 10**9), default=None, help="stop after this many pulses (default: Ctrl-C)"
     )
