@@ -40,14 +40,13 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo
 from mecg.acquire.ecg_driver import EcgStats, board_source_id, ecg_stream_info, forward_only
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
+from mecg.acquire.reconnect import DriverState, ReconnectingLoop
 from mecg.acquire.sequence import SequenceTracker
-from mecg.errors import MecgError
 
 #: ``BrainFlowInputParams`` fields that hold integers (the others are text).
 INT_PARAMS = ("ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout", "master_board")
@@ -263,7 +262,7 @@ class BrainFlowConfig:
     buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
 
 
-class BrainFlowDriver(BackgroundLoop):
+class BrainFlowDriver(ReconnectingLoop):
     """Streams one BrainFlow board to LSL: :meth:`connect`, :meth:`start`, :meth:`close` (or ``with``).
 
     The same interface as :class:`~mecg.acquire.ecg_driver.EcgDriver` (``failed``/``error``,
@@ -368,7 +367,7 @@ class BrainFlowDriver(BackgroundLoop):
             self._release()
             raise
         with self._lock:
-            self._stats.state = "streaming"
+            self._stats.state = DriverState.STREAMING
         return self.info
 
     def _make_outlet(self, layout: BoardLayout) -> None:
@@ -510,47 +509,46 @@ class BrainFlowDriver(BackgroundLoop):
         except self._bs.BrainFlowError:
             pass
 
-    def _lost_board(self, exc: BaseException) -> None:
-        """No data: release the session and prepare it again until it works or we stop."""
-        with self._lock:
-            self._stats.state, self._stats.last_error = "reconnecting", str(exc)
-        self._release()
-        while not self._stop.wait(self.config.retry_s):
-            try:
-                layout = self._prepare()
-            except DeviceRefusedError:
-                raise
-            except AcquireError as err:
-                with self._lock:
-                    self._stats.last_error = str(err)
-                continue
-            if self.info is not None and self._board_info(layout).labels != self.info.labels:
-                raise AcquireError("the board came back with other channels; start mecg stream ecg again")
-            with self._lock:
-                self._stats.state = "streaming"
-                self._stats.reconnects += 1
-            return
+    # -- reconnection (the loop is ReconnectingLoop's) ------------------------------------------
+    lost_errors = (TimeoutError,)  # no data for stall_s: the board is lost or a playback file ended
+    retry_errors = (AcquireError,)
+    fatal_errors = (DeviceRefusedError,)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.pump()
-                except TimeoutError as exc:
-                    if self._stop.is_set():
-                        break
-                    if self.playback:
-                        with self._lock:
-                            self._stats.state = "finished"
-                        self.finished.set()
-                        break
-                    self._lost_board(exc)
-        except Exception as exc:  # a board the driver cannot use, or a bug: stop and say why
-            msg = str(exc) if isinstance(exc, MecgError) else f"internal error {type(exc).__name__}: {exc}"
-            with self._lock:
-                self._stats.state, self._stats.last_error = "failed", msg
-            self.error = msg
-            self.failed.set()
+    def _close_link(self) -> None:
+        self._release()
+
+    def _reopen(self) -> BoardLayout:
+        return self._prepare()
+
+    def _resume(self, reopened: object) -> None:
+        assert isinstance(reopened, BoardLayout)
+        if self.info is not None and self._board_info(reopened).labels != self.info.labels:
+            raise AcquireError("the board came back with other channels; start mecg stream ecg again")
+
+    def _ends_stream(self, exc: BaseException) -> bool:
+        if not self.playback:
+            return False
+        with self._lock:
+            self._stats.state = DriverState.FINISHED
+        self.finished.set()
+        return True
+
+    def _mark_lost(self, exc: BaseException) -> None:
+        with self._lock:
+            self._stats.state, self._stats.last_error = DriverState.RECONNECTING, str(exc)
+
+    def _mark_retry_failed(self, err: BaseException) -> None:
+        with self._lock:
+            self._stats.last_error = str(err)
+
+    def _mark_back(self) -> None:
+        with self._lock:
+            self._stats.state = DriverState.STREAMING
+            self._stats.reconnects += 1
+
+    def _mark_failed(self, msg: str) -> None:
+        with self._lock:
+            self._stats.state, self._stats.last_error = DriverState.FAILED, msg
 
     def start(self) -> BrainFlowDriver:
         """Connect if needed and stream in a background thread."""
@@ -564,8 +562,8 @@ class BrainFlowDriver(BackgroundLoop):
         self._stop_loop()
         self._release()
         with self._lock:
-            if self._stats.state != "finished":
-                self._stats.state = "stopped"
+            if self._stats.state != DriverState.FINISHED:
+                self._stats.state = DriverState.STOPPED
 
     def close(self) -> None:
         """Stop and drop the outlet."""

@@ -20,13 +20,12 @@ import numpy as np
 import pylsl
 import serial
 
-from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
 from mecg.acquire.errors import AcquireError, DeviceReplyError
+from mecg.acquire.reconnect import DriverState, ReconnectingLoop
 from mecg.acquire.serial_port import open_port
-from mecg.errors import MecgError
 
 PROTOCOLS = ("mecg", "cyton")
 #: Default outlet buffer (s): samples are small, so a minute costs a few MB.
@@ -73,7 +72,7 @@ class EcgConfig:
 class EcgStats:
     """A snapshot of the driver's counters."""
 
-    state: str = "idle"
+    state: str = DriverState.IDLE
     samples: int = 0
     lost: int = 0
     duplicates: int = 0
@@ -129,7 +128,7 @@ def board_source_id(info: BoardInfo) -> str:
     return f"{prefix}-{info.uid}"
 
 
-class EcgDriver(BackgroundLoop):
+class EcgDriver(ReconnectingLoop):
     """Streams one serial ECG board to LSL.
 
     Use :meth:`connect` (raises :class:`~mecg.errors.MecgError` subclasses with the fix in the
@@ -180,7 +179,7 @@ class EcgDriver(BackgroundLoop):
         """Open the port, bring the device to streaming and create the LSL outlet."""
         info = self._open_and_start()
         self._make_outlet(info)
-        self._stats.state = "streaming"
+        self._stats.state = DriverState.STREAMING
         return info
 
     def _make_outlet(self, info: BoardInfo) -> None:
@@ -238,49 +237,42 @@ class EcgDriver(BackgroundLoop):
             (t0, n0), (t1, n1) = self._rate_window[0], self._rate_window[-1]
             st.rate_hz = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def _lost_port(self, exc: BaseException) -> None:
-        """The port failed: close it and try to reopen and restart until it works or we stop."""
-        with self._lock:
-            self._stats.state, self._stats.last_error = "reconnecting", str(exc)
+    # -- reconnection (the loop is ReconnectingLoop's) ------------------------------------------
+    lost_errors = (serial.SerialException, OSError)  # OSError includes the stall's TimeoutError
+    retry_errors = (AcquireError, serial.SerialException, OSError)
+    fatal_errors = (DeviceReplyError,)  # the device answers, but wrongly: retrying cannot help
+
+    def _close_link(self) -> None:
         try:
             if self._port is not None:
                 self._port.close()
         except (OSError, serial.SerialException):
             pass
         self._port = None
-        while not self._stop.wait(self.config.retry_s):
-            try:
-                info = self._open_and_start()
-            except DeviceReplyError:
-                raise  # the device answers, but wrongly: retrying cannot help
-            except (AcquireError, serial.SerialException, OSError) as err:
-                with self._lock:
-                    self._stats.last_error = str(err)
-                continue
-            self._make_outlet(info)
-            with self._lock:
-                self._stats.state = "streaming"
-                self._stats.reconnects += 1
-            return
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.pump()
-                except (serial.SerialException, OSError) as exc:  # OSError includes the stall's TimeoutError
-                    if self._stop.is_set():
-                        break
-                    self._lost_port(exc)
-        except Exception as exc:  # a device the driver cannot use, or a bug: stop and say why, never stream 0 samples
-            self._fail(exc)
+    def _reopen(self) -> BoardInfo:
+        return self._open_and_start()
 
-    def _fail(self, exc: Exception) -> None:
-        msg = str(exc) if isinstance(exc, MecgError) else f"internal error {type(exc).__name__}: {exc}"
+    def _resume(self, reopened: object) -> None:
+        assert isinstance(reopened, BoardInfo)
+        self._make_outlet(reopened)
+
+    def _mark_lost(self, exc: BaseException) -> None:
         with self._lock:
-            self._stats.state, self._stats.last_error = "failed", msg
-        self.error = msg
-        self.failed.set()
+            self._stats.state, self._stats.last_error = DriverState.RECONNECTING, str(exc)
+
+    def _mark_retry_failed(self, err: BaseException) -> None:
+        with self._lock:
+            self._stats.last_error = str(err)
+
+    def _mark_back(self) -> None:
+        with self._lock:
+            self._stats.state = DriverState.STREAMING
+            self._stats.reconnects += 1
+
+    def _mark_failed(self, msg: str) -> None:
+        with self._lock:
+            self._stats.state, self._stats.last_error = DriverState.FAILED, msg
 
     def start(self) -> EcgDriver:
         """Connect if needed and stream in a background thread."""
@@ -300,7 +292,7 @@ class EcgDriver(BackgroundLoop):
                 pass
             self._port = None
         with self._lock:
-            self._stats.state = "stopped"
+            self._stats.state = DriverState.STOPPED
 
     def close(self) -> None:
         """Stop and drop the outlet."""

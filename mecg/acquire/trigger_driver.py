@@ -19,7 +19,6 @@ import numpy as np
 import pylsl
 import serial
 
-from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.errors import AcquireError, DeviceReplyError, DeviceTimeoutError
@@ -41,9 +40,9 @@ from mecg.acquire.protocol import (
     decode,
     encode,
 )
+from mecg.acquire.reconnect import DriverState, ReconnectingLoop
 from mecg.acquire.sequence import Unwrapper
 from mecg.acquire.serial_port import open_port
-from mecg.errors import MecgError
 
 
 @dataclass
@@ -103,7 +102,7 @@ def marker_stream_info(name: str, source_id: str, cfg: TriggerConfig, info: Info
     return si
 
 
-class TriggerDriver(BackgroundLoop):
+class TriggerDriver(ReconnectingLoop):
     """Runs the trigger box and publishes its pulses; :meth:`connect`, :meth:`start`, :meth:`stop`."""
 
     def __init__(self, config: TriggerConfig) -> None:
@@ -117,7 +116,7 @@ class TriggerDriver(BackgroundLoop):
         self.markers: list[tuple[str, float]] = []  # what was published: (marker, LSL time)
         self.commanded = 0
         self.reconnects = 0
-        self.state = "idle"
+        self.state: str = DriverState.IDLE
         self._port: serial.Serial | None = None
         self._rng = np.random.default_rng(config.seed)
         self._next_pulse: float | None = None
@@ -201,7 +200,7 @@ class TriggerDriver(BackgroundLoop):
             marker_stream_info(self.config.name, self.source_id, self.config, info, self.config.port),
             max_buffered=self.buffer_s,
         )
-        self.state = "running"
+        self.state = DriverState.RUNNING
         return info
 
     # -- running --------------------------------------------------------------------------------
@@ -239,38 +238,31 @@ class TriggerDriver(BackgroundLoop):
         for f in self.parser.feed(data):
             self._handle(f, arrival)
 
-    def _lost_port(self, exc: BaseException) -> None:
-        self.state = f"reconnecting ({exc})"
+    # -- reconnection (the loop is ReconnectingLoop's) ------------------------------------------
+    lost_errors = (serial.SerialException, OSError)
+    retry_errors = (AcquireError, serial.SerialException, OSError)
+    fatal_errors = (DeviceReplyError,)  # the box answers, but wrongly: retrying cannot help
+
+    def _close_link(self) -> None:
         try:
             if self._port is not None:
                 self._port.close()
         except (OSError, serial.SerialException):
             pass
         self._port = None
-        while not self._stop.wait(self.config.retry_s):
-            try:
-                self._open_and_start()
-            except DeviceReplyError:
-                raise  # the box answers, but wrongly: retrying cannot help
-            except (AcquireError, serial.SerialException, OSError):
-                continue
-            self.reconnects += 1
-            self.state = "running"
-            return
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.pump()
-                except (serial.SerialException, OSError) as exc:
-                    if self._stop.is_set():
-                        break
-                    self._lost_port(exc)
-        except Exception as exc:  # a box the driver cannot use, or a bug: stop and say why
-            self.error = str(exc) if isinstance(exc, MecgError) else f"internal error {type(exc).__name__}: {exc}"
-            self.state = "failed"
-            self.failed.set()
+    def _reopen(self) -> Info:
+        return self._open_and_start()
+
+    def _mark_lost(self, exc: BaseException) -> None:
+        self.state = f"{DriverState.RECONNECTING} ({exc})"
+
+    def _mark_back(self) -> None:
+        self.reconnects += 1
+        self.state = DriverState.RUNNING
+
+    def _mark_failed(self, msg: str) -> None:
+        self.state = DriverState.FAILED
 
     def start(self) -> TriggerDriver:
         """Connect if needed and run in a background thread."""
@@ -289,7 +281,7 @@ class TriggerDriver(BackgroundLoop):
             except (OSError, serial.SerialException):
                 pass
             self._port = None
-        self.state = "stopped"
+        self.state = DriverState.STOPPED
 
     def close(self) -> None:
         """Stop and drop the outlet."""
