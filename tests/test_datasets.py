@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from mecg.cli.main import main
-from mecg.model.datasets import DatasetError, import_casme2, import_samm_lv
+from mecg.interop.datasets import DatasetError, import_casme2, import_samm_lv
 from mecg.model.evaluate import read_truth
 from mecg.session import open_session, validate_session
 

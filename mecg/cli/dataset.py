@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from mecg.cli.argtypes import parse_size
 from mecg.cli.progress import Progress, add_quiet_option
-from mecg.model.datasets import COLOR_MODES, DATASETS, OFFSET_RULES, ImportReport, import_dataset
+from mecg.interop.datasets import COLOR_MODES, DATASETS, OFFSET_RULES, ImportReport, import_dataset
 
 #: Problem lines printed before "see the manifest".
 MAX_PRINTED = 15

@@ -1,6 +1,6 @@
 """Spreadsheet tables: ``.xlsx`` workbooks and ``.csv`` files as rows of cells, header rows, cell values.
 
-Shared by the public dataset adapters (:mod:`mecg.model.datasets`) and the coder sheets
+Shared by the public dataset adapters (:mod:`mecg.interop.datasets`) and the coder sheets
 (:mod:`mecg.interop.coder_sheets`). Cells come back as Python values (``str``, ``int``, ``float``,
 ``None``); CSV cells are strings. Header cells are compared after :func:`norm`: lowercase letters
 and digits only, so ``"Onset Frame"``, ``"onset_frame"`` and ``"OnsetFrame"`` are one name.
