@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until
 
 from mecg.acquire.ecg_driver import EcgConfig, EcgDriver
 from mecg.acquire.errors import AcquireError
@@ -54,13 +54,23 @@ def test_pulses_reach_the_amplifier_and_the_markers_stream(tmp_path: Path) -> No
         ecg.start()
         trig.start()
         markers: list = []
-        deadline = time.monotonic() + 6.0
-        while not trig.done.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
+
+        def all_markers() -> bool:
             _drain(mk_in, markers)
-        time.sleep(0.3)
-        _drain(mk_in, markers)
-        d, t = ecg_in.pull_chunk(timeout=0.0, max_samples=100000, as_numpy=True)
+            return trig.done.is_set() and len(markers) >= 5
+
+        assert wait_until(all_markers, 10.0), markers
+        last_rise = box.pulses_fired[-1][0] + timeline.t0
+        chunks: list = []
+
+        def ecg_past_the_last_pulse() -> bool:  # the ECG up to 0.1 s after the last pulse's rising edge
+            d, t = ecg_in.pull_chunk(timeout=0.0, max_samples=100000, as_numpy=True)
+            if len(t):
+                chunks.append((d, t))
+            return bool(chunks) and chunks[-1][1][-1] > last_rise + 0.1
+
+        assert wait_until(ecg_past_the_last_pulse, 10.0)
+        d, t = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
     finally:
         trig.close()
         ecg.close()
@@ -118,15 +128,13 @@ def test_trigger_box_unplugged_and_back(tmp_path: Path) -> None:
             )
         )
         with drv:
-            time.sleep(0.6)
+            assert wait_until(lambda: len(drv.markers) >= 2, 5.0)
             before = len(drv.markers)
             box.unplug()
-            time.sleep(0.4)
+            assert wait_until(lambda: str(drv.state).startswith("reconnecting"), 5.0), drv.state
             box.replug()
-            deadline = time.monotonic() + 4.0
-            while drv.reconnects == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.7)
+            assert wait_until(lambda: drv.reconnects > 0, 4.0)
+            wait_until(lambda: len(drv.markers) >= before + 2, 5.0)
             after = len(drv.markers)
     assert before >= 2 and drv.reconnects == 1 and after >= before + 2
     assert [m for m, _ in drv.markers[before:]][:1] == ["pulse 0"]  # the re-powered box counts from 0
