@@ -115,7 +115,7 @@ def test_version_on_every_entry_point(prog: str, capsys: pytest.CaptureFixture) 
     if prog == "mecg-record":
         from mecg.cli.record import main as entry
     elif prog == "mecg-app":
-        from mecg.app.main import main as entry
+        from mecg.cli.app import main as entry
     else:
         entry = main
     with pytest.raises(SystemExit) as e:

@@ -1,50 +1,22 @@
-"""``mecg-app`` / ``mecg app``: start the lab recording app.
+"""The lab recording app's launcher: build the main window, start what was asked for, run Qt's event loop.
 
-``--simulate`` (or the device options of ``mecg record``) starts devices on launch; ``--record``
-starts recording once their streams are watched; ``--quit-after S`` closes the app after S
-seconds (a recording is stopped and closed cleanly), saving ``--screenshot PNG`` just before;
-``--settings FILE.ini`` keeps the remembered settings in that file instead of the user's.
+The command line (``mecg app`` / ``mecg-app``) is parsed by :mod:`mecg.cli.app`, which finds
+:func:`run_app` through the ``mecg.frontends`` entry point ``app``; this room never imports the CLI
+(docs/architecture.md). Also the Qt helpers the review window shares (:func:`quiet_qt_messages`,
+:func:`dispose`, :func:`check_display`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import weakref
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from mecg.cli.argtypes import positive_float
-from mecg.cli.record import add_device_arguments, rig_config
-from mecg.cli.stream import add_lsl_options, apply_lsl_options
 from mecg.errors import MecgError
 
-DESCRIPTION = (
-    "The lab recording app: LSL streams and devices, a live view (camera, ECG with R-peaks, heart rate, "
-    "triggers), recording with per-stream health through the same engine as mecg record, and a check of "
-    "each file afterwards."
-)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``mecg app`` / ``mecg-app``."""
-    o = p.add_argument_group("session (remembered between runs; these override the remembered values)")
-    o.add_argument("--out-dir", metavar="DIR", help="folder for the session files (created if needed)")
-    o.add_argument("--subject", default=None, help="pseudonymous participant id, e.g. P-0042 (never a name)")
-    o.add_argument("--notes", default=None, help="free text kept with the session")
-    o.add_argument(
-        "--min-free-mb", type=float, default=None, help="refuse to start, or stop, below this free space (MB)"
-    )
-    add_device_arguments(p)
-    a = p.add_argument_group("app")
-    a.add_argument("--record", action="store_true", help="start recording as soon as the devices' streams are seen")
-    a.add_argument("--settings", metavar="FILE.ini", help="keep the settings in this file (default: the user's)")
-    a.add_argument("--live-hz", type=positive_float, default=20.0, help="live view refreshes a second (default 20)")
-    a.add_argument("--quit-after", type=positive_float, default=None, metavar="S", help="close after S seconds")
-    a.add_argument(
-        "--screenshot", metavar="PNG", help="save a picture of the window just before --quit-after closes it"
-    )
-    add_lsl_options(p)
+if TYPE_CHECKING:
+    from mecg.acquire.rig import RigConfig
 
 
 def quiet_qt_messages() -> None:
@@ -83,9 +55,41 @@ def check_display(env: dict[str, str] | None = None) -> None:
         )
 
 
-def run_app(args: argparse.Namespace) -> int:
-    """Build the window, start what the options ask for, run the event loop; the exit code."""
-    apply_lsl_options(args)
+def run_app(
+    rig: RigConfig | None = None,
+    *,
+    out_dir: str | None = None,
+    subject: str | None = None,
+    notes: str | None = None,
+    min_free_mb: float | None = None,
+    record: bool = False,
+    settings: str | None = None,
+    live_hz: float = 20.0,
+    quit_after: float | None = None,
+    screenshot: str | None = None,
+) -> int:
+    """Build the window, start what is asked for, run the event loop; the exit code.
+
+    Parameters
+    ----------
+    rig
+        Devices to start on launch (nothing when None or empty: the app watches the LSL streams it sees).
+    out_dir, subject, notes, min_free_mb
+        Override the remembered session folder, participant id, notes and free-space floor (MB).
+    record
+        Start recording as soon as the devices' streams are seen.
+    settings
+        INI file for the remembered settings (default: the user's).
+    live_hz
+        Live view refreshes per second (Hz).
+    quit_after
+        Close after this many seconds (a recording is stopped and closed cleanly); exit code 1 when
+        the window showed errors.
+    screenshot
+        PNG saved just before ``quit_after`` closes the window.
+
+    The LSL configuration must be chosen before this is called (pylsl reads it on import).
+    """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -99,26 +103,24 @@ def run_app(args: argparse.Namespace) -> int:
     app.setOrganizationName("mecg")
     quiet_qt_messages()
     check_qt_binding()  # before any window: a leaking PySide6 would abort mid-recording
-    scripted = args.quit_after is not None
-    win = MainWindow(AppSettings(args.settings), live_hz=args.live_hz, interactive=not scripted)
+    scripted = quit_after is not None
+    win = MainWindow(AppSettings(settings), live_hz=live_hz, interactive=not scripted)
     rp = win.recording_panel
-    if args.out_dir is not None:
-        rp.out_dir.setText(args.out_dir)
-    if args.subject is not None:
-        rp.subject.setText(args.subject)
-    if args.notes is not None:
-        rp.notes.setPlainText(args.notes)
-    if args.min_free_mb is not None:
-        win.lab.min_free_mb = args.min_free_mb
+    if out_dir is not None:
+        rp.out_dir.setText(out_dir)
+    if subject is not None:
+        rp.subject.setText(subject)
+    if notes is not None:
+        rp.notes.setPlainText(notes)
+    if min_free_mb is not None:
+        win.lab.min_free_mb = min_free_mb
     win.show()
     old_handlers = install_signal_handlers(win)
-    rig = rig_config(args)
-    if not rig.empty:
+    win.record_when_ready = record
+    if rig is not None and not rig.empty:
         win.apply_rig_options(rig)
-        win.record_when_ready = args.record
         win.start_devices(rig)
     else:
-        win.record_when_ready = args.record
         win.refresh_streams()
     if scripted:
         ref = weakref.ref(win)  # no strong reference from the timer: the window is freed before Python exits
@@ -127,25 +129,14 @@ def run_app(args: argparse.Namespace) -> int:
             w = ref()
             if w is None:
                 return
-            if args.screenshot:
-                w.grab().save(args.screenshot)
-                print(f"mecg app: screenshot saved to {args.screenshot}", file=sys.stderr, flush=True)
+            if screenshot:
+                w.grab().save(screenshot)
+                print(f"mecg app: screenshot saved to {screenshot}", file=sys.stderr, flush=True)
             w.close_without_asking()
 
-        QTimer.singleShot(round(args.quit_after * 1000), finish)
+        QTimer.singleShot(round(quit_after * 1000), finish)
     app.exec()
     restore_signal_handlers(old_handlers)
     code = 1 if scripted and win.errors else 0
     dispose(win)
     return code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``mecg-app``: the same as ``mecg app``."""
-    from mecg.cli.main import standalone
-
-    return standalone("mecg-app", DESCRIPTION, add_arguments, run_app, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

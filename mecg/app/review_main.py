@@ -1,4 +1,7 @@
-"""``mecg review``: open the review window on one session (see docs/annotate.md, "Review window").
+"""The review window's launcher (``mecg review``; see docs/annotate.md, "Review window").
+
+:mod:`mecg.cli.review` parses the command line, checks the inputs and finds :func:`run_review`
+through the ``mecg.frontends`` entry point ``review`` (the CLI never imports this room).
 
 ``--screenshot PNG`` waits until every track is computed, saves a picture of the window and
 closes it (no event loop left running: for docs and scripted checks).
@@ -6,7 +9,6 @@ closes it (no event loop left running: for docs and scripted checks).
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import weakref
@@ -15,25 +17,36 @@ from pathlib import Path
 from mecg.errors import MecgError
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """Refuse missing input files and an unwritable --screenshot before Qt starts (MecgError)."""
-    from mecg.cli.outputs import check_output_file
+def run_review(
+    session: str | Path,
+    coder: str,
+    *,
+    spots: str | Path | None = None,
+    model: str | Path | None = None,
+    frame: int = 0,
+    motion: bool = True,
+    screenshot: str | Path | None = None,
+) -> int:
+    """Build the review window on ``session`` and run the event loop; the exit code.
 
-    for what, value in (("session", args.session), ("--spots", args.spots), ("--model", args.model)):
-        if value is None:
-            continue
-        p = Path(value)
-        if not p.exists():
-            raise MecgError(f"{what} {p} does not exist; check the path")
-        if p.is_dir():
-            raise MecgError(f"{what} {p} is a folder; give a file")
-    if args.screenshot:
-        check_output_file(args.screenshot, f"--screenshot {args.screenshot}", suffixes=(".png",))
-
-
-def run_review(args: argparse.Namespace) -> int:
-    """Build the review window and run the event loop; the exit code (1 when a --screenshot run saw errors)."""
-    check_inputs(args)
+    Parameters
+    ----------
+    session
+        The session file (.h5).
+    coder
+        Coder id whose set of intervals is edited (saved beside the recording).
+    spots
+        Spotted candidates (CSV of ``mecg spot --out``) to accept or reject.
+    model
+        CMCL-Net checkpoint whose ME score track is shown.
+    frame
+        The frame shown first.
+    motion
+        Compute the motion track when it is not cached.
+    screenshot
+        Wait for every track, save a PNG of the window there and close (exit code 1 when the
+        window showed errors). The caller checks the inputs exist (``mecg review`` does).
+    """
     from mecg.app.main import check_display, dispose, quiet_qt_messages
 
     try:
@@ -56,13 +69,13 @@ def run_review(args: argparse.Namespace) -> int:
     quiet_qt_messages()
     check_qt_binding()
     win = ReviewWindow(
-        args.session,
-        args.coder,
-        spots=args.spots,
-        model=args.model,
-        motion=not args.no_motion,
-        interactive=not args.screenshot,
-        start_frame=args.frame,
+        session,
+        coder,
+        spots=spots,
+        model=model,
+        motion=motion,
+        interactive=not screenshot,
+        start_frame=frame,
     )
     win.show()
     ref = weakref.ref(win)
@@ -76,7 +89,7 @@ def run_review(args: argparse.Namespace) -> int:
     wake = QTimer()  # lets Python run its signal handlers while Qt waits
     wake.timeout.connect(lambda: None)
     wake.start(200)
-    if args.screenshot:
+    if screenshot:
         shot = QTimer()
 
         def finish() -> None:
@@ -84,8 +97,8 @@ def run_review(args: argparse.Namespace) -> int:
             if w is None or not w.idle:
                 return
             shot.stop()
-            w.grab().save(args.screenshot)
-            print(f"mecg review: screenshot saved to {args.screenshot}", file=sys.stderr, flush=True)
+            w.grab().save(str(screenshot))
+            print(f"mecg review: screenshot saved to {screenshot}", file=sys.stderr, flush=True)
             w.close_without_asking()
 
         shot.timeout.connect(finish)
@@ -93,6 +106,6 @@ def run_review(args: argparse.Namespace) -> int:
     app.exec()
     for sig, h in old.items():
         signal.signal(sig, h)
-    code = 1 if args.screenshot and win.errors else 0
+    code = 1 if screenshot and win.errors else 0
     dispose(win)
     return code

@@ -1,6 +1,8 @@
 """``mecg review``: the review window for one session (video, tracks, coding; see docs/annotate.md).
 
-Qt is imported only when the command runs, so ``mecg --help`` works on a machine without a display.
+The command line and its input checks are here; the window lives in :mod:`mecg.app`, found by name
+through the ``mecg.frontends`` entry point ``review`` (the CLI never imports the app). Qt is imported
+only when the command runs, so ``mecg --help`` works on a machine without a display.
 """
 
 from __future__ import annotations
@@ -8,8 +10,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
+from pathlib import Path
 
+from mecg.cli.app import frontend
 from mecg.cli.argtypes import bounded
+from mecg.cli.outputs import check_output_file
+from mecg.errors import MecgError
 
 
 def default_coder() -> str:
@@ -21,10 +27,32 @@ def default_coder() -> str:
     return name if name.strip("._") else "coder"
 
 
-def _review(args: argparse.Namespace) -> int:
-    from mecg.app.review_main import run_review
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse missing input files and an unwritable --screenshot before Qt starts (MecgError)."""
+    for what, value in (("session", args.session), ("--spots", args.spots), ("--model", args.model)):
+        if value is None:
+            continue
+        p = Path(value)
+        if not p.exists():
+            raise MecgError(f"{what} {p} does not exist; check the path")
+        if p.is_dir():
+            raise MecgError(f"{what} {p} is a folder; give a file")
+    if args.screenshot:
+        check_output_file(args.screenshot, f"--screenshot {args.screenshot}", suffixes=(".png",))
 
-    return run_review(args)
+
+def _review(args: argparse.Namespace) -> int:
+    check_inputs(args)
+    run_review = frontend("review")
+    return run_review(
+        args.session,
+        args.coder,
+        spots=args.spots,
+        model=args.model,
+        frame=args.frame,
+        motion=not args.no_motion,
+        screenshot=args.screenshot,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
