@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until
 
 from mecg.acquire.camera_driver import CameraConfig, CameraDriver, open_source
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError
@@ -121,8 +122,8 @@ def test_virtual_camera_frames_stamps_drops_and_led(tmp_path: Path) -> None:
     assert drv.connect() == (72, 96)
     inlet = _inlet(drv.source_id)
     drv.start()
-    head, head_ts = _pull_until(inlet, 1, 2.0)  # frames are coming: run 1.7 s more, stop, take everything
-    time.sleep(1.7)
+    head, head_ts = _pull_until(inlet, 1, 2.0)  # frames are coming: run past both LED pulses, stop, take everything
+    wait_until(lambda: drv.frames >= 110, 15.0)  # ~2 s of the trial at 60 fps with 10 % dropped
     drv.stop()
     tail, tail_ts = _pull_until(inlet, drv.frames - len(head_ts), 3.0)
     drv.close()
