@@ -65,7 +65,7 @@ def accuracy(tmp: Path, subjects: int, trials: int, duration: float, seed: int) 
     for f in sorted((tmp / "ds").glob("*.h5")):
         feats = frontend_features(f, FrontEndParams(k_frames=default_k(60)))
         rows, _ = spot_baseline(feats, 60.0, f.stem, BaselineParams())
-        preds += [Interval(r["session"], r["onset"], r["offset"], r["type"], r["score"]) for r in rows]
+        preds += [r.interval() for r in rows]
         with open_session(f) as s:
             truth += [Interval(f.stem, a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
     res = evaluate(preds, truth)

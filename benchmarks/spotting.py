@@ -43,7 +43,7 @@ def baseline_loso(data: list[SessionData]) -> dict:
     for d in data:
         feats = frontend_features(d.path, d.frontend_params)
         rows, _ = spot_baseline(feats, d.fps, d.name, BaselineParams())
-        preds += [Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]) for r in rows if r["type"] == "ME"]
+        preds += [r.interval() for r in rows if r.type == "ME"]
         truth += [Interval(d.name, a.onset_frame, a.offset_frame, "ME") for a in d.annotations if a.type == "ME"]
     return evaluate(preds, truth)["me"].as_dict()
 

@@ -103,9 +103,10 @@ MALFORMED: dict[str, tuple[Callable[[dict], None], str]] = {
 
 
 def test_the_good_checkpoint_loads(good: Path, built: list[CMCLConfig]) -> None:
-    model, window, fe, spot = load_checkpoint(good)
-    assert len(built) == 1 and window == WindowParams(time_steps=8) and fe["k_frames"] == 5 and spot == SPOT
-    assert not model.training
+    ck = load_checkpoint(good)
+    assert len(built) == 1 and ck.window == WindowParams(time_steps=8) and ck.spot == SPOT
+    assert ck.frontend_key["k_frames"] == 5 and ck.frontend.k_frames == 5
+    assert not ck.model.training
 
 
 @pytest.mark.parametrize("kind", list(MALFORMED))

@@ -14,6 +14,7 @@ from mecg.cli.main import main
 from mecg.model.cmclnet import CMCLConfig, CMCLNet
 from mecg.model.evaluate import read_predictions
 from mecg.model.pipeline import fit, load_sessions, save
+from mecg.model.spots import Spot
 from mecg.model.spotter import apply_ccf
 from mecg.model.train import ModelError, TrainConfig, average_precision, load_checkpoint, predict, train_model
 from mecg.model.windows import SessionData, WindowParams
@@ -96,8 +97,10 @@ def test_checkpoint_round_trip_spot_eval_and_refusals(
     model, spot = fit(separable, CMCLConfig(time_steps=8), tc)
     ck = tmp_path / "m.pt"
     save(ck, model, separable[0].params, separable[0].frontend_params, spot, tc, separable)
-    loaded, window, _, spot2 = load_checkpoint(ck)
-    assert window == separable[0].params and spot2["threshold"] == spot["threshold"]
+    loaded_ck = load_checkpoint(ck)
+    loaded = loaded_ck.model
+    assert loaded_ck.window == separable[0].params and loaded_ck.spot["threshold"] == spot["threshold"]
+    assert loaded_ck.frontend == separable[0].frontend_params and loaded_ck.mode == "fusion"
     x = {k: torch.from_numpy(v).float() for k, v in separable[0].batch(np.array([50, 60])).items()}
     model.eval()
     torch.testing.assert_close(loaded(x)[0], model(x)[0])
@@ -137,10 +140,11 @@ def test_ccf_on_hand_made_hrs_curves() -> None:
     hrs = np.full(1000, 1.0)
     hrs[300] = 4.5  # a sharp HRS peak 20 frames (0.2 s) from the first apex
     hrs[700] = 3.9
-    rows = [{"apex": 320, "score": 1.0}, {"apex": 700, "score": 1.0}, {"apex": 900, "score": 1.0}]
+    rows = [Spot("s", a - 10, a, a + 20, 1.0, "ME") for a in (320, 700, 900)]
     out = apply_ccf(rows, _FakeData(hrs), eta=2.0)  # threshold: 2 x 2.0 = 4.0 bpm/s
-    assert [r["kept_by_ccf"] for r in out] == [True, False, False]
-    assert [r["kept_by_ccf"] for r in apply_ccf(rows, _FakeData(hrs), eta=1.9)] == [True, True, False]
+    assert [r.kept_by_ccf for r in out] == [True, False, False]
+    assert [r.hrs_apex_bpm_per_s for r in out] == [4.5, 3.9, 1.0]
+    assert [r.kept_by_ccf for r in apply_ccf(rows, _FakeData(hrs), eta=1.9)] == [True, True, False]
     nodata = _FakeData(hrs)
     nodata.has_ecg = False
     assert apply_ccf(rows, nodata, eta=2.0) == rows
@@ -191,5 +195,4 @@ def test_torchrun_ddp_trains_on_two_processes(separable: list[SessionData], tmp_
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "on 2 processes" in r.stderr
-    model, *_ = load_checkpoint(out)
-    assert model.config.mode == "fusion"
+    assert load_checkpoint(out).mode == "fusion"

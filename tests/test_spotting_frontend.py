@@ -16,6 +16,7 @@ from mecg.model.evaluate import Interval, evaluate, iou, read_predictions, write
 from mecg.model.face import FaceNotFoundError
 from mecg.model.frontend import CACHE_GROUP, FrontEndParams, frontend_features
 from mecg.model.heart_rate import hr_slope, r_peaks
+from mecg.model.spots import Spot
 from mecg.session import SessionWriter, StreamInfo, open_session
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
 from mecg.synth.expressions import Expression
@@ -62,8 +63,8 @@ def test_eval_cli_skips_ccf_rejects_and_reports_json(tmp_path: Path, capsys: pyt
     write_predictions(
         pred,
         [
-            {"session": "a", "onset": 10, "apex": 15, "offset": 20, "score": 0.9, "type": "ME", "kept_by_ccf": True},
-            {"session": "a", "onset": 50, "apex": 55, "offset": 60, "score": 0.8, "type": "ME", "kept_by_ccf": False},
+            Spot("a", 10, 15, 20, 0.9, "ME", kept_by_ccf=True),
+            Spot("a", 50, 55, 60, 0.8, "ME", kept_by_ccf=False),
         ],
     )
     assert len(read_predictions(pred)) == 1
@@ -105,7 +106,7 @@ def test_baseline_finds_maes(tmp_path: Path) -> None:
     feats = frontend_features(path, FrontEndParams(k_frames=5), workers=1)
     rows, _ = spot_baseline(feats, 30.0, "m", BaselineParams(mae_length_s=1.5))
     truth = [Interval("m", a.onset_frame, a.offset_frame, a.type) for a in trial.annotations()]
-    res = evaluate([Interval("m", r["onset"], r["offset"], r["type"], r["score"]) for r in rows], truth)
+    res = evaluate([r.interval() for r in rows], truth)
     assert res["mae"].tp == 2
 
 

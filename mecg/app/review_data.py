@@ -177,13 +177,13 @@ def score_track(path: str | os.PathLike, model_path: str | os.PathLike) -> Score
     from mecg.errors import MecgError
     from mecg.model.frontend import default_k
     from mecg.model.spotter import frame_scores
-    from mecg.model.train import frontend_from_key, load_checkpoint
+    from mecg.model.train import load_checkpoint
     from mecg.model.windows import SessionData
     from mecg.session import open_session
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    model, window, fe_key, spot = load_checkpoint(model_path)
-    frontend = frontend_from_key(fe_key)
+    ck = load_checkpoint(model_path)
+    model, window, frontend, spot = ck.model, ck.window, ck.frontend, ck.spot
     with open_session(path) as s:
         fps = s.stream(kind="video").info.nominal_srate_hz
         synced = "frame_time_ecg_s" in s.sync_group

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from mecg.model.evaluate import evaluate, read_predictions, read_truth
+from mecg.model.evaluate import evaluate_spots
 
 
 def _eval(args: argparse.Namespace) -> int:
-    res = evaluate(read_predictions(args.pred), read_truth(args.truth))
+    res = evaluate_spots(args.pred, args.truth)
     if args.json:
         print(json.dumps({k: v.as_dict() for k, v in res.items()}))
         return 0

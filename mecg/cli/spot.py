@@ -7,7 +7,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -15,25 +14,17 @@ from mecg.cli.argtypes import JOBS, WORKERS, bounded
 from mecg.cli.outputs import check_output_file
 from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
-from mecg.model.baseline import BaselineParams, spot_baseline
 from mecg.model.evaluate import write_predictions
-from mecg.model.frontend import FLOW_METHODS, FrontEndParams, default_k, frontend_features
+from mecg.model.frontend import FLOW_METHODS
 from mecg.model.parallel import map_sessions
-from mecg.model.plot import plot_spots
-from mecg.session import open_session
+from mecg.model.spots import Spot
+from mecg.model.spotting import SpotOptions, SpotResult, load_spotter, spot_file
+from mecg.session.files import session_files
 
 
 def session_paths(target: str) -> list[Path]:
     """A session file, or every ``*.h5`` in a folder (sorted)."""
-    p = Path(target)
-    if p.is_dir():
-        files = sorted(p.glob("*.h5"))
-        if not files:
-            raise MecgError(f"{p} holds no .h5 session files")
-        return files
-    if not p.exists():
-        raise MecgError(f"{p} does not exist; give a session file or a folder of sessions")
-    return [p]
+    return session_files(target)
 
 
 def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
@@ -53,111 +44,12 @@ def _plot_path(base: str, stem: str, many: bool) -> Path:
     return p.with_name(f"{p.stem}_{stem}{p.suffix or '.png'}") if many else p
 
 
-@dataclass(frozen=True)
-class SpotOptions:
-    """What one session's spotting needs (picklable: it travels to ``--jobs`` workers)."""
-
-    method: str
-    model: str | None
-    p: float
-    ccf_eta: float | None
-    flow: str
-    face_box: tuple[int, int, int, int] | None
-    workers: int
-    plot: str | None
-    many: bool
-    ecg_channel: str = ""
-
-
-#: Checkpoints loaded in this process, by path (each ``--jobs`` worker loads the model once).
-_MODELS: dict[str, tuple] = {}
-
-
-def _model(path: str) -> tuple:
-    if path not in _MODELS:
-        from mecg.model.train import frontend_from_key, load_checkpoint
-
-        model, window, fe_key, spot = load_checkpoint(path)
-        _MODELS[path] = (model, window, frontend_from_key(fe_key), spot)
-    return _MODELS[path]
-
-
-def spot_one(opts: SpotOptions, path: Path, log: Callable[[str], None] | None = None) -> dict:
-    """Spot one session: its rows, frames, summary line, the plot written (if any) and its log lines.
-
-    ``log`` None collects the session's messages in ``"log"`` (a ``--jobs`` worker hands them back).
-    """
-    lines: list[str] = []
-    say = log if log is not None else lines.append
-    with open_session(path) as s:
-        video = s.stream(kind="video")
-        fps = video.info.nominal_srate_hz
-        truth = [(a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
-        frames = video.sample_count
-    plot = str(_plot_path(opts.plot, path.stem, opts.many)) if opts.plot else None
-    if opts.method == "cmclnet":
-        rows, line = _spot_model(opts, path, fps, truth, plot, say)
-    else:
-        params = FrontEndParams(k_frames=default_k(fps), method=opts.flow, face_box=opts.face_box)
-        feats = frontend_features(path, params, workers=opts.workers)
-        rows, curves = spot_baseline(feats, fps, path.stem, BaselineParams(p=opts.p))
-        score = curves.pop("score")
-        n_me, n_mae = sum(r["type"] == "ME" for r in rows), sum(r["type"] == "MaE" for r in rows)
-        line = f"{path.name}: {n_me} ME, {n_mae} MaE spotted"
-        if plot:
-            plot_spots(plot, fps, score, curves, rows, truth, f"{path.name}: {opts.method} spotter")
-    return {
-        "session": path.stem,
-        "file": str(path),
-        "rows": rows,
-        "frames": frames,
-        "line": line,
-        "plot": plot,
-        "log": lines,
-    }
-
-
-def _spot_model(
-    opts: SpotOptions, path: Path, fps: float, truth: list, plot: str | None, say: Callable[[str], None]
-) -> tuple[list[dict], str]:
-    from mecg.model.pipeline import ensure_synced, spot_rows
-    from mecg.model.spotter import frame_scores
-    from mecg.model.windows import SessionData
-
-    assert opts.model is not None
-    model, window, frontend, spot = _model(opts.model)
-    if abs(default_k(fps) - frontend.k_frames) > 0:
-        raise MecgError(
-            f"{path.name} is {fps:g} fps but the model was trained on features for "
-            f"k={frontend.k_frames} frames; train a model for this frame rate"
-        )
-    eta = opts.ccf_eta
-    if model.config.mode != "video":
-        ensure_synced(path, say, opts.ecg_channel)
-    data = SessionData(str(path), window, frontend, workers=opts.workers, use_ecg=model.config.mode != "video")
-    if model.config.mode == "ecg" and not data.has_ecg:
-        raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
-    if not data.has_ecg and model.config.mode == "fusion":
-        say(f"notice: {path.name} has no ECG; spotting video-only (the ECG inputs are zero) without the CCF")
-    scores = frame_scores(model, data)
-    found = spot_rows(model, data, spot, eta, scores=scores)
-    kept = sum(r["kept_by_ccf"] for r in found)
-    if plot:
-        thr = (
-            spot["threshold_ccf"]
-            if eta is not None and data.has_ecg and spot.get("threshold_ccf")
-            else spot["threshold"]
-        )
-        plot_spots(
-            plot,
-            fps,
-            scores,
-            {"CMCL-Net": (scores, thr)},
-            found,
-            truth,
-            f"{path.name}: CMCL-Net" + ("" if eta is None else f" + CCF (eta {eta:g})"),
-        )
-    return found, f"{path.name}: {len(found)} ME candidates, {kept} kept by the CCF"
+def spot_one(
+    opts: SpotOptions, plot: str | None, many: bool, path: Path, log: Callable[[str], None] | None = None
+) -> tuple[SpotResult, str | None]:
+    """Spot one session (a ``--jobs`` worker's task): its result and the plot written (if any)."""
+    out = str(_plot_path(plot, path.stem, many)) if plot else None
+    return spot_file(path, opts, plot=out, log=log), out
 
 
 def _spot(args: argparse.Namespace) -> int:
@@ -178,32 +70,32 @@ def _spot(args: argparse.Namespace) -> int:
         face_box=parse_box(args.face_box),
         # the front end's pieces depend on this number, so every --jobs gives the same features
         workers=args.workers or os.cpu_count() or 1,
-        plot=args.plot,
-        many=Path(args.target).is_dir(),
         ecg_channel=args.ecg_channel,
     )
     if opts.method == "cmclnet":
-        _model(opts.model)  # a bad checkpoint fails here, once, before any worker starts
+        load_spotter(opts.model)  # a bad checkpoint fails here, once, before any worker starts
         if args.jobs == 1:
             import torch
 
             torch.set_num_threads(2)
-    rows: list[dict] = []
-    done: list[dict] = []
+    spots: list[Spot] = []
+    done: list[tuple[SpotResult, str | None]] = []
     t0 = time.perf_counter()
+    many = Path(args.target).is_dir()
     with Progress(len(paths), "spot", "session", quiet=args.quiet) as bar:
-        fn = partial(spot_one, opts, log=bar.log) if args.jobs == 1 else partial(spot_one, opts)
-        for n, res in enumerate(map_sessions(fn, paths, args.jobs), 1):
-            for line in res.pop("log"):
+        task = partial(spot_one, opts, args.plot, many)
+        fn = partial(task, log=bar.log) if args.jobs == 1 else task
+        for n, (res, plot) in enumerate(map_sessions(fn, paths, args.jobs), 1):
+            for line in res.log:
                 (bar.warn if line.startswith(("notice", "warning")) else bar.log)(line)
-            bar.log(f"[{n}/{len(paths)}] {res['line']}")
+            bar.log(f"[{n}/{len(paths)}] {res.summary}")
             bar.update()
-            rows += res.pop("rows")
-            done.append(res)
-    write_predictions(args.out, rows)
+            spots += res.spots
+            done.append((res, plot))
+    write_predictions(args.out, spots)
     dt = time.perf_counter() - t0
-    frames = sum(r["frames"] for r in done)
-    plots = [r["plot"] for r in done if r["plot"]]
+    frames = sum(r.frames for r, _ in done)
+    plots = [p for _, p in done if p]
     if args.json:
         print(
             json.dumps(
@@ -213,12 +105,17 @@ def _spot(args: argparse.Namespace) -> int:
                     "out": str(args.out),
                     "plots": plots,
                     "files": [str(args.out), *plots],
-                    "spots": len(rows),
-                    "kept_by_ccf": sum(bool(r.get("kept_by_ccf", True)) for r in rows),
+                    "spots": len(spots),
+                    "kept_by_ccf": sum(s.kept_by_ccf for s in spots),
                     "sessions": [
-                        {k: r[k] for k in ("session", "file", "frames", "plot")}
-                        | {"spots": sum(x["session"] == r["session"] for x in rows)}
-                        for r in done
+                        {
+                            "session": r.session,
+                            "file": str(r.file),
+                            "frames": r.frames,
+                            "plot": p,
+                            "spots": len(r.spots),
+                        }
+                        for r, p in done
                     ],
                     "jobs": args.jobs,
                     "seconds": round(dt, 3),
@@ -230,9 +127,9 @@ def _spot(args: argparse.Namespace) -> int:
     for plot in plots:
         print(f"wrote {plot}")
     what = (
-        f"{len(rows)} candidates ({sum(r['kept_by_ccf'] for r in rows)} kept)"
+        f"{len(spots)} candidates ({sum(s.kept_by_ccf for s in spots)} kept)"
         if opts.method == "cmclnet"
-        else f"{len(rows)} spots"
+        else f"{len(spots)} spots"
     )
     print(
         f"wrote {what} from {len(paths)} session(s) to {args.out} ({frames / dt:.0f} frames/s including the front end)"

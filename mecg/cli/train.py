@@ -5,84 +5,75 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from mecg.cli.argtypes import JOBS, WORKERS, bounded
 from mecg.cli.outputs import check_output_file
 from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
-from mecg.model.cmclnet import MODES, CMCLConfig
-from mecg.model.frontend import FrontEndParams, default_k
-from mecg.model.pipeline import fit, load_sessions, loso, save
-from mecg.model.train import TrainConfig, init_distributed
-from mecg.model.windows import WindowParams
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MecgError("--device cuda: no CUDA device is available here; use --device cpu")
-    return name
+from mecg.model.cmclnet import MODES
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
+    from mecg.model.pipeline import train_spotter
+    from mecg.session.files import session_files
 
-    root = Path(args.data_dir)
-    paths = sorted(root.glob("*.h5")) if root.is_dir() else []
+    paths = session_files(args.data_dir) if Path(args.data_dir).is_dir() else []
     if not paths:
-        raise MecgError(f"{root} holds no .h5 session files; make some with `mecg synth` or `mecg record`")
+        raise MecgError(f"{args.data_dir} holds no .h5 session files; make some with `mecg synth` or `mecg record`")
     out = check_output_file(args.out, f"--out {args.out}")  # before any feature is extracted or epoch run
-    torch.set_num_threads(max(1, args.threads))
-    rank, world, device = init_distributed(_device(args.device))
-    window = WindowParams()
-    if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
-        torch.distributed.barrier()
-    quiet = args.quiet or rank != 0
-    with Progress(len(paths), "features", "session", quiet=quiet) as bar:
-        data = load_sessions(
+    units = {"features": "session", "LOSO": "fold", "train": "epoch"}
+    bars: dict[str, Progress] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase not in bars:  # a new phase: the last one's bar ends
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            bars[phase] = Progress(total, phase, units.get(phase, "it"), quiet=args.quiet)
+        bars[phase].set(done, total)
+
+    def log(msg: str) -> None:
+        bar = next(iter(bars.values()), None)
+        if bar is None:
+            print(msg, file=sys.stderr, flush=True)
+        elif msg.startswith(("warning", "notice")):
+            bar.warn(msg)
+        else:
+            bar.log(msg)
+
+    try:
+        res = train_spotter(
             paths,
-            window,
-            use_ecg=args.mode != "video",
+            out,
+            mode=args.mode,
+            epochs=args.epochs,
+            pretrain_epochs=args.pretrain_epochs,
+            contrastive=args.contrastive,
+            seed=args.seed,
+            device=args.device,
+            threads=args.threads,
             workers=args.workers,
-            log=lambda m: (bar.warn if m.startswith(("warning", "notice")) else bar.log)(m),
+            jobs=args.jobs,
             ecg_channel=args.ecg_channel,
-            jobs=args.jobs if rank == 0 else 1,
-            progress=bar.set,
+            loso=args.loso,
+            log=log,
+            progress=progress,
         )
-    if rank == 0 and world > 1:
-        torch.distributed.barrier()
-    fps = {d.fps for d in data}
-    if len(fps) > 1:
-        raise MecgError(f"sessions have different frame rates {sorted(fps)}; train one model per frame rate")
-    frontend = FrontEndParams(k_frames=default_k(fps.pop()))
-    config = CMCLConfig(mode=args.mode)
-    tc = TrainConfig(
-        epochs=args.epochs,
-        pretrain_epochs=args.pretrain_epochs,
-        seed=args.seed,
-        contrastive=args.contrastive,
-        device=device,
-    )
-    t0 = time.perf_counter()
-    if args.loso:
-        with Progress(len({d.subject or d.name for d in data}), "LOSO", "fold", quiet=quiet) as bar:
-            res = loso(data, config, tc, log=bar.log, progress=bar.set)
-        if rank == 0:
-            print(json.dumps({"loso": res["results"]}, indent=2) if args.json else _loso_table(res["results"]))
-    with Progress(tc.pretrain_epochs + tc.epochs, "train", "epoch", quiet=quiet) as bar:
-        model, spot = fit(data, config, tc, progress=bar.set, log=bar.log)
-    if rank == 0:  # one process writes the checkpoint
-        save(out, model, window, frontend, spot, tc, data)
-        procs = f" on {world} processes" if world > 1 else ""
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if res.rank == 0:
+        if res.loso is not None:
+            print(json.dumps({"loso": res.loso}, indent=2) if args.json else _loso_table(res.loso))
+        procs = f" on {res.world} processes" if res.world > 1 else ""
         print(
-            f"saved {out} ({config.mode}; threshold {spot['threshold']:.2f}; trained in "
-            f"{time.perf_counter() - t0:.0f} s{procs})",
+            f"saved {out} ({args.mode}; threshold {res.spot['threshold']:.2f}; trained in {res.seconds:.0f} s{procs})",
             file=sys.stderr,
         )
-    if world > 1:
+    if res.world > 1:
+        import torch
+
         torch.distributed.destroy_process_group()
     return 0
 

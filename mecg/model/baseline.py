@@ -23,6 +23,7 @@ from scipy.signal import find_peaks
 
 from mecg.model.face import REFERENCE_ROI, ROI_NAMES
 from mecg.model.frontend import FrontEndFeatures
+from mecg.model.spots import Spot
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,13 @@ def spot_curve(score: np.ndarray, k: int, p: float) -> tuple[np.ndarray, float, 
 
 def spot_baseline(
     feats: FrontEndFeatures, fps: float, session: str, params: BaselineParams = BaselineParams()
-) -> tuple[list[dict], dict]:
-    """Spot one video. Returns rows for the spot CSV and the curves for plotting."""
+) -> tuple[list[Spot], dict]:
+    """Spot one video. Returns its spots (by onset) and the curves for plotting."""
     score = flow_score(feats, params.mask_eyes)
     n = score.size
     k_me = max(1, round(params.me_length_s * fps / 2))
     k_mae = max(k_me + 1, round(params.mae_length_s * fps / 2))
-    rows: list[dict] = []
+    rows: list[Spot] = []
     curves = {"score": score}
     mae_spans = []
     for kind, k in (("MaE", k_mae), ("ME", k_me)):
@@ -98,16 +99,6 @@ def spot_baseline(
             on, off = max(0, int(pk) - k), min(n - 1, int(pk) + k)
             if kind == "MaE":
                 mae_spans.append((on, off))
-            rows.append(
-                {
-                    "session": session,
-                    "onset": on,
-                    "apex": int(pk),
-                    "offset": off,
-                    "score": float(smooth[pk]),
-                    "type": kind,
-                    "kept_by_ccf": True,
-                }
-            )
-    rows.sort(key=lambda r: r["onset"])
+            rows.append(Spot(session, on, int(pk), off, float(smooth[pk]), kind))
+    rows.sort(key=lambda r: r.onset_frame)
     return rows, curves

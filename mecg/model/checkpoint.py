@@ -26,7 +26,7 @@ import torch
 from mecg.errors import MecgError
 from mecg.model.cmclnet import MODES, CMCLConfig, CMCLNet
 from mecg.model.face import ROI_NAMES
-from mecg.model.frontend import FEATURES, FLOW_METHODS
+from mecg.model.frontend import FEATURES, FLOW_METHODS, FrontEndParams
 from mecg.model.windows import N_HAND, WindowParams
 
 FORMAT = "mecg-cmclnet"
@@ -82,6 +82,37 @@ class CheckedCheckpoint:
     frontend: dict
     spot: dict
     state_dict: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded, checked CMCL-Net checkpoint: the network and everything needed to spot with it.
+
+    Attributes
+    ----------
+    model : CMCLNet
+        The network in eval mode, on the device it was loaded to.
+    window : WindowParams
+        The windows it reads (durations in s, rates in Hz).
+    frontend : FrontEndParams
+        The front-end parameters its video features were made with (``k_frames`` sets the frame rate it fits).
+    frontend_key : dict
+        The checkpoint's front-end record as stored (the parameters plus the front end's version).
+    spot : dict
+        Spotting parameters: ``threshold`` and ``threshold_ccf`` (probabilities, 0-1; the latter None for a
+        video-only model), ``me_rise_s`` and ``me_fall_s`` (apex to onset / offset, s), ``eta``, ``val_ap``.
+    """
+
+    model: CMCLNet
+    window: WindowParams
+    frontend: FrontEndParams
+    frontend_key: dict
+    spot: dict
+
+    @property
+    def mode(self) -> str:
+        """The inputs it was trained on: ``"fusion"``, ``"video"`` or ``"ecg"``."""
+        return self.model.config.mode
 
 
 def _json(ck: dict, key: str, where: str) -> dict:

@@ -19,11 +19,16 @@ from __future__ import annotations
 import csv
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mecg.errors import MecgError
 from mecg.session import EXPRESSION_TYPES, SessionError, open_session
+
+if TYPE_CHECKING:
+    from mecg.model.spots import Spot
 
 IOU_THRESHOLD = 0.5
 
@@ -195,13 +200,43 @@ def read_truth(path: str | os.PathLike) -> list[Interval]:
         raise EvalError(str(exc)) from None
 
 
-def write_predictions(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write spot rows (dicts with session, onset, apex, offset, score, type, kept_by_ccf) as CSV."""
-    cols = ["session", "onset", "apex", "offset", "score", "type", "kept_by_ccf"]
+def write_predictions(path: str | os.PathLike, spots: Sequence[Spot]) -> None:
+    """Write spots as the spot CSV (columns :data:`mecg.model.spots.SPOT_COLUMNS`)."""
+    from mecg.model.spots import SPOT_COLUMNS
+
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=list(SPOT_COLUMNS))
         w.writeheader()
-        for r in rows:
-            w.writerow(
-                {**r, "score": f"{float(r['score']):.6g}", "kept_by_ccf": str(bool(r.get("kept_by_ccf", True))).lower()}
-            )
+        for sp in spots:
+            w.writerow(sp.as_row())
+
+
+def evaluate_spots(
+    predictions: str | os.PathLike | Sequence[Spot | Interval],
+    truth: str | os.PathLike | Sequence[Interval],
+) -> dict[str, Counts]:
+    """MEGC evaluation (module docstring) of spots against annotations.
+
+    Parameters
+    ----------
+    predictions : str, PathLike or sequence of Spot / Interval
+        A spot CSV (``mecg spot --out``) or spots; spots the CCF rejected (``kept_by_ccf`` False) are skipped.
+    truth : str, PathLike or sequence of Interval
+        A session file, a folder of sessions (their annotations), an annotation CSV, or intervals.
+
+    Returns
+    -------
+    dict of str to Counts
+        ``"me"``, ``"mae"`` and ``"overall"``: TP, FP, FN and precision, recall, F1 (0-1).
+
+    Raises
+    ------
+    EvalError
+        A file cannot be read or holds malformed rows.
+    """
+    if isinstance(predictions, str | os.PathLike):
+        preds = read_predictions(predictions)
+    else:
+        preds = [p if isinstance(p, Interval) else p.interval() for p in predictions if getattr(p, "kept_by_ccf", True)]
+    gt = read_truth(truth) if isinstance(truth, str | os.PathLike) else list(truth)
+    return evaluate(preds, gt)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,9 +21,11 @@ from mecg.model.cmclnet import CMCLConfig, CMCLNet
 from mecg.model.ecg_features import ensure_synced
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams
-from mecg.model.spotter import choose_threshold, frame_scores, spot_session
+from mecg.model.spots import Spot
+from mecg.model.spotter import choose_threshold, frame_scores, spot_data
 from mecg.model.train import TrainConfig, save_checkpoint, train_config_dict, train_model
 from mecg.model.windows import SessionData, WindowParams
+from mecg.session.files import session_files
 
 DEFAULT_ETA = 2.0
 
@@ -132,19 +134,19 @@ def fit(
     return res.model, spot
 
 
-def spot_rows(
+def spot_candidates(
     model: CMCLNet,
     data: SessionData,
     spot: dict,
     ccf_eta: float | None,
     device: str = "cpu",
     scores: np.ndarray | None = None,
-) -> list[dict]:
-    """Spot one session; with ``ccf_eta`` the CCF threshold set is used and candidates filtered."""
+) -> list[Spot]:
+    """Spot one session; with ``ccf_eta`` (and ECG) the CCF threshold is used and candidates are filtered."""
     use_ccf = ccf_eta is not None and data.has_ecg and spot.get("threshold_ccf") is not None
     params = {**spot, "threshold": spot["threshold_ccf"] if use_ccf else spot["threshold"]}
-    rows, _ = spot_session(model, data, params, ccf_eta if use_ccf else None, device, scores)
-    return rows
+    spots, _ = spot_data(model, data, params, ccf_eta if use_ccf else None, device, scores)
+    return spots
 
 
 def save(
@@ -209,12 +211,12 @@ def loso(
         for d in test:
             scores = frame_scores(model, d, tc.device)
             truth += [Interval(d.name, a.onset_frame, a.offset_frame, "ME") for a in d.annotations if a.type == "ME"]
-            for r in spot_rows(model, d, spot, None, tc.device, scores):
-                preds["plain"].append(Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]))
+            for sp in spot_candidates(model, d, spot, None, tc.device, scores):
+                preds["plain"].append(sp.interval())
             for eta, params in per_eta.items():
-                for r in spot_rows(model, d, params, eta, tc.device, scores):
-                    if r["kept_by_ccf"]:
-                        preds[f"ccf_{eta:g}"].append(Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]))
+                for sp in spot_candidates(model, d, params, eta, tc.device, scores):
+                    if sp.kept_by_ccf:
+                        preds[f"ccf_{eta:g}"].append(sp.interval())
         if progress:
             progress(fold, len(groups))
     return {
@@ -222,3 +224,137 @@ def loso(
         "truth": truth,
         "results": {k: evaluate(v, truth)["me"].as_dict() for k, v in preds.items()},
     }
+
+
+_loso = loso  # train_spotter's ``loso`` argument hides the function's name
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_spotter` made.
+
+    Attributes
+    ----------
+    model : CMCLNet
+        The trained network (eval mode).
+    spot : dict
+        Spotting parameters chosen on the validation subject: ``threshold``, ``threshold_ccf``
+        (probabilities 0-1; None for a video-only model), ``me_rise_s``, ``me_fall_s`` (s), ``eta``, ``val_ap``.
+    out : Path or None
+        The checkpoint written (None when none was asked for, or on a torchrun rank other than 0).
+    sessions : list of str
+        Names of the sessions trained on.
+    loso : dict or None
+        With ``loso=True``: ME counts per setting (``"plain"``, ``"ccf_2"``, ...), each a dict of tp, fp,
+        fn, precision, recall, f1.
+    seconds : float
+        Wall time of training (and LOSO), s.
+    rank, world : int
+        This process's rank and the number of processes (torchrun; 0 and 1 otherwise).
+    """
+
+    model: CMCLNet
+    spot: dict
+    out: Path | None
+    sessions: list[str]
+    loso: dict | None
+    seconds: float
+    rank: int = 0
+    world: int = 1
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_device(name: str) -> str:
+    """``name`` (``"cpu"`` or ``"cuda"``) when this machine has it; MecgError otherwise."""
+    import torch
+
+    if name not in ("cpu", "cuda"):
+        raise MecgError(f"device {name!r} is not one of cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MecgError("--device cuda: no CUDA device is available here; use --device cpu")
+    return name
+
+
+def train_spotter(
+    sessions: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    mode: str = "fusion",
+    epochs: int = 12,
+    pretrain_epochs: int = 4,
+    contrastive: str = "triplet",
+    seed: int = 0,
+    device: str = "cpu",
+    threads: int | None = None,
+    workers: int | None = None,
+    jobs: int = 1,
+    ecg_channel: str = "",
+    loso: bool = False,
+    log: Callable[[str], None] = _stderr,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainResult:
+    """Train CMCL-Net on annotated sessions and choose its spotting thresholds (what ``mecg train`` runs).
+
+    Sessions with ECG not synced yet are synced first (stored beside each recording). The last
+    subject is held out for early stopping and the thresholds; training is seeded. Under torchrun
+    the processes share the epochs and rank 0 writes ``out``.
+
+    ``progress(phase, done, total)`` is called with ``done`` 0 when a phase starts and after each
+    step: phases ``"features"`` (sessions), ``"LOSO"`` (folds, with ``loso``) and ``"train"`` (epochs).
+    ``log`` receives notices and progress lines. ``threads``: torch CPU threads (None: unchanged).
+    Raises :class:`MecgError` when sessions are missing or have different frame rates, or the
+    device is not available.
+    """
+    import time
+
+    import torch
+
+    from mecg.model.frontend import default_k
+    from mecg.model.train import init_distributed
+
+    paths = session_files(sessions)
+    if threads:
+        torch.set_num_threads(max(1, threads))
+    rank, world, dev = init_distributed(check_device(device))
+
+    def step(phase: str) -> Callable[[int, int], None]:
+        return lambda done, total: progress(phase, done, total) if progress and rank == 0 else None
+
+    say = log if rank == 0 else (lambda _m: None)
+    window = WindowParams()
+    if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
+        torch.distributed.barrier()
+    step("features")(0, len(paths))
+    data = load_sessions(
+        paths,
+        window,
+        use_ecg=mode != "video",
+        workers=workers,
+        log=say,
+        ecg_channel=ecg_channel,
+        jobs=jobs if rank == 0 else 1,
+        progress=step("features"),
+    )
+    if rank == 0 and world > 1:
+        torch.distributed.barrier()
+    rates = {d.fps for d in data}
+    if len(rates) > 1:
+        raise MecgError(f"sessions have different frame rates {sorted(rates)}; train one model per frame rate")
+    frontend = FrontEndParams(k_frames=default_k(rates.pop()))
+    config = CMCLConfig(mode=mode)
+    tc = TrainConfig(epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed, contrastive=contrastive, device=dev)
+    t0 = time.perf_counter()
+    results = None
+    if loso:
+        step("LOSO")(0, len(by_subject(data)))
+        results = _loso(data, config, tc, log=say, progress=step("LOSO"))["results"]
+    step("train")(0, tc.pretrain_epochs + tc.epochs)
+    model, spot = fit(data, config, tc, progress=step("train"), log=say)
+    written = None
+    if rank == 0 and out is not None:  # one process writes the checkpoint
+        written = Path(out)
+        save(written, model, window, frontend, spot, tc, data)
+    return TrainResult(model, spot, written, [d.name for d in data], results, time.perf_counter() - t0, rank, world)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mecg.model.spots import Spot
 
 
 def plot_spots(
@@ -12,7 +17,7 @@ def plot_spots(
     fps: float,
     score: np.ndarray,
     curves: dict[str, tuple[np.ndarray, float]],
-    rows: list[dict],
+    spots: Sequence[Spot],
     truth: list[tuple[int, int, str]],
     title: str,
 ) -> None:
@@ -29,9 +34,9 @@ def plot_spots(
         ax.plot(t, smooth, lw=1.0, color=color, label=f"{name} smoothed")
         ax.axhline(thr, color=color, ls="--", lw=0.8, label=f"{name} threshold")
     top = float(np.nanmax(score)) if score.size else 1.0
-    for r in rows:
-        color = "green" if r.get("kept_by_ccf", True) else "0.7"
-        ax.axvspan(r["onset"] / fps, r["offset"] / fps, ymin=0.9, ymax=0.97, color=color, alpha=0.8)
+    for sp in spots:
+        color = "green" if sp.kept_by_ccf else "0.7"
+        ax.axvspan(sp.onset_frame / fps, sp.offset_frame / fps, ymin=0.9, ymax=0.97, color=color, alpha=0.8)
     for on, off, kind in truth:
         ax.axvspan(on / fps, off / fps, ymin=0.0, ymax=0.07, color="red" if kind == "ME" else "orange", alpha=0.8)
     ax.set_xlabel(

@@ -14,12 +14,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.signal import find_peaks
 
 from mecg.model.baseline import moving_average
 from mecg.model.cmclnet import CMCLNet
 from mecg.model.evaluate import Interval, evaluate
+from mecg.model.spots import Spot
 from mecg.model.train import predict
 from mecg.model.windows import SessionData
 
@@ -37,47 +40,39 @@ def frame_scores(model: CMCLNet, data: SessionData, device: str = "cpu") -> np.n
     return moving_average(per_frame, max(1, w // 2))
 
 
-def candidates(scores: np.ndarray, data: SessionData, threshold: float, rise_s: float, fall_s: float) -> list[dict]:
-    """Peaks of the smoothed scores above ``threshold`` as ME candidates."""
+def candidates(scores: np.ndarray, data: SessionData, threshold: float, rise_s: float, fall_s: float) -> list[Spot]:
+    """Peaks of the smoothed scores above ``threshold`` as ME candidates (``rise_s``/``fall_s``: apex to edges, s)."""
     w = data.params.frames(data.fps)
     rise, fall = max(1, round(rise_s * data.fps)), max(1, round(fall_s * data.fps))
     peaks, _ = find_peaks(scores, height=threshold, distance=max(1, w))
     return [
-        {
-            "session": data.name,
-            "onset": max(0, int(p) - rise),
-            "apex": int(p),
-            "offset": min(data.n - 1, int(p) + fall),
-            "score": float(scores[p]),
-            "type": "ME",
-            "kept_by_ccf": True,
-        }
+        Spot(data.name, max(0, int(p) - rise), int(p), min(data.n - 1, int(p) + fall), float(scores[p]), "ME")
         for p in peaks
     ]
 
 
-def apply_ccf(rows: list[dict], data: SessionData, eta: float) -> list[dict]:
+def apply_ccf(spots: list[Spot], data: SessionData, eta: float) -> list[Spot]:
     """Mark candidates whose apex HRS is not above ``eta`` x trial mean HRS (no-op without ECG)."""
     if not data.has_ecg:
-        return rows
+        return spots
     tol = max(1, round(CCF_APEX_TOLERANCE_S * data.fps))
     out = []
-    for r in rows:
-        a = r["apex"]
+    for sp in spots:
+        a = sp.apex_frame
         hrs = float(np.max(data.hrs[max(0, a - tol) : a + tol + 1]))
-        out.append({**r, "hrs_apex": hrs, "kept_by_ccf": bool(hrs > eta * data.mean_hrs)})
+        out.append(replace(sp, hrs_apex_bpm_per_s=hrs, kept_by_ccf=bool(hrs > eta * data.mean_hrs)))
     return out
 
 
-def spot_session(
+def spot_data(
     model: CMCLNet,
     data: SessionData,
     spot: dict,
     eta: float | None,
     device: str = "cpu",
     scores: np.ndarray | None = None,
-) -> tuple[list[dict], np.ndarray]:
-    """Candidates of one session with the CCF applied when ``eta`` is given; returns rows and frame scores."""
+) -> tuple[list[Spot], np.ndarray]:
+    """Candidates of one session with the CCF applied when ``eta`` is given; returns spots and frame scores."""
     sc = frame_scores(model, data, device) if scores is None else scores
     rows = candidates(sc, data, spot["threshold"], spot["me_rise_s"], spot["me_fall_s"])
     return (apply_ccf(rows, data, eta) if eta is not None else rows), sc
@@ -99,9 +94,7 @@ def choose_threshold(
             rows = candidates(sc, data, float(thr), rise_s, fall_s)
             if eta is not None:
                 rows = apply_ccf(rows, data, eta)
-            preds += [
-                Interval(r["session"], r["onset"], r["offset"], "ME", r["score"]) for r in rows if r["kept_by_ccf"]
-            ]
+            preds += [r.interval() for r in rows if r.kept_by_ccf]
             truth += [
                 Interval(data.name, a.onset_frame, a.offset_frame, "ME") for a in data.annotations if a.type == "ME"
             ]

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from mecg.model.checkpoint import (
     CHECKPOINT_VERSION,
     FORMAT,
+    Checkpoint,
     ModelError,
     check_checkpoint,
 )
@@ -334,8 +335,8 @@ def save_checkpoint(
     )
 
 
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[CMCLNet, WindowParams, dict, dict]:
-    """Load a checkpoint safely: model, window params, front-end key, spot params.
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
+    """Load a checkpoint safely: a :class:`~mecg.model.checkpoint.Checkpoint` (model, window, front end, spot).
 
     ``torch.load(weights_only=True)`` (no arbitrary objects), then the schema of
     :mod:`mecg.model.checkpoint` (keys, JSON, bounded sizes, finite weights of the right shapes)
@@ -356,7 +357,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[CMCLN
     model = CMCLNet(checked.config)
     model.load_state_dict(checked.state_dict)
     model.to(device).eval()
-    return model, checked.window, checked.frontend, checked.spot
+    return Checkpoint(model, checked.window, frontend_from_key(checked.frontend), checked.frontend, checked.spot)
 
 
 def frontend_from_key(key: dict) -> FrontEndParams:
