@@ -286,7 +286,7 @@ def test_a_recorder_buffer_over_the_cap_stops_the_start_and_writes_nothing(tmp_p
         ):
             Recorder(cfg).start()
         assert not (tmp_path / "s.h5").exists()
-        cfg.buffer_s = None  # the default is shortened to fit
+        cfg.buffers.buffer_s = None  # the default is shortened to fit
         rec = Recorder(cfg).start()
         assert rec.status().streams[0].buffer_s == 13
         rec.stop()

@@ -45,8 +45,9 @@ from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo
 from mecg.acquire.ecg_driver import EcgStats, board_source_id, ecg_stream_info, forward_only
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
-from mecg.acquire.reconnect import DriverState, ReconnectingLoop
+from mecg.acquire.reconnect import ReconnectingLoop
 from mecg.acquire.sequence import SequenceTracker
+from mecg.acquire.states import DriverState
 
 #: ``BrainFlowInputParams`` fields that hold integers (the others are text).
 INT_PARAMS = ("ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout", "master_board")

@@ -24,10 +24,11 @@ from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
 from mecg.acquire.errors import AcquireError, DeviceReplyError
-from mecg.acquire.reconnect import DriverState, ReconnectingLoop
+from mecg.acquire.reconnect import ReconnectingLoop
 from mecg.acquire.serial_port import open_port
+from mecg.acquire.states import DriverState, EcgProtocol
 
-PROTOCOLS = ("mecg", "cyton")
+PROTOCOLS = tuple(EcgProtocol)
 #: Default outlet buffer (s): samples are small, so a minute costs a few MB.
 ECG_BUFFER_S = 60.0
 
@@ -157,7 +158,7 @@ class EcgDriver(ReconnectingLoop):
 
     def _make_board(self) -> MecgBoard | CytonBoard:
         c = self.config
-        if c.protocol == "cyton":
+        if c.protocol == EcgProtocol.CYTON:
             return CytonBoard(c.ecg_channels, c.answer_timeout_s or 3.0)
         return MecgBoard(c.answer_timeout_s or 0.5)
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from mecg.acquire.states import StreamKind
 from mecg.session import StreamInfo
 
 
@@ -50,11 +51,11 @@ class StreamPreview:
         self._frame_due = 0.0
         self._frame_every_s = 1.0 / frame_hz if frame_hz > 0 else 0.0
         self._markers: collections.deque[tuple[float, str]] = collections.deque(maxlen=max_markers)
-        if self.kind == "video":
+        if self.kind == StreamKind.VIDEO:
             shape = tuple(info.frame_shape or ())
             self.frame_shape = shape
             self.step = max(1, math.ceil(shape[1] / max_width_px)) if len(shape) >= 2 else 1
-        elif self.kind == "signal":
+        elif self.kind == StreamKind.SIGNAL:
             srate = info.nominal_srate_hz if info.nominal_srate_hz > 0 else 100.0
             self.size = max(16, math.ceil(signal_s * srate))
             self._ts = np.full(self.size, np.nan)
@@ -67,7 +68,7 @@ class StreamPreview:
         n = len(ts)
         if n == 0:
             return
-        if self.kind == "video":
+        if self.kind == StreamKind.VIDEO:
             self.received += n
             now = time.monotonic()
             if now < self._frame_due or not self.frame_shape:
@@ -77,7 +78,7 @@ class StreamPreview:
             small = np.ascontiguousarray(raw[:: self.step, :: self.step])
             with self._lock:
                 self._frame, self._frame_ts = small, float(ts[-1])
-        elif self.kind == "signal":
+        elif self.kind == StreamKind.SIGNAL:
             x = np.asarray(data)[:n]
             t = np.asarray(ts, dtype=np.float64)
             got = n
@@ -107,7 +108,7 @@ class StreamPreview:
 
     def signal(self, seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(t_s, x)``: the last ``seconds`` (default all kept) of samples, oldest first; copies."""
-        if self.kind != "signal":
+        if self.kind != StreamKind.SIGNAL:
             return np.zeros(0), np.zeros((0, 0), dtype=np.float32)
         with self._lock:
             n = min(self._written, self.size)

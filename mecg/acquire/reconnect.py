@@ -14,22 +14,12 @@ error that retrying cannot help (or a bug) ends the thread with ``failed`` set a
 from __future__ import annotations
 
 import threading
-from enum import StrEnum
 
 from mecg.acquire.background import BackgroundLoop
+from mecg.acquire.states import DriverState
 from mecg.errors import MecgError
 
-
-class DriverState(StrEnum):
-    """What a driver is doing, as its status line and stats show it (values are the strings shown)."""
-
-    IDLE = "idle"
-    STREAMING = "streaming"
-    RUNNING = "running"
-    RECONNECTING = "reconnecting"
-    FAILED = "failed"
-    FINISHED = "finished"
-    STOPPED = "stopped"
+__all__ = ["DriverState", "ReconnectingLoop", "failure_message"]
 
 
 def failure_message(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from mecg.acquire.errors import AcquireError
+from mecg.acquire.states import DeviceRole
 from mecg.acquire.stream_metadata import StreamQuery
 
 
@@ -51,7 +52,11 @@ class RigConfig:
     camera_drop_prob: float = 0.0
     camera_rt_priority: int | None = None
     names: dict[str, str] = field(
-        default_factory=lambda: {"ecg": "ECG", "camera": "FaceCamera", "trigger": "TriggerBox"}
+        default_factory=lambda: {
+            DeviceRole.ECG: "ECG",
+            DeviceRole.CAMERA: "FaceCamera",
+            DeviceRole.TRIGGER: "TriggerBox",
+        }
     )
 
     @property
@@ -122,19 +127,19 @@ class Rig:
                     port=amp_port,
                     protocol=c.ecg_protocol,
                     rate_hz=c.ecg_rate_hz,
-                    name=c.names["ecg"],
+                    name=c.names[DeviceRole.ECG],
                     source_id=f"mecg-sim-ecg-{token}" if c.simulate else None,
                 )
             )
             self.ecg.start()
-            self.source_ids["ecg"] = self.ecg.source_id
+            self.source_ids[DeviceRole.ECG] = self.ecg.source_id
         if trig_port:
             from mecg.acquire.trigger_driver import TriggerConfig, TriggerDriver
 
             self.trigger = TriggerDriver(
                 TriggerConfig(
                     port=trig_port,
-                    name=c.names["trigger"],
+                    name=c.names[DeviceRole.TRIGGER],
                     gap_s=tuple(c.trigger_gap_s),
                     width_ms=c.trigger_width_ms,
                     seed=c.seed if c.simulate else None,
@@ -142,7 +147,7 @@ class Rig:
                 )
             )
             self.trigger.start()
-            self.source_ids["trigger"] = self.trigger.source_id
+            self.source_ids[DeviceRole.TRIGGER] = self.trigger.source_id
         if c.camera or frame_source is not None:
             from mecg.acquire.camera_driver import CameraConfig, CameraDriver
 
@@ -152,12 +157,12 @@ class Rig:
                 size=None if c.simulate else c.size,
                 gray=not c.color,
                 rt_priority=c.camera_rt_priority,
-                name=c.names["camera"],
+                name=c.names[DeviceRole.CAMERA],
                 source_id=f"mecg-sim-camera-{token}" if c.simulate else None,
             )
             self.camera = CameraDriver(cfg, source=frame_source)
             self.camera.start()
-            self.source_ids["camera"] = self.camera.source_id
+            self.source_ids[DeviceRole.CAMERA] = self.camera.source_id
 
     def queries(self) -> tuple[StreamQuery, ...]:
         """One query per started stream (by its source_id): what a recorder must wait for."""
@@ -197,13 +202,13 @@ class Rig:
         out: dict = {}
         if self.ecg is not None:
             st = self.ecg.stats
-            out["ecg"] = {"samples": st.samples, "lost": st.lost, "reconnects": st.reconnects}
+            out[DeviceRole.ECG] = {"samples": st.samples, "lost": st.lost, "reconnects": st.reconnects}
         if self.camera is not None:
-            out["camera"] = {"frames": self.camera.frames, "dropped": self.camera.dropped}
+            out[DeviceRole.CAMERA] = {"frames": self.camera.frames, "dropped": self.camera.dropped}
             if self.simulation is not None and self.simulation.camera is not None:
-                out["camera"]["skipped_by_simulator"] = self.simulation.camera.frames_skipped
+                out[DeviceRole.CAMERA]["skipped_by_simulator"] = self.simulation.camera.frames_skipped
         if self.trigger is not None:
-            out["trigger"] = {"pulses": len(self.trigger.markers), "reconnects": self.trigger.reconnects}
+            out[DeviceRole.TRIGGER] = {"pulses": len(self.trigger.markers), "reconnects": self.trigger.reconnects}
         return out
 
     def problems(self) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mecg.acquire.sim_world import Timeline, TriggerLine
+from mecg.acquire.states import EcgProtocol
 from mecg.acquire.virtual_amplifier import VirtualAmplifier, VirtualCyton, amplifier_timing
 from mecg.acquire.virtual_camera import VirtualCamera, camera_timing
 from mecg.acquire.virtual_trigger_box import VirtualTriggerBox
@@ -71,7 +72,7 @@ class Simulation:
 
     def __init__(self, config: SimulationConfig) -> None:
         c = self.config = config
-        if c.protocol not in ("mecg", "cyton"):
+        if c.protocol not in tuple(EcgProtocol):
             raise ValueError(f"protocol must be 'mecg' or 'cyton', got {c.protocol!r}")
         self.link_dir = Path(c.link_dir) if c.link_dir else default_link_dir()
         self.link_dir.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,10 @@ from mecg.acquire.protocol import (
     decode,
     encode,
 )
-from mecg.acquire.reconnect import DriverState, ReconnectingLoop
+from mecg.acquire.reconnect import ReconnectingLoop
 from mecg.acquire.sequence import Unwrapper
 from mecg.acquire.serial_port import open_port
+from mecg.acquire.states import DriverState
 
 
 @dataclass
