@@ -40,7 +40,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
-import h5py
 import numpy as np
 
 from mecg.interop.output_files import check_output, temp_beside
@@ -53,7 +52,8 @@ from mecg.interop.xdf_scan import (
     is_compressed_xdf,
     scan_xdf,
 )
-from mecg.session import SessionError, SessionWriter, StreamInfo
+from mecg.session import SessionError, SessionWriter, StreamInfo, open_session
+from mecg.session.amend import amend_root_attrs
 from mecg.session.ecg_channel import ecg_columns
 from mecg.session.format import CHANNEL_FORMATS
 from mecg.session.lsl_video import is_video_type, video_layout
@@ -754,16 +754,18 @@ def _finish(tmp: Path, wanted: list[_Plan], start_iso: str, complete: bool) -> N
     """
     t0, t1 = math.inf, -math.inf
     first_offset_time = math.inf
-    with h5py.File(tmp, "r+") as f:
+    with open_session(tmp) as s:
         for p in wanted:
             if p.offsets.shape[0]:
                 first_offset_time = min(first_offset_time, float(p.offsets[:, 0].min()))
             if p.samples:
-                t = correct_timestamps(f[f"streams/{p.key}/timestamps"][()], fit_clock_offsets(p.offsets))
+                t = correct_timestamps(s.streams[p.key].timestamps, fit_clock_offsets(p.offsets))
                 t0, t1 = min(t0, float(t.min())), max(t1, float(t.max()))
-        if math.isfinite(first_offset_time):
-            f.attrs["start_time_lsl"] = first_offset_time
-        if math.isfinite(t0) and t1 >= t0:
-            end = _dt.datetime.fromisoformat(start_iso) + _dt.timedelta(seconds=t1 - t0)
-            f.attrs["end_time"] = end.isoformat(timespec="milliseconds")
-        f.attrs["complete"] = bool(complete)
+    attrs: dict[str, float | str | bool] = {}
+    if math.isfinite(first_offset_time):
+        attrs["start_time_lsl"] = first_offset_time
+    if math.isfinite(t0) and t1 >= t0:
+        end = _dt.datetime.fromisoformat(start_iso) + _dt.timedelta(seconds=t1 - t0)
+        attrs["end_time"] = end.isoformat(timespec="milliseconds")
+    attrs["complete"] = bool(complete)
+    amend_root_attrs(tmp, attrs)
