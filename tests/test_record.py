@@ -162,7 +162,7 @@ def test_stream_killed_and_restarted_is_one_stream_with_a_gap(tmp_path: Path) ->
         first.close()
         del first
         assert wait_for(lambda: rec.status().streams[0].state == "stalled", 5.0)
-        time.sleep(0.3)
+        time.sleep(0.3)  # the outage is under test: the device stays away a little after the stall is seen
         second = Pusher("GapTest", sid, srate=250.0)  # the device comes back: same source_id
         assert wait_for(lambda: rec.status().streams[0].gaps == 1, 8.0)
         n_gap = rec.status().streams[0].samples
@@ -192,11 +192,11 @@ def test_duplicate_names_and_a_late_marker_stream(tmp_path: Path) -> None:
     rec = Recorder(config(out, StreamQuery(names=(name, late_name))))
     try:
         rec.start()
-        time.sleep(0.3)
+        assert wait_for(lambda: len(rec.status().streams) == 2, 8.0)  # the two duplicates first, then a late one
         info = pylsl.StreamInfo(late_name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, uid("m"))
         marker_outlet = pylsl.StreamOutlet(info)
         assert wait_for(lambda: len(rec.status().streams) == 3, 8.0)
-        time.sleep(0.3)
+        assert wait_for(marker_outlet.have_consumers, 5.0)  # the recorder's inlet is connected: no marker is lost
         for i in range(3):
             marker_outlet.push_sample([f"stim {101 + i}"])
         assert wait_for(lambda: rec.status().markers == 3, 5.0)
@@ -291,7 +291,7 @@ def test_recorder_sigkilled_leaves_a_readable_file(tmp_path: Path, pusher: Pushe
         ["--source-id", pusher.outlet.get_info().source_id(), "--out", str(out), "--quiet", "--min-free-mb", "0"]
     )
     child.wait_line("recording")
-    time.sleep(2.5)
+    time.sleep(2.5)  # the recording's length is under test: several 0.5 s flushes before the kill
     t_kill = pylsl.local_clock()
     child.proc.send_signal(signal.SIGKILL)
     rc, _, err = child.finish()
@@ -322,8 +322,7 @@ def test_ctrl_c_or_sigterm_closes_the_file_complete(tmp_path: Path, pusher: Push
         ]
     )
     child.wait_line("recording")
-    child.wait_line("00:00:")  # a live status line
-    time.sleep(1.0)
+    child.wait_line("00:00:01")  # a live status line after a second of recording
     child.proc.send_signal(sig)
     rc, stdout, err = child.finish()
     assert rc == 0, err
