@@ -31,6 +31,7 @@ from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, DEFAULT_BUFFER_S, buffer_seconds
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceTimeoutError
 from mecg.acquire.frames import Frame, FrameSource
+from mecg.acquire.states import FrameSourceKind
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 class DeviceCamera:
     """A camera through OpenCV (V4L2 on Linux), stamped with its buffer timestamps when they are usable."""
 
-    kind = "device"
+    kind = FrameSourceKind.DEVICE
 
     def __init__(self, spec: str, fps: float | None = None) -> None:
         index: int | str = int(spec) if spec.isdigit() else spec
@@ -166,13 +167,14 @@ def exposure_of(source: FrameSource, cfg: CameraConfig) -> tuple[float | None, s
         return None, ""
     if getattr(source, "exposure_from", None):
         return float(e), source.exposure_from
-    return float(e), "virtual camera (true)" if source.kind == "virtual" else "camera (V4L2 exposure_absolute, manual)"
+    virtual = source.kind == FrameSourceKind.VIRTUAL
+    return float(e), "virtual camera (true)" if virtual else "camera (V4L2 exposure_absolute, manual)"
 
 
 class VideoFileSource:
     """A video file played as a camera: at its own rate (or ``fps``), once or in a loop."""
 
-    kind = "file"
+    kind = FrameSourceKind.FILE
 
     def __init__(self, path: str, fps: float | None = None, loop: bool = False, realtime: bool = True) -> None:
         self.path = Path(path)
@@ -273,7 +275,7 @@ def video_stream_info(
     if exposure is not None:
         d.append_child_value("exposure_s", f"{exposure:.9g}")
     acq = d.append_child("acquisition")
-    acq.append_child_value("source", source.kind)
+    acq.append_child_value("source", str(source.kind))
     acq.append_child_value("name", source.name)
     acq.append_child_value("timestamps", getattr(source, "timestamps", "exposure"))
     acq.append_child_value("driver", "mecg.acquire.camera_driver")

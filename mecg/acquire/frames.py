@@ -37,7 +37,7 @@ class FrameSource(Protocol):
     name: str
     #: Nominal frame rate (Hz).
     fps: float
-    #: ``"device"``, ``"file"`` or ``"virtual"``.
+    #: ``"device"``, ``"file"`` or ``"virtual"`` (:class:`~mecg.acquire.states.FrameSourceKind`).
     kind: str
     #: A stable identifier of the source, used to build the LSL ``source_id``.
     uid: str

@@ -37,6 +37,7 @@ import pylsl
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
 from mecg.acquire.frames import Frame
+from mecg.acquire.states import FrameSourceKind
 
 #: USB3 Vision cameras count timestamps in ns; GigE ones say their rate in GevTimestampTickFrequency.
 DEFAULT_TICK_HZ = 1e9
@@ -95,7 +96,7 @@ class PylonCamera:
         triggered camera has delivered, it waits for the next pulse as long as it takes.
     """
 
-    kind = "device"
+    kind = FrameSourceKind.DEVICE
 
     def __init__(
         self,

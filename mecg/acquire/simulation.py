@@ -105,7 +105,7 @@ class Simulation:
             },
         )
         common = {"timeline": self.timeline, "line": self.line, "timing": timing, "seed": c.seed}
-        if c.protocol == "mecg":
+        if c.protocol == EcgProtocol.MECG:
             self.amplifier: VirtualAmplifier | VirtualCyton = VirtualAmplifier(
                 self.trial, link=self.link_dir / "amplifier", rate_hz=c.rate_hz or 1000, **common
             )

@@ -62,3 +62,11 @@ class EcgProtocol(StrEnum):
 
     MECG = "mecg"
     CYTON = "cyton"
+
+
+class FrameSourceKind(StrEnum):
+    """What a camera driver's frames come from (:class:`~mecg.acquire.frames.FrameSource` ``kind``)."""
+
+    DEVICE = "device"
+    FILE = "file"
+    VIRTUAL = "virtual"

@@ -18,6 +18,7 @@ from pylsl import local_clock
 
 from mecg.acquire.frames import Frame
 from mecg.acquire.sim_world import DeviceTiming, Timeline, TriggerLine
+from mecg.acquire.states import FrameSourceKind
 from mecg.synth.participant import Trial
 
 
@@ -46,7 +47,7 @@ class VirtualCamera:
         Seeds the jitter and the drops.
     """
 
-    kind = "virtual"
+    kind = FrameSourceKind.VIRTUAL
 
     def __init__(
         self,
