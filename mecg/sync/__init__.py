@@ -13,7 +13,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mecg.sync.align import MODES, SyncParams, SyncResult, synchronize, write_result
+    from mecg.sync.align import (
+        MODES,
+        SyncMode,
+        SyncParams,
+        SyncResult,
+        sync_auto,
+        sync_lsl,
+        sync_pulses,
+        sync_strobe,
+        synchronize,
+        write_result,
+    )
     from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices
     from mecg.sync.lookup import EcgSpan, Timeline
     from mecg.sync.match import LineFit, match_pulses
@@ -24,7 +35,12 @@ if TYPE_CHECKING:
 #: Public name -> the submodule that defines it.
 _SUBMODULE = {
     "MODES": "align",
+    "SyncMode": "align",
     "SyncParams": "align",
+    "sync_auto": "align",
+    "sync_lsl": "align",
+    "sync_pulses": "align",
+    "sync_strobe": "align",
     "SyncResult": "align",
     "synchronize": "align",
     "write_result": "align",
@@ -58,6 +74,7 @@ __all__ = [
     "LineFit",
     "StreamTimebase",
     "SyncError",
+    "SyncMode",
     "SyncParams",
     "SyncResult",
     "Timeline",
@@ -72,6 +89,10 @@ __all__ = [
     "led_onsets",
     "match_pulses",
     "stream_timebase",
+    "sync_auto",
+    "sync_lsl",
+    "sync_pulses",
+    "sync_strobe",
     "synchronize",
     "write_result",
 ]

@@ -28,7 +28,7 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from enum import StrEnum
 
 import numpy as np
 
@@ -53,9 +53,19 @@ from mecg.sync.pulses import (
 from mecg.sync.segments import EcgClock, StreamTimebase, ecg_clock_from_lsl, robust_frame_line, stream_timebase
 from mecg.sync.verdict import Judgement, Verdict, VerdictRules, judge
 
-Mode = Literal["auto", "strobe", "pulses", "lsl"]
-MODES: tuple[Mode, ...] = ("auto", "strobe", "pulses", "lsl")
-#: Per-frame method codes stored in /sync/frame_method.
+
+class SyncMode(StrEnum):
+    """How frames are put on the ECG clock (values as in ``mecg sync --mode`` and /sync's ``mode``)."""
+
+    AUTO = "auto"
+    STROBE = "strobe"
+    PULSES = "pulses"
+    LSL = "lsl"
+
+
+#: The modes :func:`synchronize` accepts.
+MODES: tuple[str, ...] = tuple(SyncMode)
+#: Per-frame method codes stored in /sync/frame_method ("none": not aligned).
 METHOD_CODES = {"none": 0, "strobe": 1, "pulses": 2, "lsl": 3}
 #: Frames read per chunk while scanning the video for the LED.
 CHUNK_FRAMES = 256
@@ -74,7 +84,14 @@ class SyncParams:
     ``min_pulses``: matched pulses needed at all; ``min_segment_pulses``: per camera segment;
     ``video_gap_s``: a camera timestamp step longer than this starts a new camera segment;
     ``fit_scale_s``: where the robust loss turns linear; ``min_strobe_share``: below this share
-    of frames with a strobe edge, a camera segment is aligned by pulses instead.
+    (0-1) of frames with a strobe edge, a camera segment is aligned by pulses instead;
+    ``strobe_margin_samples``: frames within this many ECG samples of the recording's ends are not
+    expected to have a strobe edge; ``led_match_tol_s`` / ``led_match_tol_periods``: while the LED
+    is searched, a candidate's flash matches a trigger pulse within the larger of this time and
+    this many frame periods; ``led_search_s``: video searched for the LED before the whole video;
+    ``line_scale_s``: where the robust loss of the reported offset/drift line of LSL-aligned frames
+    turns linear; ``uncertainty_max_obs``: observations (evenly spaced) the uncertainty bound uses at
+    most (fewer only widen it).
     """
 
     pulse_tol_s: float = 0.015
@@ -86,6 +103,12 @@ class SyncParams:
     video_gap_s: float = 0.5
     fit_scale_s: float = 0.0005
     min_strobe_share: float = 0.5
+    strobe_margin_samples: float = 2.0
+    led_match_tol_s: float = 0.015
+    led_match_tol_periods: float = 0.6
+    led_search_s: float = LED_SEARCH_S
+    line_scale_s: float = 0.002
+    uncertainty_max_obs: int = 4000
     rules: VerdictRules = field(default_factory=VerdictRules)
 
 
@@ -98,7 +121,7 @@ class SyncResult:
     segments' placement; ``verdict`` and ``reasons`` how sure the result is.
     """
 
-    mode: str
+    mode: SyncMode
     frame_time_ecg_s: np.ndarray
     offset_ms: float
     drift_ppm: float
@@ -151,7 +174,7 @@ class SyncResult:
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
-            "mode": self.mode,
+            "mode": str(self.mode),
             "offset_ms": r(self.offset_ms),
             "drift_ppm": r(self.drift_ppm, 3),
             "uncertainty_ms": r(self.uncertainty_ms),
@@ -299,19 +322,27 @@ def _recorder_to_ecg(t_lsl: np.ndarray, b: _Bases, fs: float) -> np.ndarray:
 # -- pulses -------------------------------------------------------------------------------------
 @dataclass
 class _CameraPulses:
+    """LED pulses on the camera clock (s): rise interval, camera segment, fall interval (NaN: not seen)."""
+
     lo: np.ndarray
     hi: np.ndarray
     seg: np.ndarray
     fall_lo: np.ndarray
     fall_hi: np.ndarray
 
+    @classmethod
+    def empty(cls) -> _CameraPulses:
+        z = np.zeros(0)
+        return cls(z, z, np.zeros(0, dtype=np.int64), z, z)
+
 
 def _pick_led(
-    video: Stream, cam_t: np.ndarray, trig_s: np.ndarray, exposure_s: float | None
+    video: Stream, cam_t: np.ndarray, trig_s: np.ndarray, exposure_s: float | None, params: SyncParams
 ) -> tuple[LedRoi | None, str]:
     """The LED candidate whose flashes best match the amplifier's trigger pulses, or (None, reason)."""
-    n_search = int(LED_SEARCH_S * video.info.nominal_srate_hz)
+    n_search = int(params.led_search_s * video.info.nominal_srate_hz)
     fps = video.info.nominal_srate_hz
+    tol_s = max(params.led_match_tol_s, params.led_match_tol_periods / fps)
     tried = 0
     for stop in (n_search, None):  # the first minute, then the whole video
         best: tuple[int, LedRoi | None] = (0, None)
@@ -325,7 +356,7 @@ def _pick_led(
                 onsets = led_onsets(
                     levels[ok], t[ok], exposure_s or estimate_exposure(levels, fps), level_noise(levels)
                 )
-                n = match_pulses(onsets, trig_s, tol_s=max(0.015, 0.6 / fps)).x.size
+                n = match_pulses(onsets, trig_s, tol_s=tol_s).x.size
             except SyncError:
                 continue
             if n > best[0]:
@@ -461,7 +492,8 @@ def _strobe_fit(
         pred = guide.predict(v, b.cam_t[fr])
         pos = clock.sample_at(pred)
         end = clock.first[-1] + clock.count[-1]
-        expected = np.isfinite(pos) & (pos > 2) & (pos < end - 2)
+        margin = params.strobe_margin_samples
+        expected = np.isfinite(pos) & (pos > margin) & (pos < end - margin)
         if not expected.any() or st_true.size < 2:
             continue
         j = np.clip(np.searchsorted(st_true, pred), 1, st_true.size - 1)
@@ -492,13 +524,13 @@ def _lsl_times(b: _Bases, fs: float) -> np.ndarray:
     return _recorder_to_ecg(b.frame_lsl, b, fs)
 
 
-def _line_of(cam_t: np.ndarray, times: np.ndarray) -> tuple[float, float]:
-    """(offset s, drift ppm) of a robust line through the aligned frames (for the report)."""
+def _line_of(cam_t: np.ndarray, times: np.ndarray, scale_s: float) -> tuple[float, float]:
+    """(offset s, drift ppm) of a robust line (loss linear beyond ``scale_s``) through the aligned frames."""
     ok = np.isfinite(times) & np.isfinite(cam_t)
     if ok.sum() < 2:
         return float("nan"), float("nan")
     x0 = float(cam_t[ok][0])
-    _, s = huber_line(cam_t[ok] - x0, times[ok], 0.002)
+    _, s = huber_line(cam_t[ok] - x0, times[ok], scale_s)
     return float(times[ok][0]), (s - 1.0) * 1e6
 
 
@@ -518,7 +550,7 @@ def _video(session: Session, name: str = "") -> Stream:
 
 def synchronize(
     session: Session,
-    mode: str = "auto",
+    mode: SyncMode | str = SyncMode.AUTO,
     *,
     led_roi: LedRoi | None = None,
     exposure_s: float | None = None,
@@ -527,7 +559,10 @@ def synchronize(
     ecg_channel: str = "",
     video_stream: str = "",
 ) -> SyncResult:
-    """Align the session's video to its ECG. See the module docstring for the modes.
+    """Align the session's video to its ECG in ``mode`` (see the module docstring for the modes).
+
+    Calls :func:`sync_auto`, :func:`sync_strobe`, :func:`sync_pulses` or :func:`sync_lsl`, which
+    take the same keyword arguments:
 
     ``led_roi`` overrides LED detection; ``exposure_s`` overrides the exposure in the video
     header (otherwise estimated from the share of pulse onsets that fall inside an exposure, with
@@ -538,9 +573,177 @@ def synchronize(
     :class:`SyncError` when the requested mode is impossible; a doubtful or failed alignment is
     returned with its verdict and reasons instead.
     """
-    params = params or SyncParams()
     if mode not in MODES:
         raise SyncError(f"unknown sync mode {mode!r}; choose one of {', '.join(MODES)}")
+    align = _BY_MODE[SyncMode(mode)]
+    return align(
+        session,
+        led_roi=led_roi,
+        exposure_s=exposure_s,
+        params=params,
+        log=log,
+        ecg_channel=ecg_channel,
+        video_stream=video_stream,
+    )
+
+
+def sync_strobe(
+    session: Session,
+    *,
+    led_roi: LedRoi | None = None,
+    exposure_s: float | None = None,
+    params: SyncParams | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
+    video_stream: str = "",
+) -> SyncResult:
+    """Strobe mode: frames at their exposure edges on the STROBE channel, numbered by the trigger pulses.
+
+    Camera segments without enough strobe edges (below ``params.min_strobe_share``) are placed by
+    the pulse fit. Raises :class:`SyncError` without a STROBE channel or when neither fit works.
+    Arguments as in :func:`synchronize`.
+    """
+    params = params or SyncParams()
+    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
+    pulses = _pulse_stage(inp, led_roi, params, log)
+    if inp.strobe_t.size < 2:
+        raise SyncError(
+            f"strobe mode needs the camera's exposure output on an amplifier channel named STROBE; found "
+            f"{inp.strobe_t.size} edges for {inp.video.sample_count} frames"
+        )
+    strobe_fit, share, problem = _strobe_fit(inp.b, inp.strobe_t, inp.strobe_seg, pulses.fit, inp.fps, inp.fs, params)
+    if strobe_fit is None:
+        raise SyncError(f"cannot align with the strobe: {problem or pulses.problem}")
+    return _result(inp, pulses, _hardware_placement(inp, strobe_fit, pulses.fit), share, params, fallback=False)
+
+
+def sync_pulses(
+    session: Session,
+    *,
+    led_roi: LedRoi | None = None,
+    exposure_s: float | None = None,
+    params: SyncParams | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
+    video_stream: str = "",
+) -> SyncResult:
+    """Pulses mode: the trigger LED's edges in the video matched to the TRIG channel's edges.
+
+    Raises :class:`SyncError` when no LED is found or too few pulses pair. Arguments as in
+    :func:`synchronize`.
+    """
+    params = params or SyncParams()
+    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
+    pulses = _pulse_stage(inp, led_roi, params, log)
+    if pulses.fit is None:
+        raise SyncError(f"cannot align with trigger pulses: {pulses.problem}")
+    return _result(inp, pulses, _hardware_placement(inp, None, pulses.fit), {}, params, fallback=False)
+
+
+def sync_lsl(
+    session: Session,
+    *,
+    led_roi: LedRoi | None = None,
+    exposure_s: float | None = None,
+    params: SyncParams | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
+    video_stream: str = "",
+) -> SyncResult:
+    """LSL mode: software clocks only (tens of ms off by the devices' latencies; always warned).
+
+    ``led_roi`` and ``log`` are accepted for a uniform call and not used. Arguments as in
+    :func:`synchronize`.
+    """
+    params = params or SyncParams()
+    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
+    return _result(inp, _PulseStage(inp.exposure_s, led_roi), _lsl_placement(inp, None), {}, params, fallback=False)
+
+
+def sync_auto(
+    session: Session,
+    *,
+    led_roi: LedRoi | None = None,
+    exposure_s: float | None = None,
+    params: SyncParams | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
+    video_stream: str = "",
+) -> SyncResult:
+    """The best mode the recording supports: strobe, else pulses, else LSL clocks (with the reason).
+
+    Never raises for a missing channel or LED; the fallback and its cause are in the warnings and
+    the verdict. Arguments as in :func:`synchronize`.
+    """
+    params = params or SyncParams()
+    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
+    pulses = _pulse_stage(inp, led_roi, params, log)
+    strobe_fit: JointFit | None = None
+    share: dict[int, float] = {}
+    if inp.strobe_t.size >= 2:
+        strobe_fit, share, _ = _strobe_fit(inp.b, inp.strobe_t, inp.strobe_seg, pulses.fit, inp.fps, inp.fs, params)
+    if strobe_fit is not None or pulses.fit is not None:
+        return _result(inp, pulses, _hardware_placement(inp, strobe_fit, pulses.fit), share, params, fallback=False)
+    fallback = bool(inp.trig_t.size >= params.min_pulses)
+    return _result(inp, pulses, _lsl_placement(inp, pulses.problem), share, params, fallback=fallback)
+
+
+_BY_MODE: dict[SyncMode, Callable[..., SyncResult]] = {
+    SyncMode.AUTO: sync_auto,
+    SyncMode.STROBE: sync_strobe,
+    SyncMode.PULSES: sync_pulses,
+    SyncMode.LSL: sync_lsl,
+}
+
+
+# -- what the modes share -------------------------------------------------------------------------
+@dataclass
+class _Inputs:
+    """The two streams, their time bases and the trigger and strobe edges on the provisional ECG clock."""
+
+    video: Stream
+    ecg: Stream
+    ecg_column: int
+    ecg_label: str
+    fps: float  # nominal frame rate (Hz)
+    fs: float  # nominal ECG rate (Hz)
+    b: _Bases
+    warnings: list[str]
+    trig: np.ndarray | None  # the TRIG channel
+    trig_t: np.ndarray  # its rising edges (s) ...
+    trig_seg: np.ndarray  # ... and their ECG segments
+    strobe_t: np.ndarray  # the STROBE channel's rising edges (s) ...
+    strobe_seg: np.ndarray  # ... and their ECG segments
+    exposure_s: float | None  # given, else from the video header
+
+
+@dataclass
+class _PulseStage:
+    """The trigger-pulse analysis: the camera's LED pulses and the joint pulse fit (or why there is none)."""
+
+    exposure_s: float | None
+    roi: LedRoi | None = None
+    cam: _CameraPulses = field(default_factory=lambda: _CameraPulses.empty())
+    fit: JointFit | None = None
+    paired: int = 0
+    problem: str = ""
+
+
+@dataclass
+class _Placement:
+    """Every frame's time on the ECG clock and how it was found."""
+
+    mode: SyncMode  # the mode that placed the frames (strobe, pulses or lsl)
+    times: np.ndarray  # ECG-clock time (s) per frame; NaN: not aligned
+    method: np.ndarray  # METHOD_CODES value per frame
+    vsegs: np.ndarray  # per camera segment: start, stop, method code, pulses matched
+    used: JointFit | None  # the fit that placed most frames (None for LSL)
+    clock: EcgClock  # the ECG segments' placement
+
+
+def _inputs(
+    session: Session, params: SyncParams, ecg_channel: str, video_stream: str, exposure_s: float | None
+) -> _Inputs:
     video = _video(session, video_stream)
     ecg, ecg_ch = ecg_stream(session, ecg_channel)
     if video.sample_count < 2 or ecg.sample_count < 2:
@@ -557,111 +760,122 @@ def synchronize(
                 f"{what}: {s['segments']} segments ({s['gaps']} gaps, {s['gap_total_s']:.2f} s; {s['resets']} clock "
                 f"resets; {s['drops']} runs of lost samples; {s['nan_timestamps']} NaN timestamps)"
             )
-
     trig = _channel(ecg, "TRIG")
     trig_t, trig_seg = _edges(b, trig)
     strobe_t, strobe_seg = _edges(b, _channel(ecg, "STROBE"))
     exp = exposure_s if exposure_s is not None else header_exposure_s(video)
-    roi = led_roi
-    z = np.zeros(0)
-    cam = _CameraPulses(z, z, np.zeros(0, dtype=np.int64), z, z)
-    pulses_paired = 0
-    pulse_fit: JointFit | None = None
-    pulse_problem = ""
-    if mode != "lsl" and trig_t.size:
-        cam_guess = b.cam_t
-        if roi is None:
-            log("looking for the trigger LED in the video ...")
-            roi, pulse_problem = _pick_led(video, cam_guess, np.sort(trig_t), exp)
-        if roi is not None:
-            log(
-                f"LED at x={roi.x} y={roi.y} {roi.w}x{roi.h}; reading its brightness in {video.sample_count} frames ..."
-            )
-            levels, _, _ = led_levels(led_signal(_chunks(video), roi))
-            if exp is None:
-                exp = estimate_exposure(levels, fps)
-                warnings.append(
-                    f"camera exposure unknown (not in the stream header); estimated {exp * 1e3:.2f} ms from the LED "
-                    "onsets: pass --exposure-ms for a sure result"
-                )
-            cam = _camera_pulses(levels, b, exp)
-            trig_fall = _falls_after(b, trig, trig_t, trig_seg)
-            pulse_fit, pulses_paired, pulse_problem = _pulse_fit(cam, trig_t, trig_fall, trig_seg, fs, params)
-    elif mode != "lsl":
-        pulse_problem = (
-            f"the ECG stream has no TRIG channel with pulses (channels: {', '.join(ecg.info.channel_labels)})"
-        )
+    return _Inputs(
+        video, ecg, ecg_ch.column, ecg_ch.label, fps, fs, b, warnings, trig, trig_t, trig_seg, strobe_t, strobe_seg, exp
+    )
 
-    strobe_fit: JointFit | None = None
-    strobe_share: dict[int, float] = {}
-    strobe_problem = ""
-    if mode in ("auto", "strobe") and strobe_t.size >= 2:
-        strobe_fit, strobe_share, strobe_problem = _strobe_fit(b, strobe_t, strobe_seg, pulse_fit, fps, fs, params)
-    elif mode == "strobe":
-        raise SyncError(
-            f"strobe mode needs the camera's exposure output on an amplifier channel named STROBE; found "
-            f"{strobe_t.size} edges for {video.sample_count} frames"
-        )
-    if mode == "strobe" and strobe_fit is None:
-        raise SyncError(f"cannot align with the strobe: {strobe_problem or pulse_problem}")
-    if mode == "pulses" and pulse_fit is None:
-        raise SyncError(f"cannot align with trigger pulses: {pulse_problem}")
 
-    n = video.sample_count
+def _pulse_stage(inp: _Inputs, led_roi: LedRoi | None, params: SyncParams, log: Callable[[str], None]) -> _PulseStage:
+    """Find the LED (unless given), read its pulses and fit them to the TRIG channel's pulses."""
+    out = _PulseStage(inp.exposure_s, led_roi)
+    if not inp.trig_t.size:
+        out.problem = (
+            f"the ECG stream has no TRIG channel with pulses (channels: {', '.join(inp.ecg.info.channel_labels)})"
+        )
+        return out
+    video = inp.video
+    if out.roi is None:
+        log("looking for the trigger LED in the video ...")
+        out.roi, out.problem = _pick_led(video, inp.b.cam_t, np.sort(inp.trig_t), out.exposure_s, params)
+    if out.roi is None:
+        return out
+    roi = out.roi
+    log(f"LED at x={roi.x} y={roi.y} {roi.w}x{roi.h}; reading its brightness in {video.sample_count} frames ...")
+    levels, _, _ = led_levels(led_signal(_chunks(video), roi))
+    if out.exposure_s is None:
+        out.exposure_s = estimate_exposure(levels, inp.fps)
+        inp.warnings.append(
+            f"camera exposure unknown (not in the stream header); estimated {out.exposure_s * 1e3:.2f} ms from the "
+            "LED onsets: pass --exposure-ms for a sure result"
+        )
+    out.cam = _camera_pulses(levels, inp.b, out.exposure_s)
+    trig_fall = _falls_after(inp.b, inp.trig, inp.trig_t, inp.trig_seg)
+    out.fit, out.paired, out.problem = _pulse_fit(out.cam, inp.trig_t, trig_fall, inp.trig_seg, inp.fs, params)
+    return out
+
+
+def _hardware_placement(inp: _Inputs, strobe_fit: JointFit | None, pulse_fit: JointFit | None) -> _Placement:
+    """Frames of each camera segment by the strobe fit where it reaches, else by the pulse fit."""
+    b = inp.b
+    n = inp.video.sample_count
     times = np.full(n, np.nan)
     method = np.zeros(n, dtype=np.uint8)
-    vsegs = np.zeros((len(b.video.segments), 4))  # start, stop, method code, pulses matched
-    used: JointFit | None = None
-    if mode != "lsl" and (strobe_fit is not None or pulse_fit is not None):
-        used = strobe_fit if strobe_fit is not None else pulse_fit
-        for v, seg in enumerate(b.video.segments):
-            sl = slice(seg.start, seg.stop)
-            if strobe_fit is not None and v in strobe_fit.intercepts:
-                times[sl], method[sl] = strobe_fit.predict(v, b.cam_t[sl]), METHOD_CODES["strobe"]
-            elif pulse_fit is not None and v in pulse_fit.intercepts:
-                times[sl], method[sl] = pulse_fit.predict(v, b.cam_t[sl]), METHOD_CODES["pulses"]
-            vsegs[v] = [
-                seg.start,
-                seg.stop,
-                method[seg.start],
-                pulse_fit.per_segment_count.get(v, 0) if pulse_fit else 0,
-            ]
-        out_mode = "strobe" if strobe_fit is not None else "pulses"
-        if strobe_fit is not None and pulse_fit is not None:
-            merged = dict(pulse_fit.corrections)
-            merged.update(strobe_fit.corrections)
-            clock = _corrected_clock(b.clock, JointFit(1.0, {}, merged, np.zeros(0), np.zeros(0), Observations.empty()))
-        else:
-            clock = _corrected_clock(b.clock, used)
+    vsegs = np.zeros((len(b.video.segments), 4))
+    used = strobe_fit if strobe_fit is not None else pulse_fit
+    assert used is not None
+    for v, seg in enumerate(b.video.segments):
+        sl = slice(seg.start, seg.stop)
+        if strobe_fit is not None and v in strobe_fit.intercepts:
+            times[sl], method[sl] = strobe_fit.predict(v, b.cam_t[sl]), METHOD_CODES[SyncMode.STROBE]
+        elif pulse_fit is not None and v in pulse_fit.intercepts:
+            times[sl], method[sl] = pulse_fit.predict(v, b.cam_t[sl]), METHOD_CODES[SyncMode.PULSES]
+        vsegs[v] = [seg.start, seg.stop, method[seg.start], pulse_fit.per_segment_count.get(v, 0) if pulse_fit else 0]
+    if strobe_fit is not None and pulse_fit is not None:
+        merged = dict(pulse_fit.corrections)
+        merged.update(strobe_fit.corrections)
+        clock = _corrected_clock(b.clock, JointFit(1.0, {}, merged, np.zeros(0), np.zeros(0), Observations.empty()))
     else:
-        if mode == "auto":
-            warnings.append(f"no hardware alignment ({pulse_problem}); fell back to LSL clocks")
-        warnings.append(
-            "LSL-only alignment cannot see device latencies: expect errors of tens of ms, "
-            "too coarse for 0.5 s ME windows at 150 fps"
-        )
-        times = _lsl_times(b, fs)
-        method[np.isfinite(times)] = METHOD_CODES["lsl"]
-        for v, seg in enumerate(b.video.segments):
-            vsegs[v] = [seg.start, seg.stop, METHOD_CODES["lsl"], 0]
-        out_mode, clock = "lsl", b.clock
+        clock = _corrected_clock(b.clock, used)
+    mode = SyncMode.STROBE if strobe_fit is not None else SyncMode.PULSES
+    return _Placement(mode, times, method, vsegs, used, clock)
 
+
+def _lsl_placement(inp: _Inputs, fallback_reason: str | None) -> _Placement:
+    """Frames by LSL clocks; ``fallback_reason``: why ``auto`` found no hardware alignment (None: asked for)."""
+    b = inp.b
+    if fallback_reason is not None:
+        inp.warnings.append(f"no hardware alignment ({fallback_reason}); fell back to LSL clocks")
+    inp.warnings.append(
+        "LSL-only alignment cannot see device latencies: expect errors of tens of ms, "
+        "too coarse for 0.5 s ME windows at 150 fps"
+    )
+    times = _lsl_times(b, inp.fs)
+    method = np.zeros(inp.video.sample_count, dtype=np.uint8)
+    method[np.isfinite(times)] = METHOD_CODES[SyncMode.LSL]
+    vsegs = np.zeros((len(b.video.segments), 4))
+    for v, seg in enumerate(b.video.segments):
+        vsegs[v] = [seg.start, seg.stop, METHOD_CODES[SyncMode.LSL], 0]
+    return _Placement(SyncMode.LSL, times, method, vsegs, None, b.clock)
+
+
+def _result(
+    inp: _Inputs,
+    pulses: _PulseStage,
+    p: _Placement,
+    strobe_share: dict[int, float],
+    params: SyncParams,
+    *,
+    fallback: bool,
+) -> SyncResult:
+    """Drop frames in ECG gaps, measure offset, drift and uncertainty, judge, and build the result.
+
+    ``fallback``: ``auto`` fell back to LSL clocks although the TRIG channel had enough pulses.
+    """
+    b, used, pulse_fit = inp.b, p.used, pulses.fit
+    times, method, vsegs = p.times, p.method, p.vsegs
+    n = inp.video.sample_count
+    warnings = inp.warnings
     # frames whose time falls between two ECG segments: no ECG there, and no time either
-    gap = clock.in_gap(times)
+    gap = p.clock.in_gap(times)
     times[gap] = np.nan
     method[gap] = METHOD_CODES["none"]
     if used is not None:  # offset: the ECG time at the first aligned camera segment's first frame
         first_v = min(used.intercepts)
         offset_s, drift = float(used.predict(first_v, b.cam_t[b.video.segments[first_v].start])), used.drift_ppm
     else:
-        offset_s, drift = _line_of(b.cam_t, times)
+        offset_s, drift = _line_of(b.cam_t, times, params.line_scale_s)
 
-    uncertainty = _uncertainty(used, b, params.rules.max_drift_ppm) if used is not None else None
-    by_pulses = {v for v in range(len(b.video.segments)) if vsegs[v, 2] == METHOD_CODES["pulses"]}
-    if used is strobe_fit and pulse_fit is not None and by_pulses:  # camera segments the strobe did not reach
-        other = _uncertainty(pulse_fit, b, params.rules.max_drift_ppm, by_pulses)
+    max_obs = params.uncertainty_max_obs
+    uncertainty = _uncertainty(used, b, params.rules.max_drift_ppm, max_obs=max_obs) if used is not None else None
+    by_pulses = {v for v in range(len(b.video.segments)) if vsegs[v, 2] == METHOD_CODES[SyncMode.PULSES]}
+    if p.mode == SyncMode.STROBE and pulse_fit is not None and by_pulses:  # camera segments the strobe did not reach
+        other = _uncertainty(pulse_fit, b, params.rules.max_drift_ppm, by_pulses, max_obs=max_obs)
         uncertainty = float("nan") if np.isnan(other) or np.isnan(uncertainty) else max(uncertainty, other)
-    hardware = out_mode != "lsl"
+    hardware = p.mode != SyncMode.LSL
     unaligned = []
     if hardware:
         for v, seg in enumerate(b.video.segments):
@@ -671,10 +885,10 @@ def synchronize(
                 )
     explained = None
     if pulse_fit is not None:
-        explained = (pulses_paired, _expected_pulses(cam, trig_t, trig_seg, pulse_fit, b))
+        explained = (pulses.paired, _expected_pulses(pulses.cam, inp.trig_t, inp.trig_seg, pulse_fit, b))
     j: Judgement = judge(
         hardware=hardware,
-        fps=fps,
+        fps=inp.fps,
         drift_ppm=drift,
         frames_total=n,
         frames_aligned=int(np.isfinite(times).sum()),
@@ -683,36 +897,38 @@ def synchronize(
         uncertainty_ms=uncertainty,
         pulses_explained=explained,
         unaligned_segments=unaligned,
-        strobe_shares=[(f"camera segment {v}", s) for v, s in strobe_share.items()] if out_mode == "strobe" else [],
-        fallback_with_pulses=bool(mode == "auto" and out_mode == "lsl" and trig_t.size >= params.min_pulses),
+        strobe_shares=[(f"camera segment {v}", s) for v, s in strobe_share.items()]
+        if p.mode == SyncMode.STROBE
+        else [],
+        fallback_with_pulses=fallback,
         rules=params.rules,
     )
     if gap.any():
         warnings.append(f"{int(gap.sum())} frames fall in ECG gaps: no ECG there, their time is NaN")
     res = SyncResult(
-        mode=out_mode,
+        mode=p.mode,
         frame_time_ecg_s=times,
         offset_ms=offset_s * 1e3,
         drift_ppm=float(drift),
-        pulses_video=int(cam.lo.size),
-        pulses_ecg=int(trig_t.size),
-        pulses_matched=pulses_paired,
+        pulses_video=int(pulses.cam.lo.size),
+        pulses_ecg=int(inp.trig_t.size),
+        pulses_matched=pulses.paired,
         residual_rms_ms=used.rms_s * 1e3 if used else None,
         residual_max_ms=used.max_s * 1e3 if used else None,
-        video_stream=video.key,
-        ecg_stream=ecg.key,
-        exposure_s=exp,
-        ecg_column=ecg_ch.column,
-        ecg_channel=ecg_ch.label,
-        led_roi=roi,
-        strobe_edges=int(strobe_t.size),
+        video_stream=inp.video.key,
+        ecg_stream=inp.ecg.key,
+        exposure_s=pulses.exposure_s,
+        ecg_column=inp.ecg_column,
+        ecg_channel=inp.ecg_label,
+        led_roi=pulses.roi,
+        strobe_edges=int(inp.strobe_t.size),
         warnings=warnings,
         verdict=j.verdict,
         reasons=j.reasons,
         uncertainty_ms=uncertainty,
         frame_method=method,
         frames_in_ecg_gap=int(gap.sum()),
-        ecg_clock=clock,
+        ecg_clock=p.clock,
         video_segments=vsegs,
         video_timebase=b.video.summary(),
         ecg_timebase=b.ecg.summary(),
@@ -743,7 +959,9 @@ def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarra
     return int(min(in_cam.sum(), in_span.sum()))
 
 
-def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float, segments: set[int] | None = None) -> float:
+def _uncertainty(
+    fit: JointFit, b: _Bases, max_drift_ppm: float, segments: set[int] | None = None, *, max_obs: int = 4000
+) -> float:
     """How sure the fitted frame times are (ms): how far from the fit's answer any clock line consistent
     with the observations puts the first and last frame of each (camera segment, ECG segment)
     stretch among the ECG samples, plus the slack the observations needed to be consistent (see
@@ -761,8 +979,8 @@ def _uncertainty(fit: JointFit, b: _Bases, max_drift_ppm: float, segments: set[i
             xs = x[s == k]
             at += [(v, int(k), float(xs[0])), (v, int(k), float(xs[-1]))]
     obs = fit.observations
-    if len(obs) > 4000:  # an hour of strobe edges: fewer constraints only widen the bound (stays honest)
-        obs = obs.take(np.unique(np.linspace(0, len(obs) - 1, 4000).round().astype(np.int64)))
+    if len(obs) > max_obs:  # an hour of strobe edges: fewer constraints only widen the bound (stays honest)
+        obs = obs.take(np.unique(np.linspace(0, len(obs) - 1, max_obs).round().astype(np.int64)))
     bound, slack = feasible_range_s(obs, at, fit, max_drift_ppm=max_drift_ppm)
     return (bound + slack) * 1e3
 
