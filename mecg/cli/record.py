@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from mecg.acquire.naming import auto_session_path
 from mecg.acquire.readable import hms, size_text
@@ -26,6 +28,12 @@ from mecg.cli.argtypes import FPS, PER_MINUTE, RATE_HZ, RT_PRIORITY, bounded, pa
 from mecg.cli.outputs import check_folder_writable
 from mecg.cli.stream import add_lsl_options, apply_lsl_options, gap_range
 from mecg.errors import MecgError
+
+if TYPE_CHECKING:
+    from mecg.acquire.recorder import Recorder, RecorderConfig
+    from mecg.acquire.rig import Rig, RigConfig
+    from mecg.acquire.sim_truth import ExpressionJournal
+    from mecg.acquire.stream_metadata import StreamQuery
 
 #: Longest --duration (s): a week.
 MAX_DURATION_S = 7 * 86400.0
@@ -165,30 +173,6 @@ def format_summary(st) -> str:
     return "\n".join(lines)
 
 
-# -- the command --------------------------------------------------------------------------------
-def _queries(args: argparse.Namespace, rig) -> tuple[tuple, tuple]:
-    """(wanted, required) queries. Without a rig, streams must be chosen (--stream, --type, ... or --all)."""
-    from mecg.acquire.stream_metadata import StreamQuery
-
-    hosts = tuple(args.host or ())
-    sel = StreamQuery(
-        types=tuple(args.type or ()),
-        names=tuple(args.name or ()),
-        source_ids=tuple(args.source_id or ()),
-        hosts=hosts,
-    )
-    wanted: tuple = ()
-    if args.all:
-        wanted = (StreamQuery(hosts=hosts),)
-    else:
-        if args.type or args.name or args.source_id:
-            wanted += (sel,)
-        wanted += tuple(StreamQuery(streams=(w,), hosts=hosts) for w in args.stream or ())
-    if rig is None and not wanted:
-        raise MecgError(_nothing_chosen(hosts, min(args.wait, 2.0)))
-    return wanted, (rig.queries() if rig is not None else ())
-
-
 def visible_streams(wait_s: float, hosts: tuple[str, ...] = ()) -> list[dict]:
     """The LSL streams this computer sees within ``wait_s`` (s), one dict each, sorted by type and name."""
     import pylsl
@@ -242,98 +226,211 @@ def _nothing_chosen(hosts: tuple[str, ...], wait_s: float) -> str:
     )
 
 
-def _record(args: argparse.Namespace) -> int:
-    if args.recover_annotations:
-        return _recover_annotations(Path(args.recover_annotations))
-    cfg_name = apply_lsl_options(args)
-    from mecg.acquire.recorder import Recorder, RecorderConfig, check_output
-    from mecg.acquire.rig import Rig
+# -- the command --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordOptions:
+    """One ``mecg record`` run's choices, from its parsed options; the output file is already checked.
 
-    err = sys.stderr
-    if args.out:
-        path = Path(args.out)
-    else:
-        folder = Path(args.session_dir or ".")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MecgError(f"cannot create the session folder {folder}: {exc.strerror or exc}") from None
-        path = auto_session_path(folder, args.subject or "")
-    check_output(path, args.overwrite, args.min_free_mb)  # before any device is touched
-    check_folder_writable(path.parent, f"--out {path}")  # a read-only disk too (permission bits do not show it)
+    Times in s, sizes in MB. ``rig``: the devices started here (empty: none). ``wanted``: the LSL
+    streams chosen by ``--stream``/``--type``/``--name``/``--source-id``/``--all`` (within ``hosts``).
+    """
 
-    # Until recording runs, Ctrl-C and SIGTERM abort the start (nothing is written); afterwards they stop cleanly.
-    stop = threading.Event()
-    why = {"reason": ""}
-    recording = {"on": False}
+    path: Path
+    rig: RigConfig
+    wanted: tuple[StreamQuery, ...]
+    hosts: tuple[str, ...]
+    lsl_config: str
+    subject: str = ""
+    notes: str = ""
+    overwrite: bool = False
+    duration_s: float | None = None
+    wait_s: float = 5.0
+    min_free_mb: float = 500.0
+    buffer_s: float | None = None
+    buffer_max_mb: float = 2000.0
+    ecg_channel: str = ""
+    status_every_s: float | None = None
+    quiet: bool = False
+    json: bool = False
 
-    def on_signal(signum: int, _frame: object) -> None:
-        if not recording["on"] or why["reason"]:
-            raise KeyboardInterrupt
-        why["reason"] = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        stop.set()
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RecordOptions:
+        """Choose the LSL configuration and the output file, and check the file can be written (before any device)."""
+        lsl_config = apply_lsl_options(args)
+        from mecg.acquire.recorder import check_output
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    rig = None
-    rec = None
-    journal = None
-    try:
-        rig_cfg = rig_config(args)
-        if not rig_cfg.empty:
-            rig = Rig(rig_cfg).start()
-            for line in rig.describe():
-                print(line, file=err)
-            journal = _start_journal(rig, path)
-        queries, required = _queries(args, rig)
-        rec = Recorder(
-            RecorderConfig(
-                path=path,
-                subject_id=args.subject or "",
-                notes=args.notes or "",
-                overwrite=args.overwrite,
-                queries=queries,
-                required=required,
-                wait_s=args.wait,
-                min_free_mb=args.min_free_mb,
-                buffer_s=args.buffer_s,
-                buffer_max_mb=args.buffer_max_mb,
-                ecg_channel=args.ecg_channel or "",
-            )
+        path = _output_path(args.out, args.session_dir, args.subject or "")
+        check_output(path, args.overwrite, args.min_free_mb)
+        check_folder_writable(path.parent, f"--out {path}")  # a read-only disk too (permission bits do not show it)
+        hosts = tuple(args.host or ())
+        return cls(
+            path=path,
+            rig=rig_config(args),
+            wanted=_wanted(args, hosts),
+            hosts=hosts,
+            lsl_config=lsl_config,
+            subject=args.subject or "",
+            notes=args.notes or "",
+            overwrite=args.overwrite,
+            duration_s=args.duration,
+            wait_s=args.wait,
+            min_free_mb=args.min_free_mb,
+            buffer_s=args.buffer_s,
+            buffer_max_mb=args.buffer_max_mb,
+            ecg_channel=args.ecg_channel or "",
+            status_every_s=args.status_every,
+            quiet=args.quiet,
+            json=args.json,
         )
-        if not args.quiet:
-            print(
-                f"looking for LSL streams ({'required: ' + ', '.join(rig.source_ids.values()) if rig else ''}"
-                f"{'' if rig else 'wanted: ' + ', '.join(q.describe() for q in queries)}; LSL config: {cfg_name})",
-                file=err,
-                flush=True,
+
+    def recorder_config(self, required: tuple[StreamQuery, ...]) -> RecorderConfig:
+        """The recorder's configuration: the wanted streams, plus ``required`` ones (the rig's devices)."""
+        from mecg.acquire.recorder import RecorderConfig
+
+        return RecorderConfig(
+            path=self.path,
+            subject_id=self.subject,
+            notes=self.notes,
+            overwrite=self.overwrite,
+            queries=self.wanted,
+            required=required,
+            wait_s=self.wait_s,
+            min_free_mb=self.min_free_mb,
+            buffer_s=self.buffer_s,
+            buffer_max_mb=self.buffer_max_mb,
+            ecg_channel=self.ecg_channel,
+        )
+
+
+def _output_path(out: str | None, session_dir: str | None, subject: str) -> Path:
+    """``--out``, or a new automatically named file in ``--session-dir`` (created; default: here)."""
+    if out:
+        return Path(out)
+    folder = Path(session_dir or ".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MecgError(f"cannot create the session folder {folder}: {exc.strerror or exc}") from None
+    return auto_session_path(folder, subject)
+
+
+def _wanted(args: argparse.Namespace, hosts: tuple[str, ...]) -> tuple[StreamQuery, ...]:
+    """The streams the selection options choose (empty: none chosen)."""
+    from mecg.acquire.stream_metadata import StreamQuery
+
+    if args.all:
+        return (StreamQuery(hosts=hosts),)
+    wanted: tuple[StreamQuery, ...] = ()
+    if args.type or args.name or args.source_id:
+        sel = StreamQuery(
+            types=tuple(args.type or ()),
+            names=tuple(args.name or ()),
+            source_ids=tuple(args.source_id or ()),
+            hosts=hosts,
+        )
+        wanted += (sel,)
+    return wanted + tuple(StreamQuery(streams=(w,), hosts=hosts) for w in args.stream or ())
+
+
+class _Run:
+    """One recording: its devices, recorder and journal, and how it stops.
+
+    Until recording runs, Ctrl-C and SIGTERM abort the start (nothing is written); afterwards the
+    first one stops cleanly and a second hurries (the file is still closed).
+    """
+
+    def __init__(self, opts: RecordOptions, err: TextIO) -> None:
+        self.opts, self.err = opts, err
+        self.rig: Rig | None = None
+        self.rec: Recorder | None = None
+        self.journal: ExpressionJournal | None = None
+        self.stop = threading.Event()
+        self.stop_reason = ""
+        self.recording = False
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if not self.recording or self.stop_reason:
+            raise KeyboardInterrupt
+        self.stop_reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.stop.set()
+
+    @property
+    def _writing(self) -> bool:
+        return self.rec is not None and self.rec.writer is not None
+
+    def record(self) -> str | None:
+        """Start and record until a stop; why it stopped, or None when stopped before anything was written."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._start()
+            return self._watch()
+        except KeyboardInterrupt:
+            if self._writing:
+                return "interrupted twice"
+            if self.rig is not None:
+                self.rig.close()
+            print("stopped before recording started; nothing written", file=self.err)
+            return None
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if not self._writing:
+                if self.rig is not None:
+                    self.rig.close()
+                if self.journal is not None:
+                    self.journal.close(remove=True)
+
+    def _start(self) -> None:
+        """Start the devices, find the streams and start writing; tell what is recorded."""
+        from mecg.acquire.recorder import Recorder
+        from mecg.acquire.rig import Rig
+
+        o, err = self.opts, self.err
+        if not o.rig.empty:
+            self.rig = Rig(o.rig).start()
+            for line in self.rig.describe():
+                print(line, file=err)
+            self.journal = _start_journal(self.rig, o.path)
+        if self.rig is None and not o.wanted:
+            raise MecgError(_nothing_chosen(o.hosts, min(o.wait_s, 2.0)))
+        rec = self.rec = Recorder(o.recorder_config(self.rig.queries() if self.rig is not None else ()))
+        if not o.quiet:
+            looking = (
+                f"required: {', '.join(self.rig.source_ids.values())}"
+                if self.rig is not None
+                else f"wanted: {', '.join(q.describe() for q in o.wanted)}"
             )
+            print(f"looking for LSL streams ({looking}; LSL config: {o.lsl_config})", file=err, flush=True)
         rec.start()
-        recording["on"] = True
+        self.recording = True
         st = rec.status()
         for m in rec.events():
             print(m, file=err)
         streams = ", ".join(
             f"{s.key} ({s.type}, {s.nominal_srate_hz:g} Hz, source_id {s.source_id})" for s in st.streams
         )
-        dur = f" for {hms(args.duration)}" if args.duration else " until Ctrl-C"
-        print(f"recording{dur} to {path}: {streams}", file=err, flush=True)
-        if args.duration:
-            need_mb = rec.bytes_per_s() * args.duration / 1e6
-            if need_mb > st.free_mb - args.min_free_mb:
+        dur = f" for {hms(o.duration_s)}" if o.duration_s else " until Ctrl-C"
+        print(f"recording{dur} to {o.path}: {streams}", file=err, flush=True)
+        if o.duration_s:
+            need_mb = rec.bytes_per_s() * o.duration_s / 1e6
+            if need_mb > st.free_mb - o.min_free_mb:
                 print(
                     f"warning: this recording needs about {need_mb:.0f} MB but only {st.free_mb:.0f} MB are free: "
-                    f"it will stop when {args.min_free_mb:.0f} MB are left",
+                    f"it will stop when {o.min_free_mb:.0f} MB are left",
                     file=err,
                 )
-        display = _Display(err, args.duration, args.status_every, args.quiet)
+
+    def _watch(self) -> str:
+        """Show the status and the news until a signal, the duration or a failure stops the recording; why."""
+        o, rec, rig = self.opts, self.rec, self.rig
+        display = _Display(self.err, o.duration_s, o.status_every_s, o.quiet)
         shown: set[str] = set()
-        reason = ""
         while True:
-            if stop.wait(0.1):
-                reason = why["reason"]
+            if self.stop.wait(0.1):
+                reason = self.stop_reason
                 break
             st = rec.status()
-            if args.duration and st.elapsed_s >= args.duration:
+            if o.duration_s and st.elapsed_s >= o.duration_s:
                 reason = "duration reached"
                 break
             if rec.failure is not None:
@@ -344,56 +441,58 @@ def _record(args: argparse.Namespace) -> int:
             display.events(news)
             display.update(st)
         display.finish()
-    except KeyboardInterrupt:
-        if rec is not None and rec.writer is not None:
-            reason = "interrupted twice"
-        else:
+        return reason
+
+    def finish(self, reason: str) -> int:
+        """Stop in order (the recorder drains what the drivers sent, then the drivers stop); print the results."""
+        o, err, rec, rig, journal = self.opts, self.err, self.rec, self.rig, self.journal
+        try:
+            final = rec.stop()
+        finally:
             if rig is not None:
                 rig.close()
-            print("stopped before recording started; nothing written", file=err)
-            return 130
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        if rec is None or rec.writer is None:
-            if rig is not None:
-                rig.close()
-            if journal is not None:
-                journal.close(remove=True)
-    # stop in order: the recorder drains what the drivers sent, then the drivers stop
-    try:
-        final = rec.stop()
-    finally:
-        if rig is not None:
-            rig.close()
-    for m in rec.events():
-        print(m, file=err)
-    if not args.quiet:
-        print(f"stopped: {reason}", file=err)
-    print(format_summary(final), file=err)
-    if final.complete and rig is not None and rig.simulation is not None and rig.simulation.camera is not None:
-        _annotate_simulated(path, rig.simulation.camera, err)
-    if journal is not None:
-        journal.close(remove=final.complete)
-        if not final.complete:
-            print(
-                f"the simulated participant's expressions are kept in {journal.path.name}: after the failure is "
-                f"fixed, `mecg record --recover-annotations {path}` writes them as annotations",
-                file=err,
-            )
-    if final.complete:
-        print(f"next: mecg validate {path} && mecg sync {path}", file=err, flush=True)
-    if args.json:
-        d = final.as_dict()
-        d["stopped_by"] = reason
-        d["devices"] = rig.stats() if rig is not None else {}
-        print(json.dumps(d))
-    if rec.failure is not None:
-        raise rec.failure
-    return 0
+        for m in rec.events():
+            print(m, file=err)
+        if not o.quiet:
+            print(f"stopped: {reason}", file=err)
+        print(format_summary(final), file=err)
+        camera = rig.simulation.camera if rig is not None and rig.simulation is not None else None
+        if final.complete and camera is not None:
+            from mecg.acquire.sim_truth import annotate_simulated
+
+            counts = annotate_simulated(o.path, camera)
+            if counts is not None:
+                print(f"annotations of the simulated participant written: {counts[0]} ME, {counts[1]} MaE", file=err)
+        if journal is not None:
+            journal.close(remove=final.complete)
+            if not final.complete:
+                print(
+                    f"the simulated participant's expressions are kept in {journal.path.name}: after the failure is "
+                    f"fixed, `mecg record --recover-annotations {o.path}` writes them as annotations",
+                    file=err,
+                )
+        if final.complete:
+            print(f"next: mecg validate {o.path} && mecg sync {o.path}", file=err, flush=True)
+        if o.json:
+            d = final.as_dict()
+            d["stopped_by"] = reason
+            d["devices"] = rig.stats() if rig is not None else {}
+            print(json.dumps(d))
+        if rec.failure is not None:
+            raise rec.failure
+        return 0
 
 
-def _start_journal(rig, path: Path):
+def _record(args: argparse.Namespace) -> int:
+    """``mecg record``: parse, record, print."""
+    if args.recover_annotations:
+        return _recover_annotations(Path(args.recover_annotations))
+    run = _Run(RecordOptions.from_args(args), sys.stderr)
+    reason = run.record()
+    return 130 if reason is None else run.finish(reason)
+
+
+def _start_journal(rig: Rig, path: Path) -> ExpressionJournal | None:
     """Journal the simulated participant's expressions beside ``path`` as they happen (see sim_truth)."""
     if rig.simulation is None or rig.simulation.camera is None:
         return None
@@ -409,15 +508,6 @@ def _recover_annotations(path: Path) -> int:
     n = recover_simulated_annotations(path)
     print(f"annotations of the simulated participant recovered from its journal: {n} written for {path}")
     return 0
-
-
-def _annotate_simulated(path: Path, camera, err) -> None:
-    """Write the simulated participant's expressions as the recording's annotations (ground truth)."""
-    from mecg.acquire.sim_truth import annotate_simulated
-
-    counts = annotate_simulated(path, camera)
-    if counts is not None:
-        print(f"annotations of the simulated participant written: {counts[0]} ME, {counts[1]} MaE", file=err)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -564,7 +654,7 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def rig_config(args: argparse.Namespace):
+def rig_config(args: argparse.Namespace) -> RigConfig:
     """The :class:`~mecg.acquire.rig.RigConfig` of the options of :func:`add_device_arguments`."""
     from mecg.acquire.rig import RigConfig
 
