@@ -302,11 +302,47 @@ def train_spotter(
     subject is held out for early stopping and the thresholds; training is seeded. Under torchrun
     the processes share the epochs and rank 0 writes ``out``.
 
-    ``progress(phase, done, total)`` is called with ``done`` 0 when a phase starts and after each
-    step: phases ``"features"`` (sessions), ``"LOSO"`` (folds, with ``loso``) and ``"train"`` (epochs).
-    ``log`` receives notices and progress lines. ``threads``: torch CPU threads (None: unchanged).
-    Raises :class:`MecgError` when sessions are missing or have different frame rates, or the
-    device is not available.
+    Parameters
+    ----------
+    sessions : str, PathLike or sequence of them
+        A folder of annotated sessions (its ``*.h5``), one session, or a list of session files.
+    out : str or PathLike, optional
+        The checkpoint to write (``.pt``); None keeps the model in memory only.
+    mode : str
+        ``"fusion"`` (video + ECG), ``"video"`` or ``"ecg"``.
+    epochs, pretrain_epochs : int
+        Fine-tuning and contrastive pre-training epochs.
+    contrastive : str
+        Pre-training loss, ``"triplet"`` or ``"infonce"``.
+    seed : int
+        Random seed (same seed and data, same model).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    threads : int, optional
+        torch CPU threads (None: unchanged).
+    workers : int, optional
+        Processes for one video's front end (None: all cores).
+    jobs : int
+        Sessions whose features are extracted at once (same features for every value).
+    ecg_channel : str
+        ``[STREAM:]LABEL|INDEX`` of the ECG when a session must be synced and its ECG is ambiguous.
+    loso : bool
+        Also run leave-one-subject-out evaluation (needs two subjects or more).
+    log : callable
+        Receives notices and per-epoch lines (default: standard error).
+    progress : callable, optional
+        ``progress(phase, done, total)``, with ``done`` 0 when a phase starts and after each step:
+        ``"features"`` (sessions), ``"LOSO"`` (folds) and ``"train"`` (epochs).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    MecgError
+        No sessions, sessions of different frame rates, an unavailable device, fewer than two
+        subjects for ``loso``; ``SyncError`` when a session's ECG cannot be aligned.
     """
     import time
 
