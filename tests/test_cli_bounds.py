@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from tmpfs import mounted_tmpfs
 
-import mecg.cli.spot as spot_cli
 import mecg.cli.stats as stats_cli
 import mecg.cli.synth as synth_cli
-import mecg.cli.train as train_cli
+import mecg.model.frontend as frontend_module
+import mecg.model.pipeline as pipeline_module
+import mecg.model.spotting as spotting_module
 from mecg.cli.argtypes import FPS, PER_MINUTE, bounded
 from mecg.cli.main import main
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
@@ -111,9 +112,9 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("work started before the output was checked")
 
     for mod, name in (
-        (spot_cli, "frontend_features"),
-        (spot_cli, "open_session"),
-        (train_cli, "load_sessions"),
+        (frontend_module, "frontend_features"),
+        (spotting_module, "open_session"),
+        (pipeline_module, "load_sessions"),
         (synth_cli, "make_dataset"),
         (stats_cli, "collect_moments"),
     ):
