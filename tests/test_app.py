@@ -66,6 +66,16 @@ def window(qapp: QApplication, tmp_path: Path):
     dispose(win)
 
 
+def stream(win: MainWindow, key: str) -> StreamStatus:
+    """The recorder's status of one stream of the running lab."""
+    return next(s for s in win.lab.status().streams if s.key == key)
+
+
+def receiving(s: StreamStatus) -> bool:
+    """Samples arrive and the stream is not stalled (markers: irregular, never stalled); no rate threshold."""
+    return s.samples > 0 and (s.state == "ok" or s.kind == "markers")
+
+
 def start_simulation(win: MainWindow) -> None:
     """Start the simulated lab from the app and wait until its three streams are watched and flowing."""
     win.start_devices(SIM)
@@ -97,7 +107,10 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert pump(lambda: win.live.hr_bpm is not None, 10)
     assert 40 < win.live.hr_bpm < 150 and win.live._frame_ts == win.live._frame_ts  # a frame was drawn
     assert "REC" in win.recording_panel.state_label.text()
-    assert set(win.recording_panel.levels.values()) == {"ok"}, win.recording_panel.levels
+    # every stream is on the panel and receiving (behaviour, not speed: no rate threshold)
+    st = win.lab.status()
+    assert set(win.recording_panel.levels) == {s.key for s in st.streams} == {"ECG", "FaceCamera", "TriggerBox"}
+    assert all(receiving(s) for s in st.streams), st.streams
     assert journal_path(path).exists()  # the simulated expressions are journaled: a killed app keeps them
 
     shot = tmp_path / "app.png"
@@ -142,7 +155,7 @@ def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_
     QTest.keySequence(win, QKeySequence(START_SHORTCUT))  # Ctrl+R
     assert pump(lambda: win.lab.recording and not win.busy, 20), win.errors
     assert pump(lambda: win.lab.status().elapsed_s > 1.5, 10)
-    assert win.recording_panel.levels.get("FaceCamera") == "ok"
+    assert receiving(stream(win, "FaceCamera")) and win.recording_panel.levels.get("FaceCamera") is not None
 
     win.lab.devices.close_device("camera")  # the camera driver stops sending: its stream stalls
     assert pump(lambda: win.recording_panel.levels.get("FaceCamera") == "bad", 10), win.recording_panel.levels
@@ -154,7 +167,7 @@ def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_
     health = win.recording_panel.table.item(row, win.recording_panel.table.columnCount() - 1)
     assert "stalled" in health.text() and health.background().color().red() > 200
     assert health.background().color().green() < 150
-    assert win.recording_panel.levels.get("ECG") == "ok"
+    assert receiving(stream(win, "ECG"))  # the other streams go on
 
     answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
     asked = []
@@ -290,7 +303,7 @@ def test_a_signal_to_the_process_group_closes_the_recording_cleanly(tmp_path: Pa
         end = time.monotonic() + 40
         while time.monotonic() < end and not list((tmp_path / "out").glob("*.h5")):
             time.sleep(0.2)
-        time.sleep(4.0)
+        time.sleep(4.0)  # the recording's length is under test: expressions (30/min) and > 1000 ECG samples in it
         os.killpg(proc.pid, sig)  # as a terminal does: every process of the group
         _, err = proc.communicate(timeout=30)
     finally:
