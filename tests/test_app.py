@@ -92,6 +92,7 @@ def start_simulation(win: MainWindow) -> None:
     assert pump(flowing, 40), f"simulated streams not watched: {win.errors} {win.lab.status()}"
 
 
+@pytest.mark.slow
 def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp_path: Path) -> None:
     win = window
     start_simulation(win)
@@ -140,6 +141,7 @@ def test_record_through_the_ui_then_check_and_screenshot(window: MainWindow, tmp
     assert pump(lambda: win.lab.engine is not None and win.lab.engine.monitoring, 10)
 
 
+@pytest.mark.slow
 def test_disk_full_refused_killed_stream_turns_red_closing_asks_then_closes_the_file(
     window: MainWindow, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -266,6 +268,7 @@ def test_health_rules() -> None:
     assert h.judge(_status("m", kind="markers", nominal_srate_hz=0.0, rate_hz=0.0), 0.0)[0] == "ok"
 
 
+@pytest.mark.slow
 def test_mecg_app_command_records_and_saves_a_screenshot(tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -289,6 +292,7 @@ def test_mecg_app_help_lists_the_record_options() -> None:
         assert opt in p.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_process_group_closes_the_recording_cleanly(tmp_path: Path, sig: int) -> None:
     """SIGTERM, or Ctrl-C in the terminal (SIGINT to the app *and* its device process): file complete, annotated."""
@@ -328,6 +332,7 @@ def test_the_tested_qt_binding_does_not_leak_references(window: MainWindow) -> N
     assert window.isVisible()
 
 
+@pytest.mark.slow
 def test_a_crashed_device_process_is_reported_and_the_app_goes_on(window: MainWindow) -> None:
     """The devices run in a child process: if it dies, every stream turns red and the window says why."""
     win = window

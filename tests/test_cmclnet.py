@@ -76,6 +76,7 @@ def separable(tmp_path_factory: pytest.TempPathFactory) -> list[SessionData]:
     return load_sessions(paths, WindowParams(time_steps=8), log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_beats_chance(separable: list[SessionData]) -> None:
     cfg = CMCLConfig(mode="fusion", time_steps=8)
     tc = TrainConfig(epochs=4, pretrain_epochs=1, batch_size=32, seed=1, log=False, max_negatives_per_session=80)
@@ -90,6 +91,7 @@ def test_training_lowers_the_loss_and_beats_chance(separable: list[SessionData])
     assert ap > 2 * labels[keep].mean()  # well above chance on the held-out subject
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_spot_eval_and_refusals(
     separable: list[SessionData], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -150,6 +152,7 @@ def test_ccf_on_hand_made_hrs_curves() -> None:
     assert apply_ccf(rows, nodata, eta=2.0) == rows
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_with_a_seed(separable: list[SessionData]) -> None:
     cfg = CMCLConfig(mode="video", time_steps=8)
     tc = TrainConfig(epochs=1, pretrain_epochs=1, batch_size=32, seed=7, log=False, max_negatives_per_session=40)
@@ -165,6 +168,7 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert main(["spot", str(tmp_path), "--model", str(tmp_path / "none.pt"), "--out", "x.csv"]) == 2
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_trains_on_two_processes(separable: list[SessionData], tmp_path: Path) -> None:
     """Multi-process training (DDP, gloo on CPU) through torchrun, as a lab would run it on GPUs."""
     import subprocess

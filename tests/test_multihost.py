@@ -48,7 +48,10 @@ OUTAGE = (4.0, 7.0)  # s after the recording started: the cable is out
 KILL_AT = 11.0  # s after the recording started: the amplifier driver is killed and started again
 
 _problem = namespace_problem() if sys.platform.startswith("linux") else "network namespaces are Linux only"
-pytestmark = pytest.mark.skipif(_problem is not None, reason=f"multi-host test needs network namespaces: {_problem}")
+pytestmark = [
+    pytest.mark.skipif(_problem is not None, reason=f"multi-host test needs network namespaces: {_problem}"),
+    pytest.mark.slow,
+]
 
 
 def _ready(proc, text: str = "Ctrl-C to stop") -> bool:
