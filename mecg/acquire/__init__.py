@@ -32,6 +32,14 @@ _EXPORTS = {
     "VirtualCamera": "virtual_camera",
     "Simulation": "simulation",
     "SimulationConfig": "simulation",
+    "ReconnectingLoop": "reconnect",
+    "DriverState": "states",
+    "RecorderState": "states",
+    "StreamState": "states",
+    "StreamKind": "states",
+    "DeviceRole": "states",
+    "EcgProtocol": "states",
+    "FrameSourceKind": "states",
 }
 
 __all__ = sorted(_EXPORTS)
