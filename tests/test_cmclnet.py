@@ -21,7 +21,7 @@ from mecg.model.windows import SessionData, WindowParams
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
 from mecg.synth.expressions import Expression
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # as tests/conftest.py sets before every test
 
 
 def _batch(b: int = 4) -> dict[str, torch.Tensor]:
