@@ -72,8 +72,8 @@ def main() -> None:
                         Trial(Subject.random("S", 100 + r), 0, cfg), Path(tmp) / f"{fault}_{fps:g}_{r}.h5"
                     )
                     with open_session(path) as s:
-                        gt = s.file["ground_truth"]
-                        truth, truth_t = gt["frame_ecg_sample_position"][()], gt["frame_time_on_ecg_clock_s"][()]
+                        truth = s.ground_truth("frame_ecg_sample_position")
+                        truth_t = s.ground_truth("frame_time_on_ecg_clock_s")
                         fs = s.streams["ECG"].info.nominal_srate_hz
                         for mode in MODES:
                             t0 = time.perf_counter()

@@ -163,7 +163,7 @@ def test_video_in_file_and_no_sync_uses_recorder_clock(sessions: tuple[Path, Pat
             else cam.starting_time + np.arange(cam.data.shape[0]) / cam.rate
         )
         assert np.all(np.diff(t) > 0)
-        truth = s.file["ground_truth/frame_time_on_ecg_clock_s"][()]
+        truth = s.ground_truth("frame_time_on_ecg_clock_s")
         ecg = nwb.acquisition["ECG"]
         t_ecg0 = ecg.starting_time if ecg.timestamps is None else ecg.timestamps[0]
         err_ms = ((t - t_ecg0) - truth) * 1e3  # recorder clock: the devices' latency difference remains

@@ -154,7 +154,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
 
 def test_root_attributes(written: Written) -> None:
     with open_session(written.path) as s:
-        a = s.file.attrs
+        a = s.attrs
         assert a["format"] == FORMAT_NAME == "mecg-session"
         # v2: nothing in it needs v3 (wide streams' channel lists as datasets), so older mecg reads it
         assert s.format_version == int(a["format_version"]) == 2 and FORMAT_VERSION == 3
@@ -168,7 +168,8 @@ def test_root_attributes(written: Written) -> None:
         end = dt.datetime.fromisoformat(str(s.attr("end_time")))
         assert start.utcoffset() == dt.timedelta(0) and end.utcoffset() == dt.timedelta(0)
         assert start <= end <= dt.datetime.now(dt.UTC)
-        assert set(s.file) == {"streams", "annotations", "ground_truth"}  # v2: derived data lives beside it
+        with h5py.File(written.path, "r") as f:  # the file's own layout
+            assert set(f) == {"streams", "annotations", "ground_truth"}  # v2: derived data lives beside it
         assert len(s.sync_group) == 0 and len(s.sync_group.attrs) == 0 and len(s.features_group) == 0
 
 
@@ -279,10 +280,10 @@ def test_stream_accessors(written: Written) -> None:
 
 
 def test_annotations_round_trip(written: Written) -> None:
-    with open_session(written.path) as s:
+    with open_session(written.path) as s, h5py.File(written.path, "r") as f:
         assert s.annotations == sorted(written.annotations, key=lambda a: a.onset_frame)
         assert s.annotated_stream == written.keys["cam"]
-        g = s.file["annotations"]
+        g = f["annotations"]
         assert g.attrs["count"] == 3
         assert g["onset_frame"].dtype == np.int64 and list(g["offset_frame"][()]) == [5, 15, 19]
         assert list(g["aus"].asstr()[()]) == ["AU1+AU2", "AU6+AU12", "AU4"]
@@ -290,13 +291,16 @@ def test_annotations_round_trip(written: Written) -> None:
 
 
 def test_ground_truth_round_trip(written: Written) -> None:
-    with open_session(written.path) as s:
-        g = s.file["ground_truth"]
+    with open_session(written.path) as s, h5py.File(written.path, "r") as f:
+        g = f["ground_truth"]
         for k, v in written.truth_attrs.items():
             np.testing.assert_array_equal(g.attrs[k], v)
         for k, v in written.truth_arrays.items():
             np.testing.assert_array_equal(g[k][()], v)
             assert g[k].dtype == v.dtype
+            np.testing.assert_array_equal(s.ground_truth(k), v)
+        with pytest.raises(SessionError, match="no ground truth 'nope'"):
+            s.ground_truth("nope")
 
 
 @pytest.mark.parametrize("fmt", ["float32", "double64", "int8", "int16", "int32", "int64"])

@@ -39,7 +39,7 @@ def make(tmp_path: Path, name: str = "s.h5", seed: int = 1, **changes: object) -
 def error_ms(path: Path, mode: str, **kw: object) -> tuple[float, float, object]:
     with open_session(path) as s:
         res = synchronize(s, mode, **kw)
-        truth = s.file["ground_truth"]["frame_time_on_ecg_clock_s"][()]
+        truth = s.ground_truth("frame_time_on_ecg_clock_s")
     err = (res.frame_time_ecg_s - truth) * 1e3
     return float(np.sqrt(np.mean(err**2))), float(np.max(np.abs(err))), res
 
@@ -76,7 +76,7 @@ def _edit(path: Path, fn) -> None:
 def test_missing_spurious_pulses_and_occluded_led(tmp_path: Path) -> None:
     path = make(tmp_path, led=Led(occlusion=0.5), strobe=False)
     with open_session(path) as s:
-        n_true = len(s.file["ground_truth"]["trigger_pulses_true_s"])
+        n_true = len(s.ground_truth("trigger_pulses_true_s"))
         fps = s.streams["FaceCamera"].info.nominal_srate_hz
 
     def damage(f: h5py.File) -> None:
@@ -153,12 +153,7 @@ def test_cli_json_plot_and_stored_result(tmp_path: Path, capsys: pytest.CaptureF
         tl = Timeline(s)
         assert tl.n_frames == s.streams["FaceCamera"].sample_count
         # The ECG span of a lit LED frame holds the trigger pulse that lit it.
-        lit = int(
-            np.argmax(
-                s.file["ground_truth"]["frame_true_time_s"][()]
-                > s.file["ground_truth"]["trigger_pulses_true_s"][1, 0] + 0.01
-            )
-        )
+        lit = int(np.argmax(s.ground_truth("frame_true_time_s") > s.ground_truth("trigger_pulses_true_s")[1, 0] + 0.01))
         span = tl.ecg_span(lit, lit + 1, channel="TRIG")
         assert span.samples.size >= 6 and span.samples.max() == 1
         assert span.t_s[0] <= tl.frame_times(lit, lit + 1)[0] + 1e-3

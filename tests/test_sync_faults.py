@@ -59,8 +59,8 @@ def test_every_fault_is_aligned_or_flagged(tmp_path: Path, fps: float, fault: st
     seed = int(fps) * 10 + FAULTS.index(fault)
     path = _session(tmp_path, fps, fault, seed)
     with open_session(path) as s:
-        truth = s.file["ground_truth"]["frame_ecg_sample_position"][()]
-        truth_t = s.file["ground_truth"]["frame_time_on_ecg_clock_s"][()]
+        truth = s.ground_truth("frame_ecg_sample_position")
+        truth_t = s.ground_truth("frame_time_on_ecg_clock_s")
         fs = s.streams["ECG"].info.nominal_srate_hz
         results = {mode: synchronize(s, mode) for mode in ("auto", "pulses")}
     assert results["auto"].mode == "strobe"  # the strobe is wired: auto must use it
@@ -105,7 +105,7 @@ def test_cli_exit_status_follows_the_verdict(tmp_path: Path, capsys: pytest.Capt
 def test_lsl_alignment_with_an_ecg_gap_counts_the_gap_and_keeps_its_accuracy(tmp_path: Path) -> None:
     path = _session(tmp_path, 60.0, "ecg_gap", 3)
     with open_session(path) as s:
-        truth = s.file["ground_truth"]["frame_ecg_sample_position"][()]
+        truth = s.ground_truth("frame_ecg_sample_position")
         res = synchronize(s, "lsl")
     err = (res.frame_sample_position() - truth) / 1000.0 * 1e3
     ok = np.isfinite(err)

@@ -47,7 +47,7 @@ def test_session_contents_look_recorded(tmp_path: Path) -> None:
         assert ecg.info.channel_labels == ["ECG", "TRIG", "STROBE"] and ecg.info.channel_units[0] == "mV"
         assert cam.sample_count == int((12.0 - 0.1) * 30) and ecg.sample_count == 12000
         assert mk.markers() == ["101", "100"]
-        truth = s.file["ground_truth"]["frame_true_time_s"][()]
+        truth = s.ground_truth("frame_true_time_s")
         lag = cam.timestamps - truth
         # Stored stamps = true exposure + latency + jitter, on a sender clock 0.7 s ahead.
         assert 0.7 + 0.03 <= lag.min() and lag.max() < 0.7 + 0.03 + 0.012

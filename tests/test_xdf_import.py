@@ -141,7 +141,7 @@ def test_import_keeps_raw_timestamps_offsets_and_sync_recovers_alignment_across_
             np.testing.assert_array_equal(sb.data[()], sa.data[()])
         cam = b.streams["FaceCamera"].clock_offsets
         assert np.sum(np.abs(np.diff(cam[:, 1])) > 0.005) == 1  # the reset is in the data, untouched
-        truth = a.file["ground_truth/frame_time_on_ecg_clock_s"][()]
+        truth = a.ground_truth("frame_time_on_ecg_clock_s")
         for mode in ("lsl", "pulses"):
             ra, rb = synchronize(a, mode), synchronize(b, mode)
             np.testing.assert_allclose(rb.frame_time_ecg_s, ra.frame_time_ecg_s, rtol=0, atol=1e-9)

@@ -67,7 +67,7 @@ def _recording_table(session: Session) -> h5py.Group | None:
     else the derivatives' /annotations written without a coder (``mecg record --simulate`` writes the
     simulated participant's expressions there after the recording is closed).
     """
-    own = _table(session.file.get(ANNOTATIONS))
+    own = _table(session._file.get(ANNOTATIONS))
     if own is not None:
         return own
     f = session.derivatives
@@ -268,7 +268,7 @@ def write_coder_sets(
     for a in rows.values():
         check_frames(session, a, video_stream)
     ref = reference if reference is not None else reference_coder(session)
-    own = _table(session.file.get(ANNOTATIONS)) is not None
+    own = _table(session._file.get(ANNOTATIONS)) is not None
 
     def change(f: h5py.File) -> None:
         if CODERS in f and not isinstance(f[CODERS], h5py.Group):
@@ -334,5 +334,5 @@ def set_reference(session: Session, coder: str) -> None:
     rows = coder_set(session, coder)
     stream = coder_stream(session, coder)
     check_frames(session, rows, stream)
-    own = _table(session.file.get(ANNOTATIONS)) is not None
+    own = _table(session._file.get(ANNOTATIONS)) is not None
     session._store(f"coder {coder!r} as the reference", lambda f: _write_reference(f, coder, rows, stream, own))

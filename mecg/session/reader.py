@@ -30,6 +30,7 @@ from mecg.session.format import (
     FEATURES,
     FORMAT_NAME,
     FORMAT_VERSION,
+    GROUND_TRUTH,
     STREAMS,
     SYNC,
     SessionError,
@@ -217,13 +218,14 @@ def _empty_group() -> h5py.Group:
 class Session:
     """An open session: the read-only recording and its derivatives file, read as one.
 
-    Use :func:`open_session` to create one; close it or use ``with``. ``file`` is the recording
-    (h5py, read-only); ``derivatives`` the derivatives file (read-only handle, None if there is none).
+    Use :func:`open_session` to create one; close it or use ``with``. The recording's h5py handle
+    is private to the session room (other rooms read through the methods, see docs/architecture.md);
+    ``derivatives`` is the derivatives file (read-only handle, None if there is none).
     """
 
     def __init__(self, path: Path, f: h5py.File, derivatives: h5py.File | None = None, writable: bool = False) -> None:
         self.path = path
-        self.file = f
+        self._file = f  # the recording, read-only; only mecg.session touches it
         self.derivatives = derivatives
         self.writable = writable
         self.attrs = dict(f.attrs)  # read once: a damaged attribute heap fails here, on open
@@ -243,7 +245,7 @@ class Session:
         """Close the recording and its derivatives file."""
         if self.derivatives is not None:
             self.derivatives.close()
-        self.file.close()
+        self._file.close()
 
     # -- root attributes -------------------------------------------------------------------
     def attr(self, name: str, default: object = "") -> object:
@@ -281,7 +283,7 @@ class Session:
     def checksum(self) -> str:
         """The recording's fingerprint (see :func:`mecg.session.checksum.recording_checksum`)."""
         try:
-            return recording_checksum(self.file, self.path)
+            return recording_checksum(self._file, self.path)
         except H5_ERRORS as exc:
             raise SessionError(f"{self.path} is corrupted: {exc}") from None
 
@@ -289,7 +291,7 @@ class Session:
     def _groups(self, name: str) -> list[h5py.Group]:
         out = []
         try:
-            for f in (self.derivatives, self.file):
+            for f in (self.derivatives, self._file):
                 if f is not None and name in f and isinstance(f[name], h5py.Group):
                     out.append(f[name])
         except H5_ERRORS as exc:
@@ -304,10 +306,25 @@ class Session:
     @cached_property
     def _annotation_group(self) -> h5py.Group:
         try:
-            found = [g for g in self._groups(ANNOTATIONS) if "onset_frame" in g or g.file is self.file]
+            found = [g for g in self._groups(ANNOTATIONS) if "onset_frame" in g or g.file is self._file]
         except H5_ERRORS as exc:
             raise SessionError(f"{self.path}: the annotations cannot be read ({exc}); the file is damaged") from None
         return found[0] if found else _empty_group()
+
+    def ground_truth(self, name: str) -> np.ndarray:
+        """The generator's truth ``/ground_truth/<name>`` of a synthetic session (``mecg synth``), as an array.
+
+        For tests and benchmarks that score sync or spotting against the truth; sync and the model
+        never read it. Raises :class:`SessionError` when the session has no such truth.
+        """
+        try:
+            g = self._file.get(GROUND_TRUTH)
+            if not isinstance(g, h5py.Group) or not isinstance(g.get(name), h5py.Dataset):
+                have = ", ".join(sorted(g)) if isinstance(g, h5py.Group) else "none (not a synthetic session)"
+                raise SessionError(f"{self.path} has no ground truth {name!r}; it has {have}")
+            return g[name][()]
+        except H5_ERRORS as exc:
+            raise SessionError(f"{self.path}: ground truth {name!r} cannot be read ({exc}); damaged file") from None
 
     @cached_property
     def annotations(self) -> list[Annotation]:

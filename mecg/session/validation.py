@@ -213,7 +213,7 @@ def _deep(s: Session, rep: Report) -> None:
                 f"stream {st.key!r}: timestamps step back by more than {RESET_STEP_S:g} s {back.size} time(s) "
                 f"(clock resets), first at sample {int(back[0])}"
             )
-    _read_other(s.file, s, rep, skip="streams")
+    _read_other(s._file, s, rep, skip="streams")
     if s.derivatives is not None:
         _read_other(s.derivatives, s, rep, skip=None)
 
