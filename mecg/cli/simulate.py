@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from mecg.cli.argtypes import DRIFT_PPM, FPS, LATENCY_MS, SECONDS, bounded, parse_size
-from mecg.cli.stream import _add_buffer_options, add_lsl_options, apply_lsl_options, live
+from mecg.cli.stream import add_buffer_options, add_lsl_options, apply_lsl_options, live
 from mecg.errors import MecgError
 
 
@@ -182,6 +182,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dir", default=None, help="folder for the port links and simulation.json (default: a per-user temp folder)"
     )
     p.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    _add_buffer_options(p, "the camera's; default 15, shortened to stay under --buffer-max-mb")
+    add_buffer_options(p, "the camera's; default 15, shortened to stay under --buffer-max-mb")
     add_lsl_options(p)
     p.set_defaults(func=_simulate)

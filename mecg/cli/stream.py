@@ -117,7 +117,7 @@ def gap_range(text: str) -> tuple[float, float]:
 
 
 # -- commands -----------------------------------------------------------------------------------
-def _add_buffer_options(p: argparse.ArgumentParser, default: str) -> None:
+def add_buffer_options(p: argparse.ArgumentParser, default: str) -> None:
     """``--buffer-s`` / ``--buffer-max-mb``: what the outlet keeps through an outage (docs/recording.md)."""
     p.add_argument(
         "--buffer-s",
@@ -344,7 +344,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--name", default="ECG", help="LSL stream name (default ECG)")
     e.add_argument("--source-id", default=None, help="LSL source_id (default: from the board's serial number)")
     e.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    _add_buffer_options(e, "default 60")
+    add_buffer_options(e, "default 60")
     add_lsl_options(e)
     e.set_defaults(func=_ecg)
 
@@ -395,7 +395,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--name", default="FaceCamera", help="LSL stream name (default FaceCamera)")
     c.add_argument("--source-id", default=None, help="LSL source_id (default: from the camera)")
     c.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    _add_buffer_options(c, "default 15, shortened to stay under --buffer-max-mb")
+    add_buffer_options(c, "default 15, shortened to stay under --buffer-max-mb")
     add_lsl_options(c)
     c.set_defaults(func=_camera)
 
@@ -418,6 +418,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--name", default="TriggerBox", help="LSL stream name (default TriggerBox)")
     t.add_argument("--source-id", default=None, help="LSL source_id (default: from the box's serial number)")
     t.add_argument("--seconds", type=SECONDS, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    _add_buffer_options(t, "markers count in hundreds: default 360 = 36,000 markers")
+    add_buffer_options(t, "markers count in hundreds: default 360 = 36,000 markers")
     add_lsl_options(t)
     t.set_defaults(func=_trigger)
