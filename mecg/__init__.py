@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from mecg.errors import MecgError
 
 if TYPE_CHECKING:
-    from mecg.acquire.recorder import Recorder, RecorderConfig
+    from mecg.acquire.recorder import Recorder
+    from mecg.acquire.recorder_config import RecorderConfig
     from mecg.interop.datasets import import_dataset
     from mecg.interop.nwb_export import export_nwb
     from mecg.interop.xdf_import import import_xdf
@@ -64,7 +65,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
     "import_xdf": ("mecg.interop.xdf_import", "import_xdf"),
     "export_nwb": ("mecg.interop.nwb_export", "export_nwb"),
     "Recorder": ("mecg.acquire.recorder", "Recorder"),
-    "RecorderConfig": ("mecg.acquire.recorder", "RecorderConfig"),
+    "RecorderConfig": ("mecg.acquire.recorder_config", "RecorderConfig"),
 }
 
 __all__ = [
