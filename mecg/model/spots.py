@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mecg.model.evaluate import Interval
 
 #: Columns of the spot CSV that ``mecg spot`` writes and ``mecg eval`` reads, in order.
 SPOT_COLUMNS = ("session", "onset", "apex", "offset", "score", "type", "kept_by_ccf")
+#: What a spot is: a micro-expression or a macro-expression.
+SpotType = Literal["ME", "MaE"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Spot:
     apex_frame: int
     offset_frame: int
     score: float
-    type: str
+    type: SpotType
     kept_by_ccf: bool = True
     hrs_apex_bpm_per_s: float | None = None
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 #: The spotters: the training-free optical-flow baseline, or a trained CMCL-Net checkpoint.
 METHODS = ("baseline", "cmclnet")
+Method = Literal["baseline", "cmclnet"]
 #: Default CCF factor: a candidate is kept if its apex HRS exceeds ``eta`` x the session's mean HRS.
 DEFAULT_ETA = 2.0
 
@@ -40,7 +41,7 @@ class SpotOptions:
     that must be synced first.
     """
 
-    method: str = "baseline"
+    method: Method = "baseline"
     model: str | None = None
     p: float = 0.55
     ccf_eta: float | None = DEFAULT_ETA
@@ -79,7 +80,7 @@ class SpotResult:
 
     session: str
     file: Path
-    method: str
+    method: Method
     spots: list[Spot]
     frames: int
     fps: float
@@ -238,7 +239,7 @@ def spot_session(
     path: str | os.PathLike,
     model: str | os.PathLike | Checkpoint | None = None,
     *,
-    method: str | None = None,
+    method: Method | None = None,
     p: float = 0.55,
     ccf_eta: float | None = DEFAULT_ETA,
     flow: str = "dis",
