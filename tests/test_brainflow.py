@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until as wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -37,15 +38,6 @@ from mecg.synth import Subject, Trial, TrialConfig
 
 def sid(tag: str) -> str:
     return f"test-bf-{tag}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(pred, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def record(driver: BrainFlowDriver, path: Path, until, timeout_s: float = 20.0) -> None:

@@ -9,7 +9,6 @@ emulator is not available.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ os.environ.setdefault("PYLON_CAMEMU", "1")  # before pypylon enumerates
 
 import numpy as np
 import pytest
+from waiting import wait_until as wait_for
 
 pylon = pytest.importorskip("pypylon.pylon", reason="pypylon is not installed (pip install mecg[devices])")
 
@@ -30,15 +30,6 @@ from mecg.session import open_session  # noqa: E402
 
 if not any(c["class"] == "BaslerCamEmu" for c in list_pylon_cameras()):
     pytest.skip("pylon's camera emulator is not available (PYLON_CAMEMU)", allow_module_level=True)
-
-
-def wait_for(pred, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_emulator_camera_into_a_session(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until as wait_for
 
 from mecg.acquire.live_heart_rate import heart_rate_bpm
 from mecg.acquire.naming import auto_session_path, safe_subject
@@ -67,15 +68,6 @@ class Pusher:
         self._stop.set()
         self._thread.join()
         self.outlet = None  # the outlet goes away: inlets see the stream vanish
-
-
-def wait_for(pred, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def config(path: Path, *queries: StreamQuery, **kw) -> RecorderConfig:

@@ -22,15 +22,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pytest
+from waiting import wait_until as wait_for
 
 from mecg.acquire.camera_driver import CameraConfig, CameraDriver
 from mecg.acquire.recorder import Recorder, RecorderConfig, StreamStatus
@@ -51,16 +50,6 @@ EXIT = {"ok": 0, "suspect": 3, "failed": 1}
 TOL_MS = 1.0
 #: Seconds of data wanted before the kill and after the restart.
 RUN_S = 4.0
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``pred`` until it holds or ``timeout_s`` passes; True if it held."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class EcgProcess:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -34,6 +33,7 @@ from mecg.session.format import MAX_ATTR_CHANNELS
 from mecg.session.lsl_video import video_layout
 
 sys.path.insert(0, str(Path(__file__).parent))
+from waiting import wait_until as _wait_for
 from xdf_writer import XdfWriter, channels_desc, stream_header_xml, videoraw_desc
 
 #: The vendor streams: name -> frame shape (h, w) grey or (h, w, 3) RGB.
@@ -51,15 +51,6 @@ def _frames(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, shape, dtype=np.uint8)
     return np.stack([np.roll(base, 7 * i, axis=1) for i in range(n)])
-
-
-def _wait_for(pred, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _desc(xml: str) -> ET.Element:
