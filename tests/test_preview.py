@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until
 
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.recorder import Recorder, RecorderConfig
@@ -96,9 +96,7 @@ def test_monitor_mode_watches_streams_writes_nothing(tmp_path: Path, monkeypatch
         rec.start()
         assert rec.monitoring and rec.status().state == "monitoring"
         assert type(rec.writer).__name__ == "_NullWriter"  # nothing is written anywhere
-        end = time.monotonic() + 10
-        while time.monotonic() < end and rec.status().streams[0].samples < 200:
-            time.sleep(0.05)
+        wait_until(lambda: rec.status().streams[0].samples >= 200, 10.0)
         st = rec.status()
         assert st.streams[0].samples >= 200 and st.streams[0].state == "ok" and st.file_bytes == 0
         prev = rec.previews()["PreviewSig"]

@@ -431,7 +431,7 @@ def test_sigkill_keeps_all_but_the_last_second(tmp_path: Path, kill_after_s: flo
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
         reader.start()
-        time.sleep(kill_after_s)
+        time.sleep(kill_after_s)  # when the kill lands is the parameter under test, not a wait for a result
         t_kill = time.monotonic()  # the kill lands after this: the bound below is conservative
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
