@@ -32,7 +32,7 @@ from mecg.interop.tables import (
     text,
     to_float,
 )
-from mecg.session import Annotation, Session, SessionError
+from mecg.session import Annotation, Session, SessionError, StreamKind
 from mecg.session.coders import (
     RECORDING,
     check_coder_id,
@@ -477,7 +477,7 @@ def import_coder_sheet(
     unless ``replace``. ``reference`` makes the (single) imported coder the reference set. On any
     error nothing is written. The session must be open with ``writable=True``.
     """
-    videos = [k for k, s in session.streams.items() if s.info.kind == "video"]
+    videos = [k for k, s in session.streams.items() if s.info.kind == StreamKind.VIDEO]
     if video_stream is None:
         if len(videos) != 1:
             raise CoderSheetError(

@@ -52,7 +52,7 @@ import numpy as np
 
 from mecg.errors import MecgError
 from mecg.interop.output_files import check_output, temp_beside
-from mecg.session import Session, Stream, open_session
+from mecg.session import Session, Stream, StreamKind, open_session
 from mecg.session.ecg_channel import ecg_columns
 from mecg.sync.clocks import correct_timestamps, dejitter, fit_clock_offsets, frame_indices, huber_line
 from mecg.sync.lookup import Timeline
@@ -414,7 +414,7 @@ def _export(
         # -- clocks -------------------------------------------------------------------------
         # the ECG clock is that of the stream sync aligned to (found by mecg's one ECG rule: an EXG/EEG
         # stream's ECG channel too); without a sync, the one stream of type ECG names the ECG series
-        ecgs = s.find_streams(type="ECG", kind="signal")
+        ecgs = s.find_streams(type="ECG", kind=StreamKind.SIGNAL)
         synced_key = str(s.sync_group.attrs.get("ecg_stream", ""))
         ecg = s.streams[synced_key] if synced_key in s.streams else (ecgs[0] if len(ecgs) == 1 else None)
         origin = float(s.attr("start_time_lsl", float("nan")))
@@ -467,7 +467,7 @@ def _export(
                 nwb.add_acquisition(obj)
                 report.objects.append(f"acquisition/{obj.name}")
         # -- video -------------------------------------------------------------------------
-        for st in s.find_streams(kind="video"):
+        for st in s.find_streams(kind=StreamKind.VIDEO):
             if st.sample_count == 0:
                 continue
             times, clock = clocked[st.key]
@@ -519,7 +519,7 @@ def _export(
             nwb.add_acquisition(series)
             report.objects.append(f"acquisition/{name}")
         # -- markers and annotations -------------------------------------------------------
-        for st in s.find_streams(kind="markers"):
+        for st in s.find_streams(kind=StreamKind.MARKERS):
             if st.sample_count == 0:
                 continue
             t, _ = clocked[st.key]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mecg.errors import MecgError
+from mecg.session.annotations import ExpressionType
 
 #: Rows searched for a header row at the top of a sheet.
 HEADER_SEARCH_ROWS = 40
@@ -86,7 +87,7 @@ def aus(value: str) -> str:
     return "+".join(f"AU{p}" if p.isdigit() else p for p in parts)
 
 
-def expression_type(value: str) -> str | None:
+def expression_type(value: str) -> ExpressionType | None:
     """``"ME"`` / ``"MaE"`` from a type cell (``ME``, ``MaE``, ``micro``, ``Macro``, ``Micro - 1/2``), else None."""
     t = value.strip().lower()
     if t in ("me", "micro", "microexpression"):

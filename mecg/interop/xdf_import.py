@@ -38,6 +38,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path, PureWindowsPath
 
 import numpy as np
@@ -52,7 +53,7 @@ from mecg.interop.xdf_scan import (
     is_compressed_xdf,
     scan_xdf,
 )
-from mecg.session import SessionError, SessionWriter, StreamInfo, open_session
+from mecg.session import SessionError, SessionWriter, StreamInfo, StreamKind, open_session
 from mecg.session.amend import amend_root_attrs
 from mecg.session.ecg_channel import ecg_columns
 from mecg.session.format import CHANNEL_FORMATS
@@ -67,13 +68,23 @@ VIDEO_FILE_TAGS = ("video_file", "videofile", "video_filename", "video_path", "f
 FRAMES_PER_APPEND = 64
 
 
+class _Role(StrEnum):
+    """What an XDF stream becomes: a session stream of that kind, a video from its file, or nothing."""
+
+    SIGNAL = "signal"
+    VIDEO = "video"
+    MARKERS = "markers"
+    FRAME_INDEX = "frame_index"  # frame numbers of a video file beside the XDF: the video from the file
+    SKIP = "skip"
+
+
 @dataclass
 class _Plan:
     """How one XDF stream goes into the session."""
 
     scan: XdfStreamScan
     info: StreamInfo | None  # None: skipped
-    role: str  # signal | video | markers | frame_index | skip
+    role: _Role
     reason: str = ""
     video_path: Path | None = None
     index_base: int = 0
@@ -176,11 +187,13 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
     }
     declared = _text(desc, "can_drop_samples").lower()
     if fmt not in CHANNEL_FORMATS or n < 1:
-        return _Plan(s, None, "skip", f"channel format {fmt!r} with {n} channels cannot be stored in a session")
+        return _Plan(s, None, _Role.SKIP, f"channel format {fmt!r} with {n} channels cannot be stored in a session")
     layout = video_layout(typ, fmt, n, desc)
     if layout is not None and layout.storable:
-        info = StreamInfo(kind="video", frame_shape=layout.frame_shape, can_drop_samples=declared != "false", **common)
-        return _Plan(s, info, "video")
+        info = StreamInfo(
+            kind=StreamKind.VIDEO, frame_shape=layout.frame_shape, can_drop_samples=declared != "false", **common
+        )
+        return _Plan(s, info, _Role.VIDEO)
     given = video.get(name) or video.get(str(s.stream_id)) or ""
     named = _video_file_in(desc)
     if (n == 1 and given) or _counts_frames(fmt, n, typ, desc):
@@ -201,12 +214,14 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
                 f"pass --video PATH (or --video {name}=PATH), or leave it out with --streams"
             )
         base = 1 if _text(desc, "frame_index_base") == "1" else 0
-        return _Plan(s, None, "frame_index", video_path=path, index_base=base)
+        return _Plan(s, None, _Role.FRAME_INDEX, video_path=path, index_base=base)
     if fmt == "string":
-        return _Plan(s, StreamInfo(kind="markers", can_drop_samples=declared == "true", **common), "markers")
+        return _Plan(
+            s, StreamInfo(kind=StreamKind.MARKERS, can_drop_samples=declared == "true", **common), _Role.MARKERS
+        )
     labels, units, types = _channels(desc, n)
     info = StreamInfo(
-        kind="signal",
+        kind=StreamKind.SIGNAL,
         channel_format=fmt,
         channel_labels=labels,
         channel_units=units,
@@ -215,8 +230,8 @@ def _plan(s: XdfStreamScan, xdf: Path, video: dict[str, str]) -> _Plan:
         **common,
     )
     if layout is not None:  # a video type whose frames a session cannot hold: its samples are kept, as a signal
-        return _Plan(s, info, "signal", f"{typ} stream kept as a signal, pixels as channels: {layout.problem}")
-    return _Plan(s, info, "signal")
+        return _Plan(s, info, _Role.SIGNAL, f"{typ} stream kept as a signal, pixels as channels: {layout.problem}")
+    return _Plan(s, info, _Role.SIGNAL)
 
 
 def _type_key(stream_type: str) -> str:
@@ -232,7 +247,7 @@ def _selected(s: XdfStreamScan, tokens: Sequence[str]) -> bool:
 
 def _pick_ecg(plans: list[_Plan], ecg: str | None, notes: list[str]) -> None:
     """Make sure ``mecg sync`` finds the ECG: ``ecg`` names the stream, else one signal with an ECG channel."""
-    signals = [p for p in plans if p.role == "signal"]
+    signals = [p for p in plans if p.role == _Role.SIGNAL]
     if ecg:
         chosen = [p for p in signals if p.info.name == ecg or str(p.scan.stream_id) == ecg]
         if not chosen:
@@ -447,20 +462,20 @@ def _import(
     plans = []
     for s in scan.streams.values():
         if tokens and not _selected(s, tokens):
-            plans.append(_Plan(s, None, "skip", "not selected (--streams)"))
+            plans.append(_Plan(s, None, _Role.SKIP, "not selected (--streams)"))
             continue
         plans.append(_plan(s, src, video))
-        if tokens and plans[-1].role == "skip":
+        if tokens and plans[-1].role == _Role.SKIP:
             raise XdfError(f"stream {s.stream_id} of {src} cannot be imported: {plans[-1].reason}")
     warnings: list[str] = []
     for p in plans:
         el = ET.fromstring(p.scan.header_xml)
-        if p.role == "skip" and not p.reason.startswith("not selected"):
+        if p.role == _Role.SKIP and not p.reason.startswith("not selected"):
             warnings.append(f"stream {el.findtext('name')!r} (id {p.scan.stream_id}) left out: {p.reason}")
-        elif p.role != "skip" and p.reason:
+        elif p.role != _Role.SKIP and p.reason:
             warnings.append(f"stream {el.findtext('name')!r} (id {p.scan.stream_id}): {p.reason}")
     _pick_ecg(plans, ecg, warnings)
-    wanted = [p for p in plans if p.role != "skip"]
+    wanted = [p for p in plans if p.role != _Role.SKIP]
     if not wanted:
         raise XdfError(f"nothing to import from {src}: no stream can be stored in a session")
     if scan.truncated:
@@ -487,7 +502,7 @@ def _import(
         )
         caps = {}
         for p in wanted:
-            if p.role == "frame_index":
+            if p.role == _Role.FRAME_INDEX:
                 caps[p.scan.stream_id] = _open_video(p)
             p.key = writer.add_stream(p.info)
         pyxdf_errors = _read_samples(src, raw, scan, wanted, writer, log, progress)
@@ -501,7 +516,7 @@ def _import(
                 )
             warnings.append(f"damaged Samples chunks skipped by pyxdf: {text}")
         for p in wanted:
-            if p.role == "frame_index":
+            if p.role == _Role.FRAME_INDEX:
                 _append_video(p, caps.pop(p.scan.stream_id), writer, warnings, log)
             if p.offsets.shape[0]:
                 writer.append_clock_offsets(p.key, p.offsets)
@@ -525,17 +540,17 @@ def _import(
             "stream_id": p.scan.stream_id,
             "name": el.findtext("name") or "",
             "type": p.info.type if p.info else el.findtext("type") or "",
-            "imported_as": p.key if p.role != "skip" else "",
-            "kind": p.info.kind if p.info else ("video (from file)" if p.role == "frame_index" else ""),
+            "imported_as": p.key if p.role != _Role.SKIP else "",
+            "kind": str(p.info.kind) if p.info else ("video (from file)" if p.role == _Role.FRAME_INDEX else ""),
             "nominal_srate_hz": p.info.nominal_srate_hz if p.info else float(el.findtext("nominal_srate") or 0),
             "samples": p.samples,
             "clock_offsets": int(p.offsets.shape[0]),
             "clock_resets": len(fit_clock_offsets(p.offsets)) - 1,  # segments as `mecg sync` cuts them
             "first_timestamp": None if math.isnan(p.first_ts) else p.first_ts,
             "last_timestamp": None if math.isnan(p.last_ts) else p.last_ts,
-            "skipped": p.reason if p.role == "skip" else "",
+            "skipped": p.reason if p.role == _Role.SKIP else "",
         }
-        if p.role == "frame_index":
+        if p.role == _Role.FRAME_INDEX:
             row["video_file"] = str(p.video_path)
         report.streams.append(row)
     return report
@@ -568,10 +583,10 @@ def _read_samples(
             ts = np.asarray(stamps, dtype=np.float64)
             n = ts.size
             if n:
-                if p.role == "frame_index":
+                if p.role == _Role.FRAME_INDEX:
                     p.frame_numbers.append(_frame_numbers(values, p))
                     p.frame_stamps.append(ts.copy())
-                elif p.role == "markers":
+                elif p.role == _Role.MARKERS:
                     writer.append(p.key, [v[0] if len(v) == 1 else "\t".join(v) for v in values], ts)
                 else:
                     writer.append(p.key, values, ts)
@@ -662,7 +677,7 @@ def _open_video(p: _Plan):
     p.info = StreamInfo(
         name=el.findtext("name") or f"stream{p.scan.stream_id}",
         type="Video",
-        kind="video",
+        kind=StreamKind.VIDEO,
         source_id=el.findtext("source_id") or "",
         hostname=el.findtext("hostname") or "",
         nominal_srate_hz=fps if math.isfinite(fps) and fps > 0 else 0.0,

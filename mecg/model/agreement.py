@@ -28,6 +28,7 @@ its AUs are the union of both coders' (A's first), its emotion the shared one, e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -36,7 +37,8 @@ from mecg.session import Annotation
 from mecg.session.coders import me_rule
 
 #: Names of the merge rules (see the module docstring).
-MERGE_RULES = ("consensus", "mean", "union")
+MergeRule = Literal["consensus", "mean", "union"]
+MERGE_RULES: tuple[MergeRule, ...] = get_args(MergeRule)
 
 
 def _intervals(anns: list[Annotation]) -> list[Interval]:
@@ -170,14 +172,14 @@ class MergeResult:
     """The merged set and how it came about."""
 
     annotations: list[Annotation]
-    rule: str
+    rule: MergeRule
     matched: int  #: pairs merged into one expression each
     kept_a: int  #: unmatched expressions of A kept
     kept_b: int
     dropped: int  #: unmatched expressions dropped (``consensus``) or exact duplicates
 
 
-def merge(a: list[Annotation], b: list[Annotation], fps: float, rule: str = "consensus") -> MergeResult:
+def merge(a: list[Annotation], b: list[Annotation], fps: float, rule: MergeRule = "consensus") -> MergeResult:
     """Merge two coders' sets of one video by ``rule`` (one of :data:`MERGE_RULES`; see the module docstring)."""
     if rule not in MERGE_RULES:
         raise ValueError(f"merge rule must be one of {', '.join(MERGE_RULES)}, got {rule!r}")

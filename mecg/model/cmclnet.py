@@ -26,19 +26,30 @@ stream is replaced by self-attention), for the ablation and for sessions without
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODES = ("fusion", "video", "ecg")
+
+class CmclMode(StrEnum):
+    """Which branches CMCL-Net runs: both (``fusion``), the video branch only, or the ECG branch only."""
+
+    FUSION = "fusion"
+    VIDEO = "video"
+    ECG = "ecg"
+
+
+#: The modes, as strings (as stored in checkpoints).
+MODES: tuple[str, ...] = tuple(CmclMode)
 
 
 @dataclass
 class CMCLConfig:
     """Network configuration (one place; stored in checkpoints)."""
 
-    mode: str = "fusion"
+    mode: CmclMode | str = CmclMode.FUSION
     n_rois: int = 12
     n_roi_features: int = 4
     patch: int = 8
@@ -55,9 +66,11 @@ class CMCLConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        self.mode = CmclMode(self.mode)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The configuration as plain values (``mode`` as its string), as checkpoints store it."""
+        return {**asdict(self), "mode": str(self.mode)}
 
 
 class CoordinateAttention(nn.Module):
@@ -160,8 +173,8 @@ class CMCLNet(nn.Module):
     def __init__(self, config: CMCLConfig) -> None:
         super().__init__()
         c = self.config = config
-        self.video = VideoBranch(c) if c.mode in ("fusion", "video") else None
-        self.ecg = EcgBranch(c) if c.mode in ("fusion", "ecg") else None
+        self.video = VideoBranch(c) if c.mode in (CmclMode.FUSION, CmclMode.VIDEO) else None
+        self.ecg = EcgBranch(c) if c.mode in (CmclMode.FUSION, CmclMode.ECG) else None
         n_tok_v = (c.time_steps + 1) // 2
         has_v, has_e = self.video is not None, self.ecg is not None
         self.pos_v = nn.Parameter(torch.zeros(1, n_tok_v, c.dim)) if has_v else None

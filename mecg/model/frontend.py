@@ -28,14 +28,16 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
 from mecg.model.face import REFERENCE_ROI, ROI_NAMES, FaceLayout, find_layout
-from mecg.session import Session, can_store_derivatives, open_session
+from mecg.session import Session, StreamKind, can_store_derivatives, open_session
 
-FLOW_METHODS = ("dis", "farneback", "tvl1")
+FlowMethod = Literal["dis", "farneback", "tvl1"]
+FLOW_METHODS: tuple[FlowMethod, ...] = get_args(FlowMethod)
 FEATURES = ("du", "dv", "mag", "strain")
 CACHE_GROUP = "features/frontend"
 #: Bumped whenever the computation changes, so caches made by older code are recomputed.
@@ -68,7 +70,7 @@ class FrontEndParams:
     """
 
     k_frames: int
-    method: str = "dis"
+    method: FlowMethod = "dis"
     crop_size: int = 128
     patch: int = 8
     compensate: bool = True
@@ -282,7 +284,7 @@ def compute_frontend(
     probe_frames: int = 5,
 ) -> FrontEndFeatures:
     """Compute the front-end features of a session's video (no caching; see :func:`frontend_features`)."""
-    video = session.streams[video_key] if video_key else session.stream(kind="video")
+    video = session.streams[video_key] if video_key else session.stream(kind=StreamKind.VIDEO)
     n = video.sample_count
     if params.face_box is not None:
         layout = FaceLayout.from_face_box(*params.face_box)

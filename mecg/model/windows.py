@@ -25,7 +25,7 @@ import numpy as np
 from mecg.model.ecg_features import bandpass, ecg_features
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
 from mecg.model.heart_rate import hr_curve
-from mecg.session import Annotation, open_session
+from mecg.session import Annotation, StreamKind, open_session
 from mecg.sync import Timeline
 
 N_HAND = 8
@@ -63,7 +63,7 @@ class SessionData:
     ) -> None:
         self.path, self.params = str(path), params
         with open_session(path) as s:
-            video = s.stream(kind="video")
+            video = s.stream(kind=StreamKind.VIDEO)
             self.fps = float(video.info.nominal_srate_hz)
             self.n = video.sample_count
             self.subject = s.subject_id

@@ -12,6 +12,7 @@ from mecg.session.format import (
     SessionError,
     SessionVersionError,
     StreamInfo,
+    StreamKind,
 )
 from mecg.session.reader import Session, Stream, open_session
 from mecg.session.validation import Report, check_session, validate_session
@@ -30,6 +31,7 @@ __all__ = [
     "SessionWriter",
     "Stream",
     "StreamInfo",
+    "StreamKind",
     "can_store_derivatives",
     "check_session",
     "derivatives_path",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import h5py
 import numpy as np
 
 from mecg.session.format import SessionError
 
-#: Expression types: micro-expression and macro-expression.
-EXPRESSION_TYPES = ("ME", "MaE")
+#: Expression types: micro-expression and macro-expression (as stored in /annotations).
+ExpressionType = Literal["ME", "MaE"]
+EXPRESSION_TYPES: tuple[ExpressionType, ...] = get_args(ExpressionType)
 #: The columns of /annotations, in order (see docs/session-format.md).
 COLUMNS = ("onset_frame", "apex_frame", "offset_frame", "type", "aus", "emotion")
 _STR = h5py.string_dtype("utf-8")
@@ -27,7 +29,7 @@ class Annotation:
     onset_frame: int
     apex_frame: int
     offset_frame: int
-    type: str
+    type: ExpressionType
     aus: str = ""
     emotion: str = ""
 

@@ -16,7 +16,7 @@ import re
 import h5py
 
 from mecg.session.annotations import Annotation, read_annotations, write_annotations
-from mecg.session.format import ANNOTATIONS, SessionError
+from mecg.session.format import ANNOTATIONS, SessionError, StreamKind
 from mecg.session.reader import Session
 from mecg.session.views import H5_ERRORS
 
@@ -176,7 +176,7 @@ def me_rule(onset_frame: int, apex_frame: int, offset_frame: int, fps: float) ->
 def video_fps(session: Session, video_stream: str) -> float:
     """Frame rate of a video stream in Hz: its nominal rate, else the measured one."""
     s = session.streams.get(video_stream)
-    if s is None or s.info.kind != "video":
+    if s is None or s.info.kind != StreamKind.VIDEO:
         raise SessionError(f"{session.path.name}: {video_stream!r} is not a video stream")
     fps = s.info.nominal_srate_hz or s.effective_srate_hz
     if not fps > 0:
@@ -187,8 +187,8 @@ def video_fps(session: Session, video_stream: str) -> float:
 def check_frames(session: Session, annotations: list[Annotation], video_stream: str) -> None:
     """Refuse a video stream that is not one, or an annotation that ends after its last frame."""
     s = session.streams.get(video_stream)
-    if s is None or s.info.kind != "video":
-        videos = ", ".join(k for k, v in session.streams.items() if v.info.kind == "video") or "none"
+    if s is None or s.info.kind != StreamKind.VIDEO:
+        videos = ", ".join(k for k, v in session.streams.items() if v.info.kind == StreamKind.VIDEO) or "none"
         raise SessionError(f"{session.path.name}: {video_stream!r} is not a video stream (video streams: {videos})")
     n = s.sample_count
     for a in annotations:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from typing import TYPE_CHECKING
 
-from mecg.session.format import SessionError, StreamInfo
+from mecg.session.format import SessionError, StreamInfo, StreamKind
 
 if TYPE_CHECKING:
     from mecg.session.reader import Session, Stream
@@ -60,7 +60,7 @@ def _is_ecg(text: str) -> bool:
 
 def ecg_columns(info: StreamInfo) -> list[int]:
     """0-based columns of a signal stream whose channel label or type says ECG/EKG (may be empty)."""
-    if info.kind != "signal":
+    if info.kind != StreamKind.SIGNAL:
         return []
     return [
         i
@@ -75,7 +75,7 @@ def auto_column(info: StreamInfo) -> int | None:
     if cols:
         exact = [i for i in cols if _label(info, i).strip().upper() in ECG_PREFIXES]
         return (exact or cols)[0]
-    if info.kind == "signal" and info.type.strip().upper() == "ECG" and info.channel_count > 0:
+    if info.kind == StreamKind.SIGNAL and info.type.strip().upper() == "ECG" and info.channel_count > 0:
         return 0
     return None
 
@@ -85,7 +85,7 @@ def _label(info: StreamInfo, col: int) -> str:
 
 
 def _signals(streams: Mapping[str, StreamInfo]) -> dict[str, StreamInfo]:
-    return {k: v for k, v in streams.items() if v.kind == "signal"}
+    return {k: v for k, v in streams.items() if v.kind == StreamKind.SIGNAL}
 
 
 def _stream_matches(key: str, info: StreamInfo, want: str) -> bool:

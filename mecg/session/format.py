@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -30,9 +31,20 @@ DERIVATIVES_VERSION = 1
 #: so folder scans for recordings (``mecg spot DIR``, ``mecg train DIR``) never pick it up.
 DERIVATIVES_SUFFIX = ".derivatives.hdf5"
 
-#: Stream kinds and how their ``data`` dataset is shaped.
-#: signal: (n, channel_count) numeric; video: (n, height, width[, 3]) uint8; markers: (n,) UTF-8.
-STREAM_KINDS = ("signal", "video", "markers")
+
+class StreamKind(StrEnum):
+    """How a stream's samples are stored (the ``kind`` attribute; values as written in the file).
+
+    signal: ``data`` (n, channel_count) numeric; video: (n, height, width[, 3]) uint8; markers: (n,) UTF-8.
+    """
+
+    SIGNAL = "signal"
+    VIDEO = "video"
+    MARKERS = "markers"
+
+
+#: The stream kinds, as strings.
+STREAM_KINDS: tuple[str, ...] = tuple(StreamKind)
 
 #: LSL channel formats and the numpy dtype a signal stream stores them as.
 CHANNEL_FORMATS = {
@@ -70,7 +82,8 @@ class StreamInfo:
     name, type, source_id, hostname
         The LSL identity of the stream. ``source_id`` tells apart two streams with one name.
     kind
-        ``"signal"``, ``"video"`` or ``"markers"``: how the samples are stored.
+        A :class:`StreamKind` (or its value ``"signal"``, ``"video"``, ``"markers"``): how the
+        samples are stored; always a :class:`StreamKind` after construction.
     nominal_srate_hz
         Declared sampling rate in Hz; 0 for irregular streams (markers).
     channel_format
@@ -88,7 +101,7 @@ class StreamInfo:
 
     name: str
     type: str
-    kind: str = "signal"
+    kind: StreamKind | str = StreamKind.SIGNAL
     source_id: str = ""
     hostname: str = ""
     nominal_srate_hz: float = 0.0
@@ -103,12 +116,13 @@ class StreamInfo:
     def __post_init__(self) -> None:
         if self.kind not in STREAM_KINDS:
             raise SessionError(f"stream {self.name!r}: kind must be one of {STREAM_KINDS}, got {self.kind!r}")
+        self.kind = StreamKind(self.kind)
         if self.channel_format not in CHANNEL_FORMATS:
             raise SessionError(
                 f"stream {self.name!r}: unknown channel format {self.channel_format!r}; "
                 f"use one of {sorted(CHANNEL_FORMATS)}"
             )
-        if self.kind == "video":
+        if self.kind == StreamKind.VIDEO:
             if len(self.frame_shape) not in (2, 3) or (len(self.frame_shape) == 3 and self.frame_shape[2] != 3):
                 raise SessionError(
                     f"video stream {self.name!r}: frame_shape must be (height, width) or (height, width, 3), "
@@ -116,7 +130,7 @@ class StreamInfo:
                 )
             self.frame_shape = tuple(int(x) for x in self.frame_shape)
             self.channel_format = "int8"
-        elif self.kind == "markers":
+        elif self.kind == StreamKind.MARKERS:
             self.channel_format = "string"
         else:
             if self.channel_format == "string":
@@ -139,18 +153,18 @@ class StreamInfo:
     @property
     def channel_count(self) -> int:
         """Number of channels: signal channels, pixels per frame for video, 1 for markers."""
-        if self.kind == "signal":
+        if self.kind == StreamKind.SIGNAL:
             return len(self.channel_labels)
-        if self.kind == "video":
+        if self.kind == StreamKind.VIDEO:
             return int(np.prod(self.frame_shape))
         return 1
 
     @property
     def dtype(self) -> np.dtype:
         """The numpy dtype of the stored samples."""
-        if self.kind == "video":
+        if self.kind == StreamKind.VIDEO:
             return np.dtype(np.uint8)
-        if self.kind == "markers":
+        if self.kind == StreamKind.MARKERS:
             return np.dtype(object)
         return np.dtype(CHANNEL_FORMATS[self.channel_format])
 

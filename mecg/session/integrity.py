@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mecg.session.format import CHANNEL_FORMATS, SessionError, StreamInfo
+from mecg.session.format import CHANNEL_FORMATS, SessionError, StreamInfo, StreamKind
 
 #: HDF5 filters mecg writes: deflate, shuffle (never written, harmless), Fletcher32.
 ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle", 3: "fletcher32"}
@@ -84,7 +84,7 @@ def check_stream_schema(path: Path, key: str, g: h5py.Group, info: StreamInfo) -
         raise SessionError(f"{where}: timestamps must be (n,) float64, got {ts.shape} {ts.dtype}")
     if off.ndim != 2 or off.shape[1] != 2 or off.dtype != np.float64:
         raise SessionError(f"{where}: clock_offsets must be (m, 2) float64, got {off.shape} {off.dtype}")
-    if info.kind == "signal":
+    if info.kind == StreamKind.SIGNAL:
         want = np.dtype(CHANNEL_FORMATS[info.channel_format])
         n_ch = len(info.channel_labels)
         if data.ndim != 2 or data.shape[1] != n_ch or data.dtype != want:
@@ -92,7 +92,7 @@ def check_stream_schema(path: Path, key: str, g: h5py.Group, info: StreamInfo) -
                 f"{where}: a signal's data must be (n, {n_ch}) {want} (channel_format {info.channel_format}), "
                 f"got {data.shape} {data.dtype}"
             )
-    elif info.kind == "video":
+    elif info.kind == StreamKind.VIDEO:
         if data.dtype != np.uint8 or data.shape[1:] != tuple(info.frame_shape):
             raise SessionError(
                 f"{where}: video data must be (n, {', '.join(map(str, info.frame_shape))}) uint8, "

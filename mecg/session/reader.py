@@ -36,6 +36,7 @@ from mecg.session.format import (
     SessionError,
     SessionVersionError,
     StreamInfo,
+    StreamKind,
 )
 from mecg.session.integrity import check_stream_schema, refuse_foreign_storage
 from mecg.session.probe import probe
@@ -142,7 +143,7 @@ class Stream:
         with ISA-L straight from their chunks, about twice as fast as HDF5's own filters; anything
         else goes through h5py. A damaged frame raises :class:`SessionError`.
         """
-        if self.info.kind != "video":
+        if self.info.kind != StreamKind.VIDEO:
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not video")
         ds = self.h5group["data"]
         checked = CheckedDataset(ds, f"{self._where} data")
@@ -188,7 +189,7 @@ class Stream:
 
     def markers(self) -> list[str]:
         """All markers of a markers stream, as strings."""
-        if self.info.kind != "markers":
+        if self.info.kind != StreamKind.MARKERS:
             raise SessionError(f"stream {self.key!r} is a {self.info.kind} stream, not markers")
         try:
             return [str(v) for v in self.data.asstr()[()]]
@@ -395,7 +396,7 @@ class Session:
 
     def write_annotations(self, annotations: list[Annotation], video_stream: str) -> None:
         """Replace the annotations (in the derivatives file; the session must be open with ``writable=True``)."""
-        if video_stream not in self.streams or self.streams[video_stream].info.kind != "video":
+        if video_stream not in self.streams or self.streams[video_stream].info.kind != StreamKind.VIDEO:
             raise SessionError(f"{self.path}: {video_stream!r} is not a video stream of this session")
         self._store("annotations", lambda f: write_annotations(f.require_group(ANNOTATIONS), annotations, video_stream))
 
@@ -472,7 +473,7 @@ def _stream_info(path: Path, key: str, g: h5py.Group) -> StreamInfo:
         raise SessionError(f"{where} has an attribute of the wrong type ({exc}); the file is damaged") from None
     if not (np.isfinite(rate) and rate >= 0):
         raise SessionError(f"{where}: nominal_srate_hz must be a finite rate >= 0 Hz, got {rate}")
-    if info.kind == "video" and min(frame_shape[:2]) <= 0:
+    if info.kind == StreamKind.VIDEO and min(frame_shape[:2]) <= 0:
         raise SessionError(f"{where}: frame_shape {frame_shape} must be positive")
     return info
 

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from mecg.session.checksum import has_fletcher32
-from mecg.session.format import SessionError
+from mecg.session.format import SessionError, StreamKind
 from mecg.session.reader import Session, open_session
 from mecg.session.views import H5_ERRORS, CheckedDataset
 
@@ -155,7 +155,7 @@ def _quick(s: Session, rep: Report) -> None:
         st.timestamps  # noqa: B018 - finite, readable
         st.clock_offsets  # noqa: B018
         if st.sample_count:
-            if st.info.kind == "video":
+            if st.info.kind == StreamKind.VIDEO:
                 st.frames(st.sample_count - 1)
             else:
                 st.data[st.sample_count - 1]  # decompress the last chunk
@@ -187,7 +187,7 @@ def _deep(s: Session, rep: Report) -> None:
             ds = st.h5group[name]
             if has_fletcher32(ds):
                 zero = _all_zero_chunks(ds, str(s.path))
-                if zero and (name != "data" or st.info.kind == "video"):
+                if zero and (name != "data" or st.info.kind == StreamKind.VIDEO):
                     raise SessionError(
                         f"{s.path}: stream {st.key!r} {name} has {zero} chunk(s) of all-zero bytes "
                         "(zeroed on disk: mecg never writes such chunks there)"
@@ -197,7 +197,7 @@ def _deep(s: Session, rep: Report) -> None:
                         f"stream {st.key!r} data has {zero} chunk(s) of all-zero bytes: a flat-zero signal, "
                         "or zeroed on disk (a checksum cannot tell these apart)"
                     )
-            if name == "data" and st.info.kind == "video":
+            if name == "data" and st.info.kind == StreamKind.VIDEO:
                 for a in range(0, st.sample_count, VIDEO_SLAB):
                     sr.frames_decoded += len(st.frames(a, min(a + VIDEO_SLAB, st.sample_count)))
                 sr.chunks_read += ds.id.get_num_chunks()

@@ -40,6 +40,7 @@ from mecg.session.format import (
     STREAMS,
     SessionError,
     StreamInfo,
+    StreamKind,
     stream_key,
 )
 
@@ -178,13 +179,13 @@ class SessionWriter:
             key = stream_key(info.name, set(self._streams))
             g = self._f[STREAMS].create_group(key)
             for attr in ("name", "type", "kind", "source_id", "hostname", "channel_format", "lsl_header"):
-                g.attrs[attr] = getattr(info, attr)
+                g.attrs[attr] = str(getattr(info, attr))  # plain str: h5py cannot store a StrEnum
             g.attrs["nominal_srate_hz"] = float(info.nominal_srate_hz)
             g.attrs["channel_count"] = info.channel_count
             g.attrs["can_drop_samples"] = bool(info.can_drop_samples)
             g.attrs["created_time"] = self._now()
             g.attrs["sample_count"] = 0
-            if info.kind == "signal":
+            if info.kind == StreamKind.SIGNAL:
                 n = len(info.channel_labels)
                 for name in CHANNEL_LISTS:
                     values = np.array(getattr(info, name), dtype=object)
@@ -205,7 +206,7 @@ class SessionWriter:
                     dtype=info.dtype,
                     fletcher32=True,
                 )
-            elif info.kind == "video":
+            elif info.kind == StreamKind.VIDEO:
                 shape = info.frame_shape
                 g.attrs["frame_shape"] = np.array(shape, dtype=np.int64)
                 g.attrs["pixel_format"] = "mono8" if len(shape) == 2 else "rgb8"
@@ -248,11 +249,11 @@ class SessionWriter:
         info = self._info(key)
         ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         n = ts.shape[0]
-        if info.kind == "markers":
+        if info.kind == StreamKind.MARKERS:
             values = [str(v) for v in np.asarray(data, dtype=object).reshape(-1)]
             if len(values) != n:
                 raise SessionError(f"stream {key!r}: {len(values)} markers but {n} timestamps")
-        elif info.kind == "video":
+        elif info.kind == StreamKind.VIDEO:
             arr = np.asarray(data)
             if arr.dtype == np.int8:
                 arr = arr.view(np.uint8)
@@ -284,9 +285,9 @@ class SessionWriter:
                     info,
                     n,
                     ts,
-                    values if info.kind == "markers" else None,
-                    payloads if info.kind == "video" else None,
-                    arr if info.kind == "signal" else None,
+                    values if info.kind == StreamKind.MARKERS else None,
+                    payloads if info.kind == StreamKind.VIDEO else None,
+                    arr if info.kind == StreamKind.SIGNAL else None,
                 )
             except OSError:
                 # A write failed (disk full?). Freeze before the background flusher, which waits on

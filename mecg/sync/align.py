@@ -32,7 +32,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from mecg.session import Session, Stream
+from mecg.session import Session, Stream, StreamKind
 from mecg.session.ecg_channel import ecg_stream
 from mecg.sync.clocks import huber_line
 from mecg.sync.joint import JointFit, Observations, feasible_range_s, fit_joint
@@ -536,7 +536,7 @@ def _line_of(cam_t: np.ndarray, times: np.ndarray, scale_s: float) -> tuple[floa
 
 def _video(session: Session, name: str = "") -> Stream:
     """The video stream to align: the one named (key or name), else the only one; errors name the candidates."""
-    videos = session.find_streams(kind="video")
+    videos = session.find_streams(kind=StreamKind.VIDEO)
     have = ", ".join(f"{v.key} ({v.info.frame_shape[1]}x{v.info.frame_shape[0]})" for v in videos) or "none"
     chosen = [v for v in videos if name in (v.key, v.info.name)] if name else videos
     if len(chosen) == 1:

@@ -25,13 +25,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 from mecg.sync.clocks import correct_timestamps, fit_clock_offsets, frame_indices, huber_line
 
-#: What ended a segment (the reason for the cut before the next one).
-CUT_REASONS = ("reset", "gap", "drop", "nan", "end")
+
+class Cut(StrEnum):
+    """What ended a segment (the reason for the cut before the next one)."""
+
+    RESET = "reset"  #: the device clock jumped back or far ahead
+    GAP = "gap"  #: no samples for longer than the gap threshold
+    DROP = "drop"  #: samples lost inside a regular stream
+    NAN = "nan"  #: a run of NaN timestamps follows
+    END = "end"  #: the stream's last segment
+
+
+#: The reasons, as strings.
+CUT_REASONS: tuple[str, ...] = tuple(Cut)
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class Segment:
     stop: int
     t0_lsl_s: float
     period_lsl_s: float
-    cut: str = "end"
+    cut: Cut = Cut.END
 
     @property
     def n(self) -> int:
@@ -93,9 +105,9 @@ class StreamTimebase:
         }
 
 
-def _cut_points(raw: np.ndarray, corrected: np.ndarray, gap_s: float) -> list[tuple[int, str]]:
+def _cut_points(raw: np.ndarray, corrected: np.ndarray, gap_s: float) -> list[tuple[int, Cut]]:
     """Indices ``i`` where a new segment starts at sample ``i``, with the reason (reset, gap, nan)."""
-    cuts: dict[int, str] = {}
+    cuts: dict[int, Cut] = {}
     bad = ~np.isfinite(raw) | ~np.isfinite(corrected)
     d_raw, d_cor = np.diff(raw), np.diff(corrected)
     with np.errstate(invalid="ignore"):
@@ -104,13 +116,13 @@ def _cut_points(raw: np.ndarray, corrected: np.ndarray, gap_s: float) -> list[tu
         reset = np.abs(d_raw - d_cor) > 1e-3 + 1e-3 * np.abs(d_cor)
         gap = (d_cor > gap_s) | (d_cor < -gap_s)
     for i in np.flatnonzero(gap & ~reset) + 1:
-        cuts[int(i)] = "gap"
+        cuts[int(i)] = Cut.GAP
     for i in np.flatnonzero(reset) + 1:
-        cuts[int(i)] = "reset"
+        cuts[int(i)] = Cut.RESET
     for i in np.flatnonzero(bad):
-        cuts[int(i)] = "nan"
+        cuts[int(i)] = Cut.NAN
         if i + 1 < raw.size:
-            cuts.setdefault(int(i) + 1, "nan")
+            cuts.setdefault(int(i) + 1, Cut.NAN)
     return sorted(cuts.items())
 
 
@@ -188,8 +200,8 @@ def stream_timebase(
         return tb
     cuts = _cut_points(raw, corrected, gap_s)
     bounds = [0] + [i for i, _ in cuts] + [n]
-    reasons = [r for _, r in cuts] + ["end"]
-    runs: list[tuple[int, int, str]] = []
+    reasons = [r for _, r in cuts] + [Cut.END]
+    runs: list[tuple[int, int, Cut]] = []
     for a, b, why in zip(bounds[:-1], bounds[1:], reasons):
         if b <= a:
             continue
@@ -198,7 +210,7 @@ def stream_timebase(
         inner = _drops(corrected[a:b], period, drop_samples, drop_window) if regular and period else []
         edges = [a] + [a + i for i in inner] + [b]
         for j, (x, y) in enumerate(itertools.pairwise(edges)):
-            runs.append((x, y, "drop" if j + 1 < len(edges) - 1 else why))
+            runs.append((x, y, Cut.DROP if j + 1 < len(edges) - 1 else why))
     for x, y, why in runs:
         t = corrected[x:y]
         if regular or not period:
@@ -207,11 +219,11 @@ def stream_timebase(
             t0, p = float(t[0]), period
         tb.segments.append(Segment(x, y, t0, p if np.isfinite(p) else period, why))
     for prev, nxt in zip(tb.segments[:-1], tb.segments[1:]):
-        if prev.cut == "reset":
+        if prev.cut == Cut.RESET:
             tb.resets += 1
-        elif prev.cut in ("gap", "drop"):
-            tb.gaps += prev.cut == "gap"
-            tb.drops += prev.cut == "drop"
+        elif prev.cut in (Cut.GAP, Cut.DROP):
+            tb.gaps += prev.cut == Cut.GAP
+            tb.drops += prev.cut == Cut.DROP
             missing = nxt.t0_lsl_s - (prev.t0_lsl_s + prev.n * prev.period_lsl_s)
             tb.gap_total_s += max(missing, 0.0)
             if period:
