@@ -133,6 +133,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
 
         # device start -> first sample seen on the recorder host, args.starts times (the last driver stays)
         ecg_cmd = [*MECG, "stream", "ecg", "--port", str(sim_dir / "amplifier"), *lives]
+        if args.ecg_buffer_s is not None:
+            ecg_cmd += ["--buffer-s", f"{args.ecg_buffer_s:g}"]
         starts = []
         for i in range(args.starts):
             obs = lab.start(RECORDER, f"observer-{i}", [sys.executable, "-c", OBSERVER, "ECG", "60"])
@@ -255,6 +257,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
             "outage_s": args.outage_s,
             "outage_at_s": t_outage,
             "restart_at_s": t_restart,
+            "ecg_buffer_s": args.ecg_buffer_s,
         },
         "machine": {
             "python": platform.python_version(),
@@ -376,6 +379,9 @@ def main() -> int:
     ap.add_argument("--outage-s", type=float, default=3.0, help="link outage in s (default 3)")
     ap.add_argument("--fps", type=float, default=150.0, help="camera frame rate (default 150)")
     ap.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    ap.add_argument(
+        "--ecg-buffer-s", type=float, default=None, help="the ECG driver's outlet buffer, s (default: the driver's)"
+    )
     ap.add_argument("--starts", type=int, default=5, help="ECG driver starts timed before the recording (default 5)")
     ap.add_argument("--no-sync", dest="sync", action="store_false", help="do not run mecg sync on the file")
     ap.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
