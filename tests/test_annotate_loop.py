@@ -20,6 +20,7 @@ from mecg.session import open_session
 from mecg.session.coders import RECORDING, coder_set, reference_coder
 
 
+@pytest.mark.slow
 def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = tmp_path / "data"
     argv = ["synth", str(data), "--subjects", "2", "--duration", "12", "--fps", "30", "--size", "160x120"]

@@ -46,6 +46,7 @@ def test_map_sessions_keeps_order_and_raises_in_turn() -> None:
     assert threads_per_job(1) >= threads_per_job(64) == 1
 
 
+@pytest.mark.slow
 def test_spot_jobs_2_equals_jobs_1(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     csv = {}
     for jobs in (1, 2):
@@ -60,6 +61,7 @@ def test_spot_jobs_2_equals_jobs_1(dataset: Path, tmp_path: Path, capsys: pytest
     assert len(csv[1].read_text().splitlines()) > 1  # something was spotted
 
 
+@pytest.mark.slow
 def test_stats_jobs_2_equals_jobs_1(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     res = {}
     for jobs in (1, 2):
@@ -70,6 +72,7 @@ def test_stats_jobs_2_equals_jobs_1(dataset: Path, tmp_path: Path, capsys: pytes
     assert res[1] == res[2]
 
 
+@pytest.mark.slow
 def test_training_features_jobs_2_equal_jobs_1(dataset: Path, tmp_path: Path) -> None:
     data = {}
     for jobs in (1, 2):
@@ -83,6 +86,7 @@ def test_training_features_jobs_2_equal_jobs_1(dataset: Path, tmp_path: Path) ->
         np.testing.assert_array_equal(a.ecg, b.ecg)
 
 
+@pytest.mark.slow
 def test_jobs_is_validated_and_worker_errors_reach_the_user(
     dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -61,6 +61,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[float, tuple[Path
     return out
 
 
+@pytest.mark.slow
 def test_hrs_at_me_apex_is_higher_with_coupling(datasets: dict) -> None:
     res = datasets[1.0][1]["features"]
     hrs = res["hrs"]["me_vs_non"]
@@ -71,6 +72,7 @@ def test_hrs_at_me_apex_is_higher_with_coupling(datasets: dict) -> None:
     assert res["hr_change"]["me_vs_non"]["p_corrected"] < 0.05  # 75 % of ME responses are accelerations
 
 
+@pytest.mark.slow
 def test_hrs_no_different_without_coupling(datasets: dict) -> None:
     res = datasets[0.0][1]["features"]
     hrs = res["hrs"]["me_vs_non"]
@@ -80,6 +82,7 @@ def test_hrs_no_different_without_coupling(datasets: dict) -> None:
     assert all(f[c]["p_corrected"] > 0.05 for f in res.values() for c in ("me_vs_non", "mae_vs_non"))
 
 
+@pytest.mark.slow
 def test_json_schema(datasets: dict) -> None:
     res = datasets[1.0][1]
     assert set(res) >= {"features", "meta"}
@@ -102,6 +105,7 @@ def test_json_schema(datasets: dict) -> None:
     assert meta["moments"]["non"] >= meta["moments"]["me"]
 
 
+@pytest.mark.slow
 def test_plot_is_a_png(datasets: dict) -> None:
     png = datasets[1.0][2]
     data = png.read_bytes()
@@ -112,6 +116,7 @@ def test_plot_is_a_png(datasets: dict) -> None:
     assert w > 800 and h > 400
 
 
+@pytest.mark.slow
 def test_seeded_and_human_table(datasets: dict) -> None:
     data, res, _ = datasets[1.0]
     code, stdout, _ = _run(["stats", str(data), "--json"])
@@ -125,6 +130,7 @@ def test_seeded_and_human_table(datasets: dict) -> None:
     assert "bpm/s" in line
 
 
+@pytest.mark.slow
 def test_single_file_and_unusable_sessions_skipped(datasets: dict, tmp_path: Path) -> None:
     src = sorted(datasets[1.0][0].glob("*.h5"))[0]
     shutil.copy(src, tmp_path / "a.h5")

@@ -279,6 +279,7 @@ def ground_truth(path: Path, truth: dict) -> Truth:
         ),
     ],
 )
+@pytest.mark.slow
 def test_driver_killed_and_restarted_then_synced_against_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture, restart: Literal["ecg", "camera"]
 ) -> None:

@@ -126,6 +126,7 @@ def record(*args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_vendor_apps_recorded_synced_and_described(vendor: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tag = vendor
     # without a choice: the streams it sees, and how to choose; nothing recorded
