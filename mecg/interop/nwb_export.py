@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import gc
 import hashlib
 import io as _io
 import math
@@ -602,9 +603,14 @@ def _write_nwb(io_class: type, path: Path, nwb: object) -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    # Garbage waiting for the cycle collector is destroyed here, not in the child: an LSL inlet or
+    # outlet left by earlier work, destroyed in a forked child (whose liblsl threads do not exist),
+    # crashes it. The child collects nothing.
+    gc.collect()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: write, report, exit without running the parent's cleanup
+        gc.disable()
         os.close(read_end)
         code = 0
         sys.stderr = _io.StringIO()  # h5py's "Exception ignored" lines of a failed file stay here
