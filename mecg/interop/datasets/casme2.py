@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Unpack
 
-from mecg.interop.datasets.base import ColorMode, Dataset, DatasetError, OffsetRule, VideoFolder, subdirs
-from mecg.interop.datasets.importer import ImportReport, Layout, import_layout
-from mecg.interop.datasets.sheets import AnnotationRow
-from mecg.interop.tables import aus as _aus
+from mecg.interop.datasets.base import Dataset, DatasetError, VideoFolder, subdirs
+from mecg.interop.datasets.importer import ImportOptions, ImportReport, Layout, import_layout
+from mecg.interop.datasets.sheets import AnnotationRow, row_from_cells
 from mecg.interop.tables import cell as _cell
 from mecg.interop.tables import find_header as _find_header
 from mecg.interop.tables import norm as _norm
@@ -159,19 +158,8 @@ def _casme2_rows(path: Path, videos: dict[tuple[int, str], VideoFolder], problem
             problems.append(f"{where} ({label}): clip name {name!r} is not in the 'naming rule2' sheet; skipped")
             continue
         video = videos.get((subj, code))
-        out.append(
-            AnnotationRow(
-                where,
-                video.key if video else f"casme2_s{subj}_{code}",
-                f"{label} -> video {subj}_{code}",
-                onset,
-                _int(_cell(row, cols["apex"])) if "apex" in cols else None,
-                _int(_cell(row, cols["offset"])),
-                _text(_cell(row, cols["type"])) if "type" in cols else "",
-                _aus(_text(_cell(row, cols["aus"]))) if "aus" in cols else "",
-                _text(_cell(row, cols["emotion"])) if "emotion" in cols else "",
-            )
-        )
+        key = video.key if video else f"casme2_s{subj}_{code}"
+        out.append(row_from_cells(where, key, f"{label} -> video {subj}_{code}", onset, row, cols))
     if not out:
         raise DatasetError(f"{path}: no annotation rows found; is this the CAS(ME)^2 code sheet?")
     return out
@@ -194,20 +182,7 @@ CASME2 = Layout(
 
 
 def import_casme2(
-    root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    annotations: str | os.PathLike | None = None,
-    images: str | os.PathLike | None = None,
-    max_frames: int | None = None,
-    resize: tuple[int, int] | None = None,
-    videos: Sequence[str] | None = None,
-    color: ColorMode | str = ColorMode.AUTO,
-    missing_offset: OffsetRule | str = OffsetRule.MIRROR,
-    strict: bool = False,
-    overwrite: bool = False,
-    workers: int = 2,
-    progress: Callable[[str, int, int], None] | None = None,
+    root: str | os.PathLike, out_dir: str | os.PathLike, **options: Unpack[ImportOptions]
 ) -> ImportReport:
     """Write one session per CAS(ME)^2 long video (``rawpic/sNN/NN_CODEname``) into ``out_dir``.
 
@@ -228,34 +203,19 @@ def import_casme2(
     videos
         Only these videos: ``s15_0101``, ``15_0101``, the folder name or the session name.
     color
-        ``auto`` (grey when the images are), ``grey`` or ``rgb``.
+        ``auto`` (grey when the images are; the default), ``grey`` or ``rgb``.
     missing_offset
-        An uncoded offset (0) becomes ``apex + (apex - onset)`` (``mirror``) or the apex (``apex``).
+        An uncoded offset (0) becomes ``apex + (apex - onset)`` (``mirror``, the default) or the apex (``apex``).
     strict
         Raise when an annotation row names a video that is not in the image folder.
     overwrite
         Replace session files that exist.
     workers
-        Threads decoding images.
+        Threads decoding images (default 2).
     progress
         Called as ``progress(session_name, frames_done, frames_total)`` after each chunk.
 
     Sessions are named ``casme2_s15_0101.h5`` (subject id ``casme2-s15``); a JSON manifest
     ``import_casme2.json`` lists them and every annotation row that was skipped or changed.
     """
-    return import_layout(
-        CASME2,
-        root,
-        out_dir,
-        annotations=annotations,
-        images=images,
-        max_frames=max_frames,
-        resize=resize,
-        videos=videos,
-        color=color,
-        missing_offset=missing_offset,
-        strict=strict,
-        overwrite=overwrite,
-        workers=workers,
-        progress=progress,
-    )
+    return import_layout(CASME2, root, out_dir, **options)

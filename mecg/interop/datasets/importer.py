@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from mecg.interop.datasets.base import (
     COLOR_MODES,
@@ -39,6 +40,22 @@ class Layout:
     annotation_what: str  #: the annotation file it expects, for messages
     #: the annotation rows of a file, given the video folders (appending notes to the problem list)
     read_rows: Callable[[Path, Mapping, list[str]], list[AnnotationRow]]
+
+
+class ImportOptions(TypedDict, total=False):
+    """The keyword options every layout's import takes (documented at :func:`import_casme2`)."""
+
+    annotations: str | os.PathLike | None
+    images: str | os.PathLike | None
+    max_frames: int | None
+    resize: tuple[int, int] | None
+    videos: Sequence[str] | None
+    color: ColorMode | str
+    missing_offset: OffsetRule | str
+    strict: bool
+    overwrite: bool
+    workers: int
+    progress: Callable[[str, int, int], None] | None
 
 
 @dataclass
@@ -79,17 +96,17 @@ def import_layout(
     root: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    annotations: str | os.PathLike | None,
-    images: str | os.PathLike | None,
-    max_frames: int | None,
-    resize: tuple[int, int] | None,
-    videos: Sequence[str] | None,
-    color: ColorMode | str,
-    missing_offset: OffsetRule | str,
-    strict: bool,
-    overwrite: bool,
-    workers: int,
-    progress: Callable[[str, int, int], None] | None,
+    annotations: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
+    max_frames: int | None = None,
+    resize: tuple[int, int] | None = None,
+    videos: Sequence[str] | None = None,
+    color: ColorMode | str = ColorMode.AUTO,
+    missing_offset: OffsetRule | str = OffsetRule.MIRROR,
+    strict: bool = False,
+    overwrite: bool = False,
+    workers: int = 2,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportReport:
     """Import the dataset ``lay`` describes; the parameters are those of :func:`import_casme2`."""
     if color not in COLOR_MODES:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Unpack
 
-from mecg.interop.datasets.base import ColorMode, Dataset, DatasetError, OffsetRule, VideoFolder, subdirs
-from mecg.interop.datasets.importer import ImportReport, Layout, import_layout
-from mecg.interop.datasets.sheets import AnnotationRow
+from mecg.interop.datasets.base import Dataset, DatasetError, VideoFolder, subdirs
+from mecg.interop.datasets.importer import ImportOptions, ImportReport, Layout, import_layout
+from mecg.interop.datasets.sheets import AnnotationRow, row_from_cells
 from mecg.interop.tables import HEADER_SEARCH_ROWS, read_sheets
-from mecg.interop.tables import aus as _aus
 from mecg.interop.tables import cell as _cell
 from mecg.interop.tables import find_header as _find_header
 from mecg.interop.tables import text as _text
@@ -83,19 +82,8 @@ def _samm_rows(path: Path, videos: dict[str, VideoFolder], problems: list[str]) 
             s, v = vid.split("_")
             vid = next((k for k in videos if k.split("_") == [s.zfill(3), v] or k == f"{int(s)}_{v}"), vid)
         video = videos.get(vid)
-        out.append(
-            AnnotationRow(
-                where,
-                video.key if video else f"sammlv_{vid}",
-                f"{fname or vid} -> video {vid}",
-                onset,
-                _int(_cell(row, cols.get("apex"))),
-                _int(_cell(row, cols["offset"])),
-                _text(_cell(row, cols.get("type"))),
-                _aus(_text(_cell(row, cols.get("aus")))),
-                _text(_cell(row, cols.get("emotion"))),
-            )
-        )
+        key = video.key if video else f"sammlv_{vid}"
+        out.append(row_from_cells(where, key, f"{fname or vid} -> video {vid}", onset, row, cols))
     if not out:
         raise DatasetError(f"{path}: no annotation rows below the header row")
     return out
@@ -118,20 +106,7 @@ SAMM_LV = Layout(
 
 
 def import_samm_lv(
-    root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    annotations: str | os.PathLike | None = None,
-    images: str | os.PathLike | None = None,
-    max_frames: int | None = None,
-    resize: tuple[int, int] | None = None,
-    videos: Sequence[str] | None = None,
-    color: ColorMode | str = ColorMode.AUTO,
-    missing_offset: OffsetRule | str = OffsetRule.MIRROR,
-    strict: bool = False,
-    overwrite: bool = False,
-    workers: int = 2,
-    progress: Callable[[str, int, int], None] | None = None,
+    root: str | os.PathLike, out_dir: str | os.PathLike, **options: Unpack[ImportOptions]
 ) -> ImportReport:
     """Write one session per SAMM Long Videos video (``SAMM_longvideos/SSS_V``) into ``out_dir``.
 
@@ -140,19 +115,4 @@ def import_samm_lv(
     named ``sammlv_006_1.h5`` (subject id ``sammlv-006``); ``videos`` takes names like ``006_1``.
     The other parameters are those of :func:`import_casme2`; the manifest is ``import_sammlv.json``.
     """
-    return import_layout(
-        SAMM_LV,
-        root,
-        out_dir,
-        annotations=annotations,
-        images=images,
-        max_frames=max_frames,
-        resize=resize,
-        videos=videos,
-        color=color,
-        missing_offset=missing_offset,
-        strict=strict,
-        overwrite=overwrite,
-        workers=workers,
-        progress=progress,
-    )
+    return import_layout(SAMM_LV, root, out_dir, **options)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mecg.interop.datasets.base import DatasetError, OffsetRule, VideoFolder
+from mecg.interop.tables import aus as _aus
+from mecg.interop.tables import cell as _cell
 from mecg.interop.tables import expression_type as _expression_type
+from mecg.interop.tables import text as _text
+from mecg.interop.tables import to_int as _int
 from mecg.session import Annotation
 
 
@@ -27,6 +31,27 @@ class AnnotationRow:
     type_text: str
     aus: str
     emotion: str
+
+
+def row_from_cells(
+    where: str, video: str, label: str, onset: int | None, row: Sequence[object], cols: Mapping[str, int]
+) -> AnnotationRow:
+    """An :class:`AnnotationRow` with apex, offset, type, AUs and emotion read from ``row``.
+
+    ``cols`` maps ``apex``/``offset``/``type``/``aus``/``emotion`` to column indices; an absent
+    column reads as an empty cell (None for frame numbers, "" for text).
+    """
+    return AnnotationRow(
+        where,
+        video,
+        label,
+        onset,
+        _int(_cell(row, cols.get("apex"))),
+        _int(_cell(row, cols.get("offset"))),
+        _text(_cell(row, cols.get("type"))),
+        _aus(_text(_cell(row, cols.get("aus")))),
+        _text(_cell(row, cols.get("emotion"))),
+    )
 
 
 def find_annotation_file(dirs: Iterable[Path], patterns: Sequence[str], what: str) -> Path:
