@@ -43,9 +43,8 @@ import pylsl
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo
-from mecg.acquire.ecg_driver import EcgStats, board_source_id, ecg_stream_info, forward_only
+from mecg.acquire.ecg_driver import EcgStats, EcgStreamLoop, board_source_id, ecg_stream_info, forward_only
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
-from mecg.acquire.reconnect import ReconnectingLoop
 from mecg.acquire.sequence import SequenceTracker
 from mecg.acquire.states import DriverState
 
@@ -263,7 +262,7 @@ class BrainFlowConfig:
     buffer_max_mb: float = DEFAULT_BUFFER_MAX_MB
 
 
-class BrainFlowDriver(ReconnectingLoop):
+class BrainFlowDriver(EcgStreamLoop):
     """Streams one BrainFlow board to LSL: :meth:`connect`, :meth:`start`, :meth:`close` (or ``with``).
 
     The same interface as :class:`~mecg.acquire.ecg_driver.EcgDriver` (``failed``/``error``,
@@ -534,23 +533,6 @@ class BrainFlowDriver(ReconnectingLoop):
         self.finished.set()
         return True
 
-    def _mark_lost(self, exc: BaseException) -> None:
-        with self._lock:
-            self._stats.state, self._stats.last_error = DriverState.RECONNECTING, str(exc)
-
-    def _mark_retry_failed(self, err: BaseException) -> None:
-        with self._lock:
-            self._stats.last_error = str(err)
-
-    def _mark_back(self) -> None:
-        with self._lock:
-            self._stats.state = DriverState.STREAMING
-            self._stats.reconnects += 1
-
-    def _mark_failed(self, msg: str) -> None:
-        with self._lock:
-            self._stats.state, self._stats.last_error = DriverState.FAILED, msg
-
     def start(self) -> BrainFlowDriver:
         """Connect if needed and stream in a background thread."""
         if self.board is None:
@@ -566,30 +548,7 @@ class BrainFlowDriver(ReconnectingLoop):
             if self._stats.state != DriverState.FINISHED:
                 self._stats.state = DriverState.STOPPED
 
-    def close(self) -> None:
-        """Stop and drop the outlet."""
-        self.stop()
-        self.outlet = None
-
-    def __enter__(self) -> BrainFlowDriver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- status ---------------------------------------------------------------------------------
-    @property
-    def stats(self) -> EcgStats:
-        """A copy of the counters."""
-        with self._lock:
-            return EcgStats(**{k: getattr(self._stats, k) for k in EcgStats.__dataclass_fields__})
-
-    def status_line(self) -> str:
-        """One line for a live display."""
-        s = self.stats
-        return (
-            f"{self.config.name} [{s.state}] {s.samples} samples {s.rate_hz:6.1f} Hz | lost {s.lost} "
-            f"dup {s.duplicates} | board clock drift {s.drift_ppm:+.1f} ppm"
-            + (f" | reconnects {s.reconnects}" if s.reconnects else "")
-            + (f" | error: {self.error}" if self.error else "")
-        )
+    def _status_counters(self, s: EcgStats) -> str:
+        """Duplicates and the board clock's drift (ppm); BrainFlow boards report no CRC errors."""
+        return f"dup {s.duplicates} | board clock drift {s.drift_ppm:+.1f} ppm"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pylsl
@@ -129,7 +130,57 @@ def board_source_id(info: BoardInfo) -> str:
     return f"{prefix}-{info.uid}"
 
 
-class EcgDriver(ReconnectingLoop):
+class EcgStreamLoop(ReconnectingLoop):
+    """What the ECG drivers (:class:`EcgDriver`, :class:`~mecg.acquire.brainflow_source.BrainFlowDriver`) share.
+
+    Their reconnect hooks record state in ``self._stats`` (:class:`EcgStats`, guarded by
+    ``self._lock``), and their status line differs only in the counters :meth:`_status_counters` gives.
+    """
+
+    config: Any  #: EcgConfig or BrainFlowConfig; the status line shows its ``name``
+    _stats: EcgStats
+    _lock: threading.Lock
+
+    def _mark_lost(self, exc: BaseException) -> None:
+        with self._lock:
+            self._stats.state, self._stats.last_error = DriverState.RECONNECTING, str(exc)
+
+    def _mark_retry_failed(self, err: BaseException) -> None:
+        with self._lock:
+            self._stats.last_error = str(err)
+
+    def _mark_back(self) -> None:
+        with self._lock:
+            self._stats.state = DriverState.STREAMING
+            self._stats.reconnects += 1
+
+    def _mark_failed(self, msg: str) -> None:
+        with self._lock:
+            self._stats.state, self._stats.last_error = DriverState.FAILED, msg
+
+    # -- status ---------------------------------------------------------------------------------
+    @property
+    def stats(self) -> EcgStats:
+        """A copy of the counters."""
+        with self._lock:
+            return EcgStats(**{k: getattr(self._stats, k) for k in EcgStats.__dataclass_fields__})
+
+    def _status_counters(self, s: EcgStats) -> str:
+        """The driver's own part of the status line: duplicates, CRC errors, clock drift (ppm)."""
+        return f"dup {s.duplicates} crc {s.crc_errors} | device clock drift {s.drift_ppm:+.1f} ppm"
+
+    def status_line(self) -> str:
+        """One line for a live display."""
+        s = self.stats
+        return (
+            f"{self.config.name} [{s.state}] {s.samples} samples {s.rate_hz:6.1f} Hz | lost {s.lost} "
+            + self._status_counters(s)
+            + (f" | reconnects {s.reconnects}" if s.reconnects else "")
+            + (f" | error: {self.error}" if self.error else "")
+        )
+
+
+class EcgDriver(EcgStreamLoop):
     """Streams one serial ECG board to LSL.
 
     Use :meth:`connect` (raises :class:`~mecg.errors.MecgError` subclasses with the fix in the
@@ -258,23 +309,6 @@ class EcgDriver(ReconnectingLoop):
         assert isinstance(reopened, BoardInfo)
         self._make_outlet(reopened)
 
-    def _mark_lost(self, exc: BaseException) -> None:
-        with self._lock:
-            self._stats.state, self._stats.last_error = DriverState.RECONNECTING, str(exc)
-
-    def _mark_retry_failed(self, err: BaseException) -> None:
-        with self._lock:
-            self._stats.last_error = str(err)
-
-    def _mark_back(self) -> None:
-        with self._lock:
-            self._stats.state = DriverState.STREAMING
-            self._stats.reconnects += 1
-
-    def _mark_failed(self, msg: str) -> None:
-        with self._lock:
-            self._stats.state, self._stats.last_error = DriverState.FAILED, msg
-
     def start(self) -> EcgDriver:
         """Connect if needed and stream in a background thread."""
         if self._port is None:
@@ -294,31 +328,3 @@ class EcgDriver(ReconnectingLoop):
             self._port = None
         with self._lock:
             self._stats.state = DriverState.STOPPED
-
-    def close(self) -> None:
-        """Stop and drop the outlet."""
-        self.stop()
-        self.outlet = None
-
-    def __enter__(self) -> EcgDriver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- status ---------------------------------------------------------------------------------
-    @property
-    def stats(self) -> EcgStats:
-        """A copy of the counters."""
-        with self._lock:
-            return EcgStats(**{k: getattr(self._stats, k) for k in EcgStats.__dataclass_fields__})
-
-    def status_line(self) -> str:
-        """One line for a live display."""
-        s = self.stats
-        return (
-            f"{self.config.name} [{s.state}] {s.samples} samples {s.rate_hz:6.1f} Hz | lost {s.lost} "
-            f"dup {s.duplicates} crc {s.crc_errors} | device clock drift {s.drift_ppm:+.1f} ppm"
-            + (f" | reconnects {s.reconnects}" if s.reconnects else "")
-            + (f" | error: {self.error}" if self.error else "")
-        )

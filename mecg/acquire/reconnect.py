@@ -14,6 +14,7 @@ error that retrying cannot help (or a bug) ends the thread with ``failed`` set a
 from __future__ import annotations
 
 import threading
+from typing import Self
 
 from mecg.acquire.background import BackgroundLoop
 from mecg.acquire.states import DriverState
@@ -43,6 +44,7 @@ class ReconnectingLoop(BackgroundLoop):
 
     failed: threading.Event
     error: str
+    outlet: object | None  #: the LSL outlet the driver publishes to; :meth:`close` drops it
 
     # -- hooks ----------------------------------------------------------------------------------
     @property
@@ -80,6 +82,26 @@ class ReconnectingLoop(BackgroundLoop):
 
     def _mark_failed(self, msg: str) -> None:
         """Record that the thread stopped for good with ``msg``."""
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def start(self) -> Self:  # pragma: no cover - every driver defines it
+        """Connect if needed and run the loop in a background thread."""
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - every driver defines it
+        """Stop the thread and release the device."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop and drop the outlet."""
+        self.stop()
+        self.outlet = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -284,17 +284,6 @@ class TriggerDriver(ReconnectingLoop):
             self._port = None
         self.state = DriverState.STOPPED
 
-    def close(self) -> None:
-        """Stop and drop the outlet."""
-        self.stop()
-        self.outlet = None
-
-    def __enter__(self) -> TriggerDriver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def status_line(self) -> str:
         """One line for a live display."""
         last = self.markers[-1][0] if self.markers else "-"
