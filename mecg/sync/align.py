@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -548,17 +549,18 @@ def _video(session: Session, name: str = "") -> Stream:
     raise SyncError(f"{session.path}: several video streams ({have}); choose one with --video NAME")
 
 
-def synchronize(
-    session: Session,
-    mode: SyncMode | str = SyncMode.AUTO,
-    *,
-    led_roi: LedRoi | None = None,
-    exposure_s: float | None = None,
-    params: SyncParams | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-    ecg_channel: str = "",
-    video_stream: str = "",
-) -> SyncResult:
+class SyncOptions(TypedDict, total=False):
+    """The keyword arguments :func:`synchronize` and every ``sync_*`` mode take (defaults in brackets)."""
+
+    led_roi: LedRoi | None  #: the trigger LED's region [None: found in the video]
+    exposure_s: float | None  #: camera exposure (s) [None: from the video header, else estimated]
+    params: SyncParams | None  #: every threshold [None: ``SyncParams()``]
+    log: Callable[[str], None]  #: receives progress lines [discarded]
+    ecg_channel: str  #: ``[STREAM:]LABEL|INDEX`` of the ECG ["": the stored choice, else automatic]
+    video_stream: str  #: key or name of the video ["": the only one]
+
+
+def synchronize(session: Session, mode: SyncMode | str = SyncMode.AUTO, **options: Unpack[SyncOptions]) -> SyncResult:
     """Align the session's video to its ECG in ``mode`` (see the module docstring for the modes).
 
     Calls :func:`sync_auto`, :func:`sync_strobe`, :func:`sync_pulses` or :func:`sync_lsl`, which
@@ -575,113 +577,67 @@ def synchronize(
     """
     if mode not in MODES:
         raise SyncError(f"unknown sync mode {mode!r}; choose one of {', '.join(MODES)}")
-    align = _BY_MODE[SyncMode(mode)]
-    return align(
-        session,
-        led_roi=led_roi,
-        exposure_s=exposure_s,
-        params=params,
-        log=log,
-        ecg_channel=ecg_channel,
-        video_stream=video_stream,
-    )
+    return _BY_MODE[SyncMode(mode)](session, **options)
 
 
-def sync_strobe(
-    session: Session,
-    *,
-    led_roi: LedRoi | None = None,
-    exposure_s: float | None = None,
-    params: SyncParams | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-    ecg_channel: str = "",
-    video_stream: str = "",
-) -> SyncResult:
+def sync_strobe(session: Session, **options: Unpack[SyncOptions]) -> SyncResult:
     """Strobe mode: frames at their exposure edges on the STROBE channel, numbered by the trigger pulses.
 
     Camera segments without enough strobe edges (below ``params.min_strobe_share``) are placed by
     the pulse fit. Raises :class:`SyncError` without a STROBE channel or when neither fit works.
     Arguments as in :func:`synchronize`.
     """
-    params = params or SyncParams()
-    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
-    pulses = _pulse_stage(inp, led_roi, params, log)
+    run = _begin(session, **options)
+    inp, params, pulses = run.inp, run.params, run.pulse_stage()
     if inp.strobe_t.size < 2:
         raise SyncError(
             f"strobe mode needs the camera's exposure output on an amplifier channel named STROBE; found "
             f"{inp.strobe_t.size} edges for {inp.video.sample_count} frames"
         )
-    strobe_fit, share, problem = _strobe_fit(inp.b, inp.strobe_t, inp.strobe_seg, pulses.fit, inp.fps, inp.fs, params)
+    strobe_fit, share, problem = run.strobe_fit(pulses)
     if strobe_fit is None:
         raise SyncError(f"cannot align with the strobe: {problem or pulses.problem}")
     return _result(inp, pulses, _hardware_placement(inp, strobe_fit, pulses.fit), share, params, fallback=False)
 
 
-def sync_pulses(
-    session: Session,
-    *,
-    led_roi: LedRoi | None = None,
-    exposure_s: float | None = None,
-    params: SyncParams | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-    ecg_channel: str = "",
-    video_stream: str = "",
-) -> SyncResult:
+def sync_pulses(session: Session, **options: Unpack[SyncOptions]) -> SyncResult:
     """Pulses mode: the trigger LED's edges in the video matched to the TRIG channel's edges.
 
     Raises :class:`SyncError` when no LED is found or too few pulses pair. Arguments as in
     :func:`synchronize`.
     """
-    params = params or SyncParams()
-    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
-    pulses = _pulse_stage(inp, led_roi, params, log)
+    run = _begin(session, **options)
+    inp, params, pulses = run.inp, run.params, run.pulse_stage()
     if pulses.fit is None:
         raise SyncError(f"cannot align with trigger pulses: {pulses.problem}")
     return _result(inp, pulses, _hardware_placement(inp, None, pulses.fit), {}, params, fallback=False)
 
 
-def sync_lsl(
-    session: Session,
-    *,
-    led_roi: LedRoi | None = None,
-    exposure_s: float | None = None,
-    params: SyncParams | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-    ecg_channel: str = "",
-    video_stream: str = "",
-) -> SyncResult:
+def sync_lsl(session: Session, **options: Unpack[SyncOptions]) -> SyncResult:
     """LSL mode: software clocks only (tens of ms off by the devices' latencies; always warned).
 
     ``led_roi`` and ``log`` are accepted for a uniform call and not used. Arguments as in
     :func:`synchronize`.
     """
-    params = params or SyncParams()
-    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
-    return _result(inp, _PulseStage(inp.exposure_s, led_roi), _lsl_placement(inp, None), {}, params, fallback=False)
+    run = _begin(session, **options)
+    inp = run.inp
+    return _result(
+        inp, _PulseStage(inp.exposure_s, run.led_roi), _lsl_placement(inp, None), {}, run.params, fallback=False
+    )
 
 
-def sync_auto(
-    session: Session,
-    *,
-    led_roi: LedRoi | None = None,
-    exposure_s: float | None = None,
-    params: SyncParams | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-    ecg_channel: str = "",
-    video_stream: str = "",
-) -> SyncResult:
+def sync_auto(session: Session, **options: Unpack[SyncOptions]) -> SyncResult:
     """The best mode the recording supports: strobe, else pulses, else LSL clocks (with the reason).
 
     Never raises for a missing channel or LED; the fallback and its cause are in the warnings and
     the verdict. Arguments as in :func:`synchronize`.
     """
-    params = params or SyncParams()
-    inp = _inputs(session, params, ecg_channel, video_stream, exposure_s)
-    pulses = _pulse_stage(inp, led_roi, params, log)
+    run = _begin(session, **options)
+    inp, params, pulses = run.inp, run.params, run.pulse_stage()
     strobe_fit: JointFit | None = None
     share: dict[int, float] = {}
     if inp.strobe_t.size >= 2:
-        strobe_fit, share, _ = _strobe_fit(inp.b, inp.strobe_t, inp.strobe_seg, pulses.fit, inp.fps, inp.fs, params)
+        strobe_fit, share, _ = run.strobe_fit(pulses)
     if strobe_fit is not None or pulses.fit is not None:
         return _result(inp, pulses, _hardware_placement(inp, strobe_fit, pulses.fit), share, params, fallback=False)
     fallback = bool(inp.trig_t.size >= params.min_pulses)
@@ -739,6 +695,40 @@ class _Placement:
     vsegs: np.ndarray  # per camera segment: start, stop, method code, pulses matched
     used: JointFit | None  # the fit that placed most frames (None for LSL)
     clock: EcgClock  # the ECG segments' placement
+
+
+@dataclass
+class _Run:
+    """One alignment's inputs and options, as every mode starts it."""
+
+    inp: _Inputs
+    params: SyncParams
+    led_roi: LedRoi | None
+    log: Callable[[str], None]
+
+    def pulse_stage(self) -> _PulseStage:
+        """The trigger-pulse analysis (:func:`_pulse_stage`) with this run's LED and log."""
+        return _pulse_stage(self.inp, self.led_roi, self.params, self.log)
+
+    def strobe_fit(self, pulses: _PulseStage) -> tuple[JointFit | None, dict[int, float], str]:
+        """The STROBE edges fitted to the frames (:func:`_strobe_fit`), numbered by ``pulses``' fit."""
+        inp = self.inp
+        return _strobe_fit(inp.b, inp.strobe_t, inp.strobe_seg, pulses.fit, inp.fps, inp.fs, self.params)
+
+
+def _begin(
+    session: Session,
+    *,
+    led_roi: LedRoi | None = None,
+    exposure_s: float | None = None,
+    params: SyncParams | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    ecg_channel: str = "",
+    video_stream: str = "",
+) -> _Run:
+    """Read the session's streams and edges for a ``sync_*`` mode; the defaults of :class:`SyncOptions` are here."""
+    params = params or SyncParams()
+    return _Run(_inputs(session, params, ecg_channel, video_stream, exposure_s), params, led_roi, log)
 
 
 def _inputs(
