@@ -533,12 +533,8 @@ class BrainFlowDriver(EcgStreamLoop):
         self.finished.set()
         return True
 
-    def start(self) -> BrainFlowDriver:
-        """Connect if needed and stream in a background thread."""
-        if self.board is None:
-            self.connect()
-        self._start_loop("BrainFlowDriver")
-        return self
+    def _connected(self) -> bool:
+        return self.board is not None
 
     def stop(self) -> None:
         """Stop the thread and release the board."""

@@ -309,12 +309,8 @@ class EcgDriver(EcgStreamLoop):
         assert isinstance(reopened, BoardInfo)
         self._make_outlet(reopened)
 
-    def start(self) -> EcgDriver:
-        """Connect if needed and stream in a background thread."""
-        if self._port is None:
-            self.connect()
-        self._start_loop("EcgDriver")
-        return self
+    def _connected(self) -> bool:
+        return self._port is not None
 
     def stop(self) -> None:
         """Stop the device and the thread, close the port; the outlet goes away with the driver."""

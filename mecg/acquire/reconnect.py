@@ -9,6 +9,9 @@ into use), and the hooks that record state for its status line. The loop itself 
 when :meth:`pump` raises a lost error the link is closed, and every ``retry_s`` a reopen is tried
 until one works (the driver streams again, counting one reconnect) or :meth:`stop` is called; an
 error that retrying cannot help (or a bug) ends the thread with ``failed`` set and ``error`` saying why.
+The lifetime is here once too: :meth:`~ReconnectingLoop.start` (connect unless :meth:`_connected`,
+then the thread), :meth:`~ReconnectingLoop.close` (stop, drop the outlet) and ``with driver:``;
+the driver defines ``connect`` and ``stop``.
 """
 
 from __future__ import annotations
@@ -84,9 +87,20 @@ class ReconnectingLoop(BackgroundLoop):
         """Record that the thread stopped for good with ``msg``."""
 
     # -- lifetime -------------------------------------------------------------------------------
-    def start(self) -> Self:  # pragma: no cover - every driver defines it
-        """Connect if needed and run the loop in a background thread."""
+    def connect(self) -> object:  # pragma: no cover - every driver defines it
+        """Open the device (raises the project's errors, with the fix in the message)."""
         raise NotImplementedError
+
+    def _connected(self) -> bool:  # pragma: no cover - every driver defines it
+        """Whether :meth:`connect` has opened the device (port or board)."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Connect if needed and run the loop in a background thread (named after the driver's class)."""
+        if not self._connected():
+            self.connect()
+        self._start_loop(type(self).__name__)
+        return self
 
     def stop(self) -> None:  # pragma: no cover - every driver defines it
         """Stop the thread and release the device."""

@@ -265,12 +265,8 @@ class TriggerDriver(ReconnectingLoop):
     def _mark_failed(self, msg: str) -> None:
         self.state = DriverState.FAILED
 
-    def start(self) -> TriggerDriver:
-        """Connect if needed and run in a background thread."""
-        if self._port is None:
-            self.connect()
-        self._start_loop("TriggerDriver")
-        return self
+    def _connected(self) -> bool:
+        return self._port is not None
 
     def stop(self) -> None:
         """Stop the box's schedule and the thread; close the port."""
