@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
+from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB
 from mecg.acquire.clock_fit import ClockFit
 from mecg.acquire.ecg_boards import BoardInfo
-from mecg.acquire.ecg_driver import EcgStats, EcgStreamLoop, board_source_id, ecg_stream_info, forward_only
+from mecg.acquire.ecg_driver import EcgStats, EcgStreamLoop, forward_only
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
 from mecg.acquire.sequence import SequenceTracker
 from mecg.acquire.states import DriverState
@@ -372,25 +372,14 @@ class BrainFlowDriver(EcgStreamLoop):
 
     def _make_outlet(self, layout: BoardLayout) -> None:
         info = self._board_info(layout)
-        self.info = info
-        self.source_id = self.config.source_id or board_source_id(info)
-        si = ecg_stream_info(info, self.config.name, self.source_id, self.where)
+        si = self._stream_info(info, self.where)
         acq = si.desc().child("acquisition")
         acq.append_child_value("brainflow_board", self._bs.BoardIds(self.board_id).name)
         acq.append_child_value("trigger", self.trigger_source)
         si.desc().child("timing").append_child_value(
             "device_clock", "sample number (BrainFlow package counter) / nominal rate; host times: BrainFlow's"
         )
-        #: The outlet's buffer (s).
-        self.buffer_s = buffer_seconds(
-            self.config.max_buffered_s,
-            default_s=BRAINFLOW_BUFFER_S,
-            srate_hz=info.rate_hz,
-            sample_bytes=4 * len(info.labels),
-            max_mb=self.config.buffer_max_mb,
-            what=f"the ECG outlet ({len(info.labels)} channels at {info.rate_hz:g} Hz)",
-        )
-        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=self.buffer_s)
+        self._open_outlet(si, info, BRAINFLOW_BUFFER_S)
 
     @property
     def trigger_source(self) -> str:

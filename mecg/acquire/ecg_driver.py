@@ -158,6 +158,26 @@ class EcgStreamLoop(ReconnectingLoop):
         with self._lock:
             self._stats.state, self._stats.last_error = DriverState.FAILED, msg
 
+    # -- outlet ---------------------------------------------------------------------------------
+    def _stream_info(self, info: BoardInfo, where: str) -> pylsl.StreamInfo:
+        """Take ``info`` as the board's and describe its ECG stream (``where``: the port or board, in words)."""
+        self.info = info
+        self.source_id = self.config.source_id or board_source_id(info)
+        return ecg_stream_info(info, self.config.name, self.source_id, where)
+
+    def _open_outlet(self, si: pylsl.StreamInfo, info: BoardInfo, default_s: float) -> None:
+        """Open the outlet for ``si``, buffering ``config.max_buffered_s`` (else ``default_s``) seconds."""
+        #: The outlet's buffer (s).
+        self.buffer_s = buffer_seconds(
+            self.config.max_buffered_s,
+            default_s=default_s,
+            srate_hz=info.rate_hz,
+            sample_bytes=4 * len(info.labels),
+            max_mb=self.config.buffer_max_mb,
+            what=f"the ECG outlet ({len(info.labels)} channels at {info.rate_hz:g} Hz)",
+        )
+        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=self.buffer_s)
+
     # -- status ---------------------------------------------------------------------------------
     @property
     def stats(self) -> EcgStats:
@@ -238,19 +258,7 @@ class EcgDriver(EcgStreamLoop):
         if self.info is not None and (info.labels, info.rate_hz) == (self.info.labels, self.info.rate_hz):
             self.info = info
             return
-        self.info = info
-        self.source_id = self.config.source_id or board_source_id(info)
-        si = ecg_stream_info(info, self.config.name, self.source_id, self.config.port)
-        #: The outlet's buffer (s).
-        self.buffer_s = buffer_seconds(
-            self.config.max_buffered_s,
-            default_s=ECG_BUFFER_S,
-            srate_hz=info.rate_hz,
-            sample_bytes=4 * len(info.labels),
-            max_mb=self.config.buffer_max_mb,
-            what=f"the ECG outlet ({len(info.labels)} channels at {info.rate_hz:g} Hz)",
-        )
-        self.outlet = pylsl.StreamOutlet(si, chunk_size=0, max_buffered=self.buffer_s)
+        self._open_outlet(self._stream_info(info, self.config.port), info, ECG_BUFFER_S)
 
     # -- streaming ------------------------------------------------------------------------------
     def pump(self) -> int:
