@@ -11,6 +11,7 @@ Each file is probed once per process (keyed by device, inode, size, mtime and ct
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -82,6 +83,9 @@ def _run_forked(path: str) -> str:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # child: walk, exit without running the parent's cleanup
+        # no cycle collection here: an LSL inlet or outlet the parent left for the collector,
+        # destroyed in this child (where liblsl's threads do not exist), segfaults it
+        gc.disable()
         code = 0
         try:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
