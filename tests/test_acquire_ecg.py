@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-from waiting import wait_until
+from waiting import pull, wait_until
 
 from mecg.acquire import cyton
 from mecg.acquire.ecg_driver import EcgConfig, EcgDriver
@@ -34,20 +34,6 @@ def open_inlet(source_id: str) -> pylsl.StreamInlet:
     inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=True)
     inlet.open_stream(timeout=5.0)
     return inlet
-
-
-def pull(inlet: pylsl.StreamInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and timestamps (on this host's clock) received for ``seconds``; call while the outlet lives."""
-    chunks, stamps = [], []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        d, t = inlet.pull_chunk(timeout=0.05, max_samples=4096, as_numpy=True)
-        if len(t):
-            chunks.append(d)
-            stamps.append(t)
-    if not stamps:
-        return np.zeros((0, inlet.channel_count)), np.zeros(0)
-    return np.concatenate(chunks), np.concatenate(stamps) + inlet.time_correction(timeout=2.0)
 
 
 def pull_n(inlet: pylsl.StreamInlet, n: int, timeout_s: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from waiting import pull
 from waiting import wait_until as wait_for
 
 with warnings.catch_warnings():
@@ -218,18 +218,6 @@ def test_brainflow_is_imported_only_when_used() -> None:
 def trial() -> Trial:
     cfg = TrialConfig(duration_s=30.0, fps=30.0, width=96, height=72, trigger_gap_s=(0.4, 0.9), trigger_width_s=0.03)
     return Trial(Subject.random("S07", 7), 0, cfg)
-
-
-def pull(inlet: pylsl.StreamInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and timestamps (this host's clock) received for ``seconds``."""
-    chunks, stamps = [], []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        d, t = inlet.pull_chunk(timeout=0.05, max_samples=4096, as_numpy=True)
-        if len(t):
-            chunks.append(d)
-            stamps.append(t)
-    return np.concatenate(chunks), np.concatenate(stamps) + inlet.time_correction(timeout=2.0)
 
 
 def open_inlet(source_id: str) -> pylsl.StreamInlet:
