@@ -6,7 +6,9 @@ For every frame ``i`` the front end computes the optical flow between the face c
 * ``du, dv`` (crop px): mean flow in the ROI minus the mean flow of the rigid nose bridge;
 * ``mag`` (crop px): mean magnitude of that compensated flow;
 * ``strain``: mean optical strain magnitude ``sqrt(exx^2 + eyy^2 + 2 exy^2)`` of the flow field;
-* a ``patch x patch`` crop of the compensated flow (u, v) for the network's video branch.
+* a ``patch x patch`` crop of the compensated flow (u, v) for the network's video branch;
+* optionally (``image`` > 0, for networks that read the whole face, e.g. CMCL-Net's ``paper``
+  preset) the compensated flow of the whole crop, area-averaged to ``image x image`` (u, v; crop px).
 
 Head movement is compensated twice: each frame's crop follows the face (phase correlation with
 the first frame's crop, smoothed over ~0.3 s), and the head's residual motion, a robust affine
@@ -15,6 +17,8 @@ fit of the flow over the whole crop (translation, rotation, scale), is subtracte
 and cannot see rotation; the robust fit over the face does both).
 Frames after ``n - k`` have no partner and get zeros. Results are cached in the session's derivatives
 file under ``/features/frontend`` with the parameters that made them; other parameters recompute them.
+Flow images are cached apart, under ``/features/frontend_image`` with the parameters plus their size,
+so caches made without them stay valid and are not rewritten for them.
 Work is split over processes (both cores by default).
 """
 
@@ -40,6 +44,8 @@ FlowMethod = Literal["dis", "farneback", "tvl1"]
 FLOW_METHODS: tuple[FlowMethod, ...] = get_args(FlowMethod)
 FEATURES = ("du", "dv", "mag", "strain")
 CACHE_GROUP = "features/frontend"
+#: Cache group of the whole-crop flow images (``image`` > 0).
+IMAGE_GROUP = "features/frontend_image"
 #: Bumped whenever the computation changes, so caches made by older code are recomputed.
 FRONTEND_VERSION = 9
 #: Frames decoded per read.
@@ -88,13 +94,15 @@ def default_k(fps: float, expression_s: float = 0.3) -> int:
 
 @dataclass
 class FrontEndFeatures:
-    """Per-frame features of one video: ``roi`` ``(n, 12, 4)``, ``crops`` ``(n, 12, 2, p, p)``, ``shift`` ``(n, 2)``."""
+    """Per-frame features of one video: ``roi`` ``(n, 12, 4)``, ``crops`` ``(n, 12, 2, p, p)``, ``shift`` ``(n, 2)``;
+    ``image`` ``(n, 2, s, s)`` float16 (crop px) when flow images were asked for, else None."""
 
     params: FrontEndParams
     roi: np.ndarray
     crops: np.ndarray
     shift: np.ndarray
     layout: FaceLayout
+    image: np.ndarray | None = None
 
     def feature(self, name: str, roi: str | None = None) -> np.ndarray:
         """One feature column, ``(n, 12)`` or ``(n,)`` for one ROI."""
@@ -214,9 +222,9 @@ def head_motion(flow: np.ndarray, step: int = 4, iterations: int = 3) -> np.ndar
 
 
 def _roi_features(
-    flow: np.ndarray, boxes: np.ndarray, ref: int, patch: int, compensate: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-ROI (du, dv, mag, strain) and flow patches from one flow field."""
+    flow: np.ndarray, boxes: np.ndarray, ref: int, patch: int, compensate: bool, image: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-ROI (du, dv, mag, strain), flow patches and (``image`` > 0) the whole-crop flow image of one flow field."""
     # Head motion: a robust affine fit over the whole face crop (the nose bridge alone picks up
     # blinks through DIS's spatial smoothing, and misses rotation and scale).
     comp = flow - head_motion(flow) if compensate else flow
@@ -235,14 +243,15 @@ def _roi_features(
         feats[r, 3] = strain[b:d, a:c].mean()
         small = cv2.resize(region, (patch, patch), interpolation=cv2.INTER_AREA)
         crops[r] = small.transpose(2, 0, 1)
-    return feats, crops
+    img = cv2.resize(comp, (image, image), interpolation=cv2.INTER_AREA).transpose(2, 0, 1) if image else None
+    return feats, crops, img
 
 
 def _process(
-    args: tuple[str, str, FrontEndParams, FaceLayout, int, int, float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    args: tuple[str, str, FrontEndParams, FaceLayout, int, int, float, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Worker: features of frames ``[start, stop)`` (reads frames up to ``stop + k``)."""
-    path, key, params, layout, start, stop, fps = args
+    path, key, params, layout, start, stop, fps, image = args
     k = params.k_frames
     flow_fn = _flow_fn(params.method)
     boxes = layout.rois_in_crop(params.crop_size)
@@ -252,6 +261,7 @@ def _process(
     roi = np.zeros((n_out, len(ROI_NAMES), 4), dtype=np.float32)
     crops = np.zeros((n_out, len(ROI_NAMES), 2, params.patch, params.patch), dtype=np.float16)
     shift = np.zeros((n_out, 2), dtype=np.float32)
+    images = np.zeros((n_out, 2, image, image), dtype=np.float16) if image else None
     with open_session(path) as s:
         video = s.streams[key]
         n = video.sample_count
@@ -269,10 +279,12 @@ def _process(
                 src = i - k
                 if src >= start and src in ring:
                     flow = flow_fn(ring.pop(src), ring[i])
-                    roi[src - start], crops[src - start] = _roi_features(
-                        flow, boxes, ref, params.patch, params.compensate
+                    roi[src - start], crops[src - start], img = _roi_features(
+                        flow, boxes, ref, params.patch, params.compensate, image
                     )
-    return roi, crops, shift
+                    if images is not None:
+                        images[src - start] = img
+    return roi, crops, shift, images
 
 
 def compute_frontend(
@@ -282,8 +294,12 @@ def compute_frontend(
     video_key: str | None = None,
     workers: int | None = None,
     probe_frames: int = 5,
+    image: int = 0,
 ) -> FrontEndFeatures:
-    """Compute the front-end features of a session's video (no caching; see :func:`frontend_features`)."""
+    """Compute the front-end features of a session's video (no caching; see :func:`frontend_features`).
+
+    ``image`` > 0 also computes the whole-crop flow images, ``image x image`` px (see the module docstring).
+    """
     video = session.streams[video_key] if video_key else session.stream(kind=StreamKind.VIDEO)
     n = video.sample_count
     if params.face_box is not None:
@@ -294,7 +310,8 @@ def compute_frontend(
     workers = max(1, min(workers or os.cpu_count() or 1, max(1, n // (4 * params.k_frames + 64))))
     bounds = np.linspace(0, n, workers + 1).astype(int)
     fps = video.info.nominal_srate_hz or 30.0
-    jobs = [(str(session.path), video.key, params, layout, int(a), int(b), fps) for a, b in itertools.pairwise(bounds)]
+    spans = itertools.pairwise(bounds)
+    jobs = [(str(session.path), video.key, params, layout, int(a), int(b), fps, image) for a, b in spans]
     processes = min(workers, _MAX_PROCESSES or workers)
     if processes == 1:
         parts = [_process(j) for j in jobs]
@@ -306,22 +323,38 @@ def compute_frontend(
     roi = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])
     shift = np.concatenate([p[2] for p in parts])
-    return FrontEndFeatures(params, roi, crops, shift, layout)
+    images = np.concatenate([p[3] for p in parts]) if image else None
+    return FrontEndFeatures(params, roi, crops, shift, layout, images)
+
+
+def image_key(params: FrontEndParams, image: int) -> str:
+    """Cache key of the flow images: the front end's key plus the image side (px)."""
+    return json.dumps({**json.loads(params.key()), "image": image}, sort_keys=True)
 
 
 def frontend_features(
-    path: str | os.PathLike, params: FrontEndParams, *, workers: int | None = None, cache: bool = True
+    path: str | os.PathLike,
+    params: FrontEndParams,
+    *,
+    workers: int | None = None,
+    cache: bool = True,
+    image: int = 0,
 ) -> FrontEndFeatures:
     """Front-end features of the session at ``path``, from its cache when the parameters match.
 
     Computed features are stored in ``/features/frontend`` of the session's derivatives file
     (replacing older ones) when ``cache`` is true and its folder is writable; the recording itself
-    is never written. Without a writable folder they are computed without caching.
+    is never written. Without a writable folder they are computed without caching. ``image`` > 0
+    also returns the whole-crop flow images (``image x image`` px), cached in ``/features/frontend_image``;
+    when only they are missing, the flow is computed again and only they are written.
     """
     path = Path(path)
     with open_session(path) as s:
         g = s.derived(CACHE_GROUP)
-        if cache and g is not None and g.attrs.get("params") == params.key():
+        have = cache and g is not None and g.attrs.get("params") == params.key()
+        gi = s.derived(IMAGE_GROUP) if image else None
+        have_image = not image or (cache and gi is not None and gi.attrs.get("params") == image_key(params, image))
+        if have and have_image:
             lay = g.attrs["eyes"]
             return FrontEndFeatures(
                 params,
@@ -329,19 +362,31 @@ def frontend_features(
                 g["crops"][()],
                 g["shift"][()],
                 FaceLayout((float(lay[0]), float(lay[1])), (float(lay[2]), float(lay[3]))),
+                gi["image"][()] if image else None,
             )
-        feats = compute_frontend(s, params, workers=workers)
+        feats = compute_frontend(s, params, workers=workers, image=image)
     if cache and can_store_derivatives(path):
         with open_session(path, writable=True) as s:
-            s.write_group(
-                CACHE_GROUP,
-                {
-                    "params": params.key(),
-                    "features": list(FEATURES),
-                    "rois": list(ROI_NAMES),
-                    "eyes": np.array([*feats.layout.eye_r, *feats.layout.eye_l]),
-                    "doc": "roi[i] summarises the flow between frames i and i + k_frames (see mecg.model.frontend)",
-                },
-                {"roi": feats.roi, "crops": feats.crops, "shift": feats.shift},
-            )
+            if not have:
+                s.write_group(
+                    CACHE_GROUP,
+                    {
+                        "params": params.key(),
+                        "features": list(FEATURES),
+                        "rois": list(ROI_NAMES),
+                        "eyes": np.array([*feats.layout.eye_r, *feats.layout.eye_l]),
+                        "doc": "roi[i] summarises the flow between frames i and i + k_frames (see mecg.model.frontend)",
+                    },
+                    {"roi": feats.roi, "crops": feats.crops, "shift": feats.shift},
+                )
+            if not have_image:
+                s.write_group(
+                    IMAGE_GROUP,
+                    {
+                        "params": image_key(params, image),
+                        "doc": "image[i]: compensated flow (u, v; crop px) between frames i and i + k_frames over "
+                        "the whole face crop, area-averaged (see mecg.model.frontend)",
+                    },
+                    {"image": feats.image},
+                )
     return feats
