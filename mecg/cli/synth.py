@@ -21,6 +21,7 @@ from mecg.synth.clocks import DeviceClock
 from mecg.synth.dataset import DatasetSpec, make_dataset
 from mecg.synth.face import Led
 from mecg.synth.participant import TrialConfig
+from mecg.synth.realism import DEFAULT_CLI_REALISM, REALISM_NAMES
 
 
 def config_from_args(args: argparse.Namespace) -> TrialConfig:
@@ -48,6 +49,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         led=Led(occlusion=args.led_occlusion),
         camera=cam,
         amplifier=amp,
+        realism=args.realism,
     )
 
 
@@ -143,13 +145,14 @@ def _synth(args: argparse.Namespace) -> int:
                     "n_me": n_me,
                     "n_mae": n_mae,
                     "seed": args.seed,
+                    "realism": args.realism,
                     "seconds": round(time.perf_counter() - t0, 3),
                 },
                 indent=2,
             )
         )
         return 0
-    print(f"wrote {len(files)} sessions ({n_me} ME, {n_mae} MaE) and manifest.json to {out}")
+    print(f"wrote {len(files)} sessions ({n_me} ME, {n_mae} MaE, realism {args.realism}) and manifest.json to {out}")
     return 0
 
 
@@ -179,6 +182,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=bounded(float, 0, 10),
         default=1.0,
         help="heart response to expressions, 0-10; 0 = none (default 1)",
+    )
+    p.add_argument(
+        "--realism",
+        choices=REALISM_NAMES,
+        default=DEFAULT_CLI_REALISM,
+        help="the participants' confounds: easy (every ME moves the heart alike, one face, clean ECG), "
+        "paper (unreliable heart responses, unrelated accelerations, ECG artefacts, 8 faces, talking, "
+        f"lighting changes, as in docs/synth.md) or hard (more of all; a stress test) (default {DEFAULT_CLI_REALISM})",
     )
     p.add_argument(
         "--me-per-min", type=PER_MINUTE, default=2.5, help="micro-expressions per minute, 0-60 (default 2.5)"

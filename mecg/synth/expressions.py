@@ -66,6 +66,9 @@ AUS: dict[str, tuple[Bump, ...]] = {
 #: Eyelid closure: the upper lid slides down over the eye (amplitude in source px at full closure).
 BLINK = (Bump(201, 100, 9, 3, (0, 1), "R"), Bump(247, 100, 9, 3, (0, 1), "L"))
 BLINK_AMPLITUDE_SRC_PX = 6.0
+#: Mouth movements that are no expression (talking, murmuring, swallowing): lower lip and jaw
+#: down, upper lip up; driven at syllable rate by :func:`talk_level`.
+TALK = (Bump(228, 152, 13, 5, (0, 1)), Bump(227, 136, 11, 4, (0, -1)), Bump(228, 166, 15, 8, (0, 1)))
 
 #: AU combinations per emotion (EMFACS-like, restricted to the AUs above).
 EMOTION_AUS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -214,3 +217,33 @@ def blink_closure(t: float, blinks: list[tuple[float, float]]) -> float:
             u = (t - start) / length
             return float(np.sin(0.5 * np.pi * u / 0.33) if u < 0.33 else np.cos(0.5 * np.pi * (u - 0.33) / 0.67))
     return 0.0
+
+
+def schedule_talk(
+    rng: np.random.Generator, duration_s: float, per_min: float, amplitude_px: tuple[float, float]
+) -> list[tuple[float, float, float, float]]:
+    """Bursts of mouth movement as ``(start_s, length_s, rate_hz, amplitude_px)``: 0.5-4 s at 3-6 Hz (syllables)."""
+    if per_min <= 0:
+        return []
+    out = []
+    for start in np.sort(rng.uniform(0, duration_s, rng.poisson(per_min * duration_s / 60.0))):
+        out.append(
+            (
+                float(start),
+                float(rng.uniform(0.5, 4.0)),
+                float(rng.uniform(3.0, 6.0)),
+                float(rng.uniform(*amplitude_px)),
+            )
+        )
+    return out
+
+
+def talk_level(t: float, bursts: list[tuple[float, float, float, float]]) -> float:
+    """Mouth opening (px at 640 wide) at time ``t``: syllable cycles under a raised-cosine envelope."""
+    level = 0.0
+    for start, length, rate, amp in bursts:
+        if start <= t <= start + length:
+            u = (t - start) / length
+            env = min(1.0, 4.0 * u, 4.0 * (1.0 - u))
+            level += amp * env * (0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)))
+    return float(level)

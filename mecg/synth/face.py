@@ -1,10 +1,11 @@
 """Render face video frames from a real photograph: head pose, AU deformations, blinks, LED, noise.
 
-The source is scikit-image's ``astronaut`` photograph (ships with the package; nothing is
-downloaded). Each frame is one ``cv2.remap`` of the source: a similarity transform (the
-subject's crop and scale plus the current head pose) followed by the sum of the active
-Gaussian displacement bumps (AUs, eyelids). The trigger LED is drawn in a corner afterwards,
-then flicker and sensor noise are applied.
+The source is one of the face identities of :mod:`mecg.synth.identities` (real photographs that
+ship inside installed packages, and faces generated from them; nothing is downloaded). Each
+frame is one ``cv2.remap`` of the source: a similarity transform (the subject's crop and scale
+plus the current head pose) followed by the sum of the active Gaussian displacement bumps (AUs,
+eyelids, mouth movements). The trigger LED is drawn in a corner afterwards, then flicker and
+sensor noise are applied.
 """
 
 from __future__ import annotations
@@ -16,29 +17,34 @@ import cv2
 import numpy as np
 
 from mecg.synth.expressions import Bump
+from mecg.synth.identities import REF_MID, identity_image, identity_scale
 
 #: Reference frame width for amplitudes quoted in pixels (the issue's 640x480).
 REFERENCE_WIDTH = 640
 
 
-@lru_cache(maxsize=2)
-def source_image(color: bool) -> np.ndarray:
-    """The astronaut photograph as float32 RGB (512, 512, 3) or grey (512, 512), values 0-255."""
-    from skimage import data
+@lru_cache(maxsize=4)
+def source_image(color: bool, identity: str = "astronaut") -> np.ndarray:
+    """The identity's photograph as float32 RGB ``(h, w, 3)`` or grey ``(h, w)``, values 0-255."""
+    if identity == "astronaut":  # the original path, bit for bit
+        from skimage import data
 
-    rgb = data.astronaut()
-    if color:
-        return rgb.astype(np.float32)
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        rgb = data.astronaut()
+        if color:
+            return rgb.astype(np.float32)
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return identity_image(identity, color)
 
 
 @dataclass(frozen=True)
 class Appearance:
     """How one subject looks in the frame.
 
+    ``identity``: the face (a name of :data:`~mecg.synth.identities.IDENTITIES`).
     ``crop_cx``/``crop_cy``: source point (px) at the frame centre; ``crop_width``: source px
-    spanning the frame width (smaller = larger face); ``brightness``: global gain;
-    ``colour_cast``: per-channel RGB gains (colour frames only).
+    spanning the frame width (smaller = larger face), all three in the astronaut's reference
+    pixels (other identities map them through their eye midpoint and inter-ocular distance);
+    ``brightness``: global gain; ``colour_cast``: per-channel RGB gains (colour frames only).
     """
 
     crop_cx: float = 226.0
@@ -46,6 +52,12 @@ class Appearance:
     crop_width: float = 200.0
     brightness: float = 1.0
     colour_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    identity: str = "astronaut"
+
+    def source_crop(self) -> tuple[float, float, float]:
+        """``(cx, cy, width)`` of the crop in the identity's own source pixels."""
+        k, (mx, my) = identity_scale(self.identity)
+        return mx + (self.crop_cx - REF_MID[0]) * k, my + (self.crop_cy - REF_MID[1]) * k, self.crop_width * k
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> Appearance:
@@ -114,11 +126,13 @@ class FaceRenderer:
         self.appearance = appearance
         self.width, self.height, self.color = int(width), int(height), bool(color)
         self.led = led
-        self.src = source_image(self.color)
+        self.src = source_image(self.color, appearance.identity)
         if self.color:
             self.src = self.src * np.asarray(appearance.colour_cast, dtype=np.float32)
+        #: The crop centre and width in the identity's source px.
+        self.crop_cx, self.crop_cy, crop_width = appearance.source_crop()
         #: Output px per source px.
-        self.scale = self.width / appearance.crop_width
+        self.scale = self.width / crop_width
         #: Output px per 640x480-reference px (amplitudes are quoted at 640 wide).
         self.px_per_ref = self.width / REFERENCE_WIDTH
         ys, xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float32)
@@ -143,10 +157,9 @@ class FaceRenderer:
     def landmark_to_frame(self, x: float, y: float, pose: np.ndarray | None = None) -> tuple[float, float]:
         """Where source point ``(x, y)`` appears in the frame for head ``pose`` (tx, ty, rot, scale)."""
         tx, ty, rot, sc = pose if pose is not None else (0.0, 0.0, 0.0, 1.0)
-        a = self.appearance
         k = self.scale * sc
         c, s = np.cos(rot), np.sin(rot)
-        dx, dy = x - a.crop_cx, y - a.crop_cy
+        dx, dy = x - self.crop_cx, y - self.crop_cy
         return (
             self.width / 2 + k * (c * dx - s * dy) + tx * self.px_per_ref,
             self.height / 2 + k * (s * dx + c * dy) + ty * self.px_per_ref,
@@ -167,6 +180,7 @@ class FaceRenderer:
         ``led_level`` in [0, 1] is the fraction of the exposure the LED was lit.
         """
         a = self.appearance
+        crop_cx, crop_cy = self.crop_cx, self.crop_cy
         tx, ty, rot, sc = (float(v) for v in pose)
         k = self.scale * sc
         c, s = np.cos(rot), np.sin(rot)
@@ -178,7 +192,7 @@ class FaceRenderer:
             tpx, tpy = self.width / 2 + tx * self.px_per_ref, self.height / 2 + ty * self.px_per_ref
             for bump, amp in bumps:
                 # Bump centre in q-space (face-centred output px), and its box in pixel space.
-                ex, ey = bump.x - a.crop_cx, bump.y - a.crop_cy
+                ex, ey = bump.x - crop_cx, bump.y - crop_cy
                 bqx, bqy = k * (c * ex - s * ey), k * (s * ex + c * ey)
                 sx, sy = bump.sigma_x * k, bump.sigma_y * k
                 x0, x1 = int(max(0, tpx + bqx - 3.5 * sx)), int(min(self.width, tpx + bqx + 3.5 * sx + 1))
@@ -192,8 +206,8 @@ class FaceRenderer:
                 # Backward warp: the skin moved by +d, so the pixel shows what was at q - d.
                 gx -= w * d * (c * dx - s * dy)
                 gy -= w * d * (s * dx + c * dy)
-        mx = (a.crop_cx + (c * qx + s * qy) / k).astype(np.float32)
-        my = (a.crop_cy + (-s * qx + c * qy) / k).astype(np.float32)
+        mx = (crop_cx + (c * qx + s * qy) / k).astype(np.float32)
+        my = (crop_cy + (-s * qx + c * qy) / k).astype(np.float32)
         img = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         img *= a.brightness * gain
         img += self._noise[noise_index % len(self._noise)]

@@ -14,6 +14,12 @@ Each beat is a sum of Gaussian waves P, Q, R, S, T (the ECGSYN morphology of McS
 2003, the model behind NeuroKit2's ``ecg_simulate(method="ecgsyn")``), with the QT interval
 scaled by sqrt(RR) (Bazett). Baseline wander, mains hum and white noise are added. Any span
 of samples can be synthesised on its own, so a simulator can play the ECG in real time.
+
+Under the ``paper`` and ``hard`` realism settings (:mod:`mecg.synth.realism`) responses are
+unreliable (non-responding subjects, per-subject response probability, size and lag jitter), the
+heart also accelerates for reasons unrelated to the face (startle at the stimulus onset,
+spontaneous steps, posture shifts, stronger RSA), and the ECG carries muscle noise, electrode
+motion and more baseline wander (:class:`EcgArtefacts`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from mecg.synth.realism import Realism
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,11 @@ class HeartParams:
     mains_hz: float = 50.0
     mains_mv: float = 0.015
     noise_mv: float = 0.015
+    #: The subject's rank (0-1) in cardiac reactivity: responds to expressions when below the
+    #: realism's responder share (see :mod:`mecg.synth.realism`); 0 responds in every setting.
+    responder_rank: float = 0.0
+    #: Where (0-1) in the realism's range of per-expression response probabilities this subject sits.
+    response_p_rank: float = 1.0
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> HeartParams:
@@ -62,6 +75,8 @@ class HeartParams:
             baseline_mv=rng.uniform(0.05, 0.15),
             mains_hz=50.0 if rng.random() < 0.5 else 60.0,
             noise_mv=rng.uniform(0.01, 0.025),
+            responder_rank=rng.uniform(0, 1),
+            response_p_rank=rng.uniform(0, 1),
         )
 
 
@@ -73,7 +88,7 @@ class Response:
     amplitude_bpm: float
     tau_s: float
     decay_s: float
-    cause: str  # "ME", "MaE" or "none"
+    cause: str  # "ME", "MaE", "none" (a spontaneous acceleration), "startle" or "posture"
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         u = (t - self.t_s) / self.tau_s
@@ -111,6 +126,111 @@ def draw_responses(
     return out
 
 
+def draw_realistic_responses(
+    rng: np.random.Generator,
+    params: HeartParams,
+    setting: Realism,
+    apexes: list[tuple[float, str]],
+    duration_s: float,
+    coupling: float,
+    stimulus_onsets_s: list[float],
+    posture_s: np.ndarray,
+    lead_s: float = 0.3,
+) -> list[Response]:
+    """HR responses under a realism ``setting`` other than ``easy`` (see :class:`~mecg.synth.realism.Realism`).
+
+    Expression responses need a responding subject (``params.responder_rank`` below the share) and
+    then happen with the subject's probability; size, sign (75 % accelerations) and lag (centre
+    ``lead_s`` before the apex plus Gaussian jitter) vary per response, all scaled by ``coupling``.
+    Spontaneous steps, the startle at each stimulus onset and posture shifts do not depend on
+    the face or on ``coupling``: they are the heart's own life.
+    """
+    out: list[Response] = []
+    responder = params.responder_rank < setting.responder_share
+    lo, hi = setting.response_p
+    p = lo + params.response_p_rank * (hi - lo)
+    for t, kind in apexes:
+        hit = rng.random() < p
+        sign = 1.0 if rng.random() < 0.75 else -1.0
+        jitter = rng.normal(0.0, setting.latency_sd_s) if setting.latency_sd_s > 0 else 0.0
+        if not (responder and hit and coupling > 0):
+            continue
+        if kind == "ME":
+            amp = sign * coupling * rng.uniform(*setting.me_bpm)
+            out.append(Response(t - lead_s + jitter, amp, 0.12, rng.uniform(2, 4), "ME"))
+        else:
+            amp = sign * coupling * rng.uniform(*setting.mae_bpm)
+            out.append(Response(t - lead_s + jitter, amp, 0.6, rng.uniform(4, 8), "MaE"))
+    for t in rng.uniform(0, duration_s, rng.poisson(setting.spurious_per_min * duration_s / 60.0)):
+        sign = 1.0 if rng.random() < 0.75 else -1.0
+        out.append(Response(float(t), sign * rng.uniform(*setting.me_bpm), 0.12, rng.uniform(2, 4), "none"))
+    for t in stimulus_onsets_s:
+        if rng.random() < setting.startle_p:
+            delay = rng.uniform(0.5, 1.5)
+            out.append(Response(t + delay, rng.uniform(*setting.startle_bpm), 0.3, rng.uniform(2, 4), "startle"))
+    for t in posture_s:
+        out.append(Response(float(t), rng.uniform(*setting.posture_bpm), 0.8, rng.uniform(6, 12), "posture"))
+    return out
+
+
+@dataclass(frozen=True)
+class EcgArtefacts:
+    """ECG noise beyond the heart's own: muscle (EMG), electrode motion and extra baseline wander (mV).
+
+    Everything depends on true time only, so any chunking of the samples gives the same values.
+    """
+
+    t0_s: float
+    rate_hz: float
+    emg: np.ndarray
+    motion: tuple[tuple[float, float, float], ...]  # (t_s, amplitude mV, decay s)
+    wander: tuple[tuple[float, float, float], ...]  # (amplitude mV, frequency Hz, phase rad)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, setting: Realism, duration_s: float, posture_s: np.ndarray) -> EcgArtefacts:
+        """EMG on a 2 kHz grid (20-150 Hz, rest level plus bursts); motion artefacts at random and at posture shifts."""
+        from scipy.signal import butter, sosfiltfilt
+
+        rate, t0 = 2000.0, -3.0
+        n = int((duration_s + 6.0) * rate)
+        emg = np.zeros(n)
+        if setting.emg_mv > 0:
+            sos = butter(4, [20.0, 150.0], btype="bandpass", fs=rate, output="sos")
+            x = sosfiltfilt(sos, rng.standard_normal(n))
+            x /= x.std()
+            env = np.ones(n)
+            t = t0 + np.arange(n) / rate
+            for start in rng.uniform(0, duration_s, rng.poisson(setting.emg_bursts_per_min * duration_s / 60.0)):
+                length, gain = rng.uniform(0.5, 3.0), rng.uniform(3.0, 6.0)
+                u = np.clip((t - start) / length, 0, 1)
+                env += (gain - 1.0) * np.sin(np.pi * u) ** 2
+            emg = setting.emg_mv * x * env
+        times = np.r_[rng.uniform(0, duration_s, rng.poisson(setting.motion_per_min * duration_s / 60.0)), posture_s]
+        motion = tuple(
+            (float(t), float(rng.choice([-1.0, 1.0]) * rng.uniform(*setting.motion_mv)), float(rng.uniform(0.3, 1.5)))
+            for t in times
+        )
+        extra = max(setting.baseline_scale - 1.0, 0.0)
+        wander = tuple(
+            (float(0.05 * extra * rng.uniform(0.5, 1.5)), float(f), float(rng.uniform(0, 2 * np.pi)))
+            for f in rng.uniform(0.1, 0.6, 3)
+        )
+        return cls(t0, rate, emg.astype(np.float32), motion, wander)
+
+    def __call__(self, t_s: np.ndarray) -> np.ndarray:
+        """The artefacts (mV) at true times ``t_s``."""
+        t = np.asarray(t_s, dtype=np.float64)
+        grid = self.t0_s + np.arange(self.emg.size) / self.rate_hz
+        out = np.interp(t, grid, self.emg.astype(np.float64), left=0.0, right=0.0)
+        for t0, amp, decay in self.motion:
+            u = t - t0
+            on = (u > 0) & (u < 8 * decay)
+            out[on] += amp * (1 - np.exp(-u[on] / 0.03)) * np.exp(-u[on] / decay)
+        for amp, f, ph in self.wander:
+            out += amp * np.sin(2 * np.pi * f * t + ph)
+        return out
+
+
 @dataclass
 class Heart:
     """One trial's heart: the HR curve, the beat times and the ECG they make.
@@ -125,6 +245,8 @@ class Heart:
     duration_s: float
     _phases: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(6))
     _seed: int = 0
+    #: EMG, electrode motion and extra wander (realism ``paper``/``hard``); None adds nothing.
+    artefacts: EcgArtefacts | None = field(default=None, repr=False)
 
     @classmethod
     def simulate(
@@ -193,6 +315,8 @@ class Heart:
         out += p.mains_mv * np.sin(2 * np.pi * p.mains_hz * t + ph[2])
         idx = np.arange(t.size) if sample_index is None else np.asarray(sample_index)
         out += p.noise_mv * _hash_normal(idx, self._seed)
+        if self.artefacts is not None:
+            out += self.artefacts(t)
         return out
 
     def hr_at(self, t_s: np.ndarray) -> np.ndarray:

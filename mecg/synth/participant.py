@@ -8,7 +8,7 @@ session file in a batch or plays the participant in real time inside a device si
 from __future__ import annotations
 
 import bisect
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy.signal import lfilter
@@ -16,26 +16,30 @@ from scipy.signal import lfilter
 from mecg.session import Annotation
 from mecg.synth.clocks import DeviceClock, exposure_overlap, line_level, trigger_pulses
 from mecg.synth.expressions import (
-    AUS,
-    BLINK,
     BLINK_AMPLITUDE_SRC_PX,
     Bump,
     Expression,
     blink_closure,
     schedule_blinks,
     schedule_expressions,
+    schedule_talk,
+    talk_level,
 )
 from mecg.synth.face import Appearance, FaceRenderer, Led
-from mecg.synth.heart import Heart, HeartParams, draw_responses
+from mecg.synth.heart import EcgArtefacts, Heart, HeartParams, draw_realistic_responses, draw_responses
+from mecg.synth.identities import IDENTITY_NAMES, au_bumps
+from mecg.synth.realism import RealismName, realism
 
 #: The ECG stream's channels as the amplifier records them.
 ECG_CHANNELS = ("ECG", "TRIG", "STROBE")
 ECG_UNITS = ("mV", "bool", "bool")
+#: True time (s) of the trial's stimulus onset (the clip's event code in the Markers stream).
+STIMULUS_ONSET_S = 0.05
 
 
 @dataclass(frozen=True)
 class Subject:
-    """A synthetic participant: how they look and how their heart behaves."""
+    """A synthetic participant: how they look (face identity, framing) and how their heart behaves."""
 
     subject_id: str
     seed: int
@@ -44,9 +48,13 @@ class Subject:
 
     @classmethod
     def random(cls, subject_id: str, seed: int) -> Subject:
-        """Draw a subject from ``seed`` (same seed, same subject)."""
+        """Draw a subject from ``seed`` (same seed, same subject); the face identity is ``seed`` modulo their count.
+
+        In a dataset subject ``s`` has seed ``1000 x dataset seed + s``, so up to 8 subjects all look different.
+        """
         rng = np.random.default_rng([seed, 0xFACE])
-        return cls(subject_id, seed, Appearance.random(rng), HeartParams.random(rng))
+        appearance = replace(Appearance.random(rng), identity=IDENTITY_NAMES[seed % len(IDENTITY_NAMES)])
+        return cls(subject_id, seed, appearance, HeartParams.random(rng))
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,10 @@ class TrialConfig:
     ``ecg_gaps`` / ``camera_gaps``: ``(start_s, duration_s)`` spans of true time in which the
     amplifier's samples / the camera's frames never reach the recording (a driver restart, a
     cable pulled); the device clocks run on, so truth stays on the unbroken sample clock.
+    ``realism`` (``"easy"``, ``"paper"``, ``"hard"``; :mod:`mecg.synth.realism`) sets the
+    participant's confounds: face identities, unreliable heart responses, accelerations unrelated
+    to the face, ECG artefacts, talking, lighting changes. The library default is ``"easy"``
+    (the device simulators and sync tests want clean signals); ``mecg synth`` defaults to ``"paper"``.
     """
 
     duration_s: float = 60.0
@@ -83,8 +95,10 @@ class TrialConfig:
     amplifier: DeviceClock = field(default_factory=lambda: DeviceClock(latency_s=0.004, jitter_s=0.0005))
     ecg_gaps: tuple[tuple[float, float], ...] = ()
     camera_gaps: tuple[tuple[float, float], ...] = ()
+    realism: RealismName = "easy"
 
     def __post_init__(self) -> None:
+        realism(self.realism)  # a clear ValueError for an unknown name
         if not 0 < self.exposure_s < 1.0 / self.fps:
             object.__setattr__(self, "exposure_s", 0.6 / self.fps)
 
@@ -128,7 +142,10 @@ class Trial:
     ) -> None:
         self.subject, self.index, self.config = subject, index, config
         c = config
+        self.realism = r = realism(c.realism)
         rng = np.random.default_rng([subject.seed, index, 0x7121A1])
+        # the realism's confounds draw from their own stream, so `easy` is the original world draw for draw
+        xr = np.random.default_rng([subject.seed, index, 0x5EA115])
         n_frames = int(np.floor((c.duration_s - c.camera.start_s) * c.fps))
         n_samples = int(np.floor((c.duration_s - c.amplifier.start_s) * c.ecg_rate_hz))
         #: True exposure-start time (s) of every recorded frame, and true time of every recorded ECG sample.
@@ -146,16 +163,33 @@ class Trial:
         self.blinks = schedule_blinks(rng, c.duration_s, c.blinks_per_min)
         self.pulses = trigger_pulses(rng, c.duration_s, *c.trigger_gap_s, width_s=c.trigger_width_s)
         apexes = [(e.apex_s, e.kind) for e in self.expressions]
-        self.heart = Heart.simulate(
-            subject.heart, c.duration_s, draw_responses(rng, apexes, c.duration_s, c.coupling), rng
-        )
+        #: True times (s) of posture shifts: a head shift, an HR rise and an electrode-motion artefact each.
+        self.posture_s = np.sort(xr.uniform(0, c.duration_s, xr.poisson(r.posture_per_min * c.duration_s / 60.0)))
+        if r.name == "easy":
+            responses = draw_responses(rng, apexes, c.duration_s, c.coupling)
+            heart = subject.heart
+        else:
+            responses = draw_realistic_responses(
+                xr, subject.heart, r, apexes, c.duration_s, c.coupling, [STIMULUS_ONSET_S], self.posture_s
+            )
+            h = subject.heart
+            heart = replace(h, rsa_bpm=h.rsa_bpm * r.rsa_scale, baseline_mv=h.baseline_mv * r.baseline_scale)
+        self.heart = Heart.simulate(heart, c.duration_s, responses, rng)
+        if r.name != "easy":
+            self.heart.artefacts = EcgArtefacts.draw(xr, r, c.duration_s, self.posture_s)
+        #: Bursts of mouth movement that are no expression: ``(start_s, length_s, rate_hz, amplitude_px)``.
+        self.talk = schedule_talk(xr, c.duration_s, r.talk_per_min, r.talk_px)
         self.pose = self._head_pose(rng)
         self.gain = self._flicker(rng)
+        if r.name != "easy":
+            self._realistic_pose_and_light(xr)
         self.led_level = exposure_overlap(self.frame_times_s, c.exposure_s, self.pulses)
         self._noise_index = rng.integers(0, 1 << 30, self.n_frames)
         self._stamp_seed = int(rng.integers(1 << 31))
+        appearance = subject.appearance if r.identities else replace(subject.appearance, identity="astronaut")
+        self._aus, self._blink, self._talk_bumps = au_bumps(appearance.identity)
         self.renderer = FaceRenderer(
-            subject.appearance,
+            appearance,
             c.width,
             c.height,
             color=c.color,
@@ -168,7 +202,7 @@ class Trial:
     def _head_pose(self, rng: np.random.Generator) -> np.ndarray:
         """(n_frames, 4): tx, ty (640-reference px), rotation (rad), relative scale."""
         c, n, dt = self.config, self.n_frames, 1.0 / self.config.fps
-        m = c.head_motion
+        m = c.head_motion * self.realism.head_scale
         pose = np.zeros((n, 4))
         pose[:, 0] = _ou(rng, n, dt, 12.0, 3.0 * m)
         pose[:, 1] = _ou(rng, n, dt, 12.0, 2.0 * m)
@@ -186,6 +220,30 @@ class Trial:
             pose[:, 1] += amp * np.sin(ang) * step
             pose[:, 2] += np.deg2rad(rng.uniform(-0.5, 0.5)) * m * step
         return pose
+
+    def _realistic_pose_and_light(self, rng: np.random.Generator) -> None:
+        """Posture shifts in the head pose; lamp flicker and lighting changes in the gain (not in ``easy``)."""
+        r, t, c = self.realism, self.frame_times_s, self.config
+        for t0 in self.posture_s:  # the head moves 5-15 px, turns 1-3 deg and nears/leaves 1-4 % over 0.5-1.5 s
+            u = np.clip((t - t0) / rng.uniform(0.5, 1.5), 0, 1)
+            step = 0.5 - 0.5 * np.cos(np.pi * u)
+            ang = rng.uniform(0, 2 * np.pi)
+            amp = rng.uniform(5.0, 15.0)
+            self.pose[:, 0] += amp * np.cos(ang) * step
+            self.pose[:, 1] += amp * np.sin(ang) * step
+            self.pose[:, 2] += np.deg2rad(rng.uniform(1.0, 3.0) * rng.choice([-1.0, 1.0])) * step
+            self.pose[:, 3] += rng.uniform(-0.04, 0.04) * step
+        if r.mains_flicker > 0:  # lamps flicker at twice the mains frequency; the exposure averages part of it
+            f = 2.0 * self.subject.heart.mains_hz
+            mid = t + 0.5 * c.exposure_s
+            self.gain *= 1.0 + r.mains_flicker * np.sinc(f * c.exposure_s) * np.sin(
+                2 * np.pi * f * mid + rng.uniform(0, 6.3)
+            )
+        for t0 in rng.uniform(0, c.duration_s, rng.poisson(r.light_steps_per_min * c.duration_s / 60.0)):
+            u = np.clip((t - t0) / rng.uniform(0.3, 1.0), 0, 1)
+            self.gain *= 1.0 + rng.choice([-1.0, 1.0]) * r.light_step * rng.uniform(0.3, 1.0) * (
+                0.5 - 0.5 * np.cos(np.pi * u)
+            )
 
     def _flicker(self, rng: np.random.Generator) -> np.ndarray:
         """Illumination gain per frame: slow drift (0.5 %) plus a faint fast ripple (0.3 %)."""
@@ -207,13 +265,17 @@ class Trial:
             if act <= 0:
                 continue
             for au, amp in e.aus:
-                for bump in AUS[au]:
+                for bump in self._aus[au]:
                     if not bump.side or bump.side in e.sides:
                         out.append((bump, amp * act))
         closure = blink_closure(t, self.blinks)
         if closure > 0:
             px = BLINK_AMPLITUDE_SRC_PX * 640.0 / self.subject.appearance.crop_width  # lid travel, 640-ref px
-            out += [(b, px * closure) for b in BLINK]
+            out += [(b, px * closure) for b in self._blink]
+        if self.talk:
+            level = talk_level(t, self.talk)
+            if level > 0:
+                out += [(b, level) for b in self._talk_bumps]
         return out
 
     def frame(self, i: int) -> np.ndarray:
@@ -302,6 +364,10 @@ class Trial:
             "amplifier_offset_s": c.amplifier.offset_s,
             "amplifier_latency_s": c.amplifier.latency_s,
             "coupling": c.coupling,
+            "realism": c.realism,
+            "realism_json": json.dumps(self.realism.as_dict()),
+            "face_identity": self.renderer.appearance.identity,
+            "heart_responder": bool(self.subject.heart.responder_rank < self.realism.responder_share),
         }
         expr = self.expressions
         arrays = {
@@ -315,5 +381,8 @@ class Trial:
             "expression_is_me": np.array([e.kind == "ME" for e in expr], dtype=bool),
             "hr_response_times_s": np.array([r.t_s for r in self.heart.responses], dtype=np.float64),
             "hr_response_bpm": np.array([r.amplitude_bpm for r in self.heart.responses], dtype=np.float64),
+            "hr_response_cause": np.array([r.cause.encode() for r in self.heart.responses], dtype="S8"),
+            "posture_shift_true_s": np.asarray(self.posture_s, dtype=np.float64),
+            "talk_bursts_true_s": np.array([[a, a + n] for a, n, _, _ in self.talk], dtype=np.float64).reshape(-1, 2),
         }
         return attrs, arrays
