@@ -29,7 +29,7 @@ import itertools
 import json
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -52,6 +52,12 @@ FRONTEND_VERSION = 9
 CHUNK = 128
 #: Most processes one front-end run starts (None: as many as pieces); see :func:`limit_processes`.
 _MAX_PROCESSES: int | None = None
+
+
+# Processes started by the fork server inherit its imports: preloading this module there spares
+# every front-end process the import of OpenCV and h5py (about 0.5 s each). No effect when the
+# fork server is already running.
+multiprocessing.get_context("forkserver").set_forkserver_preload([__name__])
 
 
 def limit_processes(n: int | None) -> None:
@@ -161,6 +167,11 @@ class _Cropper:
         m = np.array([[1.0, 0.0, self.size / 2 - (cx - x0) * fx], [0.0, 1.0, self.size / 2 - (cy - y0) * fy]])
         return cv2.warpAffine(small, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
+    def rows_needed(self, height: int) -> int:
+        """Frame rows (from the top) that any crop of this cropper can touch: the box, its one-pixel
+        margin and the largest shift :meth:`_follow` accepts (a quarter of the box side)."""
+        return min(height, int(np.ceil(self.cy + self.side / 2 + 0.25 * self.side)) + 3)
+
     def _smooth(self, crop: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 2.0)
 
@@ -196,12 +207,13 @@ class _Cropper:
 
 
 @functools.lru_cache(maxsize=4)
-def _grids(h: int, w: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Design matrix of the subsampled grid, and the full-resolution pixel coordinates."""
+def _grids(h: int, w: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Design matrices ``[x, y, 1]`` of the subsampled grid (float64) and of every pixel (float32)."""
     ys, xs = np.mgrid[0:h:step, 0:w:step]
     a = np.column_stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]).astype(np.float64)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return a, gx, gy
+    g = np.column_stack([gx.ravel(), gy.ravel(), np.ones(gx.size, np.float32)])
+    return a, g
 
 
 def head_motion(flow: np.ndarray, step: int = 4, iterations: int = 3) -> np.ndarray:
@@ -209,16 +221,22 @@ def head_motion(flow: np.ndarray, step: int = 4, iterations: int = 3) -> np.ndar
     scale, shear), evaluated at every pixel. Local motion (blinks, expressions) covers a small part
     of the face and is down-weighted as outliers (points beyond 2.5 median residuals are dropped)."""
     h, w = flow.shape[:2]
-    a, gx, gy = _grids(h, w, step)
+    a, g = _grids(h, w, step)
     f = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
     keep = np.ones(len(a), dtype=bool)
     coef = np.zeros((3, 2))
     for _ in range(iterations):
-        coef, *_ = np.linalg.lstsq(a[keep], f[keep], rcond=None)
-        res = np.hypot(*(f - a @ coef).T)
+        ak = a[keep]
+        # least squares by the 3 x 3 normal equations (the grid's x, y, 1 are well conditioned);
+        # a degenerate set (all points dropped) falls back to SVD
+        try:
+            coef = np.linalg.solve(ak.T @ ak, ak.T @ f[keep])
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(ak, f[keep], rcond=None)
+        r = f - a @ coef
+        res = np.sqrt(np.einsum("ij,ij->i", r, r))
         keep = res <= 2.5 * max(float(np.median(res)), 1e-6)
-    c = coef.astype(np.float32)
-    return np.stack([c[0, 0] * gx + c[1, 0] * gy + c[2, 0], c[0, 1] * gx + c[1, 1] * gy + c[2, 1]], axis=-1)
+    return (g @ coef.astype(np.float32)).reshape(h, w, 2)
 
 
 def _roi_features(
@@ -228,20 +246,18 @@ def _roi_features(
     # Head motion: a robust affine fit over the whole face crop (the nose bridge alone picks up
     # blinks through DIS's spatial smoothing, and misses rotation and scale).
     comp = flow - head_motion(flow) if compensate else flow
-    ux = cv2.Sobel(comp[..., 0], cv2.CV_32F, 1, 0, ksize=3) / 8
-    uy = cv2.Sobel(comp[..., 0], cv2.CV_32F, 0, 1, ksize=3) / 8
-    vx = cv2.Sobel(comp[..., 1], cv2.CV_32F, 1, 0, ksize=3) / 8
-    vy = cv2.Sobel(comp[..., 1], cv2.CV_32F, 0, 1, ksize=3) / 8
-    strain = np.sqrt(ux**2 + vy**2 + 0.5 * (uy + vx) ** 2)
-    mag = np.hypot(comp[..., 0], comp[..., 1])
-    feats = np.empty((len(boxes), 4), dtype=np.float32)
+    dx = cv2.Sobel(comp, cv2.CV_32F, 1, 0, ksize=3) / 8  # (du/dx, dv/dx)
+    dy = cv2.Sobel(comp, cv2.CV_32F, 0, 1, ksize=3) / 8  # (du/dy, dv/dy)
+    strain = np.sqrt(dx[..., 0] ** 2 + dy[..., 1] ** 2 + 0.5 * (dy[..., 0] + dx[..., 1]) ** 2)
+    mag = cv2.magnitude(comp[..., 0], comp[..., 1])
+    # ROI means of (u, v, mag, strain) from one integral image (float64 sums): 4 lookups per ROI
+    ii = cv2.integral(cv2.merge([comp[..., 0], comp[..., 1], mag, strain]), sdepth=cv2.CV_64F)
+    x0, y0, x1, y1 = boxes.T
+    sums = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    feats = (sums / ((x1 - x0) * (y1 - y0))[:, None]).astype(np.float32)
     crops = np.empty((len(boxes), 2, patch, patch), dtype=np.float16)
     for r, (a, b, c, d) in enumerate(boxes):
-        region = comp[b:d, a:c]
-        feats[r, 0:2] = region.reshape(-1, 2).mean(axis=0)
-        feats[r, 2] = mag[b:d, a:c].mean()
-        feats[r, 3] = strain[b:d, a:c].mean()
-        small = cv2.resize(region, (patch, patch), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(comp[b:d, a:c], (patch, patch), interpolation=cv2.INTER_AREA)
         crops[r] = small.transpose(2, 0, 1)
     img = cv2.resize(comp, (image, image), interpolation=cv2.INTER_AREA).transpose(2, 0, 1) if image else None
     return feats, crops, img
@@ -262,15 +278,20 @@ def _process(
     crops = np.zeros((n_out, len(ROI_NAMES), 2, params.patch, params.patch), dtype=np.float16)
     shift = np.zeros((n_out, 2), dtype=np.float32)
     images = np.zeros((n_out, 2, image, image), dtype=np.float16) if image else None
-    with open_session(path) as s:
+    # the next chunk of frames is read and inflated in a thread while this one is worked on
+    with open_session(path) as s, ThreadPoolExecutor(1) as reader:
         video = s.streams[key]
         n = video.sample_count
-        cropper(video.frames(0, 1)[0])  # the reference crop is always frame 0's
+        read = functools.partial(video.frames, rows=cropper.rows_needed(video.data.shape[1]))
+        cropper(read(0, 1)[0])  # the reference crop is always frame 0's
         cropper.shift = np.zeros(2)
         end = min(n, stop + k)
         ring: dict[int, np.ndarray] = {}
+        ahead = reader.submit(read, start, min(start + CHUNK, end))
         for a in range(start, end, CHUNK):
-            chunk = video.frames(a, min(a + CHUNK, end))
+            chunk = ahead.result()
+            if a + CHUNK < end:
+                ahead = reader.submit(read, a + CHUNK, min(a + 2 * CHUNK, end))
             for j, frame in enumerate(chunk):
                 i = a + j
                 ring[i] = cropper(frame)
@@ -285,6 +306,20 @@ def _process(
                     if images is not None:
                         images[src - start] = img
     return roi, crops, shift, images
+
+
+def _pool_worker() -> None:
+    """Pool process set-up: one OpenCV thread (the pool's processes already fill the cores)."""
+    cv2.setNumThreads(1)
+
+
+def _start_pool(processes: int) -> ProcessPoolExecutor:
+    """A forkserver pool of ``processes`` processes, started now (they come up in the background)."""
+    ctx = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_pool_worker)
+    for _ in range(processes):
+        pool.submit(int)  # each submit with no idle process starts one
+    return pool
 
 
 def compute_frontend(
@@ -302,24 +337,26 @@ def compute_frontend(
     """
     video = session.streams[video_key] if video_key else session.stream(kind=StreamKind.VIDEO)
     n = video.sample_count
-    if params.face_box is not None:
-        layout = FaceLayout.from_face_box(*params.face_box)
-    else:
-        probes = [video.data[int(i)] for i in np.linspace(0, max(n - 1, 0), min(probe_frames, max(n, 1)))]
-        layout = find_layout(probes)
     workers = max(1, min(workers or os.cpu_count() or 1, max(1, n // (4 * params.k_frames + 64))))
-    bounds = np.linspace(0, n, workers + 1).astype(int)
-    fps = video.info.nominal_srate_hz or 30.0
-    spans = itertools.pairwise(bounds)
-    jobs = [(str(session.path), video.key, params, layout, int(a), int(b), fps, image) for a, b in spans]
     processes = min(workers, _MAX_PROCESSES or workers)
-    if processes == 1:
-        parts = [_process(j) for j in jobs]
-    else:
-        # forkserver, not fork: a fork of a process whose other threads use HDF5 (a recorder, an app's
-        # workers, an open session) can crash the child inside HDF5
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("forkserver")) as ex:
-            parts = list(ex.map(_process, jobs))
+    # forkserver, not fork: a fork of a process whose other threads use HDF5 (a recorder, an app's
+    # workers, an open session) can crash the child inside HDF5. The processes start (and import
+    # OpenCV) while this one looks for the face.
+    pool = _start_pool(processes) if processes > 1 else None
+    try:
+        if params.face_box is not None:
+            layout = FaceLayout.from_face_box(*params.face_box)
+        else:
+            probes = [video.data[int(i)] for i in np.linspace(0, max(n - 1, 0), min(probe_frames, max(n, 1)))]
+            layout = find_layout(probes)
+        bounds = np.linspace(0, n, workers + 1).astype(int)
+        fps = video.info.nominal_srate_hz or 30.0
+        spans = itertools.pairwise(bounds)
+        jobs = [(str(session.path), video.key, params, layout, int(a), int(b), fps, image) for a, b in spans]
+        parts = list(pool.map(_process, jobs)) if pool is not None else [_process(j) for j in jobs]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     roi = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])
     shift = np.concatenate([p[2] for p in parts])

@@ -46,6 +46,12 @@ def encode_frame(frame: np.ndarray, level: int = DEFAULT_LEVEL) -> tuple[bytes, 
     return packed, 0
 
 
-def inflate(payload: bytes) -> bytes:
-    """Undo :func:`encode_frame` (any zlib stream): ISA-L's inflate, else zlib's."""
-    return _deflate.decompress(payload)
+def inflate(payload: bytes, max_bytes: int | None = None) -> bytes:
+    """Undo :func:`encode_frame` (any zlib stream): ISA-L's inflate, else zlib's.
+
+    ``max_bytes``: stop after that many output bytes (the top rows of a frame); the stream's own
+    adler32 is then not reached, so callers check the chunk's Fletcher32 instead.
+    """
+    if max_bytes is None:
+        return _deflate.decompress(payload)
+    return _deflate.decompressobj().decompress(payload, max_bytes)
