@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import json
 import math
 import os
 import shutil
@@ -62,6 +63,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from mecg.acquire.buffers import DEFAULT_BUFFER_S, BufferTooLargeError, buffer_seconds
 from mecg.acquire.errors import AcquireError
+from mecg.acquire.live_analysis import EVENTS_TYPE, LiveEvent
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.recorder_config import (
     BufferSettings,
@@ -283,6 +285,7 @@ class Recorder:
         self._closed = False
         self._cpu0 = 0.0
         self._cpu_final: float | None = None
+        self._events_key: str | None = None  # the live analysis's events stream, once it has one
         #: What each stream task may do to this recorder.
         self._host = TaskHost(
             append=self._append,
@@ -448,6 +451,8 @@ class Recorder:
             )
             if cfg.output.ecg_channel and self.path is not None:
                 self.writer.set_ecg_channel(cfg.output.ecg_channel)
+            if cfg.live.analysis is not None:
+                cfg.live.analysis.begin(self._store_live_events if self.path is not None else None)
         except SessionError as exc:
             for inlet, *_ in opened:
                 inlet.close_stream()
@@ -503,6 +508,22 @@ class Recorder:
     def _append_clock_offsets(self, key: str, rows: list[list[float]]) -> None:
         assert self.writer is not None
         self.writer.append_clock_offsets(key, rows)
+
+    def _store_live_events(self, events: list[LiveEvent]) -> None:
+        """Live analysis events into the session being written: a markers stream of their own (analysis thread)."""
+        writer = self.writer
+        if not isinstance(writer, SessionWriter) or self._closed:
+            return
+        writer.append(self._live_events_key(writer), [e.text for e in events], np.array([e.time_s for e in events]))
+
+    def _live_events_key(self, writer: SessionWriter) -> str:
+        """The key of the live analysis's events stream, added to the session on first use."""
+        if self._events_key is None:
+            analysis = self.config.live.analysis
+            name = analysis.events_name if analysis is not None else "mecg live analysis"
+            info = StreamInfo(name=name, type=EVENTS_TYPE, kind="markers", source_id=f"mecg-live-{os.getpid()}")
+            self._events_key = writer.add_stream(info)
+        return self._events_key
 
     def _event(self, message: str) -> None:
         self._events.append(f"[{time.strftime('%H:%M:%S')}] {message}")
@@ -708,6 +729,7 @@ class Recorder:
         joined = self._join()
         for t in self._tasks:
             t.close_tail(stop_lsl)
+        self._finish_live_analysis()
         complete = False
         if self.writer is not None and self.failure is None:
             self._store_losses(force=True)
@@ -737,6 +759,21 @@ class Recorder:
             self._final = final
         self._stopped.set()
         return final
+
+    def _finish_live_analysis(self) -> None:
+        """Let the live analysis catch up and store its last events and its summary before the file closes."""
+        analysis = self.config.live.analysis
+        if analysis is None or self.writer is None:
+            return
+        analysis.finish()
+        if analysis.stats.error:
+            self._event(analysis.stats.error)
+        if isinstance(self.writer, SessionWriter) and self.failure is None:
+            try:  # with no events the stream is still added: it says the analysis ran
+                key = self._live_events_key(self.writer)
+                self.writer.set_stream_attrs(key, {"live_analysis": json.dumps(analysis.summary())})
+            except Exception as exc:
+                self._event(f"cannot store the live analysis summary ({type(exc).__name__}: {exc})")
 
     # -- status ---------------------------------------------------------------------------------
     def status(self) -> RecorderStatus:

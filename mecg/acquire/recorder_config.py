@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB
+from mecg.acquire.live_analysis import LiveAnalysis
 from mecg.acquire.stream_metadata import DEFAULT_TYPES, StreamQuery
 
 
@@ -76,12 +77,15 @@ class TimingSettings:
 class LiveSettings:
     """For a live display. ``hr_window_s``: ECG seconds used for the live heart rate; ``preview``: keep a
     :class:`~mecg.acquire.preview.StreamPreview` per stream (``preview_signal_s`` seconds of signal,
-    frames copied at most ``preview_frame_hz`` times a second)."""
+    frames copied at most ``preview_frame_hz`` times a second); ``analysis``: a
+    :class:`~mecg.acquire.live_analysis.LiveAnalysis` (e.g. live spotting) fed every recorded chunk
+    through a bounded queue, its events stored in the session being written."""
 
     hr_window_s: float = 8.0
     preview: bool = False
     preview_signal_s: float = 10.0
     preview_frame_hz: float = 30.0
+    analysis: LiveAnalysis | None = None
 
 
 _GROUPS = {

@@ -22,6 +22,7 @@ import pylsl
 from pylsl.util import LostError as LslLostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
+from mecg.acquire.live_analysis import LiveAnalysis
 from mecg.acquire.live_heart_rate import heart_rate_bpm
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.recorder_config import LiveSettings, TimingSettings
@@ -105,6 +106,8 @@ class StreamTask:
     ``host``: how it reaches its owner; ``timing``/``live``: the owner's settings; ``ecg_channel``: the
     explicit ECG choice (``""``: the stream's own rule) for the live heart rate; ``late``: appeared after
     recording started; ``uid``: the LSL uid of the outlet ``inlet`` was opened on; ``buffer_s``: the inlet's buffer.
+    ``live.analysis`` (a :class:`~mecg.acquire.live_analysis.LiveAnalysis`) gets each stored chunk and each
+    clock offset; it only queues them (or counts them as skipped), so it never delays the pull thread much.
     """
 
     def __init__(
@@ -166,6 +169,9 @@ class StreamTask:
             self._hr_buf = np.zeros(max(1, round(live.hr_window_s * self.srate)))
             self._hr_filled = 0
             self._hr_ch = hr_ch
+        self.analysis: LiveAnalysis | None = live.analysis
+        if self.analysis is not None:
+            self.analysis.add_stream(key, info)
         self.preview = (
             StreamPreview(info, signal_s=live.preview_signal_s, frame_hz=live.preview_frame_hz)
             if live.preview
@@ -213,6 +219,12 @@ class StreamTask:
         now = pylsl.local_clock()
         self.host.append(self.key, data, ts)
         self._account(data, ts, now)
+        if self.analysis is not None:
+            try:
+                self.analysis.push(self.key, data, ts)
+            except Exception as exc:  # analysis must never stop a recording
+                self.analysis = None
+                self.host.event(f"{self.key}: live analysis turned off ({type(exc).__name__}: {exc})")
         if self.preview is not None:
             try:
                 self.preview.push(data, ts)
@@ -366,6 +378,8 @@ class StreamTask:
                 self.host.append_clock_offsets(self.key, [[t, offset]])
                 with self._lock:
                     self.offset_s, self.n_offsets = float(offset), self.n_offsets + 1
+                if self.analysis is not None:
+                    self.analysis.clock_offset(self.key, offset)
             except LslTimeoutError:
                 pass  # stream away: try again next time
             except LslLostError:

@@ -30,6 +30,7 @@ from mecg.cli.stream import add_lsl_options, apply_lsl_options, gap_range
 from mecg.errors import MecgError
 
 if TYPE_CHECKING:
+    from mecg.acquire.live_analysis import LiveAnalysis
     from mecg.acquire.recorder import Recorder, RecorderConfig
     from mecg.acquire.rig import Rig, RigConfig
     from mecg.acquire.sim_truth import ExpressionJournal
@@ -252,6 +253,8 @@ class RecordOptions:
     status_every_s: float | None = None
     quiet: bool = False
     json: bool = False
+    live_spot: str | None = None
+    ccf_eta: float | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RecordOptions:
@@ -260,6 +263,12 @@ class RecordOptions:
         from mecg.acquire.recorder import check_output
 
         path = _output_path(args.out, args.session_dir, args.subject or "")
+        live = getattr(args, "live_spot", None)
+        if live is not None and live != "baseline" and not Path(live).is_file():
+            raise MecgError(
+                f"--live-spot {live}: no such model file; give a CMCL-Net checkpoint (.pt from `mecg train`) "
+                "or 'baseline'"
+            )
         check_output(path, args.overwrite, args.min_free_mb)
         check_folder_writable(path.parent, f"--out {path}")  # a read-only disk too (permission bits do not show it)
         hosts = tuple(args.host or ())
@@ -281,10 +290,32 @@ class RecordOptions:
             status_every_s=args.status_every,
             quiet=args.quiet,
             json=args.json,
+            live_spot=live,
+            ccf_eta=getattr(args, "ccf_eta", None),
         )
 
-    def recorder_config(self, required: tuple[StreamQuery, ...]) -> RecorderConfig:
-        """The recorder's configuration: the wanted streams, plus ``required`` ones (the rig's devices)."""
+    def live_analysis(self) -> LiveAnalysis | None:
+        """``--live-spot``: the live spotter beside the recorder (the model is loaded now, before recording)."""
+        if self.live_spot is None:
+            return None
+        from mecg.acquire.live_analysis import LiveAnalysis
+        from mecg.model.live_spotter import LiveSpotParams, LiveSpotter
+
+        ck = None
+        eta = self.ccf_eta
+        if self.live_spot != "baseline":
+            from mecg.model.spotting import DEFAULT_ETA, load_spotter
+
+            ck = load_spotter(self.live_spot)
+            eta = DEFAULT_ETA if eta is None else eta
+        params = LiveSpotParams(method="baseline" if ck is None else "cmclnet", ccf_eta=eta)
+        return LiveAnalysis(LiveSpotter(self.path.stem, params, ck, self.ecg_channel))
+
+    def recorder_config(
+        self, required: tuple[StreamQuery, ...], analysis: LiveAnalysis | None = None
+    ) -> RecorderConfig:
+        """The recorder's configuration: the wanted streams, plus ``required`` ones (the rig's devices);
+        ``analysis`` runs beside it (``--live-spot``)."""
         from mecg.acquire.recorder import RecorderConfig
 
         return RecorderConfig(
@@ -299,6 +330,7 @@ class RecordOptions:
             buffer_s=self.buffer_s,
             buffer_max_mb=self.buffer_max_mb,
             ecg_channel=self.ecg_channel,
+            analysis=analysis,
         )
 
 
@@ -347,6 +379,8 @@ class _Run:
         self.stop = threading.Event()
         self.stop_reason = ""
         self.recording = False
+        self.live: LiveAnalysis | None = None
+        self.live_shown = 0
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if not self.recording or self.stop_reason:
@@ -386,6 +420,7 @@ class _Run:
         from mecg.acquire.rig import Rig
 
         o, err = self.opts, self.err
+        self.live = o.live_analysis()
         if not o.rig.empty:
             self.rig = Rig(o.rig).start()
             for line in self.rig.describe():
@@ -393,7 +428,7 @@ class _Run:
             self.journal = _start_journal(self.rig, o.path)
         if self.rig is None and not o.wanted:
             raise MecgError(_nothing_chosen(o.hosts, min(o.wait_s, 2.0)))
-        rec = self.rec = Recorder(o.recorder_config(self.rig.queries() if self.rig is not None else ()))
+        rec = self.rec = Recorder(o.recorder_config(self.rig.queries() if self.rig is not None else (), self.live))
         if not o.quiet:
             looking = (
                 f"required: {', '.join(self.rig.source_ids.values())}"
@@ -437,11 +472,23 @@ class _Run:
                 reason = "failure"
                 break
             news = rec.events() + [f"device problem: {m}" for m in (rig.problems() if rig else []) if m not in shown]
+            news += self._live_news()
             shown.update(m[len("device problem: ") :] for m in news if m.startswith("device problem: "))
             display.events(news)
             display.update(st)
         display.finish()
         return reason
+
+    def _live_news(self) -> list[str]:
+        """One line per live-spotted candidate not shown yet."""
+        if self.live is None:
+            return []
+        from mecg.cli.live_spot import candidate_line
+
+        events = self.live.events()
+        lines = [candidate_line(ev, produced, self.rec.start_lsl) for produced, ev in events[self.live_shown :]]
+        self.live_shown = len(events)
+        return [x for x in lines if x]
 
     def finish(self, reason: str) -> int:
         """Stop in order (the recorder drains what the drivers sent, then the drivers stop); print the results."""
@@ -451,11 +498,17 @@ class _Run:
         finally:
             if rig is not None:
                 rig.close()
-        for m in rec.events():
+        for m in rec.events() + self._live_news():
             print(m, file=err)
         if not o.quiet:
             print(f"stopped: {reason}", file=err)
         print(format_summary(final), file=err)
+        live = None
+        if self.live is not None:
+            from mecg.cli.live_spot import live_summary
+
+            live = live_summary(self.live)
+            print(live["text"], file=err)
         camera = rig.simulation.camera if rig is not None and rig.simulation is not None else None
         if final.complete and camera is not None:
             from mecg.acquire.sim_truth import annotate_simulated
@@ -477,6 +530,8 @@ class _Run:
             d = final.as_dict()
             d["stopped_by"] = reason
             d["devices"] = rig.stats() if rig is not None else {}
+            if live is not None:
+                d["live_spot"] = {k: v for k, v in live.items() if k != "text"}
             print(json.dumps(d))
         if rec.failure is not None:
             raise rec.failure
@@ -592,6 +647,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=2000.0,
         help="memory cap of one inlet buffer, MB (default 2000): the default video buffer shrinks to fit, "
         "a larger --buffer-s is refused",
+    )
+
+    s = p.add_argument_group("live spotting (docs/spotting.md 'Live spotting')")
+    s.add_argument(
+        "--live-spot",
+        nargs="?",
+        const="baseline",
+        default=None,
+        metavar="baseline|MODEL.pt",
+        help="spot expressions while recording, with the baseline (default) or a CMCL-Net checkpoint; "
+        "candidates are shown as they come and stored in the session as spotted-candidate events",
+    )
+    s.add_argument(
+        "--ccf-eta",
+        type=bounded(float, 0, 100, lo_open=True),
+        default=None,
+        metavar="ETA",
+        help="candidate clip filter: reject an ME whose apex HR slope is not above ETA x the running mean "
+        "(default: 2 with a model; the baseline only reports the HR slope unless given)",
     )
 
     v = p.add_argument_group("display")

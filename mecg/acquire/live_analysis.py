@@ -1,0 +1,238 @@
+"""Live analysis while recording: a bounded hand-over from the recorder's pull threads to an analyser.
+
+The recorder never waits for analysis. Each stream's pull thread, right after it has stored a chunk,
+hands a copy to :meth:`LiveAnalysis.push`, which only puts it into a bounded queue (``max_queue_s``
+of video at its frame rate, 4x that many chunks for the other streams); when the queue is full the
+chunk is **not analysed** (counted in ``skipped`` per stream, the analyser told which samples it
+missed) and the recording goes on untouched. One analysis thread takes chunks from the queue and
+feeds the analyser (an object of the model room, given by the CLI or the app: acquire never imports
+model). The analyser returns events (a text and a time on the recorder's LSL clock), which go
+
+* into the session being written, as a markers stream of their own (``events_name``, type
+  ``events_type``), while the file is still open: a closed recording is never written again;
+* to :meth:`LiveAnalysis.events` for a live display (with the LSL time each one was produced).
+
+At :meth:`~mecg.acquire.recorder.Recorder.stop` the recorder calls :meth:`LiveAnalysis.finish`
+before it closes the file: the queue is drained (at most ``finish_timeout_s``), the analyser's last
+events are written, and its summary goes into the events stream's attributes.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pylsl
+
+from mecg.session import StreamInfo, StreamKind
+from mecg.session.live_events import EVENTS_TYPE, LiveEvent
+
+__all__ = ["EVENTS_TYPE", "LiveAnalyser", "LiveAnalysis", "LiveAnalysisStats", "LiveEvent"]
+
+
+class LiveAnalyser(Protocol):
+    """What :class:`LiveAnalysis` feeds; every method runs in the analysis thread only.
+
+    ``add_stream`` is told of each recorded stream before its data and says whether it wants it;
+    ``feed`` gets the samples ``first .. first + len(ts) - 1`` (counted from the stream's first) with
+    their LSL timestamps (sender clock); ``skip`` names samples that were recorded but not handed over
+    (queue full); ``clock_offset`` gets each measured clock offset (s) of a stream; ``finish`` is
+    called once at the end; ``summary`` is stored with the events.
+    """
+
+    def add_stream(self, key: str, info: StreamInfo) -> bool: ...
+
+    def feed(self, key: str, first: int, data: np.ndarray | list, ts: np.ndarray) -> list[LiveEvent]: ...
+
+    def skip(self, key: str, first: int, count: int) -> list[LiveEvent]: ...
+
+    def clock_offset(self, key: str, offset_s: float) -> list[LiveEvent]: ...
+
+    def finish(self) -> list[LiveEvent]: ...
+
+    def summary(self) -> dict[str, object]: ...
+
+
+@dataclass
+class LiveAnalysisStats:
+    """Counters of the hand-over: chunks and samples analysed and skipped per stream, events, errors."""
+
+    fed_samples: dict[str, int] = field(default_factory=dict)
+    skipped_samples: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    error: str = ""
+
+    @property
+    def skipped(self) -> int:
+        """Samples of all streams recorded but not analysed (queue full)."""
+        return sum(self.skipped_samples.values())
+
+
+class LiveAnalysis:
+    """Runs a :class:`LiveAnalyser` beside a recorder: bounded queue, one thread, events to the session.
+
+    Parameters
+    ----------
+    analyser : LiveAnalyser
+        What to run (e.g. :class:`mecg.model.live_spotter.LiveSpotter`).
+    events_name : str
+        Name of the markers stream the events are stored in.
+    max_queue_s : float
+        Video the queue may hold before chunks are skipped (s at the stream's frame rate).
+    finish_timeout_s : float
+        At stop, how long the analysis may take to catch up (s); what is left then is skipped.
+    """
+
+    def __init__(
+        self,
+        analyser: LiveAnalyser,
+        *,
+        events_name: str = "mecg live spots",
+        max_queue_s: float = 2.0,
+        finish_timeout_s: float = 30.0,
+    ) -> None:
+        self.analyser = analyser
+        self.events_name = events_name
+        self.max_queue_s = max_queue_s
+        self.finish_timeout_s = finish_timeout_s
+        self.stats = LiveAnalysisStats()
+        self._queue: queue.Queue = queue.Queue()
+        self._pending: dict[str, int] = {}  # samples queued per video stream
+        self._limit: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # samples seen per stream (the next one's index)
+        self._wanted: dict[str, bool] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._store: Callable[[list[LiveEvent]], None] | None = None
+        self._events: collections.deque[tuple[float, LiveEvent]] = collections.deque(maxlen=10_000)
+        self._done = threading.Event()
+        self._finished = False
+
+    # -- called by the recorder (any thread; never blocks, never raises) --------------------------
+    def begin(self, store: Callable[[list[LiveEvent]], None] | None) -> None:
+        """Start the analysis thread; ``store(events)`` writes events into the session (None: keep them here only)."""
+        self._store = store
+        self._thread = threading.Thread(target=self._run, name="live-analysis", daemon=True)
+        self._thread.start()
+
+    def add_stream(self, key: str, info: StreamInfo) -> None:
+        """A stream the recorder records (before its first sample)."""
+        with self._lock:
+            self._counts[key] = 0
+            self._pending[key] = 0
+            rate = float(info.nominal_srate_hz)
+            if info.kind == StreamKind.VIDEO:
+                self._limit[key] = max(8, math.ceil(self.max_queue_s * rate)) if rate > 0 else 64
+            else:
+                self._limit[key] = max(1024, math.ceil(4 * self.max_queue_s * rate)) if rate > 0 else 1024
+        self._queue.put(("stream", key, info))
+
+    def push(self, key: str, data: np.ndarray | list, ts: np.ndarray) -> None:
+        """Samples just recorded (``data`` may be the recorder's reused buffer: it is copied)."""
+        n = len(ts)
+        with self._lock:
+            if key not in self._counts or self._finished:
+                return
+            first = self._counts[key]
+            self._counts[key] = first + n
+            if self._wanted.get(key) is False:
+                return
+            if self._pending[key] + n > self._limit[key]:
+                self.stats.skipped_samples[key] = self.stats.skipped_samples.get(key, 0) + n
+                item = ("skip", key, first, n)
+            else:
+                self._pending[key] += n
+                copy = list(data) if isinstance(data, list) else np.array(data, copy=True)
+                item = ("data", key, first, copy, np.array(ts, dtype=np.float64, copy=True))
+        self._queue.put(item)
+
+    def clock_offset(self, key: str, offset_s: float) -> None:
+        """A clock offset (s) just measured for stream ``key``."""
+        self._queue.put(("clock", key, float(offset_s)))
+
+    def finish(self) -> None:
+        """Drain the queue (at most ``finish_timeout_s``), let the analyser finish and store its last events."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        if self._thread is None:
+            return
+        self._queue.put(("finish",))
+        if not self._done.wait(self.finish_timeout_s):
+            self.stats.error = self.stats.error or f"analysis still behind {self.finish_timeout_s:g} s after stop"
+
+    # -- for a display ------------------------------------------------------------------------
+    def events(self) -> list[tuple[float, LiveEvent]]:
+        """Every event so far, each with the LSL time (recorder's clock, s) it was produced."""
+        return list(self._events)
+
+    def summary(self) -> dict[str, object]:
+        """The analyser's summary plus the hand-over's counters (as stored with the events)."""
+        out = dict(self.analyser.summary())
+        out["analysed_samples"] = dict(self.stats.fed_samples)
+        out["skipped_samples"] = dict(self.stats.skipped_samples)
+        out["events"] = self.stats.events
+        if self.stats.error:
+            out["error"] = self.stats.error
+        return out
+
+    # -- the analysis thread --------------------------------------------------------------------
+    def _emit(self, events: list[LiveEvent]) -> None:
+        if not events:
+            return
+        now = pylsl.local_clock()
+        for ev in events:
+            self._events.append((now, ev))
+        self.stats.events += len(events)
+        if self._store is not None:
+            try:
+                self._store(events)
+            except Exception as exc:  # storing must never stop the recording; the display still has them
+                self.stats.error = f"cannot store live events ({type(exc).__name__}: {exc})"
+                self._store = None
+
+    def _run(self) -> None:
+        broken = False
+        while True:
+            item = self._queue.get()
+            what = item[0]
+            if what == "finish":
+                break
+            if broken:
+                continue
+            try:
+                if what == "stream":
+                    _, key, info = item
+                    wanted = bool(self.analyser.add_stream(key, info))
+                    with self._lock:
+                        self._wanted[key] = wanted
+                elif what == "data":
+                    _, key, first, data, ts = item
+                    with self._lock:
+                        self._pending[key] -= len(ts)
+                    self.stats.fed_samples[key] = self.stats.fed_samples.get(key, 0) + len(ts)
+                    self._emit(self.analyser.feed(key, first, data, ts))
+                elif what == "skip":
+                    _, key, first, n = item
+                    self._emit(self.analyser.skip(key, first, n))
+                elif what == "clock":
+                    _, key, off = item
+                    self._emit(self.analyser.clock_offset(key, off))
+            except Exception as exc:  # analysis must never cost the recording: turn it off, say why
+                self.stats.error = f"live analysis stopped ({type(exc).__name__}: {exc})"
+                broken = True
+                with self._lock:
+                    self._wanted = dict.fromkeys(self._wanted, False)
+        if not broken:
+            try:
+                self._emit(self.analyser.finish())
+            except Exception as exc:
+                self.stats.error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
+        self._done.set()
