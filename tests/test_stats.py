@@ -16,7 +16,16 @@ import pytest
 from mecg.cli import stats as stats_cli
 from mecg.cli.main import _COMMANDS, run
 from mecg.model.heart_rate import hr_change
-from mecg.model.stats import FEATURES, holm, rank_test, sample_quiet_frames
+from mecg.model.stats import (
+    FEATURES,
+    SessionMoments,
+    compare_groups,
+    holm,
+    rank_test,
+    sample_quiet_frames,
+    subject_differences,
+    subject_test,
+)
 from mecg.synth import DatasetSpec, Subject, Trial, TrialConfig, make_dataset, write_trial
 
 # Small and fast, but with enough MEs for power: 8 one-minute sessions at 5 MEs/min (~40 MEs).
@@ -70,6 +79,9 @@ def test_hrs_at_me_apex_is_higher_with_coupling(datasets: dict) -> None:
     assert hrs["effect_size"] > 0.5, "MEs should mostly sit on sharp HRS peaks"
     assert res["hrs"]["groups"]["me"]["median"] > 2 * res["hrs"]["groups"]["non"]["median"]
     assert res["hr_change"]["me_vs_non"]["p_corrected"] < 0.05  # 75 % of ME responses are accelerations
+    subj = res["hrs"]["subject_level"]["me_vs_non"]  # the same effect, each subject weighing the same
+    assert subj["n_subjects"] == 8 and subj["mean_diff"] > 0 and subj["ci95"][0] > 0
+    assert subj["p_corrected"] < 0.05 and subj["n_higher"] >= 7 and subj["p_wilcoxon"] < 0.05
 
 
 @pytest.mark.slow
@@ -80,6 +92,9 @@ def test_hrs_no_different_without_coupling(datasets: dict) -> None:
     assert hrs["p"] > 0.05
     assert abs(hrs["effect_size"]) < 0.3
     assert all(f[c]["p_corrected"] > 0.05 for f in res.values() for c in ("me_vs_non", "mae_vs_non"))
+    subj = res["hrs"]["subject_level"]["me_vs_non"]
+    assert subj["n_subjects"] == 8 and subj["ci95"][0] < 0 < subj["ci95"][1] and subj["p"] > 0.05
+    assert all(f["subject_level"][c]["p_corrected"] > 0.05 for f in res.values() for c in ("me_vs_non", "mae_vs_non"))
 
 
 @pytest.mark.slow
@@ -103,6 +118,13 @@ def test_json_schema(datasets: dict) -> None:
     assert meta["correction"] == "holm" and meta["family_size"] == 2 * len(FEATURES)
     assert len(meta["sessions"]) == 8 and meta["skipped"] == []
     assert meta["moments"]["non"] >= meta["moments"]["me"]
+    assert meta["subject_family_size"] == 2 * len(FEATURES) and len(meta["subjects"]) == 8
+    assert sorted(x for v in meta["subjects"].values() for x in v) == sorted(meta["sessions"])
+    for f in res["features"].values():
+        for t in f["subject_level"].values():
+            assert set(t) >= {"n_subjects", "n_higher", "mean_diff", "ci95", "p", "p_corrected", "median_diff"}
+            assert "p_wilcoxon" in t
+            assert len(t["per_subject"]) == t["n_subjects"] and t["ci95"][0] <= t["mean_diff"] <= t["ci95"][1]
 
 
 @pytest.mark.slow
@@ -126,6 +148,7 @@ def test_seeded_and_human_table(datasets: dict) -> None:
     code, stdout, _ = _run(["stats", str(data)])
     assert code == 0
     assert "Holm over 16 tests" in stdout
+    assert "Per subject (8 subject(s)" in stdout and "one-sample t" in stdout and "Wilcoxon" in stdout
     line = next(x for x in stdout.splitlines() if x.startswith("hrs "))
     assert "bpm/s" in line
 
@@ -195,3 +218,63 @@ def test_hr_change_of_a_step() -> None:
     assert hr_change(peaks, np.array([step_t + 0.5]))[0] == pytest.approx(20.0, abs=4.0)
     assert hr_change(peaks, np.array([7.0]))[0] == pytest.approx(0.0, abs=1e-9)
     assert np.isnan(hr_change(peaks, np.array([2.0]))[0])  # baseline before the first beat
+
+
+# -- per-subject analysis on moments with a known truth -----------------------------------------------------
+def _moments(rng: np.random.Generator, n_subjects: int, effect: float, confound: bool) -> list[SessionMoments]:
+    """One session per subject; subjects differ a lot in level (0-20), ``effect`` is added at ME moments.
+
+    With ``confound`` the subjects with a high level have many MEs and few non-ME moments, those with a low
+    level the reverse: pooling moments then shows a difference that no subject has.
+    """
+    out = []
+    for k in range(n_subjects):
+        level = 20.0 * k / (n_subjects - 1)
+        n_me, n_non = (2 + 2 * k, 2 + 2 * (n_subjects - 1 - k)) if confound else (6, 12)
+        group = np.array(["me"] * n_me + ["non"] * n_non)
+        v = level + rng.normal(0, 1.0, group.size) + effect * (group == "me")
+        values = {name: v for name in FEATURES}
+        out.append(SessionMoments(f"s{k}", group, np.arange(group.size), np.arange(group.size) * 1.0, values,
+                                  subject=f"S{k:02d}"))  # fmt: skip
+    return out
+
+
+def test_subject_level_recovers_a_known_effect() -> None:
+    t = subject_test(subject_differences(_moments(np.random.default_rng(0), 10, 3.0, False), "hrs"))
+    assert t["n_subjects"] == 10 and t["n_higher"] == 10
+    assert t["ci95"][0] < 3.0 < t["ci95"][1] and t["ci95"][0] > 1.0
+    assert t["mean_diff"] == pytest.approx(3.0, abs=0.6)
+    assert t["p"] < 0.001 and t["p_wilcoxon"] < 0.01
+
+
+def test_subject_level_is_not_fooled_where_pooling_is() -> None:
+    # no effect at all, but subjects with a high level contribute most of the MEs
+    rng = np.random.default_rng(1)
+    pooled_hits = subject_hits = 0
+    for _ in range(40):
+        ms = _moments(rng, 10, 0.0, True)
+        group = np.concatenate([m.group for m in ms])
+        v = np.concatenate([m.values["hrs"] for m in ms])
+        pooled_hits += rank_test(v[group == "me"], v[group == "non"])["p"] < 0.05
+        subject_hits += subject_test(subject_differences(ms, "hrs"))["p"] < 0.05
+    assert pooled_hits >= 35, "the pooled test should fall for the confound"
+    assert subject_hits <= 6, "the per-subject test should keep about its 5 % false positives"
+
+
+def test_subjects_group_sessions_and_too_few_subjects() -> None:
+    rng = np.random.default_rng(2)
+    ms = _moments(rng, 4, 1.0, False)
+    ms[1] = replace(ms[1], subject="S00")  # a second session of S00
+    ms[3] = replace(ms[3], subject="")  # no subject_id: its own subject
+    d = subject_differences(ms, "hr")
+    assert set(d) == {"S00", "S02", "session:s3"}
+    s00 = (
+        np.concatenate([m.values["hr"][m.group == "me"] for m in ms[:2]]).mean()
+        - np.concatenate([m.values["hr"][m.group == "non"] for m in ms[:2]]).mean()
+    )
+    assert d["S00"] == pytest.approx(s00)
+    few = subject_test({"a": 1.0, "b": 2.0})
+    assert few["n_subjects"] == 2 and few["mean_diff"] == 1.5 and few["p"] is None and few["ci95"] is None
+    res = compare_groups(ms)
+    assert res["subject_family_size"] == 2 * len(FEATURES) - len(FEATURES)  # no MaE moments: ME tests only
+    assert res["features"]["hr"]["subject_level"]["mae_vs_non"]["p_corrected"] is None

@@ -17,6 +17,7 @@ from mecg.model.stats import (
     FEATURES,
     GROUP_LABELS,
     GROUPS,
+    MIN_SUBJECTS,
     StatsParams,
     collect_moments,
     compare_groups,
@@ -24,6 +25,7 @@ from mecg.model.stats import (
     fmt_r,
     json_safe,
     plot_stats,
+    subject_key,
 )
 
 
@@ -62,7 +64,37 @@ def format_table(result: dict) -> str:
             f"{name:<10} {fmt_r(a['effect_size']):>7} {fmt_p(a['p']):>9} {fmt_p(a['p_corrected']):>9}   "
             f"{fmt_r(b['effect_size']):>7} {fmt_p(b['p']):>9} {fmt_p(b['p_corrected']):>9}"
         )
+    subj = meta["subjects"]
+    lines += [
+        "",
+        f"Per subject ({len(subj)} subject(s); each weighs the same): diff = subject's mean at ME (MaE) minus its "
+        "mean at non-ME moments;",
+        f"mean diff [95% CI] over subjects, n = subjects (higher/all), p = one-sample t, "
+        f"p_holm: Holm over {meta['subject_family_size']} tests, p_W = Wilcoxon signed-rank",
+        f"{'feature':<10} {'ME diff [95% CI]':>26} {'n':>6} {'p':>9} {'p_holm':>9} {'p_W':>9}   "
+        f"{'MaE diff [95% CI]':>26} {'n':>6} {'p':>9} {'p_holm':>9} {'p_W':>9}",
+    ]
+    for name, f in feats.items():
+        cells = []
+        for t in (f["subject_level"]["me_vs_non"], f["subject_level"]["mae_vs_non"]):
+            ci = t["ci95"]
+            est = f"{_num(t['mean_diff'])} [{_num(ci[0])}, {_num(ci[1])}]" if ci else _num(t["mean_diff"])
+            cells.append(
+                f"{est:>26} {str(t['n_higher']) + '/' + str(t['n_subjects']):>6} {fmt_p(t['p']):>9} "
+                f"{fmt_p(t['p_corrected']):>9} {fmt_p(t['p_wilcoxon']):>9}"
+            )
+        lines.append(f"{name:<10} " + "   ".join(cells))
+    if len(subj) < MIN_SUBJECTS:
+        lines.append(f"(fewer than {MIN_SUBJECTS} subjects: no per-subject test)")
     return "\n".join(lines)
+
+
+def _subjects(moments: list) -> dict[str, list[str]]:
+    """Subject -> its sessions (a session without ``subject_id`` is its own subject, ``session:NAME``)."""
+    out: dict[str, list[str]] = {}
+    for m in moments:
+        out.setdefault(subject_key(m), []).append(m.session)
+    return out
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -98,6 +130,11 @@ def _stats(args: argparse.Namespace) -> int:
         "effect_size": "rank-biserial r = 2U/(n1 n2) - 1 = Cliff's delta; > 0: the expression group is higher",
         "correction": "holm",
         "family_size": res.pop("family_size"),
+        "subjects": _subjects(moments),
+        "subject_level": "per subject: mean at ME (MaE) minus mean at non-ME moments; across subjects: mean "
+        "with t 95% CI and two-sided one-sample t p (scipy.stats.ttest_1samp), Holm over subject_family_size; "
+        "p_wilcoxon: two-sided Wilcoxon signed-rank (scipy.stats.wilcoxon), uncorrected",
+        "subject_family_size": res.pop("subject_family_size"),
         "params": params.as_dict(),
     }
     if args.plot:
@@ -122,7 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ECG features at ME/MaE apexes vs non-expression moments (rank tests)",
         description="For every annotated ME and MaE apex and for seeded random non-expression moments of the "
         f"same sessions: {', '.join(FEATURES)}; per feature medians and IQR per group, Mann-Whitney U "
-        "(ME vs non-ME, MaE vs non-ME) with rank-biserial effect size and Holm correction. Unsynced sessions "
+        "(ME vs non-ME, MaE vs non-ME) with rank-biserial effect size and Holm correction, on all moments pooled; "
+        "beside it a per-subject analysis (each subject's mean difference, then a t test with a 95% CI and a "
+        "Wilcoxon signed-rank test across subjects; subjects from the sessions' subject_id). Unsynced sessions "
         "are synced first (stored in the file).",
     )
     p.add_argument("target", metavar="DATA_DIR", help="a folder of sessions (or one session file)")

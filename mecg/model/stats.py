@@ -19,6 +19,13 @@ between groups with a two-sided Mann-Whitney U test (ME vs non-ME, MaE vs non-ME
   the expression group; it equals Cliff's delta, ``P(X > Y) - P(X < Y)``: positive when the
   expression group tends higher than the non-ME group, in [-1, 1].
 * **Correction**: Holm over the whole family, every feature x both comparisons.
+* **Per subject** (:func:`subject_level`), beside the pooled test, which treats every moment as
+  independent: for each subject (sessions grouped by their ``subject_id``; a session without one is
+  its own subject) the mean of the feature over its ME (MaE) moments minus the mean over its non-ME
+  moments; across subjects, the mean of these differences with a t-based 95 % CI and a two-sided
+  one-sample t test (the summary-statistics approach to a random subject effect), Holm-corrected
+  over every feature x both comparisons, and a Wilcoxon signed-rank test as a check that needs no
+  normality (raw p). Each subject weighs the same, however many moments it has.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, ttest_1samp, wilcoxon
+from scipy.stats import t as t_dist
 
 from mecg.errors import MecgError
 from mecg.model.ecg_features import EcgParams, ecg_features, ensure_synced
@@ -55,6 +63,8 @@ FEATURES: dict[str, tuple[str, str]] = {
 GROUPS = ("me", "mae", "non")
 #: Fewest values per group for a rank test (fewer: p and effect size are null).
 MIN_N = 3
+#: Fewest subjects for the per-subject tests (fewer: the test's numbers are null).
+MIN_SUBJECTS = 3
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class SessionMoments:
     t_s: np.ndarray
     values: dict[str, np.ndarray]
     shortfall: int = 0  # non-expression moments wanted but not found room for
+    subject: str = ""  # the session's subject_id; "" when it has none (then the session is its own subject)
 
 
 def sample_quiet_frames(
@@ -132,6 +143,7 @@ def session_moments(path: str | os.PathLike, params: StatsParams, log: Callable[
     path = Path(path)
     with open_session(path) as s:
         ann = s.annotations
+        subject = s.subject_id
         has_ecg = "frame_time_ecg_s" in s.sync_group or find_ecg(s) is not None  # synced: sync chose the ECG
     if not ann:
         raise MecgError("no annotated expressions")
@@ -174,7 +186,7 @@ def session_moments(path: str | os.PathLike, params: StatsParams, log: Callable[
         "rmssd": hrv[:, 4] * 1e3,
         "hr_change": hr_change(p, t, params.baseline_s, params.response_s),
     }
-    return SessionMoments(path.stem, group, frame, t, values, shortfall=n_want - quiet.size)
+    return SessionMoments(path.stem, group, frame, t, values, shortfall=n_want - quiet.size, subject=subject)
 
 
 def rank_test(x: np.ndarray, y: np.ndarray, name: str = "me") -> dict:
@@ -217,10 +229,87 @@ def group_summary(x: np.ndarray) -> dict:
     return {"median": float(med), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25), "n": int(x.size)}
 
 
-def compare_groups(moments: list[SessionMoments]) -> dict:
-    """Group table and rank tests per feature, Holm-corrected over every feature x comparison.
+def subject_key(m: SessionMoments) -> str:
+    """The subject a session's moments belong to: its ``subject_id``, else the session's own name."""
+    return m.subject or f"session:{m.session}"
 
-    Returns ``{"features": {name: {"me_vs_non": {...}, "mae_vs_non": {...}, "groups": {...}, "unit": ...}}}``;
+
+def subject_differences(moments: list[SessionMoments], feature: str, name: str = "me") -> dict[str, float]:
+    """Per subject: mean of ``feature`` over its ``name`` moments minus the mean over its non-ME moments.
+
+    NaN values are left out; a subject with no finite value in either group is left out.
+    """
+    by: dict[str, list[SessionMoments]] = {}
+    for m in moments:
+        by.setdefault(subject_key(m), []).append(m)
+    out: dict[str, float] = {}
+    for subj, ms in sorted(by.items()):
+        v = np.concatenate([m.values[feature] for m in ms]).astype(np.float64)
+        g = np.concatenate([m.group for m in ms])
+        x, y = v[(g == name) & np.isfinite(v)], v[(g == "non") & np.isfinite(v)]
+        if x.size and y.size:
+            out[subj] = float(x.mean() - y.mean())
+    return out
+
+
+def subject_test(diffs: dict[str, float]) -> dict:
+    """Across subjects: mean difference with a t-based 95 % CI and a one-sample t test of "mean 0"
+    (``p``, two-sided), and the median difference with a Wilcoxon signed-rank test (``p_wilcoxon``).
+
+    Keys: ``n_subjects, n_higher`` (subjects whose difference is > 0), ``mean_diff, ci95, p,
+    median_diff, p_wilcoxon`` and ``per_subject`` (the differences). With fewer than ``MIN_SUBJECTS``
+    subjects the tests' numbers are None; ``p`` is None when all differences are equal, ``p_wilcoxon``
+    when all are 0. With n subjects the Wilcoxon p cannot go below ``2 / 2**n`` (0.0078 for 8).
+    """
+    d = np.array(list(diffs.values()), dtype=np.float64)
+    out: dict = {
+        "n_subjects": int(d.size),
+        "n_higher": int((d > 0).sum()),
+        "mean_diff": float(d.mean()) if d.size else None,
+        "ci95": None,
+        "p": None,
+        "median_diff": float(np.median(d)) if d.size else None,
+        "p_wilcoxon": None,
+        "per_subject": dict(diffs),
+    }
+    if d.size < MIN_SUBJECTS:
+        return out
+    se = float(d.std(ddof=1)) / math.sqrt(d.size)
+    half = float(t_dist.ppf(0.975, d.size - 1)) * se
+    out["ci95"] = [out["mean_diff"] - half, out["mean_diff"] + half]
+    if se > 0:
+        p = float(ttest_1samp(d, 0.0).pvalue)
+        out["p"] = p if math.isfinite(p) else None
+    if np.any(d != 0):
+        p = float(wilcoxon(d, alternative="two-sided").pvalue)
+        out["p_wilcoxon"] = p if math.isfinite(p) else None
+    return out
+
+
+def subject_level(moments: list[SessionMoments]) -> tuple[dict[str, dict], int]:
+    """Per-subject tests of every feature (ME vs non-ME, MaE vs non-ME), Holm over all of them.
+
+    Returns ``({feature: {"me_vs_non": subject_test, "mae_vs_non": subject_test}}, family size)``;
+    each test gains ``p_corrected`` (None where ``p`` is).
+    """
+    out = {
+        f: {f"{g}_vs_non": subject_test(subject_differences(moments, f, g)) for g in ("me", "mae")} for f in FEATURES
+    }
+    tests = [t for f in out.values() for t in f.values()]
+    family = [t for t in tests if t["p"] is not None]
+    for t, adj in zip(family, holm([t["p"] for t in family])):
+        t["p_corrected"] = adj
+    for t in tests:
+        t.setdefault("p_corrected", None)
+    return out, len(family)
+
+
+def compare_groups(moments: list[SessionMoments]) -> dict:
+    """Group table and rank tests per feature, Holm-corrected over every feature x comparison, and
+    the per-subject tests (:func:`subject_level`) beside them.
+
+    Returns ``{"features": {name: {"me_vs_non": {...}, "mae_vs_non": {...}, "groups": {...}, "unit": ...,
+    "subject_level": {"me_vs_non": {...}, "mae_vs_non": {...}}}}, "family_size", "subject_family_size"}``;
     ``me_vs_non`` counts its groups in ``n_me`` / ``n_non``, ``mae_vs_non`` in ``n_mae`` / ``n_non``.
     """
     group = np.concatenate([m.group for m in moments])
@@ -241,7 +330,10 @@ def compare_groups(moments: list[SessionMoments]) -> dict:
         t["p_corrected"] = adj
     for t in tests:
         t.setdefault("p_corrected", None)
-    return {"features": feats, "family_size": len(family)}
+    per_subject, n_subject_tests = subject_level(moments)
+    for name, f in feats.items():
+        f["subject_level"] = per_subject[name]
+    return {"features": feats, "family_size": len(family), "subject_family_size": n_subject_tests}
 
 
 def _moments_or_reason(params: StatsParams, path: Path) -> tuple[SessionMoments | None, str, list[str]]:
