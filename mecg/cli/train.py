@@ -11,7 +11,7 @@ from mecg.cli.argtypes import JOBS, WORKERS, bounded
 from mecg.cli.outputs import check_output_file
 from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
-from mecg.model.cmclnet import MODES
+from mecg.model.cmclnet import MIN_FLOW_IMAGE, MODES, PRESETS
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -47,6 +47,8 @@ def _train(args: argparse.Namespace) -> int:
             paths,
             out,
             mode=args.mode,
+            preset=args.preset,
+            flow_image=args.flow_image,
             epochs=args.epochs,
             pretrain_epochs=args.pretrain_epochs,
             contrastive=args.contrastive,
@@ -96,6 +98,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data_dir", help="folder of annotated session files")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--mode", choices=MODES, default="fusion", help="video + ECG (default), video only or ECG only")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="small",
+        help="network size: small (CPU-sized, 0.36 M parameters; default) or paper (CA-I3D over face-crop flow "
+        "images, residual TCN, the paper's hand-made features; 15.5 M, meant for a GPU); recorded in the checkpoint",
+    )
+    p.add_argument(
+        "--flow-image",
+        type=bounded(int, MIN_FLOW_IMAGE, 128, unit="px"),
+        default=None,
+        metavar="PX",
+        help="paper preset only: side of the face-crop flow images the CA-I3D reads (default 32)",
+    )
     p.add_argument("--epochs", type=bounded(int, 1, 10000), default=12, help="fine-tuning epochs (default 12)")
     p.add_argument(
         "--pretrain-epochs", type=bounded(int, 0, 10000), default=4, help="contrastive pre-training epochs (default 4)"

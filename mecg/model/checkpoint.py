@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from mecg.errors import MecgError
-from mecg.model.cmclnet import MODES, CMCLConfig, CMCLNet
+from mecg.model.cmclnet import MODES, PRESETS, CMCLConfig, CMCLNet
 from mecg.model.face import ROI_NAMES
 from mecg.model.frontend import FEATURES, FLOW_METHODS, FrontEndParams
 from mecg.model.windows import N_HAND, WindowParams
@@ -46,6 +46,10 @@ CONFIG_INTS: dict[str, tuple[int, int]] = {
     "heads": (1, 64),
     "layers": (1, 32),
     "embed_dim": (1, 1024),
+    "flow_image": (0, 128),
+    "video_width": (4, 256),
+    "tcn_channels": (4, 1024),
+    "tcn_levels": (1, 12),
 }
 #: Bounds of :class:`WindowParams` (s, Hz, steps); the sample counts they imply are bounded too.
 WINDOW_FLOATS: dict[str, tuple[float, float]] = {
@@ -65,7 +69,7 @@ SPOT_FLOATS: dict[str, tuple[float, float]] = {
     "me_rise_s": (0.0, 10.0),
     "me_fall_s": (0.0, 10.0),
 }
-#: Largest network accepted (parameters): far above any CMCL-Net mecg trains (about 0.5 M).
+#: Largest network accepted (parameters): far above any CMCL-Net mecg trains (0.36 M small, 15.5 M paper).
 MAX_PARAMETERS = 200_000_000
 
 
@@ -114,6 +118,11 @@ class Checkpoint:
         """The inputs it was trained on: ``"fusion"``, ``"video"`` or ``"ecg"``."""
         return self.model.config.mode
 
+    @property
+    def preset(self) -> str:
+        """The architecture: ``"small"`` or ``"paper"`` (checkpoints from before presets are ``"small"``)."""
+        return self.model.config.preset
+
 
 def _json(ck: dict, key: str, where: str) -> dict:
     text = ck[key]
@@ -158,18 +167,24 @@ def _known_keys(d: dict, allowed: set[str], what: str, where: str) -> None:
 
 
 def check_config(d: dict, where: str) -> CMCLConfig:
-    """The network configuration, every size within :data:`CONFIG_INTS`."""
+    """The network configuration, every size within :data:`CONFIG_INTS` (no ``preset``: ``small``, as before)."""
     _known_keys(d, {f.name for f in fields(CMCLConfig)}, "config", where)
     mode = d.get("mode", "fusion")
     if mode not in MODES:
         raise ModelError(f"{where}: config mode {mode!r} is not one of {', '.join(MODES)}; {_RETRAIN}")
-    kw: dict[str, Any] = {"mode": mode}
+    preset = d.get("preset", "small")
+    if preset not in PRESETS:
+        raise ModelError(f"{where}: config preset {preset!r} is not one of {', '.join(PRESETS)}; {_RETRAIN}")
+    kw: dict[str, Any] = {"mode": mode, "preset": preset}
     for name, (lo, hi) in CONFIG_INTS.items():
         if name in d:
             kw[name] = _int(d[name], f"config {name}", lo, hi, where)
     if "dropout" in d:
         kw["dropout"] = _float(d["dropout"], "config dropout", 0.0, 0.99, where)
-    c = CMCLConfig(**kw)
+    try:
+        c = CMCLConfig(**kw)
+    except ValueError as exc:  # sizes that do not fit the preset (e.g. a paper network without flow images)
+        raise ModelError(f"{where}: config: {exc}; {_RETRAIN}") from None
     if c.dim % c.heads:
         raise ModelError(f"{where}: config dim {c.dim} is not a multiple of heads {c.heads}; {_RETRAIN}")
     return c
@@ -183,7 +198,14 @@ def check_window(d: dict, config: CMCLConfig, where: str) -> WindowParams:
     }
     if "time_steps" in d:
         kw["time_steps"] = _int(d["time_steps"], "window time_steps", *WINDOW_TIME_STEPS, where)
+    if "flow_image" in d:
+        kw["flow_image"] = _int(d["flow_image"], "window flow_image", *CONFIG_INTS["flow_image"], where)
     w = WindowParams(**kw)
+    wanted = config.flow_image if "image" in config.inputs else 0
+    if w.flow_image != wanted:
+        raise ModelError(
+            f"{where}: the windows hold {w.flow_image} px flow images but the network reads {wanted} px; {_RETRAIN}"
+        )
     if w.time_steps != config.time_steps:
         raise ModelError(
             f"{where}: the window has {w.time_steps} time steps but the network reads {config.time_steps}; {_RETRAIN}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mecg.errors import MecgError
-from mecg.model.cmclnet import CMCLConfig, CMCLNet
+from mecg.model.cmclnet import PRESETS, CMCLConfig, CMCLNet, preset_config
 from mecg.model.ecg_features import ensure_synced
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams
@@ -278,11 +278,33 @@ def check_device(name: str) -> str:
     return name
 
 
+def network_config(preset: str, mode: str, flow_image: int | None = None) -> CMCLConfig:
+    """The network of ``preset`` in ``mode``; ``flow_image`` (px) sets the ``paper`` preset's image side.
+
+    Raises :class:`MecgError` for an unknown preset or mode, or a flow image the preset cannot take.
+    """
+    from mecg.model.cmclnet import MIN_FLOW_IMAGE, MODES
+
+    if preset not in PRESETS:
+        raise MecgError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
+    if mode not in MODES:
+        raise MecgError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if flow_image is None:
+        return preset_config(preset, mode)
+    if preset != "paper":
+        raise MecgError(f"--flow-image sets the paper preset's flow images; the {preset} preset reads none: drop it")
+    if not MIN_FLOW_IMAGE <= flow_image <= 128:
+        raise MecgError(f"--flow-image {flow_image}: give a side of {MIN_FLOW_IMAGE}-128 px")
+    return preset_config(preset, mode, flow_image=flow_image)
+
+
 def train_spotter(
     sessions: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
     *,
     mode: str = "fusion",
+    preset: str = "small",
+    flow_image: int | None = None,
     epochs: int = 12,
     pretrain_epochs: int = 4,
     contrastive: str = "triplet",
@@ -310,6 +332,12 @@ def train_spotter(
         The checkpoint to write (``.pt``); None keeps the model in memory only.
     mode : str
         ``"fusion"`` (video + ECG), ``"video"`` or ``"ecg"``.
+    preset : str
+        The network: ``"small"`` (CPU-sized, the default) or ``"paper"`` (CA-I3D over whole-face flow
+        images, residual TCN, the paper's hand-made features; see :mod:`mecg.model.cmclnet`). The
+        checkpoint records it.
+    flow_image : int, optional
+        ``paper`` only: side of the face-crop flow images, px (8-128; None: 32).
     epochs, pretrain_epochs : int
         Fine-tuning and contrastive pre-training epochs.
     contrastive : str
@@ -360,7 +388,8 @@ def train_spotter(
         return lambda done, total: progress(phase, done, total) if progress and rank == 0 else None
 
     say = log if rank == 0 else (lambda _m: None)
-    window = WindowParams()
+    config = network_config(preset, mode, flow_image)
+    window = WindowParams(flow_image=config.flow_image if "image" in config.inputs else 0)
     if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
         torch.distributed.barrier()
     step("features")(0, len(paths))
@@ -380,7 +409,6 @@ def train_spotter(
     if len(rates) > 1:
         raise MecgError(f"sessions have different frame rates {sorted(rates)}; train one model per frame rate")
     frontend = FrontEndParams(k_frames=default_k(rates.pop()))
-    config = CMCLConfig(mode=mode)
     tc = TrainConfig(epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed, contrastive=contrastive, device=dev)
     t0 = time.perf_counter()
     results = None

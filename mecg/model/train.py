@@ -166,7 +166,7 @@ def _triplet(emb: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
 def _infonce(model: CMCLNet, batch: dict[str, torch.Tensor], temperature: float = 0.1) -> torch.Tensor:
     """Cross-modal InfoNCE: a window's video and ECG embeddings are the positive pair."""
     zero_e = {**batch, "ecg": batch["ecg"] * 0, "hr": batch["hr"] * 0, "hand": batch["hand"] * 0}
-    zero_v = {**batch, "feats": batch["feats"] * 0, "crops": batch["crops"] * 0}
+    zero_v = {**batch, **{k: batch[k] * 0 for k in ("feats", "crops", "image") if k in batch}}
     _, zv = model(zero_e)
     _, ze = model(zero_v)
     logits = zv @ ze.T / temperature

@@ -9,7 +9,10 @@ frames at 150 fps). Its inputs (see :mod:`mecg.model.cmclnet`):
 * ECG, on the ECG clock through sync: ``ecg_context_s`` of band-passed ECG at 100 Hz centred on
   the window (scaled by its 99th percentile), the HR curve over ``hr_context_s`` at 10 Hz (minus
   the session's mean HR, / 10 bpm), and 8 hand-made features at the centre: HR, HRS,
-  HRS / trial mean HRS, RR mean, RR std, SDSD, RMSSD, signal quality.
+  HRS / trial mean HRS, RR mean, RR std, SDSD, RMSSD, signal quality;
+* with ``flow_image`` > 0 (CMCL-Net's ``paper`` preset), ``image``: the front end's whole-crop
+  flow images ``(time_steps, 2, flow_image, flow_image)`` at the same time steps, divided by the
+  same median flow magnitude.
 
 Labels: a window is an ME window when an ME apex lies within ``window_s / 4`` of its centre and
 a non-ME window when no ME apex lies within ``window_s / 2``; windows in between are ambiguous
@@ -28,12 +31,13 @@ from mecg.model.heart_rate import hr_curve
 from mecg.session import Annotation, StreamKind, open_session
 from mecg.sync import Timeline
 
+#: Hand-made features per window, in the order named by ``mecg.model.cmclnet.HAND_FEATURES``.
 N_HAND = 8
 
 
 @dataclass(frozen=True)
 class WindowParams:
-    """Window geometry (s, steps) and ECG context; stored in checkpoints."""
+    """Window geometry (s, steps), ECG context and flow-image side (px; 0: none); stored in checkpoints."""
 
     window_s: float = 0.5
     time_steps: int = 16
@@ -41,6 +45,7 @@ class WindowParams:
     ecg_rate_hz: float = 100.0
     hr_context_s: float = 4.0
     hr_rate_hz: float = 10.0
+    flow_image: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +75,9 @@ class SessionData:
             self.annotations: list[Annotation] = list(s.annotations)
             synced = "frame_time_ecg_s" in s.sync_group  # sync found the ECG (and chose its channel)
         self.name = str(path).rsplit("/", 1)[-1].removesuffix(".h5")
-        fe = frontend_features(path, frontend or FrontEndParams(k_frames=default_k(self.fps)), workers=workers)
+        fe = frontend_features(
+            path, frontend or FrontEndParams(k_frames=default_k(self.fps)), workers=workers, image=params.flow_image
+        )
         self.frontend_params = fe.params
         scale = float(np.median(fe.roi[:, :, 2])) + 1e-3
         strain = float(np.median(fe.roi[:, :, 3])) + 1e-4
@@ -78,6 +85,7 @@ class SessionData:
         self.roi[:, :, :3] /= scale
         self.roi[:, :, 3] /= strain
         self.crops = (fe.crops.astype(np.float32) / scale).astype(np.float16)
+        self.image = None if fe.image is None else (fe.image.astype(np.float32) / scale).astype(np.float16)
         self.has_ecg = use_ecg and synced
         if self.has_ecg:
             self._load_ecg()
@@ -134,6 +142,8 @@ class SessionData:
         w = p.frames(self.fps)
         idx = np.clip(np.round(np.linspace(c - w / 2, c + w / 2 - 1, p.time_steps)).astype(int), 0, self.n - 1)
         out = {"feats": self.roi[idx], "crops": self.crops[idx].astype(np.float32)}
+        if self.image is not None:
+            out["image"] = self.image[idx].astype(np.float32)
         n_ecg = round(p.ecg_context_s * p.ecg_rate_hz)
         n_hr = round(p.hr_context_s * p.hr_rate_hz)
         tc = self.frame_t[min(max(c, 0), self.n - 1)] if self.has_ecg else np.nan
