@@ -15,7 +15,7 @@ from mecg.model.cmclnet import CMCLConfig, CMCLNet
 from mecg.model.evaluate import read_predictions
 from mecg.model.pipeline import fit, load_sessions, save
 from mecg.model.spots import Spot
-from mecg.model.spotter import apply_ccf
+from mecg.model.spotter import CcfRule, apply_ccf
 from mecg.model.train import ModelError, TrainConfig, average_precision, load_checkpoint, predict, train_model
 from mecg.model.windows import SessionData, WindowParams
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
@@ -143,10 +143,15 @@ def test_ccf_on_hand_made_hrs_curves() -> None:
     hrs[300] = 4.5  # a sharp HRS peak 20 frames (0.2 s) from the first apex
     hrs[700] = 3.9
     rows = [Spot("s", a - 10, a, a + 20, 1.0, "ME") for a in (320, 700, 900)]
-    out = apply_ccf(rows, _FakeData(hrs), eta=2.0)  # threshold: 2 x 2.0 = 4.0 bpm/s
+    windowed = CcfRule("window", 0.25, "session")
+    out = apply_ccf(rows, _FakeData(hrs), eta=2.0, rule=windowed)  # threshold: 2 x 2.0 = 4.0 bpm/s
     assert [r.kept_by_ccf for r in out] == [True, False, False]
     assert [r.hrs_apex_bpm_per_s for r in out] == [4.5, 3.9, 1.0]
-    assert [r.kept_by_ccf for r in apply_ccf(rows, _FakeData(hrs), eta=1.9)] == [True, True, False]
+    assert [r.kept_by_ccf for r in apply_ccf(rows, _FakeData(hrs), eta=1.9, rule=windowed)] == [True, True, False]
+    # the paper's rule reads the HRS at the apex frame only: the peak 0.2 s away no longer counts
+    at_apex = apply_ccf(rows, _FakeData(hrs), eta=1.9, rule=CcfRule("apex", trial="session"))
+    assert [r.hrs_apex_bpm_per_s for r in at_apex] == [1.0, 3.9, 1.0]
+    assert [r.kept_by_ccf for r in at_apex] == [False, True, False]
     nodata = _FakeData(hrs)
     nodata.has_ecg = False
     assert apply_ccf(rows, nodata, eta=2.0) == rows

@@ -71,9 +71,16 @@ def _spot(args: argparse.Namespace) -> int:
         # the front end's pieces depend on this number, so every --jobs gives the same features
         workers=args.workers or os.cpu_count() or 1,
         ecg_channel=args.ecg_channel,
+        ccf_hrs=args.ccf_hrs,
+        ccf_trial=args.ccf_trial,
     )
     if opts.method == "cmclnet":
-        load_spotter(opts.model)  # a bad checkpoint fails here, once, before any worker starts
+        ck = load_spotter(opts.model)  # a bad checkpoint fails here, once, before any worker starts
+        if opts.ccf_eta is not None and ck.mode != "video":
+            from mecg.model.pipeline import ccf_rule, ccf_threshold
+
+            ccf_threshold(ck.spot, opts.ccf_eta)  # an eta the model holds no threshold for: refused before any work
+            ccf_rule(ck.spot, opts.ccf_hrs, opts.ccf_trial)
         if args.jobs == 1:
             import torch
 
@@ -156,7 +163,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ccf-eta",
         type=bounded(float, 0, 100),
         default=2.0,
-        help="CCF: keep if HRS(apex) > eta x mean HRS, 0-100 (default 2.0)",
+        help="CCF: keep if HRS(apex) > eta x trial mean HRS, 0-100 (default 2.0); the model must hold a "
+        "threshold for it (mecg train --ccf-etas)",
+    )
+    p.add_argument(
+        "--ccf-hrs",
+        metavar="apex|window[:S]",
+        default=None,
+        help="CCF: HRS exactly at the spotted apex (apex, the paper's rule) or its max within +-S s (window, "
+        "S default 0.25); default: the rule the model was trained with",
+    )
+    p.add_argument(
+        "--ccf-trial",
+        choices=("auto", "session", "stimulus"),
+        default=None,
+        help="CCF trial mean HRS: per stimulus segment (numeric stimulus markers), the whole session, or auto "
+        "(segments when there are markers); default: the rule the model was trained with",
     )
     p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
     p.add_argument(

@@ -12,6 +12,7 @@ from mecg.cli.outputs import check_output_file
 from mecg.cli.progress import Progress, add_quiet_option
 from mecg.errors import MecgError
 from mecg.model.cmclnet import MIN_FLOW_IMAGE, MODES, PRESETS
+from mecg.model.spotter import DEFAULT_ETAS
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -59,6 +60,9 @@ def _train(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             ecg_channel=args.ecg_channel,
             loso=args.loso,
+            ccf_hrs=args.ccf_hrs,
+            ccf_trial=args.ccf_trial,
+            ccf_etas=args.ccf_etas,
             log=log,
             progress=progress,
         )
@@ -70,7 +74,8 @@ def _train(args: argparse.Namespace) -> int:
             print(json.dumps({"loso": res.loso}, indent=2) if args.json else _loso_table(res.loso))
         procs = f" on {res.world} processes" if res.world > 1 else ""
         print(
-            f"saved {out} ({args.mode}; threshold {res.spot['threshold']:.2f}; trained in {res.seconds:.0f} s{procs})",
+            f"saved {out} ({args.mode}; threshold {res.spot['threshold']:.3g}{_ccf_summary(res.spot)}; "
+            f"trained in {res.seconds:.0f} s{procs})",
             file=sys.stderr,
         )
     if res.world > 1:
@@ -78,6 +83,39 @@ def _train(args: argparse.Namespace) -> int:
 
         torch.distributed.destroy_process_group()
     return 0
+
+
+def _ccf_summary(spot: dict) -> str:
+    """``, CCF thresholds 0.31 (eta 1.3) - 0.12 (eta 2.3), HRS at the apex, trial auto`` (empty for video-only)."""
+    table = spot.get("thresholds_ccf")
+    if not table:
+        return ""
+    from mecg.model.spotter import CcfRule
+
+    lo, hi = min(table, key=float), max(table, key=float)
+    return (
+        f"; CCF thresholds {table[lo]:.3g} (eta {lo}) to {table[hi]:.3g} (eta {hi}), "
+        f"{CcfRule.from_dict(spot['ccf']).describe()}; eta {spot['eta_chosen']:g} best on validation"
+    )
+
+
+def _etas(text: str) -> tuple[float, ...]:
+    """``LO:HI:STEP`` or ``E1,E2,...`` -> etas (each 0-100); argparse turns the ValueError into exit 2."""
+    try:
+        if ":" in text:
+            lo, hi, step = (float(v) for v in text.split(":"))
+            if step <= 0 or hi < lo or (hi - lo) / step > 1000:
+                raise ValueError
+            etas = tuple(round(lo + i * step, 6) for i in range(round((hi - lo) / step) + 1))
+        else:
+            etas = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give LO:HI:STEP (e.g. 1.3:2.3:0.1) or E1,E2,... (e.g. 1.5,2)"
+        ) from None
+    if not all(0 < e <= 100 for e in etas):
+        raise argparse.ArgumentTypeError(f"{text!r}: every eta must be in (0, 100]")
+    return etas
 
 
 def _loso_table(results: dict) -> str:
@@ -125,6 +163,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stored by mecg record, else the one stream of type ECG or with a channel labelled ECG/EKG)",
     )
     p.add_argument("--loso", action="store_true", help="also run leave-one-subject-out evaluation and print it")
+    p.add_argument(
+        "--ccf-hrs",
+        metavar="apex|window[:S]",
+        default="apex",
+        help="CCF: HRS exactly at the spotted apex (apex, the paper's rule; default) or its max within +-S s "
+        "(window, S default 0.25); stored in the checkpoint",
+    )
+    p.add_argument(
+        "--ccf-trial",
+        choices=("auto", "session", "stimulus"),
+        default="auto",
+        help="CCF trial mean HRS: per stimulus segment (numeric stimulus markers), the whole session, or auto "
+        "(segments when there are markers; default)",
+    )
+    p.add_argument(
+        "--ccf-etas",
+        type=_etas,
+        default=DEFAULT_ETAS,
+        metavar="LO:HI:STEP|E1,E2,...",
+        help="the etas a CCF threshold is chosen for on the validation subject and stored (default 1.3:2.3:0.1; "
+        "2.0 always)",
+    )
     p.add_argument("--json", action="store_true", help="print the LOSO results as JSON")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

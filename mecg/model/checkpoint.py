@@ -4,7 +4,9 @@ A checkpoint is a dict loaded with ``torch.load(weights_only=True)``::
 
     format "mecg-cmclnet", version int, state_dict {name: tensor}, train JSON (free),
     config JSON (CMCLConfig), window JSON (WindowParams), frontend JSON (FrontEndParams key),
-    spot JSON (threshold, me_rise_s, me_fall_s, optional threshold_ccf)
+    spot JSON (threshold, me_rise_s, me_fall_s; optional threshold_ccf, eta, thresholds_ccf {eta: threshold},
+    eta_chosen, ccf {hrs, window_s, trial}, threshold_choice; checkpoints before per-eta thresholds
+    hold threshold_ccf alone, tuned for their eta)
 
 :func:`check_checkpoint` refuses, with one :class:`ModelError` naming the field and the fix: a
 missing key, text that is not JSON, an unknown configuration key, a value of the wrong type, a
@@ -103,8 +105,10 @@ class Checkpoint:
     frontend_key : dict
         The checkpoint's front-end record as stored (the parameters plus the front end's version).
     spot : dict
-        Spotting parameters: ``threshold`` and ``threshold_ccf`` (probabilities, 0-1; the latter None for a
-        video-only model), ``me_rise_s`` and ``me_fall_s`` (apex to onset / offset, s), ``eta``, ``val_ap``.
+        Spotting parameters: ``threshold`` (no CCF) and ``thresholds_ccf`` ({eta: threshold}; probabilities,
+        0-1; None for a video-only model; older checkpoints hold one ``threshold_ccf`` tuned for ``eta``),
+        ``ccf`` (the CCF rule they were tuned with), ``me_rise_s`` and ``me_fall_s`` (apex to onset / offset,
+        s), ``eta``, ``eta_chosen``, ``threshold_choice``, ``val_ap``.
     """
 
     model: CMCLNet
@@ -250,6 +254,32 @@ def check_spot(d: dict, where: str) -> dict:
         _float(d[name], f"spot {name}", lo, hi, where)
     if d.get("threshold_ccf") is not None:
         _float(d["threshold_ccf"], "spot threshold_ccf", 0.0, 1.0, where)
+    if d.get("eta") is not None:
+        _float(d["eta"], "spot eta", 0.0, 100.0, where)
+    if d.get("eta_chosen") is not None:
+        _float(d["eta_chosen"], "spot eta_chosen", 0.0, 100.0, where)
+    table = d.get("thresholds_ccf")
+    if table is not None:
+        if not isinstance(table, dict) or not table:
+            raise ModelError(f"{where}: spot thresholds_ccf must map etas to thresholds; {_RETRAIN}")
+        for k, v in table.items():
+            try:
+                eta = float(k)
+            except ValueError:
+                raise ModelError(f"{where}: spot thresholds_ccf key {k!r} is not an eta; {_RETRAIN}") from None
+            _float(eta, "spot thresholds_ccf eta", 0.0, 100.0, where)
+            _float(v, f"spot thresholds_ccf[{k}]", 0.0, 1.0, where)
+    rule = d.get("ccf")
+    if rule is not None:
+        from mecg.model.spotter import CcfRule
+
+        if not isinstance(rule, dict):
+            raise ModelError(f"{where}: spot ccf must be a JSON object; {_RETRAIN}")
+        _known_keys(rule, {"hrs", "window_s", "trial"}, "spot ccf", where)
+        try:
+            CcfRule.from_dict(rule)
+        except (MecgError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: spot ccf: {exc}; {_RETRAIN}") from None
     return d
 
 

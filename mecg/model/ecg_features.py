@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from mecg.model.heart_rate import EcgError, hr_curve, hr_slope, r_peaks
 from mecg.session import Session, can_store_derivatives, open_session
 from mecg.session.ecg_channel import find_ecg
 from mecg.sync import SyncError, Timeline, synchronize, write_result
+from mecg.sync.clocks import correct_timestamps, fit_clock_offsets
 
 HRV_NAMES = ("rr_mean_s", "rr_std_s", "hr_mean_bpm", "sdsd_s", "rmssd_s")
 CACHE_GROUP = "features/ecg"
@@ -194,3 +196,53 @@ def ecg_features(session_path: str, params: EcgParams = EcgParams(), cache: bool
                 },
             )
     return f
+
+
+#: Code of a rest period between stimuli (MECG: clips are 101-148, rest is 100).
+REST_CODE = 100
+_CODE = re.compile(r"[+-]?\d+")
+
+
+@dataclass(frozen=True)
+class StimulusSegment:
+    """Frames ``[first_frame, stop_frame)`` of the video from one numeric stimulus marker to the next.
+
+    ``code`` is the marker's number (:data:`REST_CODE` for rest); None for the frames before the first marker.
+    """
+
+    code: int | None
+    first_frame: int
+    stop_frame: int
+
+
+def stimulus_segments(session: Session) -> list[StimulusSegment]:
+    """The session's video cut at its numeric stimulus markers (empty when it has none).
+
+    Markers of every markers stream whose text is an integer (a stimulus code; trigger-box
+    ``pulse n`` markers and free text are not stimuli) start a segment that lasts until the next
+    such marker or the end of the video. Marker and frame timestamps are both brought to the
+    recorder's clock with their streams' clock offsets (:mod:`mecg.sync.clocks`), so a segment
+    starts at the first frame exposed at or after its marker (within the streams' LSL latency,
+    milliseconds). The frames before the first marker form a segment with code None.
+    """
+    video = session.stream(kind="video")
+    n = video.sample_count
+    if n == 0:
+        return []
+    vt = correct_timestamps(video.timestamps, fit_clock_offsets(video.clock_offsets))
+    marks: list[tuple[float, int]] = []
+    for s in session.find_streams(kind="markers"):
+        texts = s.markers()
+        if not texts:
+            continue
+        ts = correct_timestamps(s.timestamps, fit_clock_offsets(s.clock_offsets))
+        marks += [(float(t), int(x)) for t, x in zip(ts, texts) if _CODE.fullmatch(x.strip())]
+    if not marks:
+        return []
+    marks.sort(key=lambda m: m[0])
+    starts = np.clip(np.searchsorted(vt, [t for t, _ in marks], side="left"), 0, n)
+    cuts: dict[int, int | None] = {0: None}
+    for f, (_, code) in zip(starts.tolist(), marks):
+        cuts[f] = code  # a later marker at the same frame replaces an earlier one
+    edges = sorted(f for f in cuts if f < n)
+    return [StimulusSegment(cuts[a], a, b) for a, b in zip(edges, [*edges[1:], n]) if b > a]

@@ -22,7 +22,17 @@ from mecg.model.ecg_features import ensure_synced
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams
 from mecg.model.spots import Spot
-from mecg.model.spotter import choose_threshold, frame_scores, spot_data
+from mecg.model.spotter import (
+    DEFAULT_ETAS,
+    DEFAULT_RULE,
+    LEGACY_RULE,
+    MAX_CANDIDATES_PER_MIN,
+    CcfRule,
+    choose_threshold,
+    frame_scores,
+    parse_hrs_rule,
+    spot_data,
+)
 from mecg.model.train import TrainConfig, save_checkpoint, train_config_dict, train_model
 from mecg.model.windows import SessionData, WindowParams
 from mecg.session.files import session_files
@@ -106,32 +116,143 @@ def me_shape_s(data: list[SessionData]) -> tuple[float, float]:
     return (float(np.mean(rise)), float(np.mean(fall))) if rise else (0.1, 0.2)
 
 
+def eta_key(eta: float) -> str:
+    """How an eta names its threshold in a checkpoint's ``thresholds_ccf`` (``"2"``, ``"1.3"``)."""
+    return f"{eta:g}"
+
+
+def choose_spot_params(
+    sets: list[tuple[SessionData, np.ndarray]],
+    rise: float,
+    fall: float,
+    mode: str,
+    eta: float = DEFAULT_ETA,
+    etas: Sequence[float] = DEFAULT_ETAS,
+    ccf: CcfRule = DEFAULT_RULE,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Spotting thresholds chosen on validation ``(session, frame scores)`` sets: without the CCF and per eta.
+
+    Returns the checkpoint's ``spot`` fields: ``threshold`` (no CCF), ``thresholds_ccf`` ({eta: threshold}
+    over ``etas`` and ``eta``; None for a video-only model), ``threshold_ccf`` (the one for ``eta``),
+    ``eta`` (the default at spot time), ``eta_chosen`` (the eta with the best validation F1, ties to the
+    one nearest ``eta``), ``ccf`` (the rule), ``threshold_choice`` (per setting, where in its grid the
+    choice sits: :class:`~mecg.model.spotter.ThresholdChoice`). A choice at an edge of its grid, or
+    with validation F1 0 everywhere, is logged as a warning.
+    """
+    say = log if log is not None else _stderr
+    choices = {"none": choose_threshold(sets, rise, fall)}
+    table: dict[str, float] | None = None
+    chosen = None
+    if mode != "video":
+        grid = sorted({float(e) for e in etas} | {float(eta)})
+        per = {e: choose_threshold(sets, rise, fall, e, ccf) for e in grid}
+        choices.update({eta_key(e): c for e, c in per.items()})
+        table = {eta_key(e): c.threshold for e, c in per.items()}
+        chosen = max(grid, key=lambda e: (round(per[e].f1, 9), -abs(e - eta)))
+    for name, c in choices.items():
+        what = "without the CCF" if name == "none" else f"at eta {name}"
+        if c.f1 <= 0:
+            say(
+                f"warning: spotting threshold {what}: validation ME F1 is 0 at every threshold tried, so "
+                f"{c.threshold:.3g} (the middle of the grid) is not a tuned value"
+            )
+        elif c.edge:
+            beyond = (
+                f"lower thresholds give over {MAX_CANDIDATES_PER_MIN:g} candidates/min"
+                if c.edge == "low"
+                else "no validation peak is higher"
+            )
+            say(
+                f"warning: spotting threshold {what} = {c.threshold:.3g} sits at the {c.edge} edge of the grid "
+                f"({c.grid_low:.3g}-{c.grid_high:.3g}; {beyond}); validation F1 {c.f1:.3f}"
+            )
+    return {
+        "me_rise_s": rise,
+        "me_fall_s": fall,
+        "threshold": choices["none"].threshold,
+        "threshold_ccf": None if table is None else table[eta_key(eta)],
+        "eta": eta,
+        "thresholds_ccf": table,
+        "eta_chosen": chosen,
+        "ccf": ccf.as_dict(),
+        "threshold_choice": {k: c.as_dict() for k, c in choices.items()},
+    }
+
+
 def fit(
     data: list[SessionData],
     config: CMCLConfig,
     tc: TrainConfig,
     eta: float = DEFAULT_ETA,
     *,
+    etas: Sequence[float] = DEFAULT_ETAS,
+    ccf: CcfRule = DEFAULT_RULE,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[CMCLNet, dict]:
     """Train on ``data`` (validation subject held out) and choose spotting thresholds on it.
 
-    ``progress`` and ``log``: per epoch, as :func:`mecg.model.train.train_model` takes them.
+    Thresholds: :func:`choose_spot_params` on the validation subject (``etas``, default eta ``eta``,
+    CCF rule ``ccf``). ``progress`` and ``log``: per epoch, as :func:`mecg.model.train.train_model` takes them.
     """
     train, val = split_validation(data)
     res = train_model(train, val, config, tc, progress=progress, log=log)
     rise, fall = me_shape_s(train)
     sets = [(d, frame_scores(res.model, d, tc.device)) for d in (val or train)]
-    spot = {
-        "me_rise_s": rise,
-        "me_fall_s": fall,
-        "threshold": choose_threshold(sets, rise, fall),
-        "threshold_ccf": choose_threshold(sets, rise, fall, eta) if config.mode != "video" else None,
-        "eta": eta,
-        "val_ap": res.best_val_ap,
-    }
+    spot = choose_spot_params(sets, rise, fall, config.mode, eta, etas, ccf, log)
+    spot["val_ap"] = res.best_val_ap
     return res.model, spot
+
+
+def ccf_threshold(spot: dict, eta: float) -> tuple[float, str | None]:
+    """The score threshold a checkpoint's ``spot`` holds for the CCF at ``eta``, and a notice (or None).
+
+    A checkpoint with per-eta thresholds (``thresholds_ccf``) refuses an eta it holds none for
+    (:class:`MecgError` naming the ones it has): a threshold tuned for another eta would be silently
+    wrong. An older checkpoint holds one threshold, tuned for its ``eta``: it is used, with a notice.
+    """
+    table = spot.get("thresholds_ccf")
+    if table:
+        for k, thr in table.items():
+            if abs(float(k) - eta) < 1e-9:
+                return float(thr), None
+        have = ", ".join(sorted(table, key=float))
+        raise MecgError(
+            f"the model holds CCF thresholds for eta {have}, not for {eta:g}: spot with one of them "
+            f"(--ccf-eta), or train again with --ccf-etas including {eta:g}"
+        )
+    stored = float(spot.get("eta", DEFAULT_ETA))
+    note = f"notice: the model predates per-eta thresholds; its one CCF threshold was tuned for eta {stored:g}"
+    return float(spot["threshold_ccf"]), note + ("" if abs(stored - eta) < 1e-9 else f" and is used for eta {eta:g}")
+
+
+def ccf_rule(spot: dict, hrs: str | None = None, trial: str | None = None) -> tuple[CcfRule, list[str]]:
+    """The CCF rule to spot with: the checkpoint's, with ``hrs`` (``apex``/``window[:S]``) or ``trial`` overriding.
+
+    Checkpoints written before the rule was stored get :data:`~mecg.model.spotter.LEGACY_RULE` (windowed
+    HRS, whole session), the rule their threshold was tuned under. Returns the rule and notices.
+    """
+    notes = []
+    if "ccf" in spot:
+        base = CcfRule.from_dict(spot["ccf"])
+    else:
+        base = LEGACY_RULE
+        notes.append(
+            f"notice: the model predates stored CCF rules; using the one it was tuned with ({base.describe()})"
+        )
+    rule = base
+    if hrs is not None:
+        h, w = parse_hrs_rule(hrs)
+        rule = replace(rule, hrs=h, window_s=w)
+    if trial is not None:
+        rule = replace(rule, trial=trial)  # type: ignore[arg-type]
+    if rule != base:
+        notes.append(
+            f"notice: CCF rule {rule.describe()} differs from the one the model's thresholds were tuned under "
+            f"({base.describe()}); train with the same --ccf-hrs/--ccf-trial for tuned thresholds"
+        )
+    return rule, notes
 
 
 def spot_candidates(
@@ -141,11 +262,17 @@ def spot_candidates(
     ccf_eta: float | None,
     device: str = "cpu",
     scores: np.ndarray | None = None,
+    rule: CcfRule | None = None,
 ) -> list[Spot]:
-    """Spot one session; with ``ccf_eta`` (and ECG) the CCF threshold is used and candidates are filtered."""
+    """Spot one session; with ``ccf_eta`` (and ECG) the CCF threshold for that eta is used and candidates filtered.
+
+    ``rule``: the CCF rule (None: the checkpoint's, :func:`ccf_rule`). An eta the checkpoint holds no
+    threshold for is refused (:func:`ccf_threshold`).
+    """
     use_ccf = ccf_eta is not None and data.has_ecg and spot.get("threshold_ccf") is not None
-    params = {**spot, "threshold": spot["threshold_ccf"] if use_ccf else spot["threshold"]}
-    spots, _ = spot_data(model, data, params, ccf_eta if use_ccf else None, device, scores)
+    thr = ccf_threshold(spot, ccf_eta)[0] if use_ccf and ccf_eta is not None else spot["threshold"]
+    rule = rule if rule is not None else ccf_rule(spot)[0]
+    spots, _ = spot_data(model, data, {**spot, "threshold": thr}, ccf_eta if use_ccf else None, device, scores, rule)
     return spots
 
 
@@ -179,11 +306,15 @@ def loso(
     etas: tuple[float, ...] = (DEFAULT_ETA,),
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
     *,
+    ccf: CcfRule = DEFAULT_RULE,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Leave-one-subject-out: per fold train, choose thresholds on the training folds, spot the test subject.
+    """Leave-one-subject-out: per fold train, choose thresholds and eta on the training folds, spot the test subject.
 
-    Returns predictions without CCF (``"plain"``) and with CCF at each eta, plus the truth.
+    Returns predictions without CCF (``"plain"``), with CCF at each eta (``"ccf_<eta>"``, each with the
+    threshold chosen for it) and at the eta each fold chose on its validation subject (``"ccf_val"``),
+    plus the truth and ``"folds"`` (per fold: test subject, the spot parameters chosen). Everything
+    chosen (weights, early stopping, thresholds, eta) sees the training folds only.
     ``progress(folds_done, folds)`` is called after each fold; ``log`` also gets the epoch lines.
     """
     groups = by_subject(data)
@@ -191,37 +322,28 @@ def loso(
         raise MecgError("LOSO needs sessions of at least two subjects")
     preds: dict[str, list[Interval]] = defaultdict(list)
     truth: list[Interval] = []
+    folds = []
     for fold, (subj, test) in enumerate(groups.items(), 1):
         train = [d for k, g in groups.items() if k != subj for d in g]
         log(f"fold {fold}/{len(groups)}: test subject {subj} ({len(test)} session(s)), {config.mode}")
-        model, spot = fit(train, config, replace(tc, seed=tc.seed + fold), log=log)
-        # spot parameters per eta, chosen once per fold on the same validation data as the default
-        per_eta = {}
+        # thresholds for every eta asked, chosen on the fold's validation subject
+        model, spot = fit(train, config, replace(tc, seed=tc.seed + fold), etas=etas, ccf=ccf, log=log)
+        folds.append({"test_subject": subj, "spot": spot})
+        runs: list[tuple[str, float | None]] = [("plain", None)]
         if config.mode != "video":
-            val_sets = None
-            for eta in etas:
-                if eta == spot["eta"]:
-                    per_eta[eta] = spot
-                    continue
-                if val_sets is None:
-                    _, val = split_validation(train)
-                    val_sets = [(v, frame_scores(model, v, tc.device)) for v in (val or train)]
-                thr = choose_threshold(val_sets, spot["me_rise_s"], spot["me_fall_s"], eta)
-                per_eta[eta] = {**spot, "threshold_ccf": thr}
+            runs += [(f"ccf_{eta:g}", eta) for eta in etas] + [("ccf_val", spot["eta_chosen"])]
         for d in test:
             scores = frame_scores(model, d, tc.device)
             truth += [Interval(d.name, a.onset_frame, a.offset_frame, "ME") for a in d.annotations if a.type == "ME"]
-            for sp in spot_candidates(model, d, spot, None, tc.device, scores):
-                preds["plain"].append(sp.interval())
-            for eta, params in per_eta.items():
-                for sp in spot_candidates(model, d, params, eta, tc.device, scores):
-                    if sp.kept_by_ccf:
-                        preds[f"ccf_{eta:g}"].append(sp.interval())
+            for name, eta in runs:
+                found = spot_candidates(model, d, spot, eta, tc.device, scores, ccf)
+                preds[name] += [sp.interval() for sp in found if sp.kept_by_ccf]
         if progress:
             progress(fold, len(groups))
     return {
         "preds": dict(preds),
         "truth": truth,
+        "folds": folds,
         "results": {k: evaluate(v, truth)["me"].as_dict() for k, v in preds.items()},
     }
 
@@ -238,8 +360,10 @@ class TrainResult:
     model : CMCLNet
         The trained network (eval mode).
     spot : dict
-        Spotting parameters chosen on the validation subject: ``threshold``, ``threshold_ccf``
-        (probabilities 0-1; None for a video-only model), ``me_rise_s``, ``me_fall_s`` (s), ``eta``, ``val_ap``.
+        Spotting parameters chosen on the validation subject: ``threshold`` (no CCF), ``thresholds_ccf``
+        ({eta: threshold}; None for a video-only model), ``threshold_ccf`` (at ``eta``), ``eta_chosen``,
+        ``ccf`` (the rule), ``threshold_choice`` (where each sits in its grid), ``me_rise_s``, ``me_fall_s``
+        (s), ``val_ap`` (see :func:`choose_spot_params`).
     out : Path or None
         The checkpoint written (None when none was asked for, or on a torchrun rank other than 0).
     sessions : list of str
@@ -315,6 +439,9 @@ def train_spotter(
     jobs: int = 1,
     ecg_channel: str = "",
     loso: bool = False,
+    ccf_hrs: str = "apex",
+    ccf_trial: str = "auto",
+    ccf_etas: Sequence[float] = DEFAULT_ETAS,
     log: Callable[[str], None] = _stderr,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
@@ -356,6 +483,12 @@ def train_spotter(
         ``[STREAM:]LABEL|INDEX`` of the ECG when a session must be synced and its ECG is ambiguous.
     loso : bool
         Also run leave-one-subject-out evaluation (needs two subjects or more).
+    ccf_hrs : str
+        CCF HRS rule: ``"apex"`` (the paper's), ``"window"`` or ``"window:S"`` (max within +-S s).
+    ccf_trial : str
+        CCF trial mean: ``"auto"``, ``"session"`` or ``"stimulus"`` (see :mod:`mecg.model.spotter`).
+    ccf_etas : sequence of float
+        The etas a CCF threshold is chosen and stored for (2.0, the default at spot time, always is).
     log : callable
         Receives notices and per-epoch lines (default: standard error).
     progress : callable, optional
@@ -379,6 +512,9 @@ def train_spotter(
     from mecg.model.frontend import default_k
     from mecg.model.train import init_distributed
 
+    hrs, window_s = parse_hrs_rule(ccf_hrs)
+    rule = CcfRule(hrs, window_s, ccf_trial)  # type: ignore[arg-type]
+    etas = sorted({round(float(e), 6) for e in ccf_etas} | {DEFAULT_ETA})
     paths = session_files(sessions)
     if threads:
         torch.set_num_threads(max(1, threads))
@@ -414,9 +550,9 @@ def train_spotter(
     results = None
     if loso:
         step("LOSO")(0, len(by_subject(data)))
-        results = _loso(data, config, tc, log=say, progress=step("LOSO"))["results"]
+        results = _loso(data, config, tc, tuple(etas), log=say, ccf=rule, progress=step("LOSO"))["results"]
     step("train")(0, tc.pretrain_epochs + tc.epochs)
-    model, spot = fit(data, config, tc, progress=step("train"), log=say)
+    model, spot = fit(data, config, tc, etas=etas, ccf=rule, progress=step("train"), log=say)
     written = None
     if rank == 0 and out is not None:  # one process writes the checkpoint
         written = Path(out)

@@ -38,7 +38,9 @@ class SpotOptions:
     ``flow`` the optical-flow method; ``face_box`` ``(x, y, w, h)`` px when face detection fails;
     ``workers`` processes for one video's front end (None: all cores; the features do not depend
     on how many sessions run at once); ``ecg_channel`` ``[STREAM:]LABEL|INDEX`` for a session
-    that must be synced first.
+    that must be synced first; ``ccf_hrs`` (``apex``, ``window``, ``window:S``) and ``ccf_trial``
+    (``auto``, ``session``, ``stimulus``) override the checkpoint's CCF rule (None: the one its
+    thresholds were tuned with).
     """
 
     method: Method = "baseline"
@@ -49,6 +51,8 @@ class SpotOptions:
     face_box: tuple[int, int, int, int] | None = None
     workers: int | None = None
     ecg_channel: str = ""
+    ccf_hrs: str | None = None
+    ccf_trial: str | None = None
 
 
 @dataclass
@@ -192,8 +196,8 @@ def _spot_model(
 ) -> tuple[list[Spot], np.ndarray, str]:
     from mecg.model.ecg_features import ensure_synced
     from mecg.model.frontend import default_k
-    from mecg.model.pipeline import spot_candidates
-    from mecg.model.spotter import frame_scores
+    from mecg.model.pipeline import ccf_rule, ccf_threshold, spot_candidates
+    from mecg.model.spotter import frame_scores, trial_reference
     from mecg.model.windows import SessionData
 
     mode = ck.mode
@@ -203,6 +207,11 @@ def _spot_model(
             f"k={ck.frontend.k_frames} frames; train a model for this frame rate"
         )
     eta = opts.ccf_eta
+    rule, notes = ccf_rule(ck.spot, opts.ccf_hrs, opts.ccf_trial)
+    thr = ck.spot["threshold"]
+    if eta is not None and mode != "video":
+        thr, note = ccf_threshold(ck.spot, eta)  # an eta the model holds no threshold for is refused here
+        notes += [note] if note else []
     if mode != "video":
         ensure_synced(path, say, opts.ecg_channel)
     workers = opts.workers or os.cpu_count() or 1
@@ -211,18 +220,20 @@ def _spot_model(
         raise MecgError(f"{path.name} has no (synced) ECG but the model is ECG-only")
     if not data.has_ecg and mode == "fusion":
         say(f"notice: {path.name} has no ECG; spotting video-only (the ECG inputs are zero) without the CCF")
+    use_ccf = eta is not None and data.has_ecg and ck.spot.get("threshold_ccf") is not None
+    if use_ccf:
+        for line in notes:
+            say(line)
+        _, reference = trial_reference(data, rule.trial)  # refuses --ccf-trial stimulus without markers
+        say(f"{path.name}: CCF at eta {eta:g}, {rule.describe()}: {reference}")
+    else:
+        thr = ck.spot["threshold"]
     scores = frame_scores(ck.model, data)
-    found = spot_candidates(ck.model, data, ck.spot, eta, scores=scores)
+    found = spot_candidates(ck.model, data, ck.spot, eta, scores=scores, rule=rule)
     kept = sum(s.kept_by_ccf for s in found)
     if plot:
         from mecg.model.plot import plot_spots
 
-        spot = ck.spot
-        thr = (
-            spot["threshold_ccf"]
-            if eta is not None and data.has_ecg and spot.get("threshold_ccf")
-            else spot["threshold"]
-        )
         plot_spots(
             plot,
             fps,
@@ -246,6 +257,8 @@ def spot_session(
     face_box: tuple[int, int, int, int] | None = None,
     workers: int | None = None,
     ecg_channel: str = "",
+    ccf_hrs: str | None = None,
+    ccf_trial: str | None = None,
     plot: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SpotResult:
@@ -265,6 +278,7 @@ def spot_session(
     ccf_eta : float or None
         CCF: keep a CMCL-Net candidate if the heart-rate slope at its apex exceeds ``ccf_eta`` x the
         session's mean (None: no filter). Needs synced ECG; the session is synced first when it has ECG.
+        The model must hold a threshold for this eta (``mecg train --ccf-etas``; refused otherwise).
     flow : str
         Optical-flow method for the baseline (``"dis"`` or ``"farneback"``).
     face_box : (x, y, w, h), optional
@@ -273,6 +287,9 @@ def spot_session(
         Processes for the video front end (None: all cores).
     ecg_channel : str
         ``[STREAM:]LABEL|INDEX`` of the ECG when a session must be synced and its ECG is ambiguous.
+    ccf_hrs, ccf_trial : str, optional
+        Override the model's CCF rule: ``"apex"``, ``"window"`` or ``"window:S"`` (S in s), and ``"auto"``,
+        ``"session"`` or ``"stimulus"`` (None: the rule the model's thresholds were tuned with).
     plot : str or PathLike, optional
         Write the score curve, thresholds, spots and annotations as a PNG here.
     log : callable, optional
@@ -302,5 +319,7 @@ def spot_session(
         face_box=face_box,
         workers=workers,
         ecg_channel=ecg_channel,
+        ccf_hrs=ccf_hrs,
+        ccf_trial=ccf_trial,
     )
     return spot_file(path, opts, plot=plot, log=log, checkpoint=checkpoint)
