@@ -18,6 +18,7 @@ from mecg.acquire.live_analysis import LiveAnalysis, LiveEvent
 from mecg.acquire.recorder import Recorder, RecorderConfig
 from mecg.acquire.rig import Rig, RigConfig
 from mecg.cli.main import main
+from mecg.errors import MecgError
 from mecg.model.live_spotter import (
     LiveCandidate,
     LiveSpotParams,
@@ -154,3 +155,25 @@ def test_record_live_spot_with_a_missing_model_is_a_user_error(tmp_path: Path, c
     err = capsys.readouterr().err
     assert rc == 2 and "no such model file" in err and "Traceback" not in err
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.slow  # two replays through CMCL-Net
+def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
+    import torch
+
+    from mecg.model.checkpoint import Checkpoint
+    from mecg.model.cmclnet import CMCLConfig, CMCLNet
+    from mecg.model.frontend import FrontEndParams, default_k
+    from mecg.model.windows import WindowParams
+
+    torch.manual_seed(0)  # an untrained network: what matters is that live windows are fixed by the data
+    spot = {"threshold": 0.3, "threshold_ccf": 0.3, "me_rise_s": 0.1, "me_fall_s": 0.2, "eta": 2.0, "val_ap": 0.0}
+    ck = Checkpoint(CMCLNet(CMCLConfig()).eval(), WindowParams(), FrontEndParams(k_frames=default_k(30.0)), {}, spot)
+    params = LiveSpotParams(method="cmclnet", ccf_eta=2.0, warmup_s=2.0, min_beats=5)
+    a = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.1)
+    b = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.61)
+    assert a and _same(a, b)
+    assert all(c.spot.type == "ME" and c.method == "cmclnet" and c.spot.score >= 0.3 for c in a)
+    assert any(c.ccf == "applied" and c.hrs_apex_bpm_per_s is not None for c in a)
+    with pytest.raises(MecgError, match="needs a model"):
+        LiveSpotter("t", params)

@@ -573,6 +573,7 @@ class LiveSpotter:
             raise MecgError("live spotting with CMCL-Net needs a model (a .pt checkpoint from `mecg train`)")
         self.session, self.params, self.ck, self.ecg_channel = session, params, checkpoint, ecg_channel
         import neurokit2  # noqa: F401  (seconds to import: now, not in the middle of a recording)
+
         self.video_key: str | None = None
         self.ecg_key: str | None = None
         self.ecg_col = 0
@@ -829,6 +830,9 @@ class _CmclLive:
         self.fall = max(1, round(spot["me_fall_s"] * fps))
         self.n_total: int | None = None
         self._ecg_scale: float | None = None
+        import torch
+
+        torch.set_num_threads(1)  # one core for the network: the recording and the front end need the others
 
     def threshold(self) -> float:
         spot = self.ck.spot
@@ -922,6 +926,20 @@ class _CmclLive:
         """The inputs of the window centred on frame ``c`` (None: wait for the ECG)."""
         fe, owner, wp = self.owner.fe, self.owner, self.wp
         assert fe is not None and fe.crops is not None and self.scale is not None
+        n_ecg = round(wp.ecg_context_s * wp.ecg_rate_hz)
+        n_hr = round(wp.hr_context_s * wp.hr_rate_hz)
+        ecg_in: dict[str, np.ndarray] = {
+            "ecg": np.zeros(n_ecg, dtype=np.float32),
+            "hr": np.zeros(n_hr, dtype=np.float32),
+            "hand": np.zeros(8, dtype=np.float32),
+        }
+        if self.ck.mode != "video" and owner.ecg is not None:
+            tc = owner._frame_time(min(c, len(owner.video_t.v) - 1))
+            state, block = owner.ecg_block_for(tc)
+            if state == "wait":
+                return None
+            if block is not None and block >= 0:
+                ecg_in = self._ecg_inputs(tc, block, n_ecg, n_hr)
         last = fe.roi.n - 1
         idx = np.clip(np.round(np.linspace(c - self.w / 2, c + self.w / 2 - 1, wp.time_steps)).astype(int), 0, last)
         scale, strain = self.scale
@@ -929,23 +947,7 @@ class _CmclLive:
         feats[:, :, :3] /= scale
         feats[:, :, 3] /= strain
         crops = (fe.crops[idx % fe.crop_keep].astype(np.float32) / scale).astype(np.float16).astype(np.float32)
-        out = {"feats": feats, "crops": crops}
-        n_ecg = round(wp.ecg_context_s * wp.ecg_rate_hz)
-        n_hr = round(wp.hr_context_s * wp.hr_rate_hz)
-        zero = {
-            "ecg": np.zeros(n_ecg, dtype=np.float32),
-            "hr": np.zeros(n_hr, dtype=np.float32),
-            "hand": np.zeros(8, dtype=np.float32),
-        }
-        if self.ck.mode == "video" or owner.ecg is None:
-            return {**out, **zero}
-        tc = owner._frame_time(min(c, len(owner.video_t.v) - 1))
-        state, block = owner.ecg_block_for(tc)
-        if state == "wait":
-            return None
-        if block is None or block < 0:
-            return {**out, **zero}
-        return {**out, **self._ecg_inputs(tc, block, n_ecg, n_hr)}
+        return {"feats": feats, "crops": crops, **ecg_in}
 
     def _ecg_inputs(self, tc: float, block: int, n_ecg: int, n_hr: int) -> dict[str, np.ndarray]:
         from mecg.model.ecg_features import bandpass, hrv_at, rr_quality
