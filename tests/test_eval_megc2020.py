@@ -157,3 +157,9 @@ def test_notices_for_stray_sessions_and_one_frame_intervals(tmp_path: Path, caps
     assert "protocol megc2020" in out
     assert "1 prediction(s) from 1 session(s) with no ground truth (b)" in err
     assert "1 prediction(s) and 0 ground truth interval(s) are one frame long" in err
+
+
+def test_a_spreadsheet_csv_with_byte_order_mark_reads(tmp_path: Path) -> None:
+    pred = tmp_path / "p.csv"
+    pred.write_bytes("\ufeffsession,onset,offset,score,type\na,10,20,0.9,ME\n".encode())  # as Excel saves
+    assert [(p.session, p.onset) for p in read_predictions(pred)] == [("a", 10)]

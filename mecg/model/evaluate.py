@@ -236,7 +236,7 @@ def _read_csv(p: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     if not p.is_file():
         raise EvalError(f"{p} does not exist or is not a file")
     try:
-        with p.open(newline="", encoding="utf-8") as fh:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             fields = [f.strip() for f in (reader.fieldnames or [])]
             missing = [c for c in required if c not in fields]
