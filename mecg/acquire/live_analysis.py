@@ -2,7 +2,7 @@
 
 The recorder never waits for analysis. Each stream's pull thread, right after it has stored a chunk,
 hands a copy to :meth:`LiveAnalysis.push`, which only puts it into a bounded queue (``max_queue_s``
-of video at its frame rate, 4x that many chunks for the other streams); when the queue is full the
+of video at its frame rate, twice that time of the other streams); when the queue is full the
 chunk is **not analysed** (counted in ``skipped`` per stream, the analyser told which samples it
 missed) and the recording goes on untouched. One analysis thread takes chunks from the queue and
 feeds the analyser (an object of the model room, given by the CLI or the app: acquire never imports
@@ -130,7 +130,7 @@ class LiveAnalysis:
             if info.kind == StreamKind.VIDEO:
                 self._limit[key] = max(8, math.ceil(self.max_queue_s * rate)) if rate > 0 else 64
             else:
-                self._limit[key] = max(1024, math.ceil(4 * self.max_queue_s * rate)) if rate > 0 else 1024
+                self._limit[key] = max(1024, math.ceil(2 * self.max_queue_s * rate)) if rate > 0 else 1024
         self._queue.put(("stream", key, info))
 
     def push(self, key: str, data: np.ndarray | list, ts: np.ndarray) -> None:

@@ -39,9 +39,13 @@ def candidate_line(ev: LiveEvent, produced_lsl: float, start_lsl: float) -> str:
 
 
 def live_summary(analysis: LiveAnalysis) -> dict:
-    """Counts, skipped analysis work and latency (s after each candidate's offset: median, p95, max) + a text line."""
+    """Counts, skipped analysis work and latency (s after each candidate's offset: median, p95, max; candidates of
+    the warm-up left out, their number in ``in_warmup``) and a text line."""
     cands = [(t, d) for t, ev in analysis.events() if (d := _candidate(ev)) is not None]
-    lat = np.array([t - d["offset_time_s"] for t, d in cands if math.isfinite(d["offset_time_s"])])
+    # candidates of the warm-up are decided when it ends: their delay is by design, counted apart
+    lat = np.array(
+        [t - d["offset_time_s"] for t, d in cands if math.isfinite(d["offset_time_s"]) and not d.get("in_warmup")]
+    )
     stats = analysis.stats
     out: dict = {
         "candidates": len(cands),
@@ -49,6 +53,7 @@ def live_summary(analysis: LiveAnalysis) -> dict:
         "me": sum(d["type"] == "ME" for _, d in cands),
         "mae": sum(d["type"] == "MaE" for _, d in cands),
         "latency_s": None,
+        "in_warmup": sum(bool(d.get("in_warmup")) for _, d in cands),
         "skipped_samples": dict(stats.skipped_samples),
         "analysed_samples": dict(stats.fed_samples),
         "error": stats.error,

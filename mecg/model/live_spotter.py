@@ -94,7 +94,8 @@ class LiveCandidate:
     ``apex_time_s`` / ``offset_time_s``: its apex and offset frames on the recorder's LSL clock (s);
     ``hrs_apex_bpm_per_s``: HR slope at the apex (None without ECG); ``mean_hrs_bpm_per_s``: the
     trial mean HRS so far; ``eta``: the CCF factor (None: no filter); ``ccf``: ``"applied"``,
-    ``"off"`` (no eta), ``"no ECG"`` or ``"warm-up"`` (too few beats yet); ``method``.
+    ``"off"`` (no eta), ``"no ECG"`` or ``"warm-up"`` (too few beats yet); ``method``; ``in_warmup``:
+    its apex lies in the first ``warmup_s`` of video, so it was decided when the warm-up ended.
     """
 
     spot: Spot
@@ -105,6 +106,7 @@ class LiveCandidate:
     eta: float | None
     ccf: CcfState
     method: str
+    in_warmup: bool = False
 
     def to_json(self) -> str:
         """The marker text stored in the session's events stream (one JSON object)."""
@@ -125,6 +127,7 @@ class LiveCandidate:
                 "method": self.method,
                 "apex_time_s": self.apex_time_s,
                 "offset_time_s": self.offset_time_s,
+                "in_warmup": self.in_warmup,
             }
         )
 
@@ -151,6 +154,7 @@ class LiveCandidate:
             d["eta"],
             d["ccf"],
             d["method"],
+            bool(d.get("in_warmup", False)),
         )
 
     def same_as(self, other: LiveCandidate, tol: float = 1e-6) -> bool:
@@ -770,7 +774,8 @@ class LiveSpotter:
             ccf = "warm-up"
         spot = Spot(self.session, c.onset, c.apex, c.offset, c.score, c.kind, kept, hrs)  # type: ignore[arg-type]
         t_off = self._frame_time(min(c.offset, self.video_t.n - 1))
-        cand = LiveCandidate(spot, t_apex, t_off, hrs, mean, p.ccf_eta, ccf, p.method)
+        warm = c.apex < round(p.warmup_s * self.fps)  # decided when the warm-up ended, not at once
+        cand = LiveCandidate(spot, t_apex, t_off, hrs, mean, p.ccf_eta, ccf, p.method, warm)
         self.candidates.append(cand)
         return LiveEvent(cand.to_json(), t_apex if math.isfinite(t_apex) else 0.0)
 
