@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pylsl
 
+from mecg.acquire.live_analysis import LiveAnalysis
 from mecg.acquire.recorder import Recorder, RecorderConfig, RecorderStatus
 from mecg.acquire.rig import RigConfig
 from mecg.acquire.stream_metadata import StreamQuery
@@ -90,6 +91,11 @@ class Lab:
         self.messages: list[str] = []
         self._journal_problems: list[str] = []
         self._lock = threading.RLock()
+        #: ``--live-spot``: ``"baseline"`` or a CMCL-Net checkpoint spotted live while recording (None: off),
+        #: with its CCF factor; ``analysis`` is the running recording's (its events for the live view).
+        self.live_spot: str | None = None
+        self.ccf_eta: float | None = None
+        self.analysis: LiveAnalysis | None = None
 
     # -- devices ----------------------------------------------------------------------------------
     def start_devices(self, config: RigConfig) -> list[str]:
@@ -120,7 +126,24 @@ class Lab:
         e = self.engine
         return e is not None and not e.monitoring and not e.wait(0) and e.state == "recording"
 
-    def _config(self, path: Path | None, subject: str = "", notes: str = "") -> RecorderConfig:
+    def _live_analysis(self, path: Path) -> LiveAnalysis | None:
+        """The live spotter for a recording to ``path`` (None when live spotting is off)."""
+        if self.live_spot is None:
+            return None
+        from mecg.model.live_spotter import LiveSpotParams, LiveSpotter
+
+        ck, eta = None, self.ccf_eta
+        if self.live_spot != "baseline":
+            from mecg.model.spotting import DEFAULT_ETA, load_spotter
+
+            ck = load_spotter(self.live_spot)
+            eta = DEFAULT_ETA if eta is None else eta
+        params = LiveSpotParams(method="baseline" if ck is None else "cmclnet", ccf_eta=eta)
+        return LiveAnalysis(LiveSpotter(path.stem, params, ck))
+
+    def _config(
+        self, path: Path | None, subject: str = "", notes: str = "", analysis: LiveAnalysis | None = None
+    ) -> RecorderConfig:
         return RecorderConfig(
             path=path,
             subject_id=subject,
@@ -131,6 +154,7 @@ class Lab:
             min_free_mb=self.min_free_mb if path is not None else 0.0,
             preview=True,
             preview_frame_hz=self.preview_frame_hz,
+            analysis=analysis,
         )
 
     def monitor(self, selection: tuple[StreamQuery, ...]) -> RecorderStatus | None:
@@ -166,13 +190,15 @@ class Lab:
             if self.recording:
                 raise RuntimeError("already recording")
             self._stop_engine()
-            rec = Recorder(self._config(Path(path), subject, notes))
+            analysis = self._live_analysis(Path(path))
+            rec = Recorder(self._config(Path(path), subject, notes, analysis))
             try:
                 rec.start()
             except BaseException:
                 self._restart_monitor()
                 raise
             self.engine = rec
+            self.analysis = analysis
             self.last_path = Path(path)
             self._journal(Path(path))
             return rec.status()

@@ -9,6 +9,10 @@ analysis, so a mark sits on the R wave where the offline peak will be (a few ms 
 is imported in the background when the view is made). The HR slope is the offline definition
 (:func:`mecg.model.heart_rate.hr_slope`, ``|d hr/dt|`` of the PCHIP through 60/RR) at the last beat
 but one.
+
+With live spotting on (``mecg app --live-spot``), the candidates the spotter decides while recording
+are listed under the ECG as they come (:meth:`LiveView.show_candidates`), each with the HR slope the
+filter saw and its verdict, the newest first, and marked on the ECG trace at their apex.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
 
 from mecg.acquire.live_heart_rate import ecg_channel, hr_from_peaks_bpm, r_peaks, warm_up
 from mecg.acquire.preview import StreamPreview
 from mecg.session.ecg_channel import stream_ecg_column
+from mecg.session.live_events import LiveEvent
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
 
@@ -33,6 +38,9 @@ WINDOW_S = 8.0
 PEAKS_EVERY_S = 0.5
 TRIGGER_COLOR = (230, 120, 0)
 STIMULUS_COLOR = (0, 140, 200)
+CANDIDATE_COLOR = (150, 0, 170)
+#: Live-spotted candidates kept in the list.
+MAX_CANDIDATES = 200
 
 
 def _ecg_columns(p: StreamPreview) -> tuple[int, int | None]:
@@ -126,6 +134,13 @@ class LiveView(QWidget):
         self.hrs_label.setStyleSheet("font-size: 12pt;")
         self.markers_label = QLabel("")
         self.markers_label.setWordWrap(True)
+        self.candidates_label = QLabel("")
+        self.candidates = QListWidget()
+        self.candidates.setMaximumHeight(120)
+        self.candidates.setVisible(False)
+        self.candidates_label.setVisible(False)
+        self._n_events = 0
+        self._apexes: list[tuple[float, str]] = []  # (apex time on the LSL clock, type) of the candidates shown
 
         left = QVBoxLayout()
         left.addWidget(self.camera_widget, 1)
@@ -143,6 +158,8 @@ class LiveView(QWidget):
         right.addWidget(self.ecg_plot, 3)
         right.addWidget(self.trig_plot, 1)
         right.addWidget(self.markers_label)
+        right.addWidget(self.candidates_label)
+        right.addWidget(self.candidates, 1)
         lay = QHBoxLayout(self)
         lay.addLayout(left, 2)
         lay.addLayout(right, 3)
@@ -163,6 +180,35 @@ class LiveView(QWidget):
         line.label.setText(label)
         line.label.setColor(color)
         line.setVisible(True)
+
+    def show_candidates(self, events: list[tuple[float, LiveEvent]], start_lsl: float) -> int:
+        """List the live-spotted candidates among ``events`` (``(produced_lsl, event)``, as
+        :meth:`mecg.acquire.live_analysis.LiveAnalysis.events` gives them) not shown yet; the number added.
+
+        ``start_lsl``: the recording's start (s, LSL clock), times are shown from it.
+        """
+        from mecg.model.live_spotter import LiveCandidate
+
+        if len(events) < self._n_events:  # a new recording: a new list
+            self.candidates.clear()
+            self._apexes = []
+            self._n_events = 0
+        added = 0
+        for produced, ev in events[self._n_events :]:
+            if '"spotted_candidate"' not in ev.text:
+                continue
+            c = LiveCandidate.from_json(ev.text, "")
+            self.candidates.insertItem(0, c.describe(start_lsl, produced))
+            self._apexes.append((c.apex_time_s, c.spot.type))
+            added += 1
+        self._n_events = len(events)
+        while self.candidates.count() > MAX_CANDIDATES:
+            self.candidates.takeItem(self.candidates.count() - 1)
+        self._apexes = self._apexes[-MAX_CANDIDATES:]
+        self.candidates.setVisible(True)
+        self.candidates_label.setVisible(True)
+        self.candidates_label.setText(f"live-spotted candidates: {len(self._apexes)} (newest first)")
+        return added
 
     def clear(self) -> None:
         """Forget what is drawn (no engine)."""
@@ -258,6 +304,10 @@ class LiveView(QWidget):
             self.n_triggers += len(trig)
             if trig:
                 last_trigger = max(last_trigger, trig[-1])
+        for apex, kind in self._apexes:  # live-spotted candidates on the trace, at their apex
+            if t_ref - WINDOW_S <= apex <= t_ref + 0.5:
+                self._tick(n, apex - t_ref, CANDIDATE_COLOR, f"{kind} (live)")
+                n += 1
         for line in self._ticks[n:]:
             line.setVisible(False)
         self._set_led(self.trigger_high)

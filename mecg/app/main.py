@@ -67,6 +67,8 @@ def run_app(
     live_hz: float = 20.0,
     quit_after: float | None = None,
     screenshot: str | None = None,
+    live_spot: str | None = None,
+    ccf_eta: float | None = None,
 ) -> int:
     """Build the window, start what is asked for, run the event loop; the exit code.
 
@@ -87,6 +89,9 @@ def run_app(
         the window showed errors.
     screenshot
         PNG saved just before ``quit_after`` closes the window.
+    live_spot, ccf_eta
+        Spot live while recording: ``"baseline"`` or a CMCL-Net checkpoint (None: off), and the CCF factor
+        (default: 2 with a model; the baseline reports the HR slope without rejecting); see docs/spotting.md.
 
     The LSL configuration must be chosen before this is called (pylsl reads it on import).
     """
@@ -114,6 +119,7 @@ def run_app(
         rp.notes.setPlainText(notes)
     if min_free_mb is not None:
         win.lab.min_free_mb = min_free_mb
+    win.lab.live_spot, win.lab.ccf_eta = live_spot, ccf_eta
     win.show()
     old_handlers = install_signal_handlers(win)
     win.record_when_ready = record

@@ -367,6 +367,9 @@ class MainWindow(QMainWindow):
         e = self.lab.engine
         if e is None:
             return
+        analysis = self.lab.analysis
+        if analysis is not None:
+            self.live.show_candidates(analysis.events(), e.start_lsl)
         self.live.refresh(e.previews(), pylsl.local_clock())
 
     def _tick_status(self) -> None:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mecg.cli.argtypes import positive_float
+from mecg.cli.live_spot import add_live_spot_arguments, check_live_spot
 from mecg.cli.record import add_device_arguments, rig_config
 from mecg.cli.stream import add_lsl_options, apply_lsl_options
 from mecg.errors import MecgError
@@ -67,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument(
         "--screenshot", metavar="PNG", help="save a picture of the window just before --quit-after closes it"
     )
+    add_live_spot_arguments(p)
     add_lsl_options(p)
 
 
@@ -84,6 +86,8 @@ def _app(args: argparse.Namespace) -> int:
         live_hz=args.live_hz,
         quit_after=args.quit_after,
         screenshot=args.screenshot,
+        live_spot=check_live_spot(args.live_spot),
+        ccf_eta=args.ccf_eta,
     )
 
 

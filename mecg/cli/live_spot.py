@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from mecg.cli.argtypes import bounded
+from mecg.errors import MecgError
 
-from mecg.acquire.live_analysis import LiveAnalysis, LiveEvent
+if TYPE_CHECKING:  # imported by `mecg record` / `mecg app` at start: the heavy modules only when live spotting runs
+    from mecg.acquire.live_analysis import LiveAnalysis, LiveEvent
+
+
+def add_live_spot_arguments(p: argparse.ArgumentParser) -> None:
+    """``--live-spot [baseline|MODEL.pt]`` and ``--ccf-eta`` (``mecg record`` and ``mecg app``)."""
+    s = p.add_argument_group("live spotting (docs/spotting.md 'Live spotting')")
+    s.add_argument(
+        "--live-spot",
+        nargs="?",
+        const="baseline",
+        default=None,
+        metavar="baseline|MODEL.pt",
+        help="spot expressions while recording, with the baseline (default) or a CMCL-Net checkpoint; "
+        "candidates are shown as they come and stored in the session as spotted-candidate events",
+    )
+    s.add_argument(
+        "--ccf-eta",
+        type=bounded(float, 0, 100, lo_open=True),
+        default=None,
+        metavar="ETA",
+        help="candidate clip filter: reject an ME whose apex HR slope is not above ETA x the running mean "
+        "(default: 2 with a model; the baseline only reports the HR slope unless given)",
+    )
+
+
+def check_live_spot(value: str | None) -> str | None:
+    """The ``--live-spot`` value, checked: ``baseline`` or an existing model file (MecgError otherwise)."""
+    if value is not None and value != "baseline" and not Path(value).is_file():
+        raise MecgError(
+            f"--live-spot {value}: no such model file; give a CMCL-Net checkpoint (.pt from `mecg train`) or 'baseline'"
+        )
+    return value
 
 
 def _candidate(ev: LiveEvent) -> dict | None:
@@ -20,27 +56,18 @@ def _candidate(ev: LiveEvent) -> dict | None:
 
 def candidate_line(ev: LiveEvent, produced_lsl: float, start_lsl: float) -> str:
     """One line for a spotted candidate ('' for other events): when, frames, score, HRS and the CCF's verdict."""
-    d = _candidate(ev)
-    if d is None:
+    if _candidate(ev) is None:
         return ""
-    at = d["apex_time_s"] - start_lsl
-    hrs = d["hrs_apex_bpm_per_s"]
-    mean = d["mean_hrs_bpm_per_s"]
-    heart = "no HRS" if hrs is None else f"HRS {hrs:.2f} bpm/s" + ("" if mean is None else f" (mean {mean:.2f})")
-    if d["ccf"] == "applied" and d["type"] == "ME":
-        verdict = f"kept (eta {d['eta']:g})" if d["kept_by_ccf"] else f"rejected by the CCF (eta {d['eta']:g})"
-    else:
-        verdict = {"off": "no filter", "no ECG": "no ECG", "warm-up": "CCF warming up"}.get(d["ccf"], d["ccf"])
-    late = produced_lsl - d["offset_time_s"]
-    return (
-        f"live: {d['type']} at {at:.2f} s (frames {d['onset']}-{d['offset']}, score {d['score']:.3g}), "
-        f"{heart}, {verdict}; shown {late:.2f} s after its offset"
-    )
+    from mecg.model.live_spotter import LiveCandidate
+
+    return "live: " + LiveCandidate.from_json(ev.text, "").describe(start_lsl, produced_lsl)
 
 
 def live_summary(analysis: LiveAnalysis) -> dict:
     """Counts, skipped analysis work and latency (s after each candidate's offset: median, p95, max; candidates of
     the warm-up left out, their number in ``in_warmup``) and a text line."""
+    import numpy as np
+
     cands = [(t, d) for t, ev in analysis.events() if (d := _candidate(ev)) is not None]
     # candidates of the warm-up are decided when it ends: their delay is by design, counted apart
     lat = np.array(

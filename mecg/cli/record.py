@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 from mecg.acquire.naming import auto_session_path
 from mecg.acquire.readable import hms, size_text
 from mecg.cli.argtypes import FPS, PER_MINUTE, RATE_HZ, RT_PRIORITY, bounded, parse_size
+from mecg.cli.live_spot import add_live_spot_arguments, check_live_spot
 from mecg.cli.outputs import check_folder_writable
 from mecg.cli.stream import add_lsl_options, apply_lsl_options, gap_range
 from mecg.errors import MecgError
@@ -263,12 +264,7 @@ class RecordOptions:
         from mecg.acquire.recorder import check_output
 
         path = _output_path(args.out, args.session_dir, args.subject or "")
-        live = getattr(args, "live_spot", None)
-        if live is not None and live != "baseline" and not Path(live).is_file():
-            raise MecgError(
-                f"--live-spot {live}: no such model file; give a CMCL-Net checkpoint (.pt from `mecg train`) "
-                "or 'baseline'"
-            )
+        live = check_live_spot(getattr(args, "live_spot", None))
         check_output(path, args.overwrite, args.min_free_mb)
         check_folder_writable(path.parent, f"--out {path}")  # a read-only disk too (permission bits do not show it)
         hosts = tuple(args.host or ())
@@ -649,24 +645,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "a larger --buffer-s is refused",
     )
 
-    s = p.add_argument_group("live spotting (docs/spotting.md 'Live spotting')")
-    s.add_argument(
-        "--live-spot",
-        nargs="?",
-        const="baseline",
-        default=None,
-        metavar="baseline|MODEL.pt",
-        help="spot expressions while recording, with the baseline (default) or a CMCL-Net checkpoint; "
-        "candidates are shown as they come and stored in the session as spotted-candidate events",
-    )
-    s.add_argument(
-        "--ccf-eta",
-        type=bounded(float, 0, 100, lo_open=True),
-        default=None,
-        metavar="ETA",
-        help="candidate clip filter: reject an ME whose apex HR slope is not above ETA x the running mean "
-        "(default: 2 with a model; the baseline only reports the HR slope unless given)",
-    )
+    add_live_spot_arguments(p)
 
     v = p.add_argument_group("display")
     v.add_argument(

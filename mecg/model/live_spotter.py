@@ -157,6 +157,24 @@ class LiveCandidate:
             bool(d.get("in_warmup", False)),
         )
 
+    def describe(self, start_lsl: float, produced_lsl: float | None = None) -> str:
+        """One line for people: when (s since ``start_lsl``), frames, score, the HRS the filter saw and its
+        verdict, and (with ``produced_lsl``) how long after its offset it was shown."""
+        s = self.spot
+        hrs, mean = self.hrs_apex_bpm_per_s, self.mean_hrs_bpm_per_s
+        heart = "no HRS" if hrs is None else f"HRS {hrs:.2f} bpm/s" + ("" if mean is None else f" (mean {mean:.2f})")
+        if self.ccf == "applied" and s.type == "ME":
+            verdict = ("kept" if s.kept_by_ccf else "rejected by the CCF") + f" (eta {self.eta:g})"
+        else:
+            verdict = {"off": "no filter", "no ECG": "no ECG", "warm-up": "CCF warming up"}.get(self.ccf, self.ccf)
+        text = (
+            f"{s.type} at {self.apex_time_s - start_lsl:.2f} s (frames {s.onset_frame}-{s.offset_frame}, "
+            f"score {s.score:.3g}), {heart}, {verdict}"
+        )
+        if produced_lsl is not None and math.isfinite(self.offset_time_s):
+            text += f"; {produced_lsl - self.offset_time_s:.2f} s after its offset"
+        return text + (" (warm-up)" if self.in_warmup else "")
+
     def same_as(self, other: LiveCandidate, tol: float = 1e-6) -> bool:
         """Same frames, type, decision and (within ``tol``) score and HRS."""
         a, b = self.spot, other.spot
