@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
@@ -213,3 +215,122 @@ def test_expression_rates_reach_the_participant(tmp_path: Path) -> None:
     assert (rig.me_per_min, rig.mae_per_min) == (8.0, 1.5)
     with pytest.raises(SystemExit):
         p.parse_args(["--me-per-min", "-1"])
+
+
+# -- face identities and realism settings ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_every_identity_is_found_by_the_front_end_at_its_own_eyes(color: bool) -> None:
+    from mecg.model.face import detect_layout
+    from mecg.synth.face import Appearance, FaceRenderer
+    from mecg.synth.identities import IDENTITY_NAMES, identity_landmarks
+
+    assert len(IDENTITY_NAMES) >= 8
+    for name in IDENTITY_NAMES:
+        r = FaceRenderer(Appearance(identity=name), 320, 240, color=color, led=None)
+        frame = r.render(np.array([0.0, 0.0, 0.0, 1.0]), [], 1.0, 0.0, 0)
+        lm = identity_landmarks(name)
+        true_r, true_l = r.landmark_to_frame(*lm["eye_R"]), r.landmark_to_frame(*lm["eye_L"])
+        iod = float(np.hypot(true_l[0] - true_r[0], true_l[1] - true_r[1]))
+        found = detect_layout(frame)
+        assert found is not None, f"no face found on identity {name}"
+        err = max(np.hypot(*np.subtract(found.eye_r, true_r)), np.hypot(*np.subtract(found.eye_l, true_l)))
+        assert err < 0.2 * iod, f"{name}: eyes found {err / iod:.2f} inter-ocular distances from its own"
+
+
+def test_identities_look_different_and_subjects_get_them_in_turn() -> None:
+    from mecg.synth.face import Appearance, FaceRenderer
+    from mecg.synth.identities import IDENTITY_NAMES
+
+    faces = {
+        n: FaceRenderer(Appearance(identity=n), 96, 72, led=None).render(np.array([0, 0, 0, 1.0]), [], 1.0, 0.0, 0)
+        for n in IDENTITY_NAMES
+    }
+    for a, b in itertools.combinations(IDENTITY_NAMES, 2):
+        # same framing (eyes at the same place), so what differs is the face itself
+        assert np.mean(np.abs(faces[a].astype(float) - faces[b].astype(float))) > 15, f"{a} and {b} look alike"
+    ids = [Subject.random(f"S{s}", 7000 + s).appearance.identity for s in range(len(IDENTITY_NAMES))]
+    assert sorted(ids) == sorted(IDENTITY_NAMES)
+    # easy renders everyone from the astronaut, as the original world did
+    easy = Trial(Subject.random("S", 7001), 0, TINY)
+    paper = Trial(Subject.random("S", 7001), 0, replace(TINY, realism="paper"))
+    assert easy.renderer.appearance.identity == "astronaut" and paper.renderer.appearance.identity == ids[1]
+    assert not np.array_equal(easy.frame(0), paper.frame(0))
+
+
+def test_realism_is_stored_with_the_files_and_rejected_when_unknown(tmp_path: Path) -> None:
+    from mecg.cli.main import main
+
+    args = ["--duration", "4", "--fps", "10", "--size", "48x40", "--workers", "1", "--subjects", "2"]
+    assert main(["synth", str(tmp_path / "d"), *args]) == 0  # the CLI's default: paper
+    assert main(["synth", str(tmp_path / "h"), *args, "--realism", "hard"]) == 0
+    for folder, name in (("d", "paper"), ("h", "hard")):
+        manifest = json.loads((tmp_path / folder / "manifest.json").read_text())
+        assert manifest["config"]["realism"] == name
+        with open_session(tmp_path / folder / "sub-02_trial-01.h5") as s:
+            assert s.ground_truth("hr_response_cause").dtype.kind == "S"
+        with h5py.File(tmp_path / folder / "sub-02_trial-01.h5", "r") as f:
+            g = f["ground_truth"]
+            assert g.attrs["realism"] == name and json.loads(g.attrs["realism_json"])["name"] == name
+            assert g.attrs["face_identity"] == "hopper"
+    r = subprocess.run(
+        [sys.executable, "-m", "mecg", "synth", str(tmp_path / "x"), "--realism", "real"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "easy" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(ValueError, match="easy, paper, hard"):
+        TrialConfig(realism="harder")  # type: ignore[arg-type]
+
+
+def _hrs_ratios(realism: str, coupling: float = 1.0, n: int = 16) -> dict[str, np.ndarray]:
+    """HRS / trial mean (from the true beats: cheap) at ME apexes and random moments, over ``n`` subjects."""
+    me, rnd, responders = [], [], 0
+    for seed in range(n):
+        cfg = replace(TINY, duration_s=60.0, width=32, height=24, realism=realism, coupling=coupling)
+        trial = Trial(Subject.random("S", 300 + seed), 0, cfg)
+        beats = trial.heart.beats_s
+        mean = mean_hr_slope(beats)
+        me += list(hr_slope(beats, np.array([e.apex_s for e in trial.expressions if e.kind == "ME"])) / mean)
+        rnd += list(hr_slope(beats, np.random.default_rng(seed).uniform(3, 57, 20)) / mean)
+        responders += trial.subject.heart.responder_rank < trial.realism.responder_share
+    return {"me": np.array(me), "random": np.array(rnd), "responders": np.array(responders)}
+
+
+def test_harder_realism_weakens_the_heart_coupling_and_coupling_zero_removes_it() -> None:
+    easy, paper, hard = _hrs_ratios("easy"), _hrs_ratios("paper"), _hrs_ratios("hard")
+    share = {k: float(np.mean(v["me"] > 2.0)) for k, v in (("easy", easy), ("paper", paper), ("hard", hard))}
+    assert share["easy"] > share["hard"] and share["paper"] > share["hard"]
+    assert mannwhitneyu(paper["me"], paper["random"], alternative="greater").pvalue < 1e-3  # the paper's finding
+    assert mannwhitneyu(hard["me"], hard["random"], alternative="greater").pvalue > 1e-3 or share["hard"] < 0.4
+    assert easy["responders"] == 16 and hard["responders"] < 16  # some participants do not respond
+    null = _hrs_ratios("paper", coupling=0.0)
+    assert mannwhitneyu(null["me"], null["random"], alternative="greater").pvalue > 0.01
+
+
+def test_hard_world_carries_unrelated_accelerations_artefacts_and_mouth_movements() -> None:
+    cfg = replace(TINY, duration_s=60.0, width=96, height=72, realism="hard", me_per_min=0.0, mae_per_min=0.0)
+    # posture shifts come at 1/min (Poisson): the first of a few subjects who shifted and talked
+    trial = next(
+        t for t in (Trial(Subject.random("S", s), 0, cfg) for s in range(10, 20)) if t.posture_s.size and t.talk
+    )
+    causes = {r.cause for r in trial.heart.responses}
+    assert {"none", "posture"} <= causes and "ME" not in causes
+    # ECG artefacts depend on time only: any chunking gives the same samples
+    whole = trial.ecg(0, 6000)
+    parts = np.concatenate([trial.ecg(a, b) for a, b in [(0, 11), (11, 2500), (2500, 6000)]])
+    np.testing.assert_array_equal(whole, parts)
+    # muscle noise (sample-to-sample) and electrode motion / wander (slow, large) on top of the heart
+    art = trial.heart.artefacts(trial.sample_times_s)
+    assert np.std(np.diff(art)) > 0.005 and np.ptp(art) > 0.3
+    easy = Trial(trial.subject, 0, replace(cfg, realism="easy"))
+    assert easy.heart.artefacts is None and not easy.talk and easy.posture_s.size == 0
+    # a talk burst moves the mouth (no expression is annotated there) and leaves the brows alone
+    start, length, _, _ = trial.talk[0]
+    frames = [int(np.argmin(np.abs(trial.frame_times_s - t))) for t in np.linspace(start, start + length, 12)]
+    moving = [trial.active_bumps(i) for i in frames]
+    assert any(len(b) for b in moving) and not trial.annotations()
+    talk_ys = {round(b.y) for bumps in moving for b, _ in bumps}
+    brows = {round(b.y) for b in trial._aus["AU1"]}
+    assert talk_ys and min(talk_ys) > max(brows)
