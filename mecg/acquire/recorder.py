@@ -36,7 +36,11 @@ closes it without marking it complete.
 but nothing is written (a lab app watches the devices this way before it records). With
 ``RecorderConfig.live.preview`` each stream also keeps a :class:`~mecg.acquire.preview.StreamPreview`
 (newest frame downsampled, last seconds of signal, last markers) for a live display, so the
-display needs no inlet of its own.
+display needs no inlet of its own. With ``RecorderConfig.live.analysis`` (a
+:class:`~mecg.acquire.live_analysis.LiveAnalysis`, e.g. live spotting) every stored chunk is also
+handed to an analysis thread through a bounded queue (work is skipped, never recording, when it is
+behind); its events go into the session as a markers stream while the file is open, and it finishes
+before the file is closed.
 
 The settings are in :mod:`mecg.acquire.recorder_config`; each stream's threads and counters are a
 :class:`~mecg.acquire.stream_task.StreamTask`, which reaches the recorder only through a
