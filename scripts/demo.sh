@@ -26,7 +26,9 @@ echo "==    as coder A and made the reference set that train, eval and stats rea
 "$bin/mecg" annotate "$out/recording.h5" list
 echo "== 4. a small synthetic training set (4 subjects x 1 trial x 40 s, 8 MEs and 4 MaEs a minute), each"
 echo "==    annotated the same way through a coder sheet (CSV) imported as the reference set"
-"$bin/mecg" synth "$out/train" --subjects 4 --duration 40 --fps 60 --size 320x240 --seed 7 --me-per-min 8 --mae-per-min 4
+# --realism easy: the simulated lab's world (one face, every ME moving the heart alike; docs/synth.md)
+"$bin/mecg" synth "$out/train" --subjects 4 --duration 40 --fps 60 --size 320x240 --seed 7 --me-per-min 8 --mae-per-min 4 \
+  --realism easy
 for s in "$out"/train/*.h5; do
   "$bin/mecg" annotate "$s" export "${s%.h5}_coder_A.csv" --coder recording
   "$bin/mecg" annotate "$s" import "${s%.h5}_coder_A.csv" --coder A --reference
@@ -40,7 +42,7 @@ echo "== 7. MEGC evaluation against the reference set (coder A)"
 "$bin/mecg" info "$out/recording.h5"
 echo "== 8. the ME-ECG statistics: ECG at ME/MaE apexes vs non-expression moments (rank tests, boxplots)"
 echo "==    on 10 synthetic participants x 60 s (tiny frames: only the ECG and the annotations are used)"
-"$bin/mecg" synth "$out/stats" --subjects 10 --duration 60 --fps 30 --size 96x72 --seed 5
+"$bin/mecg" synth "$out/stats" --subjects 10 --duration 60 --fps 30 --size 96x72 --seed 5 --realism easy
 "$bin/mecg" stats "$out/stats" --plot "$out/stats.png"
 echo "== 9. share the recording as NWB (ECG in volts, lossless video beside it, annotations)"
 "$bin/mecg" export-nwb "$out/recording.h5" "$out/recording.nwb" --age P18Y/ --inspect
