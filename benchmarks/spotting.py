@@ -12,7 +12,8 @@ Reported per variant: pooled TP/FP/FN/P/R/F1 (ME) per seed, mean +- sd of F1 ove
 subject-bootstrap 95 % CI of the pooled ME F1 (subjects resampled with replacement within each seed,
 counts pooled over all seeds, 2000 resamples, seeded); paired differences (video + ECG minus video,
 + CCF minus video, ...) with their bootstrap CI on the same resamples. Also the filter's pass rate on
-ME apexes, MaE apexes and random moments. Writes benchmarks/results/spotting.json (``--out``).
+ME apexes, MaE apexes and random moments. Writes benchmarks/results/spotting.json (``--quick``:
+spotting_quick.json; ``--filter-pass-only``: spotting_filter_pass.json; or ``--out``).
 
     python benchmarks/spotting.py [--quick] [--seeds 3] [--subjects 6 --trials 2 --duration 60] [--jobs 2]
     python benchmarks/spotting.py --filter-pass-only --realism hard   # the filter's pass rates, no training
@@ -419,6 +420,9 @@ def _has_realism() -> bool:
 
 
 def _commit() -> str:
+    """HEAD of the checkout the benchmark runs from (MECG_BENCH_COMMIT names it for an exported copy)."""
+    if os.environ.get("MECG_BENCH_COMMIT"):
+        return os.environ["MECG_BENCH_COMMIT"]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
         dirty = subprocess.run(
@@ -435,7 +439,7 @@ def _commit() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--quick", action="store_true", help="a smoke run: 2 seeds, 3 subjects x 1 trial x 30 s, 1+2 epochs"
+        "--quick", action="store_true", help="a smoke run: 2 seeds, 3 subjects x 1 trial x 20 s, 1+1 epochs"
     )
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each makes its own data and training")
     ap.add_argument("--first-seed", type=int, default=0)
@@ -457,8 +461,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (default benchmarks/results/spotting.json)")
     args = ap.parse_args()
     if args.quick:
-        args.seeds, args.subjects, args.trials, args.duration = 2, 3, 1, 30.0
-        args.epochs, args.pretrain_epochs, args.n_boot = 2, 1, 500
+        args.seeds, args.subjects, args.trials, args.duration = 2, 3, 1, 20.0
+        args.epochs, args.pretrain_epochs, args.n_boot = 1, 1, 500
     width, height = (int(x) for x in args.size.lower().split("x"))
     settings = {
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
@@ -478,7 +482,8 @@ def main() -> None:
     }
     cores = os.cpu_count() or 1
     threads = max(1, cores // max(1, args.jobs))
-    default_name = "spotting_filter_pass.json" if args.filter_pass_only else "spotting.json"
+    default_name = "spotting" + ("_filter_pass" if args.filter_pass_only else "") + ("_quick" if args.quick else "")
+    default_name += ".json"
     out_path = args.out or RESULTS / default_name
     t0 = time.perf_counter()
     out: dict = {
