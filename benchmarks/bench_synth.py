@@ -34,6 +34,7 @@ def one_trial(cfg: TrialConfig, tmp: Path) -> dict:
     size = path.stat().st_size
     path.unlink()
     return {
+        "realism": cfg.realism,
         "size": f"{cfg.width}x{cfg.height}",
         "fps": cfg.fps,
         "duration_s": cfg.duration_s,
@@ -57,6 +58,8 @@ def main() -> None:
             one_trial(TrialConfig(duration_s=dur, fps=150, width=640, height=480), tmp),
             one_trial(TrialConfig(duration_s=dur, fps=60, width=320, height=240), tmp),
             one_trial(TrialConfig(duration_s=dur, fps=30, width=96, height=72), tmp),
+            # mecg synth's default world: another face, mouth movements, ECG artefacts, lighting
+            one_trial(TrialConfig(duration_s=dur, fps=60, width=320, height=240, realism="paper"), tmp),
         ]
         subjects, trials, dsec = (2, 1, 20.0) if args.quick else (10, 4, 60.0)
         spec = DatasetSpec(
@@ -85,10 +88,13 @@ def main() -> None:
         "goal_s": 300 if not args.quick else None,
     }
     print("Single trial, one process (render + ECG + compress + write):")
-    print(f"{'size':>9} {'fps':>5} {'frames':>7} {'wall s':>7} {'frames/s':>9} {'x real time':>11} {'file MB':>8}")
+    print(
+        f"{'realism':>7} {'size':>9} {'fps':>5} {'frames':>7} {'wall s':>7} {'frames/s':>9} {'x real time':>11} "
+        f"{'file MB':>8}"
+    )
     for r in rows:
         print(
-            f"{r['size']:>9} {r['fps']:>5g} {r['frames']:>7} {r['wall_s']:>7} {r['frames_per_s']:>9} "
+            f"{r['realism']:>7} {r['size']:>9} {r['fps']:>5g} {r['frames']:>7} {r['wall_s']:>7} {r['frames_per_s']:>9} "
             f"{r['x_real_time']:>11} {r['file_mb']:>8}"
         )
     print(
