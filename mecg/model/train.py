@@ -19,11 +19,12 @@ spotting parameters, and load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,11 @@ class TrainConfig:
     device: str = "cpu"
     max_negatives_per_session: int = 400
     log: bool = True
+    #: processes that assemble batches (a torch DataLoader's workers); 0: this process. The batches
+    #: are drawn here either way, so the model does not depend on it.
+    loader_workers: int = 0
+    #: mixed precision (float16 autocast and a gradient scaler) on CUDA; the CPU always runs float32
+    amp: bool = True
 
 
 def distributed() -> tuple[int, int]:
@@ -109,22 +115,97 @@ def training_windows(data: list[SessionData], rng: np.random.Generator, max_neg:
     return out
 
 
-def make_batch(
-    data: list[SessionData], items: list[tuple[int, int, int]], device: str, jitter: np.random.Generator | None = None
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    by = {}
+Plan = tuple[list[tuple[int, np.ndarray]], list[int]]
+
+
+def plan_batch(data: list[SessionData], items: list[tuple[int, int, int]], jitter: np.random.Generator | None) -> Plan:
+    """The windows of one batch: ``([(session index, centres)], labels)``, centres shifted by up
+    to 1/8 window when ``jitter`` is given (so the net cannot key on exact phase)."""
+    by: dict[int, list[tuple[int, int]]] = {}
     for si, c, y in items:
         by.setdefault(si, []).append((c, y))
     parts, ys = [], []
     for si, cs in by.items():
         centers = np.array([c for c, _ in cs])
-        if jitter is not None:  # shift windows by up to 1/8 window so the net cannot key on exact phase
+        if jitter is not None:
             w = data[si].params.frames(data[si].fps)
             centers = np.clip(centers + jitter.integers(-(w // 8), w // 8 + 1, centers.size), 0, data[si].n - 1)
-        parts.append(data[si].batch(centers))
+        parts.append((si, centers))
         ys += [y for _, y in cs]
+    return parts, ys
+
+
+def assemble(data: list[SessionData], plan: Plan) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The input tensors (float32, CPU) and labels of a planned batch."""
+    parts = [data[si].batch(centers) for si, centers in plan[0]]
     batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return to_torch(batch, device), torch.tensor(ys, dtype=torch.float32, device=device)
+    return to_torch(batch, "cpu"), torch.tensor(plan[1], dtype=torch.float32)
+
+
+def make_batch(
+    data: list[SessionData], items: list[tuple[int, int, int]], device: str, jitter: np.random.Generator | None = None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Plan and assemble one batch on ``device``."""
+    x, y = assemble(data, plan_batch(data, items, jitter))
+    return {k: v.to(device) for k, v in x.items()}, y.to(device)
+
+
+class _PlannedBatches(torch.utils.data.Dataset):
+    """Assembles the batch a plan names (in a DataLoader worker or here)."""
+
+    def __init__(self, data: list[SessionData]) -> None:
+        self.data = data
+
+    def __len__(self) -> int:  # plans come from the sampler, not from indices
+        return 0
+
+    def __getitem__(self, plan: Plan) -> tuple[dict[str, torch.Tensor], torch.Tensor]:  # type: ignore[override]
+        return assemble(self.data, plan)
+
+
+class _Plans(torch.utils.data.Sampler):
+    """The current epoch's batch plans, handed to the loader's workers one by one."""
+
+    def __init__(self) -> None:
+        self.plans: list[Plan] = []
+
+    def __iter__(self) -> Iterator[Plan]:
+        return iter(self.plans)
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+
+class BatchLoader:
+    """Assembles planned batches, in ``workers`` DataLoader processes (forkserver; they stay up
+    for the whole training) or in this process, and moves them to ``device``."""
+
+    def __init__(self, data: list[SessionData], workers: int, device: str) -> None:
+        self.data, self.device = data, device
+        self.sampler = _Plans()
+        self.loader = None
+        if workers > 0:
+            import multiprocessing
+
+            self.loader = torch.utils.data.DataLoader(
+                _PlannedBatches(data),
+                batch_size=None,
+                sampler=self.sampler,
+                num_workers=workers,
+                multiprocessing_context=multiprocessing.get_context("forkserver"),
+                persistent_workers=True,
+                pin_memory=str(device).startswith("cuda"),
+                # its own generator: the loader's seed draw must not advance torch's global RNG
+                # (dropout), or the model would depend on the number of workers
+                generator=torch.Generator().manual_seed(0),
+            )
+
+    def __call__(self, plans: list[Plan]) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Yield ``(inputs, labels)`` of each plan, in order, on the device."""
+        self.sampler.plans = plans
+        source = self.loader if self.loader is not None else (assemble(self.data, p) for p in plans)
+        for x, y in source:
+            yield {k: v.to(self.device, non_blocking=True) for k, v in x.items()}, y.to(self.device)
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -139,14 +220,25 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def predict(model: CMCLNet, data: SessionData, centers: np.ndarray, device: str, batch_size: int = 256) -> np.ndarray:
-    """ME probability of the windows centred on ``centers``."""
+    """ME probability of the windows centred on ``centers``, ``batch_size`` windows at a time.
+
+    Runs under ``torch.inference_mode``; on CUDA in mixed precision (float16 autocast), on the
+    CPU in float32 (the same numbers every run).
+    """
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.inference_mode(), autocast(device):
         for a in range(0, len(centers), batch_size):
             logit, _ = model(to_torch(data.batch(centers[a : a + batch_size]), device))
-            out.append(torch.sigmoid(logit).cpu().numpy())
+            out.append(torch.sigmoid(logit.float()).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def autocast(device: str) -> contextlib.AbstractContextManager:
+    """float16 mixed precision on CUDA (``device`` ``cuda`` or ``cuda:N``); nothing on the CPU."""
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 def _triplet(emb: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
@@ -229,25 +321,37 @@ def train_model(
         if progress is not None and rank == 0:
             progress(done, total)
 
+    # Batches are drawn here, in the same order whatever assembles them (loader_workers).
+    loader = BatchLoader(train, tc.loader_workers, dev)
+    amp = tc.amp and str(dev).startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def step(loss: torch.Tensor) -> None:
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
     # -- contrastive pre-training: balanced batches ---------------------------------------------
     steps = max(1, len(items) // (tc.batch_size * world))
     for ep in range(tc.pretrain_epochs):
         model.train()
         total = 0.0
+        plans = []
         for _ in range(steps):
             half = tc.batch_size // 2
             chosen = [pos[i] for i in sample_rng.integers(0, len(pos), half)] + [
                 neg[i] for i in sample_rng.integers(0, len(neg), half)
             ]
-            x, y = make_batch(train, chosen, dev, sample_rng)
-            if tc.contrastive == "infonce" and config.mode == "fusion":
-                loss = _infonce(model, x)
-            else:
-                _, emb = model(x)
-                loss = _triplet(emb, y, tc.margin)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            plans.append(plan_batch(train, chosen, sample_rng))
+        for x, y in loader(plans):
+            with autocast(dev if amp else "cpu"):
+                if tc.contrastive == "infonce" and config.mode == "fusion":
+                    loss = _infonce(model, x)
+                else:
+                    _, emb = model(x)
+                    loss = _triplet(emb.float(), y, tc.margin)
+            step(loss)
             total += loss.item()
         history.append({"phase": "pretrain", "epoch": ep + 1, "loss": total / steps})
         say(f"  pretrain {ep + 1}/{tc.pretrain_epochs}: {tc.contrastive} loss {total / steps:.4f}")
@@ -263,15 +367,16 @@ def train_model(
         if world > 1:  # equal shares, so every process takes the same number of steps
             order = order[rank::world][: len(order) // world]
         total = 0.0
-        for a in range(0, len(order), tc.batch_size):
-            chosen = [items[i] for i in order[a : a + tc.batch_size]]
-            x, y = make_batch(train, chosen, dev, sample_rng)
-            logit, _ = model(x)
-            loss = F.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(chosen)
+        plans = [
+            plan_batch(train, [items[i] for i in order[a : a + tc.batch_size]], sample_rng)
+            for a in range(0, len(order), tc.batch_size)
+        ]
+        for x, y in loader(plans):
+            with autocast(dev if amp else "cpu"):
+                logit, _ = model(x)
+                loss = F.binary_cross_entropy_with_logits(logit.float(), y, pos_weight=pos_weight)
+            step(loss)
+            total += loss.item() * len(y)
         rec = {"phase": "finetune", "epoch": ep + 1, "loss": total / len(order)}
         if val_items:
             scores = _predict_items(net, val, val_items, dev)
