@@ -61,6 +61,10 @@ def _spot(args: argparse.Namespace) -> int:
         args.method = "cmclnet"
     if args.method == "cmclnet" and not args.model:
         raise MecgError("--method cmclnet needs --model MODEL.pt (train one with `mecg train`)")
+    if args.device == "cuda":  # refused before any work when this machine has no CUDA
+        from mecg.model.pipeline import check_device
+
+        check_device("cuda")
     opts = SpotOptions(
         method=args.method,
         model=args.model,
@@ -71,6 +75,7 @@ def _spot(args: argparse.Namespace) -> int:
         # the front end's pieces depend on this number, so every --jobs gives the same features
         workers=args.workers or os.cpu_count() or 1,
         ecg_channel=args.ecg_channel,
+        device=args.device,
         ccf_hrs=args.ccf_hrs,
         ccf_trial=args.ccf_trial,
     )
@@ -189,6 +194,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the choice stored by mecg record, else the one stream of type ECG or with a channel labelled ECG/EKG)",
     )
     p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow (default dis)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where CMCL-Net runs (default cpu); cuda needs a CUDA build of PyTorch and a GPU; the front end "
+        "always runs on the CPU",
+    )
     p.add_argument("--face-box", metavar="X,Y,W,H", help="face box in pixels when detection fails")
     p.add_argument(
         "--workers", type=WORKERS, default=None, help="pieces (processes) of one video's front end (default: all cores)"

@@ -40,7 +40,8 @@ class SpotOptions:
     on how many sessions run at once); ``ecg_channel`` ``[STREAM:]LABEL|INDEX`` for a session
     that must be synced first; ``ccf_hrs`` (``apex``, ``window``, ``window:S``) and ``ccf_trial``
     (``auto``, ``session``, ``stimulus``) override the checkpoint's CCF rule (None: the one its
-    thresholds were tuned with).
+    thresholds were tuned with); ``device`` where CMCL-Net runs, ``cpu`` or ``cuda`` (the front
+    end always runs on the CPU).
     """
 
     method: Method = "baseline"
@@ -53,6 +54,7 @@ class SpotOptions:
     ecg_channel: str = ""
     ccf_hrs: str | None = None
     ccf_trial: str | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -160,7 +162,7 @@ def spot_file(
         if checkpoint is None:
             if not opts.model:
                 raise MecgError("spotting with CMCL-Net needs a model (a .pt checkpoint; train one with `mecg train`)")
-            checkpoint = load_spotter(opts.model)
+            checkpoint = load_spotter(opts.model, opts.device)
         spots, scores, summary = _spot_model(checkpoint, opts, path, fps, truth, plot, say)
     else:
         spots, scores, summary = _spot_baseline(opts, path, fps, truth, plot)
@@ -228,7 +230,7 @@ def _spot_model(
         say(f"{path.name}: CCF at eta {eta:g}, {rule.describe()}: {reference}")
     else:
         thr = ck.spot["threshold"]
-    scores = frame_scores(ck.model, data)
+    scores = frame_scores(ck.model, data, opts.device)
     found = spot_candidates(ck.model, data, ck.spot, eta, scores=scores, rule=rule)
     kept = sum(s.kept_by_ccf for s in found)
     if plot:
