@@ -1,0 +1,92 @@
+"""The fast paths give the same answers as the plain ones: partial and threaded frame decoding,
+the head-motion fit, the front end's forkserver pool; ``mecg spot --device`` without CUDA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mecg.cli.main import main
+from mecg.model.frontend import FrontEndParams, compute_frontend, head_motion, limit_processes
+from mecg.session import SessionError, open_session
+from mecg.synth import Subject, Trial, TrialConfig, write_trial
+
+TINY = TrialConfig(duration_s=6.0, fps=30.0, width=160, height=120, me_per_min=0, mae_per_min=0)
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_trial(Trial(Subject.random("S01", 3), 0, TINY), tmp_path_factory.mktemp("speed") / "t.h5")
+
+
+def test_top_rows_and_threads_decode_the_same_pixels(trial: Path) -> None:
+    with open_session(trial) as s:
+        video = s.stream(kind="video")
+        full = video.frames(0, 40)
+        assert full.shape == (40, 120, 160)
+        top = video.frames(0, 40, rows=50)
+        assert top.shape == (40, 50, 160)
+        np.testing.assert_array_equal(top, full[:, :50])
+        np.testing.assert_array_equal(video.frames(0, 40, threads=3), full)
+        np.testing.assert_array_equal(video.frames(5, 40, rows=1000, threads=2), full[5:])
+        np.testing.assert_array_equal(video.frames(0, 40), video.data[0:40])  # h5py's own filters agree
+
+
+def test_a_damaged_frame_is_refused_when_only_its_top_is_read(trial: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(trial.read_bytes())
+    with h5py.File(bad, "r") as f:
+        [key] = [k for k in f["streams"] if f["streams"][k]["data"].ndim == 3]
+        info = f["streams"][key]["data"].id.get_chunk_info_by_coord((7, 0, 0))
+    with open(bad, "r+b") as fh:  # a flipped byte near the end of frame 7: below the rows read
+        fh.seek(info.byte_offset + info.size - 20)
+        b = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    with open_session(bad) as s:
+        video = s.stream(kind="video")
+        for kwargs in ({"rows": 10}, {"threads": 2}, {}):
+            with pytest.raises(SessionError, match="frame 7 fails its checksum"):
+                video.frames(0, 20, **kwargs)
+
+
+def test_head_motion_recovers_an_affine_field_despite_a_local_expression() -> None:
+    gy, gx = np.mgrid[0:64, 0:64].astype(np.float32)
+    u = 0.3 + 0.01 * gx - 0.02 * gy
+    v = -0.2 + 0.02 * gx + 0.01 * gy
+    head = np.stack([u, v], axis=-1)
+    flow = head.copy()
+    flow[10:18, 40:50] += 3.0  # a brow raise: an outlier patch, not head motion
+    np.testing.assert_allclose(head_motion(flow), head, atol=1e-4)
+
+
+def test_pooled_front_end_equals_the_in_process_one(trial: Path) -> None:
+    p = FrontEndParams(k_frames=3, face_box=(50, 25, 60, 70))
+    with open_session(trial) as s:
+        n = s.stream(kind="video").sample_count
+        assert n >= 2 * (4 * p.k_frames + 64)  # long enough for two pieces
+        pooled = compute_frontend(s, p, workers=2)
+        limit_processes(1)
+        try:
+            serial = compute_frontend(s, p, workers=2)
+        finally:
+            limit_processes(None)
+    np.testing.assert_array_equal(pooled.roi, serial.roi)
+    np.testing.assert_array_equal(pooled.crops, serial.crops)
+    assert pooled.roi.shape == (n, 12, 4) and np.abs(pooled.roi[: n - 3]).sum() > 0
+
+
+def test_spot_on_cuda_without_cuda_says_so(trial: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "spots.csv"
+    assert main(["spot", str(trial), "--out", str(out), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "CUDA" in err and "--device cpu" in err and "Traceback" not in err
+    assert not out.exists()
