@@ -12,11 +12,11 @@ Reported per variant: pooled TP/FP/FN/P/R/F1 (ME) per seed, mean +- sd of F1 ove
 subject-bootstrap 95 % CI of the pooled ME F1 (subjects resampled with replacement within each seed,
 counts pooled over all seeds, 2000 resamples, seeded); paired differences (video + ECG minus video,
 + CCF minus video, ...) with their bootstrap CI on the same resamples. Also the filter's pass rate on
-ME apexes, MaE apexes and random moments. Writes benchmarks/results/spotting.json (``--quick``:
-spotting_quick.json; ``--filter-pass-only``: spotting_filter_pass.json; or ``--out``).
+ME apexes, MaE apexes and random moments of the run's own datasets (benchmarks/ccf_passrate.py measures
+it per realism on many more subjects). Writes benchmarks/results/spotting.json (``--quick``:
+spotting_quick.json; or ``--out``).
 
-    python benchmarks/spotting.py [--quick] [--seeds 3] [--subjects 6 --trials 2 --duration 60] [--jobs 2]
-    python benchmarks/spotting.py --filter-pass-only --realism hard   # the filter's pass rates, no training
+    python benchmarks/spotting.py [--quick] [--seeds 3] [--subjects 6 --trials 1 --duration 90] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "video + ECG": ("fusion", "plain"),
     "video + ECG + CCF": ("fusion", "ccf_2"),
     **{f"video + ECG + CCF eta {e:g}": ("fusion", f"ccf_{e:g}") for e in ETAS if e != 2.0},
+    "video + ECG + CCF, eta chosen on validation": ("fusion", "ccf_val"),
 }
 #: paired differences (a minus b) whose bootstrap CI says whether a gain is supported
 DIFFERENCES = (
@@ -299,21 +300,6 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
-def filter_pass_world(job: dict) -> dict:
-    """The filter's pass rates on one seed's coupled dataset (no training): for ``--filter-pass-only``."""
-    from mecg.model.pipeline import load_sessions
-    from mecg.model.windows import WindowParams
-    from mecg.synth import DatasetSpec, make_dataset
-
-    st, seed = job["settings"], job["seed"]
-    folder = Path(job["tmp"]) / f"pass-seed{seed}"
-    make_dataset(
-        DatasetSpec(str(folder), st["subjects"], st["trials"], seed, trial_config(st, 1.0)), workers=job["threads"]
-    )
-    data = load_sessions(sorted(folder.glob("*.h5")), WindowParams(), workers=job["threads"], log=lambda m: None)
-    return {"seed": seed, "by_eta": {f"{e:g}": filter_pass(data, e, seed) for e in ETAS}}
-
-
 # -- summary -------------------------------------------------------------------------------------
 def summarise(units: list[dict], n_boot: int) -> dict:
     """Per world and variant: per-seed pooled counts, mean +- sd of F1 over seeds, pooled counts and bootstrap CI;
@@ -444,20 +430,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each makes its own data and training")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--subjects", type=int, default=6)
-    ap.add_argument("--trials", type=int, default=2)
-    ap.add_argument("--duration", type=float, default=60.0, help="s per trial")
+    ap.add_argument("--trials", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=90.0, help="s per trial")
     ap.add_argument("--fps", type=float, default=60.0)
     ap.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the synthetic video")
     ap.add_argument(
         "--realism", default="paper", help="the synthetic world's realism (easy|paper|hard), when mecg.synth has one"
     )
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--pretrain-epochs", type=int, default=3)
-    ap.add_argument("--max-negatives", type=int, default=150, help="non-ME training windows per session")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--pretrain-epochs", type=int, default=2)
+    ap.add_argument("--max-negatives", type=int, default=100, help="non-ME training windows per session")
     ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="seed x world units run at once")
     ap.add_argument("--no-null", action="store_true", help="skip the null-control datasets")
-    ap.add_argument("--filter-pass-only", action="store_true", help="only the filter's pass rates (no training)")
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (default benchmarks/results/spotting.json)")
     args = ap.parse_args()
     if args.quick:
@@ -482,12 +467,10 @@ def main() -> None:
     }
     cores = os.cpu_count() or 1
     threads = max(1, cores // max(1, args.jobs))
-    default_name = "spotting" + ("_filter_pass" if args.filter_pass_only else "") + ("_quick" if args.quick else "")
-    default_name += ".json"
-    out_path = args.out or RESULTS / default_name
+    out_path = args.out or RESULTS / ("spotting_quick.json" if args.quick else "spotting.json")
     t0 = time.perf_counter()
     out: dict = {
-        "benchmark": "spotting" + ("_filter_pass" if args.filter_pass_only else ""),
+        "benchmark": "spotting",
         "commit": _commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": platform.platform(),
@@ -497,29 +480,18 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="mecg-bench-spot-") as tmp:
         worlds = [w for w in WORLDS if not (args.no_null and w == "null")]
-        if args.filter_pass_only:
-            jobs = [{"settings": settings, "seed": s, "tmp": tmp, "threads": threads} for s in settings["seeds"]]
-            units = _map(filter_pass_world, jobs, args.jobs)
-            out["filter_pass"] = {f"{e:g}": _pool_pass([u["by_eta"][f"{e:g}"] for u in units]) for e in ETAS}
-            out["per_seed"] = units
-        else:
-            jobs = [
-                {"settings": settings, "seed": s, "world": w, "tmp": tmp, "threads": threads}
-                for s in settings["seeds"]
-                for w in worlds
-            ]
-            units = _map(run_world, jobs, args.jobs)
-            out["units"] = units
-            out["summary"] = summarise(units, args.n_boot)
+        jobs = [
+            {"settings": settings, "seed": s, "world": w, "tmp": tmp, "threads": threads}
+            for s in settings["seeds"]
+            for w in worlds
+        ]
+        units = _map(run_world, jobs, args.jobs)
+    out["units"] = units
+    out["summary"] = summarise(units, args.n_boot)
     out["total_minutes"] = round((time.perf_counter() - t0) / 60, 1)
+    out["cpu_minutes"] = round(sum(u["cpu_s"] for u in units) / 60, 1)
     out["load_at_end"] = os.getloadavg()[0]
-    if args.filter_pass_only:
-        print(f"\ncandidate clip filter pass rates (realism {args.realism or 'default'}), seeds {settings['seeds']}:")
-        for e, r in out["filter_pass"].items():
-            print(f"  eta {e}: " + ", ".join(f"{k} {v['rate']} ({v['passed']}/{v['n']})" for k, v in r.items()))
-    else:
-        out["cpu_minutes"] = round(sum(u["cpu_s"] for u in units) / 60, 1)
-        _print(out)
+    _print(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {out_path}")
