@@ -17,6 +17,7 @@ it per realism on many more subjects). Writes benchmarks/results/spotting.json (
 spotting_quick.json; or ``--out``).
 
     python benchmarks/spotting.py [--quick] [--seeds 3] [--subjects 6 --trials 1 --duration 90] [--jobs 2]
+    python benchmarks/spotting.py --filter-pass-only --realism hard   # the filter's pass rates, no training
 """
 
 from __future__ import annotations
@@ -300,6 +301,21 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
+def filter_pass_world(job: dict) -> dict:
+    """The filter's pass rates on one seed's coupled dataset (no training): for ``--filter-pass-only``."""
+    from mecg.model.pipeline import load_sessions
+    from mecg.model.windows import WindowParams
+    from mecg.synth import DatasetSpec, make_dataset
+
+    st, seed = job["settings"], job["seed"]
+    folder = Path(job["tmp"]) / f"pass-seed{seed}"
+    make_dataset(
+        DatasetSpec(str(folder), st["subjects"], st["trials"], seed, trial_config(st, 1.0)), workers=job["threads"]
+    )
+    data = load_sessions(sorted(folder.glob("*.h5")), WindowParams(), workers=job["threads"], log=lambda m: None)
+    return {"seed": seed, "by_eta": {f"{e:g}": filter_pass(data, e, seed) for e in ETAS}}
+
+
 # -- summary -------------------------------------------------------------------------------------
 def summarise(units: list[dict], n_boot: int) -> dict:
     """Per world and variant: per-seed pooled counts, mean +- sd of F1 over seeds, pooled counts and bootstrap CI;
@@ -443,6 +459,7 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="seed x world units run at once")
     ap.add_argument("--no-null", action="store_true", help="skip the null-control datasets")
+    ap.add_argument("--filter-pass-only", action="store_true", help="only the filter's pass rates (no training)")
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (default benchmarks/results/spotting.json)")
     args = ap.parse_args()
     if args.quick:
@@ -467,10 +484,11 @@ def main() -> None:
     }
     cores = os.cpu_count() or 1
     threads = max(1, cores // max(1, args.jobs))
-    out_path = args.out or RESULTS / ("spotting_quick.json" if args.quick else "spotting.json")
+    name = "spotting_filter_pass" if args.filter_pass_only else "spotting_quick" if args.quick else "spotting"
+    out_path = args.out or RESULTS / f"{name}.json"
     t0 = time.perf_counter()
     out: dict = {
-        "benchmark": "spotting",
+        "benchmark": name,
         "commit": _commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": platform.platform(),
@@ -480,21 +498,40 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="mecg-bench-spot-") as tmp:
         worlds = [w for w in WORLDS if not (args.no_null and w == "null")]
-        jobs = [
-            {"settings": settings, "seed": s, "world": w, "tmp": tmp, "threads": threads}
-            for s in settings["seeds"]
-            for w in worlds
-        ]
-        units = _map(run_world, jobs, args.jobs)
+        if args.filter_pass_only:
+            jobs = [{"settings": settings, "seed": s, "tmp": tmp, "threads": threads} for s in settings["seeds"]]
+            units = _map(filter_pass_world, jobs, args.jobs)
+        else:
+            jobs = [
+                {"settings": settings, "seed": s, "world": w, "tmp": tmp, "threads": threads}
+                for s in settings["seeds"]
+                for w in worlds
+            ]
+            units = _map(run_world, jobs, args.jobs)
+    if args.filter_pass_only:
+        out["filter_pass"] = {f"{e:g}": _pool_pass([u["by_eta"][f"{e:g}"] for u in units]) for e in ETAS}
+        out["per_seed"] = units
+        out["total_minutes"] = round((time.perf_counter() - t0) / 60, 1)
+        print(
+            f"\ncandidate clip filter pass rates (realism {settings['realism'] or 'none'}), seeds {settings['seeds']}:"
+        )
+        for e, r in out["filter_pass"].items():
+            print(f"  eta {e}: " + ", ".join(f"{k} {v['rate']} ({v['passed']}/{v['n']})" for k, v in r.items()))
+        _write(out, out_path)
+        return
     out["units"] = units
     out["summary"] = summarise(units, args.n_boot)
     out["total_minutes"] = round((time.perf_counter() - t0) / 60, 1)
     out["cpu_minutes"] = round(sum(u["cpu_s"] for u in units) / 60, 1)
     out["load_at_end"] = os.getloadavg()[0]
     _print(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {out_path}")
+    _write(out, out_path)
+
+
+def _write(out: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def _map(fn, jobs: list[dict], n: int) -> list[dict]:
