@@ -159,9 +159,11 @@ def choose_spot_params(
             )
         elif c.edge:
             beyond = (
-                f"lower thresholds give over {MAX_CANDIDATES_PER_MIN:g} candidates/min"
-                if c.edge == "low"
-                else "no validation peak is higher"
+                "no validation peak is higher"
+                if c.edge == "high"
+                else f"lower thresholds give over {MAX_CANDIDATES_PER_MIN:g} candidates/min"
+                if c.capped
+                else "it keeps every validation peak"
             )
             say(
                 f"warning: spotting threshold {what} = {c.threshold:.3g} sits at the {c.edge} edge of the grid "

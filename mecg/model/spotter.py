@@ -240,6 +240,9 @@ class ThresholdChoice:
         Validation candidates per minute of video at the threshold (before the CCF).
     tied : int
         Thresholds that reached the same best F1 (the middle one is taken).
+    capped : bool
+        True when the grid's low end is the candidate cap (lower validation peaks exist), False when it is
+        the lowest peak (a lower threshold would change nothing).
     """
 
     threshold: float
@@ -250,6 +253,7 @@ class ThresholdChoice:
     grid_size: int
     candidates_per_min: float
     tied: int
+    capped: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -317,4 +321,5 @@ def choose_threshold(
         int(grid.size),
         float(sum(h >= thr for h in heights) / max(minutes, 1e-9)),
         int(best.size),
+        bool(heights) and float(grid[0]) > min(heights),
     )
