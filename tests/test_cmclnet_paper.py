@@ -167,8 +167,8 @@ def test_a_paper_checkpoint_records_its_preset_and_bad_ones_are_refused(tmp_path
     assert load_checkpoint(_save(tmp_path / "v8.pt", video, WindowParams(flow_image=8))).window.flow_image == 8
 
 
-def _sessions(folder: Path, duration_s: float = 4.0) -> list[Path]:
-    """Two subjects, one tiny session each, with an ME every 2 s."""
+def _sessions(folder: Path, duration_s: float) -> list[Path]:
+    """Two subjects, one tiny session each, with an ME every 2 s from 1 s (1.5 s for the second)."""
     cfg = TrialConfig(duration_s=duration_s, fps=30.0, width=160, height=120, blinks_per_min=4.0)
     paths = []
     for s in range(2):
@@ -228,10 +228,10 @@ def test_the_paper_preset_trains_on_cpu_and_spots_through_the_cli(
 ) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
-    _sessions(folder)
+    _sessions(folder, 3.0)
     model = tmp_path / "paper.pt"
-    args = ["--preset", "paper", "--flow-image", "8", "--epochs", "1", "--pretrain-epochs", "1"]
-    assert main(["train", str(folder), "--out", str(model), *args, "--workers", "1", "--threads", "1", "-q"]) == 0
+    args = ["--preset", "paper", "--flow-image", "8", "--epochs", "1", "--pretrain-epochs", "0"]
+    assert main(["train", str(folder), "--out", str(model), *args, "--workers", "1", "--threads", "1", "--quiet"]) == 0
     capsys.readouterr()
     ck = load_checkpoint(model)
     assert ck.preset == "paper" and ck.mode == "fusion" and ck.window.flow_image == 8
