@@ -19,6 +19,7 @@ import torch
 
 import mecg.model.frontend as frontend_module
 from mecg.cli.main import main
+from mecg.errors import MecgError
 from mecg.model.cmclnet import (
     HAND_FEATURES,
     PAPER_HAND_FEATURES,
@@ -29,6 +30,7 @@ from mecg.model.cmclnet import (
     preset_config,
 )
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
+from mecg.model.live_spotter import LiveSpotParams, LiveSpotter
 from mecg.model.train import ModelError, load_checkpoint, save_checkpoint
 from mecg.model.windows import N_HAND, WindowParams
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
@@ -151,6 +153,8 @@ def test_a_paper_checkpoint_records_its_preset_and_bad_ones_are_refused(tmp_path
     good = _save(tmp_path / "p.pt", model, WindowParams())
     ck = load_checkpoint(good)
     assert ck.preset == "paper" and ck.model.config.tcn_levels == 2 and ck.window.flow_image == 0
+    with pytest.raises(MecgError, match="live spotting runs small-preset models"):  # refused before recording
+        LiveSpotter("unused", LiveSpotParams(method="cmclnet"), ck)
     cases = {
         "preset 'huge' is not one of": {"config": lambda d: {**d, "preset": "huge"}},
         "tcn_levels = 40 is out of bounds": {"config": lambda d: {**d, "tcn_levels": 40}},

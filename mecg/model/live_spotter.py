@@ -593,6 +593,11 @@ class LiveSpotter:
     ) -> None:
         if params.method == "cmclnet" and checkpoint is None:
             raise MecgError("live spotting with CMCL-Net needs a model (a .pt checkpoint from `mecg train`)")
+        if params.method == "cmclnet" and checkpoint is not None and checkpoint.preset != "small":
+            raise MecgError(
+                f"live spotting runs small-preset models; this one is the {checkpoint.preset} preset (whole-face "
+                "flow images): spot its recordings afterwards with `mecg spot`, or train with --preset small"
+            )
         self.session, self.params, self.ck, self.ecg_channel = session, params, checkpoint, ecg_channel
         import neurokit2  # noqa: F401  (seconds to import: now, not in the middle of a recording)
 
