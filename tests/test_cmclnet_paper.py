@@ -236,7 +236,7 @@ def test_the_paper_preset_trains_on_cpu_and_spots_through_the_cli(
     model = tmp_path / "paper.pt"
     args = ["--preset", "paper", "--flow-image", "8", "--epochs", "1", "--pretrain-epochs", "0"]
     assert main(["train", str(folder), "--out", str(model), *args, "--workers", "1", "--threads", "1", "--quiet"]) == 0
-    capsys.readouterr()
+    assert "(paper preset, fusion;" in capsys.readouterr().err
     ck = load_checkpoint(model)
     assert ck.preset == "paper" and ck.mode == "fusion" and ck.window.flow_image == 8
     assert sum(p.numel() for p in ck.model.parameters()) == count_parameters(preset_config("paper", flow_image=8))

@@ -74,8 +74,8 @@ def _train(args: argparse.Namespace) -> int:
             print(json.dumps({"loso": res.loso}, indent=2) if args.json else _loso_table(res.loso))
         procs = f" on {res.world} processes" if res.world > 1 else ""
         print(
-            f"saved {out} ({args.mode}; threshold {res.spot['threshold']:.3g}{_ccf_summary(res.spot)}; "
-            f"trained in {res.seconds:.0f} s{procs})",
+            f"saved {out} ({args.preset} preset, {args.mode}; threshold {res.spot['threshold']:.3g}"
+            f"{_ccf_summary(res.spot)}; trained in {res.seconds:.0f} s{procs})",
             file=sys.stderr,
         )
     if res.world > 1:
