@@ -2,14 +2,16 @@
 
 The recorder never waits for analysis. Each stream's pull thread, right after it has stored a chunk,
 hands a copy to :meth:`LiveAnalysis.push`, which only puts it into a bounded queue (``max_queue_s``
-of video at its frame rate, twice that time of the other streams); when the queue is full the
-chunk is **not analysed** (counted in ``skipped`` per stream, the analyser told which samples it
-missed) and the recording goes on untouched. One analysis thread takes chunks from the queue and
-feeds the analyser (an object of the model room, given by the CLI or the app: acquire never imports
-model). The analyser returns events (a text and a time on the recorder's LSL clock), which go
+of video at its nominal frame rate, five times that time of the other streams, so video is skipped
+first); when the queue is full the chunk is **not analysed** (counted in ``skipped`` per stream, the
+analyser told which samples it missed) and the recording goes on untouched. One analysis thread
+takes chunks from the queue and feeds the analyser (an object of the model room, given by the CLI or
+the app: acquire never imports model). The analyser returns events (a text and a time on the
+recorder's LSL clock), which go
 
 * into the session being written, as a markers stream of their own (``events_name``, type
-  ``events_type``), while the file is still open: a closed recording is never written again;
+  :data:`~mecg.session.live_events.EVENTS_TYPE`), while the file is still open (a closed recording
+  is never written again);
 * to :meth:`LiveAnalysis.events` for a live display (with the LSL time each one was produced).
 
 At :meth:`~mecg.acquire.recorder.Recorder.stop` the recorder calls :meth:`LiveAnalysis.finish`
@@ -130,7 +132,9 @@ class LiveAnalysis:
             if info.kind == StreamKind.VIDEO:
                 self._limit[key] = max(8, math.ceil(self.max_queue_s * rate)) if rate > 0 else 64
             else:
-                self._limit[key] = max(1024, math.ceil(2 * self.max_queue_s * rate)) if rate > 0 else 1024
+                # signals are cheap to hold and costly to miss (a gap in the ECG hides beats): the video, which
+                # costs the analysis most, is skipped first, even when the camera delivers a fifth of its rate
+                self._limit[key] = max(1024, math.ceil(5 * self.max_queue_s * rate)) if rate > 0 else 1024
         self._queue.put(("stream", key, info))
 
     def push(self, key: str, data: np.ndarray | list, ts: np.ndarray) -> None:
