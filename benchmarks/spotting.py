@@ -415,6 +415,55 @@ def _print(out: dict) -> None:
     print(f"\ntotal {out['total_minutes']} min wall, {out['cpu_minutes']} CPU min (units)")
 
 
+def markdown(out: dict) -> str:
+    """The results of a run as Markdown tables (what docs/spotting.md and the README quote)."""
+    st = out["settings"]
+    lines = [
+        f"Seeds {', '.join(map(str, st['seeds']))}; per seed and world {st['subjects']} subjects x {st['trials']} "
+        f"trial(s) x {st['duration_s']:g} s, {st['fps']:g} fps {st['width']}x{st['height']}, realism "
+        f"{st['realism'] or 'none'}, {st['pretrain_epochs']}+{st['epochs']} epochs; commit {out['commit'][:7]}; "
+        f"{out['total_minutes']} min wall, {out['cpu_minutes']} CPU min, load {out['load_at_start']:.1f} at the start"
+        + (" **(quick smoke run)**" if st["quick"] else ""),
+        "",
+    ]
+    for world, s in out["summary"].items():
+        lines += [
+            f"**{world}** ({'coupling 1' if world == 'coupled' else 'null control, coupling 0'}; "
+            f"{s['n_me']} MEs over {s['subjects']} subject-datasets):",
+            "",
+            "| variant | TP | FP | FN | P | R | F1 (pooled) | F1 per seed | mean +- sd | 95 % CI (subject bootstrap) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for label, v in s["variants"].items():
+            c = v["pooled"]
+            seeds = ", ".join(f"{p['f1']:.3f}" for p in v["per_seed"].values())
+            sd = f"{v['f1_sd']:.3f}" if v["f1_sd"] is not None else "-"
+            lo, hi = v["f1_ci"]["ci"]
+            lines.append(
+                f"| {label} | {c['tp']} | {c['fp']} | {c['fn']} | {c['precision']:.3f} | {c['recall']:.3f} | "
+                f"{c['f1']:.3f} | {seeds} | {v['f1_mean']:.3f} +- {sd} | [{lo:.3f}, {hi:.3f}] |"
+            )
+        lines += [
+            "",
+            "| paired difference of pooled ME F1 | estimate | 95 % CI | per seed | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        for k, d in s["differences"].items():
+            per = ", ".join(f"{x:+.3f}" for x in d["per_seed"])
+            lines.append(
+                f"| {k} | {d['estimate']:+.3f} | [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | {per} | {d['supported']} |"
+            )
+        fp = s["filter_pass_eta_2"]
+        lines += [
+            "",
+            "Filter (eta 2.0) passes "
+            + ", ".join(f"{k} {v['rate']:.0%} ({v['passed']}/{v['n']})" for k, v in fp.items() if v["rate"] is not None)
+            + ".",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def _has_realism() -> bool:
     from mecg.synth import TrialConfig
 
@@ -461,7 +510,13 @@ def main() -> None:
     ap.add_argument("--no-null", action="store_true", help="skip the null-control datasets")
     ap.add_argument("--filter-pass-only", action="store_true", help="only the filter's pass rates (no training)")
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (default benchmarks/results/spotting.json)")
+    ap.add_argument(
+        "--markdown", type=Path, default=None, help="print a results JSON's tables as Markdown; run nothing"
+    )
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     if args.quick:
         args.seeds, args.subjects, args.trials, args.duration = 2, 3, 1, 20.0
         args.epochs, args.pretrain_epochs, args.n_boot = 1, 1, 500
