@@ -79,8 +79,26 @@ def ecg_panel() -> None:
     plt.close(fig)
 
 
+def identities() -> None:
+    """The face identities side by side, each in its default framing (colour, 160x120)."""
+    from mecg.synth.face import Appearance, FaceRenderer
+    from mecg.synth.identities import IDENTITY_NAMES
+
+    tiles = [
+        FaceRenderer(Appearance(identity=n), 160, 120, color=True, led=None).render(
+            np.array([0.0, 0.0, 0.0, 1.0]), [], 1.0, 0.0, 0
+        )
+        for n in IDENTITY_NAMES
+    ]
+    half = len(tiles) // 2
+    grid = np.vstack([np.hstack(tiles[:half]), np.hstack(tiles[half:])])
+    bgr = cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(OUT / "synth_identities.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     me_frames()
     ecg_panel()
-    print(f"wrote {OUT}/synth_me.png and synth_ecg.png")
+    identities()
+    print(f"wrote {OUT}/synth_me.png, synth_ecg.png and synth_identities.jpg")

@@ -220,23 +220,33 @@ def test_expression_rates_reach_the_participant(tmp_path: Path) -> None:
 # -- face identities and realism settings ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("color", [False, True])
-def test_every_identity_is_found_by_the_front_end_at_its_own_eyes(color: bool) -> None:
+def test_every_identity_is_found_by_the_front_end_at_its_own_eyes() -> None:
     from mecg.model.face import detect_layout
     from mecg.synth.face import Appearance, FaceRenderer
     from mecg.synth.identities import IDENTITY_NAMES, identity_landmarks
 
     assert len(IDENTITY_NAMES) >= 8
+    rng = np.random.default_rng(42)
+    # the default framing and three random subjects' (face 40-60 % of the width, off-centre, exposure)
+    framings = [Appearance(), *(Appearance.random(rng) for _ in range(3))]
     for name in IDENTITY_NAMES:
-        r = FaceRenderer(Appearance(identity=name), 320, 240, color=color, led=None)
-        frame = r.render(np.array([0.0, 0.0, 0.0, 1.0]), [], 1.0, 0.0, 0)
         lm = identity_landmarks(name)
-        true_r, true_l = r.landmark_to_frame(*lm["eye_R"]), r.landmark_to_frame(*lm["eye_L"])
-        iod = float(np.hypot(true_l[0] - true_r[0], true_l[1] - true_r[1]))
-        found = detect_layout(frame)
-        assert found is not None, f"no face found on identity {name}"
-        err = max(np.hypot(*np.subtract(found.eye_r, true_r)), np.hypot(*np.subtract(found.eye_l, true_l)))
-        assert err < 0.2 * iod, f"{name}: eyes found {err / iod:.2f} inter-ocular distances from its own"
+        for width, height, color in ((160, 120, False), (320, 240, True)):
+            found_in = 0
+            for appearance in framings if not color else framings[:2]:
+                r = FaceRenderer(replace(appearance, identity=name), width, height, color=color, led=None)
+                frame = r.render(np.array([0.0, 0.0, 0.0, 1.0]), [], 1.0, 0.0, 0)
+                true_r, true_l = r.landmark_to_frame(*lm["eye_R"]), r.landmark_to_frame(*lm["eye_L"])
+                iod = float(np.hypot(true_l[0] - true_r[0], true_l[1] - true_r[1]))
+                found = detect_layout(frame)
+                if found is None:
+                    continue
+                found_in += 1
+                err = max(np.hypot(*np.subtract(found.eye_r, true_r)), np.hypot(*np.subtract(found.eye_l, true_l)))
+                assert err < 0.2 * iod, f"{name}: eyes found {err / iod:.2f} inter-ocular distances from its own"
+            # Haar misses a single frame now and then (the front end takes the median over probed frames)
+            n = 2 if color else len(framings)
+            assert found_in >= n - 1, f"{name} found in {found_in} of {n} frames at {width}x{height}"
 
 
 def test_identities_look_different_and_subjects_get_them_in_turn() -> None:
