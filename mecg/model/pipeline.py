@@ -505,7 +505,8 @@ def train_spotter(
     ------
     MecgError
         No sessions, sessions of different frame rates, an unavailable device, fewer than two
-        subjects for ``loso``; ``SyncError`` when a session's ECG cannot be aligned.
+        subjects for ``loso``, an unknown preset or a ``flow_image`` it cannot take (checked before
+        any feature is extracted); ``SyncError`` when a session's ECG cannot be aligned.
     """
     import time
 
