@@ -26,6 +26,8 @@ from mecg.synth.participant import ECG_CHANNELS, ECG_UNITS, Subject, Trial, Tria
 FIRST_STIMULUS_CODE = 101
 #: Frames rendered and appended per write (about what a recorder appends per pull).
 FRAMES_PER_CHUNK = 32
+#: The writer's background flush interval for a synthetic file: longer than any write takes.
+BATCH_FLUSH_INTERVAL_S = 24 * 3600.0
 
 
 def lsl_header(info: StreamInfo, extra_desc: str = "") -> str:
@@ -75,6 +77,9 @@ def write_trial(
         overwrite=overwrite,
         fixed_time=start.isoformat(timespec="milliseconds"),
         start_time_lsl=0.0,
+        # flushed once, at close: a flush in mid-write (the writer's timer, when the machine is busy)
+        # changes the file's layout, and the same seed must give the same bytes
+        flush_interval_s=BATCH_FLUSH_INTERVAL_S,
     ) as w:
         cam = w.add_stream(
             _stream(
