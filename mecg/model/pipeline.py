@@ -548,7 +548,16 @@ def train_spotter(
     if len(rates) > 1:
         raise MecgError(f"sessions have different frame rates {sorted(rates)}; train one model per frame rate")
     frontend = FrontEndParams(k_frames=default_k(rates.pop()))
-    tc = TrainConfig(epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed, contrastive=contrastive, device=dev)
+    # on a GPU, batches are assembled in DataLoader processes while it trains (same model either way)
+    loader_workers = min(4, (os.cpu_count() or 1) - 1) if dev.startswith("cuda") else 0
+    tc = TrainConfig(
+        epochs=epochs,
+        pretrain_epochs=pretrain_epochs,
+        seed=seed,
+        contrastive=contrastive,
+        device=dev,
+        loader_workers=loader_workers,
+    )
     t0 = time.perf_counter()
     results = None
     if loso:
