@@ -407,3 +407,24 @@ def test_checkpoint_holds_a_threshold_per_eta_and_spot_refuses_others(
     with pytest.raises(SystemExit) as exc:
         main(["train", folder, "--out", str(tmp_path / "m.pt"), "--ccf-etas", "2:1:0.1"])
     assert exc.value.code == 2 and "LO:HI:STEP" in capsys.readouterr().err
+
+
+def test_threshold_choices_at_an_edge_or_untuned_are_warned_and_recorded() -> None:
+    from mecg.model.pipeline import choose_spot_params
+
+    n = 3000
+    d = _Scores(n, [300, 1200, 2100])
+    low = np.zeros(n)
+    for c in (300, 1200, 2100):
+        low[c - 10 : c + 11] = 0.01 * np.hanning(21)
+    for c in range(550, 2900, 100):
+        low[c - 10 : c + 11] = 0.5 * np.hanning(21)
+    said: list[str] = []
+    spot = choose_spot_params([(d, low)], 0.1, 0.2, "video", log=said.append)  # type: ignore[list-item]
+    assert spot["threshold_choice"]["none"]["edge"] == "low" and spot["thresholds_ccf"] is None
+    assert len(said) == 1 and "low edge" in said[0] and "keeps every validation peak" in said[0]
+    said.clear()
+    off = np.where(low > 0.02, low, 0.0)  # only the non-ME peaks: nothing can be found
+    spot = choose_spot_params([(d, off)], 0.1, 0.2, "video", log=said.append)  # type: ignore[list-item]
+    assert spot["threshold_choice"]["none"]["f1"] == 0.0
+    assert len(said) == 1 and "F1 is 0 at every threshold" in said[0] and "without the CCF" in said[0]

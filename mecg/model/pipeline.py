@@ -150,14 +150,16 @@ def choose_spot_params(
         choices.update({eta_key(e): c for e, c in per.items()})
         table = {eta_key(e): c.threshold for e, c in per.items()}
         chosen = max(grid, key=lambda e: (round(per[e].f1, 9), -abs(e - eta)))
+    untuned = [name for name, c in choices.items() if c.f1 <= 0]
+    if untuned:
+        what = ", ".join("without the CCF" if n == "none" else f"eta {n}" for n in untuned)
+        say(
+            f"warning: spotting thresholds ({what}): validation ME F1 is 0 at every threshold tried, so each is "
+            "the middle of its grid, not a tuned value (too few or too weak validation MEs)"
+        )
     for name, c in choices.items():
-        what = "without the CCF" if name == "none" else f"at eta {name}"
-        if c.f1 <= 0:
-            say(
-                f"warning: spotting threshold {what}: validation ME F1 is 0 at every threshold tried, so "
-                f"{c.threshold:.3g} (the middle of the grid) is not a tuned value"
-            )
-        elif c.edge:
+        if c.f1 > 0 and c.edge:
+            what = "without the CCF" if name == "none" else f"at eta {name}"
             beyond = (
                 "no validation peak is higher"
                 if c.edge == "high"
