@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "mecg" / "acquire" / "lsl_local.cfg"))
@@ -38,12 +39,12 @@ os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "me
 RESULTS = Path(__file__).parent / "results"
 
 
-def record(out: Path, minutes: float, fps: float, size: str, live: str, eta: float | None, seed: int) -> dict:
-    """One ``mecg record --simulate --live-spot`` run; its JSON summary plus wall time."""
+def record(out: Path, minutes: float, fps: float, size: str, live: str | None, eta: float | None, seed: int) -> dict:
+    """One ``mecg record --simulate [--live-spot LIVE]`` run (``live`` None: without); its JSON summary, wall time."""
     cmd = [sys.executable, "-m", "mecg", "record", "--simulate", "--seed", str(seed), "--fps", f"{fps:g}"]
     cmd += ["--size", size, "--duration", f"{minutes * 60:g}", "--out", str(out), "--overwrite", "--quiet", "--json"]
-    cmd += ["--me-per-min", "6", "--mae-per-min", "2", "--live-spot", live]
-    if eta is not None:
+    cmd += ["--me-per-min", "6", "--mae-per-min", "2"] + (["--live-spot", live] if live else [])
+    if eta is not None and live:
         cmd += ["--ccf-eta", f"{eta:g}"]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -66,13 +67,15 @@ def main() -> None:
     ap.add_argument("--replay", action="store_true", help="replay the file as-live and compare with what was stored")
     ap.add_argument("--offline", action="store_true", help="also the standard offline spotting, and the distance")
     ap.add_argument("--keep", default=None, help="keep the session file here")
+    ap.add_argument("--no-live", action="store_true", help="the same recording without live spotting (reference)")
     ap.add_argument("--out", default=str(RESULTS / "live_spot.json"))
     args = ap.parse_args()
 
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.keep) if args.keep else Path(tmp) / "live.h5"
-        d = record(path, args.minutes, args.fps, args.size, args.model or "baseline", args.ccf_eta, args.seed)
+        live_arg = None if args.no_live else args.model or "baseline"
+        d = record(path, args.minutes, args.fps, args.size, live_arg, args.ccf_eta, args.seed)
         load1 = os.getloadavg()
         live = d.get("live_spot", {})
         streams = {s["key"]: s for s in d["streams"]}
@@ -84,15 +87,20 @@ def main() -> None:
             "fps": args.fps,
             "size": args.size,
             "minutes": args.minutes,
-            "method": "cmclnet" if args.model else "baseline",
+            "method": "none (reference run)" if args.no_live else "cmclnet" if args.model else "baseline",
             "ccf_eta": args.ccf_eta,
             "complete": d["complete"],
             "frames": cam.get("samples"),
             "frames_missing": cam.get("missing"),
+            "frames_dropped_short_steps": cam.get("dropped"),
+            "frame_gaps": cam.get("gaps"),
             "frames_skipped_at_source": skipped_src,
             "frames_skipped_by_simulator": devices.get("camera", {}).get("skipped_by_simulator"),
+            "recorder_frame_loss": max(0, (cam.get("missing") or 0) - skipped_src),
             "ecg_samples": ecg.get("samples"),
             "ecg_missing": ecg.get("missing"),
+            "ecg_dropped_short_steps": ecg.get("dropped"),
+            "ecg_gap_table": ecg.get("gap_table"),
             "ecg_lost_by_device": devices.get("ecg", {}).get("lost"),
             "recorder_cpu_s": d.get("cpu_s"),
             "live": live,
@@ -102,7 +110,7 @@ def main() -> None:
             "machine": platform.platform(),
             "wall_s": d["wall_s"],
         }
-        if args.replay or args.offline:
+        if (args.replay or args.offline) and not args.no_live:
             from mecg.model.live_spotter import (
                 LiveSpotParams,
                 LiveSpotter,
@@ -131,7 +139,9 @@ def main() -> None:
                 off = spot_session(path, args.model, ccf_eta=eta if args.model else None).spots
                 result["offline_s"] = time.perf_counter() - t0
                 result["offline_candidates"] = len(off)
-                result["live_vs_offline"] = compare_spots([c.spot for c in stored], off)
+                # the offline baseline has no CCF: its live twin is compared with every candidate, verdict aside
+                live_spots = [replace(c.spot, kept_by_ccf=True) if not args.model else c.spot for c in stored]
+                result["live_vs_offline"] = compare_spots(live_spots, off)
 
     lat = live.get("latency_s") or {}
     rows = [
@@ -139,7 +149,7 @@ def main() -> None:
         ("frames recorded / missing", f"{result['frames']} / {result['frames_missing']}"),
         ("frames skipped at the source", f"{skipped_src} (simulator could not render in time)"),
         ("ECG samples / missing", f"{result['ecg_samples']} / {result['ecg_missing']}"),
-        ("recorder loss", f"{(result['frames_missing'] or 0) - skipped_src} frames, {result['ecg_missing']} ECG"),
+        ("recorder loss (frames missing - never sent)", f"{max(0, (result['frames_missing'] or 0) - skipped_src)}"),
         (
             "candidates (ME / MaE, kept)",
             f"{live.get('candidates')} ({live.get('me')} / {live.get('mae')}, {live.get('kept')})",
