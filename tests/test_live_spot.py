@@ -7,6 +7,7 @@ within 2 s of their offset) is measured in benchmarks/bench_live_spot.py, not as
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -177,3 +178,21 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
     assert any(c.ccf == "applied" and c.hrs_apex_bpm_per_s is not None for c in a)
     with pytest.raises(MecgError, match="needs a model"):
         LiveSpotter("t", params)
+
+
+@pytest.mark.slow  # a simulated recording through the CLI
+def test_record_live_spot_prints_candidates_and_stores_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cli.h5"
+    args = ["record", "--simulate", "--seed", "4", "--duration", "9", "--fps", "30", "--size", "240x180"]
+    args += ["--me-per-min", "20", "--out", str(out), "--quiet", "--json", "--live-spot", "--ccf-eta", "2"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    live = summary["live_spot"]
+    assert summary["complete"] and not live["error"] and live["skipped_samples"] == {}
+    assert "live spotting:" in captured.err
+    stored, info = stored_live_spots(out)
+    assert live["candidates"] == len(stored) == info["events"]
+    assert captured.err.count("live: ") == len(stored)  # each one shown as it came
+    if stored:  # its latency is measured with each one (asserted in no unit test, see the benchmark)
+        assert live["latency_s"] is not None or all(c.in_warmup for c in stored)
