@@ -310,13 +310,16 @@ def _hrs_ratios(realism: str, coupling: float = 1.0, n: int = 16) -> dict[str, n
 
 def test_harder_realism_weakens_the_heart_coupling_and_coupling_zero_removes_it() -> None:
     easy, paper, hard = _hrs_ratios("easy"), _hrs_ratios("paper"), _hrs_ratios("hard")
-    share = {k: float(np.mean(v["me"] > 2.0)) for k, v in (("easy", easy), ("paper", paper), ("hard", hard))}
-    assert share["easy"] > share["hard"] and share["paper"] > share["hard"]
+    passed = {k: float(np.mean(v["me"] > 2.0)) for k, v in (("easy", easy), ("paper", paper), ("hard", hard))}
+    # the filter's rule at eta 2: most ME apexes pass in easy and paper, few in hard
+    assert passed["easy"] >= passed["paper"] > 0.4 > 0.25 > passed["hard"]
     assert mannwhitneyu(paper["me"], paper["random"], alternative="greater").pvalue < 1e-3  # the paper's finding
-    assert mannwhitneyu(hard["me"], hard["random"], alternative="greater").pvalue > 1e-3 or share["hard"] < 0.4
-    assert easy["responders"] == 16 and hard["responders"] < 16  # some participants do not respond
+    for world in (easy, paper, hard):
+        assert np.mean(world["random"] > 2.0) < 0.2  # random moments mostly fail
+    assert easy["responders"] == 16 and 8 <= hard["responders"] < paper["responders"] < 16  # some never respond
     null = _hrs_ratios("paper", coupling=0.0)
     assert mannwhitneyu(null["me"], null["random"], alternative="greater").pvalue > 0.01
+    assert np.mean(null["me"] > 2.0) < 0.25
 
 
 def test_hard_world_carries_unrelated_accelerations_artefacts_and_mouth_movements() -> None:
