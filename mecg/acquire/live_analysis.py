@@ -170,6 +170,7 @@ class LiveAnalysis:
             return
         self._queue.put(("finish",))
         if not self._done.wait(self.finish_timeout_s):
+            self._store = None  # the file is about to close: what comes later stays in events() only
             self.stats.error = self.stats.error or f"analysis still behind {self.finish_timeout_s:g} s after stop"
 
     # -- for a display ------------------------------------------------------------------------

@@ -290,6 +290,7 @@ class Recorder:
         self._cpu0 = 0.0
         self._cpu_final: float | None = None
         self._events_key: str | None = None  # the live analysis's events stream, once it has one
+        self._events_lock = threading.Lock()
         #: What each stream task may do to this recorder.
         self._host = TaskHost(
             append=self._append,
@@ -522,6 +523,10 @@ class Recorder:
 
     def _live_events_key(self, writer: SessionWriter) -> str:
         """The key of the live analysis's events stream, added to the session on first use."""
+        with self._events_lock:
+            return self._live_events_key_locked(writer)
+
+    def _live_events_key_locked(self, writer: SessionWriter) -> str:
         if self._events_key is None:
             analysis = self.config.live.analysis
             name = analysis.events_name if analysis is not None else "mecg live analysis"
