@@ -178,6 +178,11 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
     assert any(c.ccf == "applied" and c.hrs_apex_bpm_per_s is not None for c in a)
     with pytest.raises(MecgError, match="needs a model"):
         LiveSpotter("t", params)
+    # a model for another frame rate is refused when the video stream is announced (the recording goes on)
+    other = Checkpoint(ck.model, WindowParams(), FrontEndParams(k_frames=default_k(150.0)), {}, spot)
+    video = StreamInfo(name="cam", type="VideoRaw", kind="video", nominal_srate_hz=30.0, frame_shape=(4, 4))
+    with pytest.raises(MecgError, match="train a model for this frame rate"):
+        LiveSpotter("t", params, other).add_stream("cam", video)
 
 
 @pytest.mark.slow  # a simulated recording through the CLI

@@ -377,6 +377,7 @@ class _Run:
         self.recording = False
         self.live: LiveAnalysis | None = None
         self.live_shown = 0
+        self.live_error_shown = False
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if not self.recording or self.stop_reason:
@@ -484,6 +485,10 @@ class _Run:
         events = self.live.events()
         lines = [candidate_line(ev, produced, self.rec.start_lsl) for produced, ev in events[self.live_shown :]]
         self.live_shown = len(events)
+        error = self.live.stats.error
+        if error and not self.live_error_shown:  # e.g. a model for another frame rate: said at once, not at the end
+            self.live_error_shown = True
+            lines.append(f"live spotting: {error}; the recording goes on")
         return [x for x in lines if x]
 
     def finish(self, reason: str) -> int:
