@@ -201,3 +201,24 @@ def test_record_live_spot_prints_candidates_and_stores_them(tmp_path: Path, caps
     assert captured.err.count("live: ") == len(stored)  # each one shown as it came
     if stored:  # its latency is measured with each one (asserted in no unit test, see the benchmark)
         assert live["latency_s"] is not None or all(c.in_warmup for c in stored)
+
+
+def test_record_live_spot_with_a_model_for_another_frame_rate_is_refused_before_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    from mecg.model.cmclnet import CMCLConfig, CMCLNet
+    from mecg.model.frontend import FrontEndParams, default_k
+    from mecg.model.train import save_checkpoint
+    from mecg.model.windows import WindowParams
+
+    torch.manual_seed(0)
+    model = tmp_path / "m150.pt"
+    spot = {"threshold": 0.3, "threshold_ccf": 0.3, "me_rise_s": 0.1, "me_fall_s": 0.2, "eta": 2.0, "val_ap": 0.0}
+    save_checkpoint(model, CMCLNet(CMCLConfig()), WindowParams(), FrontEndParams(k_frames=default_k(150.0)), spot, {})
+    out = tmp_path / "x.h5"
+    rc = main(["record", "--simulate", "--fps", "30", "--out", str(out), "--live-spot", str(model)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not for 30 fps video" in err and "Traceback" not in err
+    assert not out.exists()

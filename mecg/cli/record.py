@@ -304,6 +304,14 @@ class RecordOptions:
 
             ck = load_spotter(self.live_spot)
             eta = DEFAULT_ETA if eta is None else eta
+            fps = self.rig.fps or (150.0 if self.rig.simulate else None)  # the camera started here, when known
+            from mecg.model.frontend import default_k
+
+            if fps and default_k(fps) != ck.frontend.k_frames:
+                raise MecgError(
+                    f"--live-spot {self.live_spot}: the model was trained on features for k={ck.frontend.k_frames} "
+                    f"frames, not for {fps:g} fps video; give --fps of the model's rate or spot live with the baseline"
+                )
         params = LiveSpotParams(method="baseline" if ck is None else "cmclnet", ccf_eta=eta)
         return LiveAnalysis(LiveSpotter(self.path.stem, params, ck, self.ecg_channel))
 
