@@ -222,3 +222,17 @@ def test_record_live_spot_with_a_model_for_another_frame_rate_is_refused_before_
     err = capsys.readouterr().err
     assert rc == 2 and "not for 30 fps video" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.slow  # one replay of the 12 s file through the CLI
+def test_spot_as_live_writes_what_the_live_spotter_decides(trial_file: Path, tmp_path: Path) -> None:
+    from mecg.model.evaluate import read_predictions
+
+    out = tmp_path / "live.csv"
+    assert main(["spot", str(trial_file), "--as-live", "--out", str(out), "--quiet"]) == 0
+    expected = replay_live(trial_file, LiveSpotter("t", LiveSpotParams(ccf_eta=2.0)))
+    rows = read_predictions(out)  # the kept ones, as mecg eval reads them
+    assert sorted((r.onset, r.offset, r.type) for r in rows) == sorted(
+        (c.spot.onset_frame, c.spot.offset_frame, c.spot.type) for c in expected if c.spot.kept_by_ccf
+    )
+    assert rows

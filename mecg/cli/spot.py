@@ -90,6 +90,8 @@ def _spot(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(2)
+    if args.as_live:
+        return _spot_as_live(args, paths, opts)
     spots: list[Spot] = []
     done: list[tuple[SpotResult, str | None]] = []
     t0 = time.perf_counter()
@@ -149,6 +151,34 @@ def _spot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spot_as_live(args: argparse.Namespace, paths: list[Path], opts: SpotOptions) -> int:
+    """``--as-live``: each session replayed through the live spotter, as ``mecg record --live-spot`` spots."""
+    from mecg.model.live_spotter import LiveSpotParams, LiveSpotter, replay_live
+
+    ck = load_spotter(opts.model) if opts.method == "cmclnet" else None
+    # as mecg record --live-spot: the CCF (--ccf-eta, --no-ccf) judges the baseline's MEs too
+    params = LiveSpotParams(method=opts.method, p=opts.p, ccf_eta=opts.ccf_eta, face_box=opts.face_box)
+    spots: list[Spot] = []
+    t0 = time.perf_counter()
+    with Progress(len(paths), "spot --as-live", "session", quiet=args.quiet) as bar:
+        for n, path in enumerate(paths, 1):
+            found = replay_live(path, LiveSpotter(path.stem, params, ck, args.ecg_channel))
+            spots += [c.spot for c in found]
+            bar.log(f"[{n}/{len(paths)}] {path.name}: {len(found)} candidates as live spotting decides them")
+            bar.update()
+    write_predictions(args.out, spots)
+    kept = sum(s.kept_by_ccf for s in spots)
+    if args.json:
+        out = {"command": "spot", "method": opts.method, "as_live": True, "out": str(args.out)}
+        out |= {"files": [str(args.out)], "spots": len(spots), "kept_by_ccf": kept}
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+        print(json.dumps(out, indent=2))
+    else:
+        n = len(paths)
+        print(f"wrote {len(spots)} candidates ({kept} kept), spotted as live, from {n} session(s) to {args.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``spot`` to the ``mecg`` parser."""
     p = sub.add_parser(
@@ -186,6 +216,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(segments when there are markers); default: the rule the model was trained with",
     )
     p.add_argument("--no-ccf", action="store_true", help="do not apply the candidate clip filter")
+    p.add_argument(
+        "--as-live",
+        action="store_true",
+        help="replay each session through the live spotter (what mecg record --live-spot decides while recording: "
+        "running statistics instead of whole-session ones, the CCF on the baseline's MEs too; docs/spotting.md)",
+    )
     p.add_argument(
         "--ecg-channel",
         metavar="[STREAM:]LABEL|INDEX",
