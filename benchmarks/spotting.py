@@ -578,6 +578,10 @@ def main() -> None:
     out["summary"] = summarise(units, args.n_boot)
     out["total_minutes"] = round((time.perf_counter() - t0) / 60, 1)
     out["cpu_minutes"] = round(sum(u["cpu_s"] for u in units) / 60, 1)
+    out["cpu_note"] = (
+        "CPU of each unit's process and the children it waited for; with fewer jobs than cores a unit's "
+        "synthesis and front end run in forkserver pools whose CPU is not counted"
+    )
     out["load_at_end"] = os.getloadavg()[0]
     _print(out)
     _write(out, out_path)
