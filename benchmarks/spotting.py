@@ -392,7 +392,7 @@ def _print(out: dict) -> None:
         head = "coupling 1" if world == "coupled" else "null control, coupling 0: the ECG must not help"
         print(f"\n{world} ({head}): {s['n_me']} MEs, {s['n_mae']} MaEs, {s['subjects']} subject-datasets")
         print(
-            f"{'variant':30} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>6} {'R':>6} {'F1':>6}  "
+            f"{'variant':44} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>6} {'R':>6} {'F1':>6}  "
             f"{'F1 per seed':20} {'mean+-sd':14} 95% CI"
         )
         for label, v in s["variants"].items():
@@ -401,7 +401,7 @@ def _print(out: dict) -> None:
             sd = f"{v['f1_sd']:.3f}" if v["f1_sd"] is not None else "-"
             lo, hi = v["f1_ci"]["ci"]
             print(
-                f"{label:30} {c['tp']:>4} {c['fp']:>4} {c['fn']:>4} {c['precision']:>6.3f} {c['recall']:>6.3f} "
+                f"{label:44} {c['tp']:>4} {c['fp']:>4} {c['fn']:>4} {c['precision']:>6.3f} {c['recall']:>6.3f} "
                 f"{c['f1']:>6.3f}  {seeds:20} {v['f1_mean']:.3f}+-{sd:6} [{lo:.3f}, {hi:.3f}]"
             )
         print("paired differences of pooled ME F1 (same resampled subjects):")
