@@ -17,14 +17,21 @@ setup: $(BIN)/python
 demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
 
+# The whole suite on TEST_WORKERS pytest-xdist workers: most tests wait on LSL, serial ptys and subprocesses,
+# so more workers than cores pays on 2 cores. Each worker has its own LSL session (tests/conftest.py);
+# a module runs on one worker (--dist loadfile: its fixtures are built once), the modules with the most slow
+# tests first (tests/conftest.py orders them). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
+PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	$(PYTEST)
 	$(BIN)/ruff check .
 
 # A quick local run while working: the suite without the tests marked slow (CMCL-Net training, the app's
 # recordings, the multi-host test). CI and `make test` run everything.
 test-quick: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
