@@ -16,7 +16,8 @@ Measures, on 2040x1080 grey frames of the synthetic face (2.2 MB each), on this 
    with each rate.
 3. **(b) The camera writing locally** (measured as a prototype; the mode is not built into
    ``mecg record``): the same pre-rendered camera, its frames appended to a session file by a
-   writer thread of the camera's process (same writer and codec), only frame number + time on a
+   writer thread of the camera's process (same writer and codec; what is queued, up to 16 frames
+   per append, as the recorder appends what a pull returns), only frame number + time on a
    small LSL stream. Same criteria (nothing skipped at the camera, every frame in the file, frames
    in the file within ``--keep-up-s`` of their exposure start, p95).
 
@@ -68,6 +69,9 @@ SEED_FPS = 150.0
 #: this size, and appends wait for it; the LSL buffers (about 6 s at 150 fps within their 2 GB cap)
 #: are far from full at 1 s.
 KEEP_UP_S = 1.0
+#: (b): the writer thread appends what is queued, up to this many frames per call (the recorder pulls up
+#: to 16 video frames at a time, ``StreamTask.max_samples``).
+LOCAL_BATCH = 16
 
 
 def load() -> list[float]:
@@ -283,13 +287,17 @@ def local_step(fps: float, seconds: float, folder: Path, bank: np.ndarray, rt_pr
 
     def write_loop(w: SessionWriter, key: str) -> None:
         c0 = time.thread_time()
-        while True:
-            item = q.get()
-            if item is None:
-                break
-            image, t = item
-            w.append(key, image[None], [t])
-            lags.append(pylsl.local_clock() - t)  # from the exposure start, as the recorder's latency
+        done = False
+        while not done:
+            items = [q.get()]  # what is queued, up to LOCAL_BATCH frames: one append, as the recorder's pulls
+            while len(items) < LOCAL_BATCH and not q.empty():
+                items.append(q.get_nowait())
+            done = items[-1] is None
+            items = [x for x in items if x is not None]
+            if items:
+                w.append(key, np.stack([x[0] for x in items]), [x[1] for x in items])
+                now = pylsl.local_clock()
+                lags.extend(now - x[1] for x in items)  # from the exposure start, as the recorder's latency
         writer_cpu[0] = time.thread_time() - c0
 
     def capture_loop() -> None:
@@ -331,6 +339,7 @@ def local_step(fps: float, seconds: float, folder: Path, bank: np.ndarray, rt_pr
         "lost": len(sent) - recorded,
         "skipped_at_source": cam.skipped,
         "backlog_at_stop": backlog,
+        "append_max_frames": LOCAL_BATCH,
         "lag_ms": [round(float(np.percentile(lag, p)) * 1e3, 1) for p in (50, 95)] + [round(float(lag.max()) * 1e3, 1)],
         "process_cpu_pct": round(100 * cpu / wall, 1),
         "writer_thread_cpu_pct": round(100 * writer_cpu[0] / wall, 1),
