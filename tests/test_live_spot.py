@@ -185,6 +185,26 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
         LiveSpotter("t", params, other).add_stream("cam", video)
 
 
+def test_cmclnet_live_uses_the_threshold_tuned_for_its_eta_and_refuses_others() -> None:
+    from mecg.model.checkpoint import Checkpoint
+    from mecg.model.cmclnet import CMCLConfig, CMCLNet
+    from mecg.model.frontend import FrontEndParams, default_k
+    from mecg.model.windows import WindowParams
+
+    spot = {"threshold": 0.3, "threshold_ccf": 0.25, "thresholds_ccf": {"1.5": 0.2, "2.0": 0.25},
+            "me_rise_s": 0.1, "me_fall_s": 0.2, "eta": 2.0, "val_ap": 0.0}
+    ck = Checkpoint(CMCLNet(CMCLConfig()).eval(), WindowParams(), FrontEndParams(k_frames=default_k(30.0)), {}, spot)
+    video = StreamInfo(name="cam", type="VideoRaw", kind="video", nominal_srate_hz=30.0, frame_shape=(4, 4))
+    ecg = StreamInfo(name="ecg", type="ECG", kind="signal", nominal_srate_hz=250.0, channel_labels=["ECG"])
+    for eta, want in ((1.5, 0.2), (2.0, 0.25), (None, 0.3)):
+        live = LiveSpotter("t", LiveSpotParams(method="cmclnet", ccf_eta=eta), ck)
+        live.add_stream("cam", video)
+        live.add_stream("ecg", ecg)
+        assert live.scorer is not None and live.scorer.threshold() == want
+    with pytest.raises(MecgError, match=r"not for 1\.7"):  # before recording starts, not when the video appears
+        LiveSpotter("t", LiveSpotParams(method="cmclnet", ccf_eta=1.7), ck)
+
+
 @pytest.mark.slow  # a simulated recording through the CLI
 def test_record_live_spot_prints_candidates_and_stores_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cli.h5"

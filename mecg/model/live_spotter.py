@@ -598,6 +598,10 @@ class LiveSpotter:
                 f"live spotting runs small-preset models; this one is the {checkpoint.preset} preset (whole-face "
                 "flow images): spot its recordings afterwards with `mecg spot`, or train with --preset small"
             )
+        if checkpoint is not None and params.ccf_eta is not None and checkpoint.spot.get("threshold_ccf") is not None:
+            from mecg.model.pipeline import ccf_threshold
+
+            ccf_threshold(checkpoint.spot, params.ccf_eta)  # an eta the model holds no threshold for: refused now
         self.session, self.params, self.ck, self.ecg_channel = session, params, checkpoint, ecg_channel
         import neurokit2  # noqa: F401  (seconds to import: now, not in the middle of a recording)
 
@@ -854,6 +858,11 @@ class _CmclLive:
         spot = ck.spot
         use_ccf = owner.params.ccf_eta is not None and spot.get("threshold_ccf") is not None and ck.mode != "video"
         self.use_ccf = use_ccf
+        # The score threshold tuned for this eta (a checkpoint without one for it is refused here, before
+        # recording starts); without the CCF, the checkpoint's plain threshold.
+        from mecg.model.pipeline import ccf_threshold  # torch: imported only when a network spots
+
+        self.threshold_ccf = ccf_threshold(spot, owner.params.ccf_eta)[0] if use_ccf else None
         self.rise = max(1, round(spot["me_rise_s"] * fps))
         self.fall = max(1, round(spot["me_fall_s"] * fps))
         self.n_total: int | None = None
@@ -864,7 +873,9 @@ class _CmclLive:
 
     def threshold(self) -> float:
         spot = self.ck.spot
-        return float(spot["threshold_ccf"] if self.use_ccf and self.owner.ecg is not None else spot["threshold"])
+        if self.threshold_ccf is not None and self.owner.ecg is not None:
+            return self.threshold_ccf
+        return float(spot["threshold"])
 
     def edges(self, apex: int) -> tuple[int, int]:
         return max(0, apex - self.rise), apex + self.fall
