@@ -18,10 +18,10 @@ demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
 
 # The whole suite on TEST_WORKERS pytest-xdist workers: most tests wait on LSL, serial ptys and subprocesses,
-# so more workers than cores pays on 2 cores. Each worker has its own LSL session (tests/conftest.py);
+# so one more worker than cores keeps 2 cores busy. Each worker has its own LSL session (tests/conftest.py);
 # a module runs on one worker (--dist loadfile: its fixtures are built once), the modules with the most slow
 # tests first (tests/conftest.py orders them). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
