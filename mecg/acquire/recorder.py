@@ -451,6 +451,7 @@ class Recorder:
                     cfg.output.notes,
                     overwrite=cfg.output.overwrite,
                     flush_interval_s=cfg.output.flush_interval_s,
+                    video_codec=cfg.output.video_codec,
                     start_time_lsl=self.start_lsl,
                 )
             )

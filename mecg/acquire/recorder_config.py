@@ -41,7 +41,9 @@ class OutputSettings:
     ``flush_interval_s``: how often appended data is flushed (s: a crash loses at most about that);
     ``min_free_mb``: stop (file kept, not marked complete) when the disk has less free (MB);
     ``ecg_channel``: the explicit ECG choice ``[STREAM:]LABEL|INDEX`` (:mod:`mecg.session.ecg_channel`),
-    checked against the streams found, stored in the file and used for the live heart rate."""
+    checked against the streams found, stored in the file and used for the live heart rate;
+    ``video_codec``: lossless codec of video frames (``deflate``, or a faster hdf5plugin codec:
+    ``blosc-lz4``, ``lz4``, ``zstd``; :data:`mecg.session.video_codec.CODECS`)."""
 
     subject_id: str = ""
     notes: str = ""
@@ -49,6 +51,7 @@ class OutputSettings:
     flush_interval_s: float = 0.5
     min_free_mb: float = 200.0
     ecg_channel: str = ""
+    video_codec: str = "deflate"
 
 
 @dataclass

@@ -256,6 +256,7 @@ class RecordOptions:
     json: bool = False
     live_spot: str | None = None
     ccf_eta: float | None = None
+    video_codec: str = "deflate"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RecordOptions:
@@ -288,6 +289,7 @@ class RecordOptions:
             json=args.json,
             live_spot=live,
             ccf_eta=getattr(args, "ccf_eta", None),
+            video_codec=getattr(args, "video_codec", "deflate"),
         )
 
     def live_analysis(self) -> LiveAnalysis | None:
@@ -334,6 +336,7 @@ class RecordOptions:
             buffer_s=self.buffer_s,
             buffer_max_mb=self.buffer_max_mb,
             ecg_channel=self.ecg_channel,
+            video_codec=self.video_codec,
             analysis=analysis,
         )
 
@@ -600,6 +603,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop after this long: 90, 90s, 10m, 1h30m (default: until Ctrl-C)",
     )
     o.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    o.add_argument(
+        "--video-codec",
+        choices=("deflate", "blosc-lz4", "lz4", "zstd"),
+        default="deflate",
+        help="lossless video codec (default deflate: any HDF5 reader; blosc-lz4/lz4/zstd decode 3-5x faster "
+        "but other tools need hdf5plugin or the HDF5 filter plugin; docs/session-format.md)",
+    )
     o.add_argument(
         "--min-free-mb",
         type=bounded(float, 0, 1e9, unit="MB"),

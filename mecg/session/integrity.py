@@ -15,9 +15,16 @@ import h5py
 import numpy as np
 
 from mecg.session.format import CHANNEL_FORMATS, SessionError, StreamInfo, StreamKind
+from mecg.session.video_codec import PLUGIN_FILTER_IDS
 
-#: HDF5 filters mecg writes: deflate, shuffle (never written, harmless), Fletcher32.
-ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle", 3: "fletcher32"}
+#: HDF5 filters mecg writes: deflate, shuffle (never written, harmless), Fletcher32, and the video
+#: codec plugins mecg ships through hdf5plugin (Blosc, LZ4, Zstd; see video_codec.CODECS).
+ALLOWED_FILTERS = {
+    h5py.h5z.FILTER_DEFLATE: "deflate",
+    h5py.h5z.FILTER_SHUFFLE: "shuffle",
+    3: "fletcher32",
+    **{fid: name for name, fid in PLUGIN_FILTER_IDS.items()},
+}
 
 
 def refuse_foreign_storage(f: h5py.File, path: Path) -> None:

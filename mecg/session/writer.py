@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from mecg.session import video_codec
+from mecg.session import video_codec as _codec  # the name video_codec is also a parameter
 from mecg.session.annotations import Annotation, write_annotations
 from mecg.session.checksum import with_trailer
 from mecg.session.format import (
@@ -85,6 +86,10 @@ class SessionWriter:
         Longest time in seconds that appended data waits before it is flushed to disk.
     video_level
         Deflate level for video frames (ISA-L 0-3).
+    video_codec
+        Lossless video codec of new video streams (see :data:`video_codec.CODECS`): ``deflate``
+        (HDF5's built-in filter, readable everywhere) or a faster plugin codec (``blosc-lz4``,
+        ``lz4``, ``zstd``) that other readers need ``hdf5plugin`` (or the HDF5 plugin) to decode.
     start_time_lsl
         LSL clock (s) at which recording started, if known.
     fixed_time
@@ -106,11 +111,16 @@ class SessionWriter:
         overwrite: bool = False,
         flush_interval_s: float = 0.5,
         video_level: int = video_codec.DEFAULT_LEVEL,
+        video_codec: str = video_codec.DEFAULT_CODEC,
         start_time_lsl: float = float("nan"),
         fixed_time: str | None = None,
         recording_id: str | None = None,
     ) -> None:
         self.path = Path(path)
+        try:
+            self._video_codec = _codec.check_codec(video_codec)
+        except ValueError as exc:
+            raise SessionError(str(exc)) from exc
         if self.path.exists() and not overwrite:
             raise SessionError(f"{self.path} already exists; choose another name or pass overwrite")
         if not self.path.parent.is_dir():
@@ -210,15 +220,19 @@ class SessionWriter:
                 shape = info.frame_shape
                 g.attrs["frame_shape"] = np.array(shape, dtype=np.int64)
                 g.attrs["pixel_format"] = "mono8" if len(shape) == 2 else "rgb8"
+                g.attrs["video_codec"] = self._video_codec
+                if self._video_codec == "deflate":
+                    codec_opts: dict = {"compression": "gzip", "compression_opts": max(1, self._video_level)}
+                else:  # HDF5's pipeline encodes; no chunk cache, so each frame reaches the file at once
+                    codec_opts = {"compression": _codec.plugin_filter(self._video_codec), "rdcc_nbytes": 0}
                 g.create_dataset(
                     "data",
                     shape=(0, *shape),
                     maxshape=(None, *shape),
                     chunks=(1, *shape),
                     dtype=np.uint8,
-                    compression="gzip",
-                    compression_opts=max(1, self._video_level),
                     fletcher32=True,
+                    **codec_opts,
                 )
             else:
                 # HDF5 refuses filters on variable-length strings: markers carry no checksum
@@ -263,9 +277,10 @@ class SessionWriter:
                 raise SessionError(
                     f"stream {key!r}: frames of shape {np.shape(data)} do not match {n} x {info.frame_shape}"
                 )
-            payloads = [  # outside the lock; the Fletcher32 trailer HDF5's filter would have added
-                (with_trailer(p), m) for p, m in (video_codec.encode_frame(fr, self._video_level) for fr in arr)
-            ]
+            if self._video_codec != "deflate":  # HDF5's filter pipeline encodes (and checksums) in _write
+                payloads = arr
+            else:  # outside the lock; the Fletcher32 trailer HDF5's filter would have added
+                payloads = [(with_trailer(p), m) for p, m in (_codec.encode_frame(fr, self._video_level) for fr in arr)]
         else:
             arr = np.asarray(data, dtype=info.dtype)
             if arr.ndim == 1 and len(info.channel_labels) == 1:
@@ -303,14 +318,16 @@ class SessionWriter:
         n: int,
         ts: np.ndarray,
         values: list | None,
-        payloads: list | None,
+        payloads: list | np.ndarray | None,
         arr: np.ndarray | None,
     ) -> None:
         """Append under the lock (see :meth:`append`)."""
         g, d, t, _ = self._open[key]
         start = self._counts[key]
         d.resize(start + n, axis=0)
-        if payloads is not None:
+        if isinstance(payloads, np.ndarray):  # a plugin codec: whole one-frame chunks through HDF5's filters
+            d[start:] = payloads
+        elif payloads is not None:
             zero = (0,) * len(info.frame_shape)
             for i, (payload, mask) in enumerate(payloads):
                 d.id.write_direct_chunk((start + i, *zero), payload, filter_mask=mask)
