@@ -15,7 +15,13 @@
 The machine's load average is printed and stored with the numbers (other work on the machine
 slows every row). Prints tables and writes benchmarks/results/frontend.json.
 
+With ``--codecs deflate,blosc-lz4,lz4`` it only compares video codecs instead: the same synthetic
+video re-encoded in each codec (``SessionWriter(video_codec=...)``), the front end run on each,
+one process (CPU ms a frame) and all cores (frames/s), codecs interleaved over ``--rounds``; it
+writes benchmarks/results/frontend_codecs.json.
+
     python benchmarks/bench_frontend.py [--quick] [--seconds 12] [--accuracy 6,2,60 | --no-accuracy]
+    python benchmarks/bench_frontend.py --codecs deflate,blosc-lz4,lz4 [--seconds 6] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 from mecg.model.baseline import BaselineParams, spot_baseline
 from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
-from mecg.session import open_session
+from mecg.session import SessionWriter, StreamKind, open_session
 from mecg.synth import DatasetSpec, Subject, Trial, TrialConfig, make_dataset, write_trial
 
 RESULTS = Path(__file__).parent / "results"
@@ -72,6 +78,48 @@ def frontend_speed(path: Path, tmp: Path, tvl1_frames: int) -> list[dict]:
     t0 = time.perf_counter()
     frontend_features(short, replace(p, method="tvl1"), workers=cores, cache=False)
     rows.append(_row("all cores", "tvl1", cores, n, time.perf_counter() - t0))
+    return rows
+
+
+def recode(path: Path, out: Path, codec: str) -> Path:
+    """Copy ``path``'s streams into a new session whose video is stored in ``codec`` (frames bit-identical)."""
+    with open_session(path) as s, SessionWriter(out, s.subject_id, s.notes, video_codec=codec) as w:
+        for st in s.streams.values():
+            key = w.add_stream(st.info)
+            if st.info.kind == StreamKind.VIDEO:
+                for a in range(0, st.sample_count, 150):
+                    b = min(a + 150, st.sample_count)
+                    w.append(key, st.frames(a, b), st.timestamps[a:b])
+            elif st.info.kind == StreamKind.MARKERS:
+                w.append(key, st.markers(), st.timestamps)
+            else:
+                w.append(key, st.data[...], st.timestamps)
+    return out
+
+
+def codec_speed(path: Path, tmp: Path, codecs: list[str], rounds: int) -> list[dict]:
+    """Front end on ``path`` re-encoded in each codec: one process (CPU ms a frame) and all cores, interleaved."""
+    cores = os.cpu_count() or 1
+    files = {c: recode(path, tmp / f"codec-{c}.h5", c) for c in codecs}
+    with open_session(path) as s:
+        frames = s.stream(kind="video").sample_count
+    p = FrontEndParams(k_frames=default_k(FPS))
+    frontend_features(files[codecs[0]], p, workers=cores, cache=False)  # starts the fork server, warms caches
+    rows = []
+    for r in range(rounds):
+        for c in codecs:
+            for name, workers in (("one process", 1), ("all cores", cores)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                frontend_features(files[c], p, workers=workers, cache=False)
+                cpu = time.process_time() - c0 if workers == 1 else None
+                row = _row(name, "dis", workers, frames, time.perf_counter() - t0, cpu)
+                row.update(codec=c, round=r + 1, file_MB=round(files[c].stat().st_size / 1e6, 2), load=_load()[0])
+                rows.append(row)
+                print(
+                    f"{c:>10} {name:>12} round {r + 1}: {row['frames_per_s']:>7} frames/s, "
+                    f"{row['cpu_ms_per_frame'] or '-':>5} ms CPU a frame (load {row['load']})",
+                    flush=True,
+                )
     return rows
 
 
@@ -159,8 +207,13 @@ def main() -> None:
         help="the baseline's synthetic set (default 6,2,60; --quick: 2,1,20)",
     )
     ap.add_argument("--no-accuracy", action="store_true", help="time only (no baseline accuracy)")
+    ap.add_argument("--codecs", default=None, help="only compare video codecs, e.g. deflate,blosc-lz4,lz4")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the codec comparison (default 2)")
     args = ap.parse_args()
     seconds = 4.0 if args.quick else args.seconds
+    if args.codecs:
+        codecs_main(args, seconds)
+        return
     t_start = time.perf_counter()
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="mecg-bench-fe-") as d:
@@ -219,6 +272,55 @@ def main() -> None:
     }
     (RESULTS / "frontend.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {RESULTS / 'frontend.json'}")
+
+
+def codecs_main(args: argparse.Namespace, seconds: float) -> None:
+    """``--codecs``: the front end on the same video in each codec; writes results/frontend_codecs.json."""
+    codecs = args.codecs.split(",")
+    load_before = _load()
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mecg-bench-fe-") as d:
+        tmp = Path(d)
+        cfg = replace(TrialConfig(), duration_s=seconds, fps=FPS, width=640, height=480)
+        path = write_trial(Trial(Subject.random("S01", 1), 0, cfg), tmp / "speed.h5")
+        rows = codec_speed(path, tmp, codecs, args.rounds)
+    load_after = _load()
+    print(f"\nmachine: {os.cpu_count()} cores, load average {load_before} before, {load_after} after")
+    print(f"{'codec':>10} {'file MB':>8} {'CPU ms/frame (1 proc)':>22} {'frames/s 1 proc':>16} {'frames/s all':>13}")
+    summary = {}
+    for c in codecs:
+        one = [r for r in rows if r["codec"] == c and r["processes"] == 1]
+        many = [r for r in rows if r["codec"] == c and r["processes"] > 1]
+        cpu = min(r["cpu_ms_per_frame"] for r in one)
+        summary[c] = {
+            "file_MB": one[0]["file_MB"],
+            "cpu_ms_per_frame_best": cpu,
+            "frames_per_s_one_process_best": max(r["frames_per_s"] for r in one),
+            "frames_per_s_all_cores_best": max(r["frames_per_s"] for r in many),
+            "bound_frames_per_s_on_idle_cores": round((os.cpu_count() or 1) * 1e3 / cpu),
+        }
+        s = summary[c]
+        print(
+            f"{c:>10} {s['file_MB']:>8} {cpu:>22} {s['frames_per_s_one_process_best']:>16} "
+            f"{s['frames_per_s_all_cores_best']:>13}"
+        )
+    print("best of the rounds; CPU ms a frame bounds what idle cores could carry: cores * 1000 / ms")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "frontend_codecs",
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "video_s": seconds,
+        "size": "640x480",
+        "fps": FPS,
+        "summary": summary,
+        "runs": rows,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    (RESULTS / "frontend_codecs.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'frontend_codecs.json'}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@ Goal: keep up with 150 fps 640x480 mono (46 MB/s of raw frames) on <= 50% of one
 
 Frames look like a face video: skimage's astronaut photo in grey, resized to 640x480, with a
 small random-walk head motion (``cv2.warpAffine``), mild 100 Hz mains flicker and sensor noise
-(sigma 2 grey levels). They are appended in chunks of 5 frames, as a recorder would, through
-:class:`SessionWriter` at ``video_level`` 0-3, and for reference through plain h5py with its own
+(sigma 2 grey levels); a second, smoother set (sigma 0.7, as a well-lit camera with less gain
+gives) shows how the ratio depends on noise. They are appended in chunks of 5 frames, as a recorder
+would, through :class:`SessionWriter` with deflate at ``video_level`` 0-3 and with each hdf5plugin
+codec (``video_codec`` blosc-lz4, lz4, zstd), and for reference through plain h5py with its own
 gzip level 1 and with no compression. Reported per variant: raw input MB/s (wall clock),
 compression ratio (raw bytes / file size), CPU seconds per second of 150 fps video (process
 time of the writing process, flush thread included: this is the fraction of one core it
-needs), and whether frames read back bit-exactly. Every mecg variant writes Fletcher32 checksums
+needs), decode CPU ms per frame (mecg's ``Stream.frames``, one thread, Fletcher32 checked; plain
+h5py for the h5py variants), and whether frames read back bit-exactly. Every mecg variant writes Fletcher32 checksums
 (format v2). Prints a table and writes benchmarks/results/writer.json.
 
 ``--crash N`` also measures crash safety: N writer processes (video 96x128 at ~150 fps, ECG at
@@ -37,10 +40,11 @@ from pathlib import Path
 
 import cv2
 import h5py
+import hdf5plugin
 import numpy as np
 from skimage import color, data
 
-from mecg.session import SessionError, SessionWriter, StreamInfo, check_session, video_codec
+from mecg.session import SessionError, SessionWriter, StreamInfo, check_session, open_session, video_codec
 
 RESULTS = Path(__file__).parent / "results"
 FPS = 150.0
@@ -50,8 +54,8 @@ GOAL_MBPS = SHAPE[0] * SHAPE[1] * FPS / 1e6  # 46.08 MB/s
 GOAL_CORE = 0.5  # fraction of one core
 
 
-def face_frames(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` uint8 frames (480, 640) of a grey face photo with head motion, flicker and noise (sigma 2)."""
+def face_frames(n: int, seed: int = 0, noise: float = 2.0) -> np.ndarray:
+    """``n`` uint8 frames (480, 640): a grey face photo with head motion, flicker and sensor noise (sigma, grey)."""
     rng = np.random.default_rng(seed)
     face = cv2.resize(
         (color.rgb2gray(data.astronaut()) * 255.0).astype(np.float32), SHAPE[::-1], interpolation=cv2.INTER_LINEAR
@@ -62,14 +66,14 @@ def face_frames(n: int, seed: int = 0) -> np.ndarray:
     for i in range(n):
         m = np.float32([[1, 0, shift[i, 0]], [0, 1, shift[i, 1]]])
         moved = cv2.warpAffine(face, m, SHAPE[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        noisy = moved * gain[i] + rng.standard_normal(SHAPE, dtype=np.float32) * 2.0
+        noisy = moved * gain[i] + rng.standard_normal(SHAPE, dtype=np.float32) * noise
         out[i] = np.clip(np.rint(noisy), 0, 255)
     return out
 
 
-def write_mecg(path: Path, frames: np.ndarray, n: int, level: int) -> None:
+def write_mecg(path: Path, frames: np.ndarray, n: int, level: int, codec: str = "deflate") -> None:
     """Append ``n`` frames (cycling ``frames``) in chunks of CHUNK through SessionWriter."""
-    with SessionWriter(path, subject_id="bench", video_level=level) as w:
+    with SessionWriter(path, subject_id="bench", video_level=level, video_codec=codec) as w:
         key = w.add_stream(StreamInfo("cam", "Video", kind="video", nominal_srate_hz=FPS, frame_shape=SHAPE))
         for i in range(0, n, CHUNK):
             idx = np.arange(i, min(i + CHUNK, n))
@@ -102,6 +106,24 @@ def lossless(path: Path, dataset: str, frames: np.ndarray, n: int) -> bool:
         return all(np.array_equal(d[i], frames[i % len(frames)]) for i in check)
 
 
+def decode_ms(path: Path, dataset: str) -> float:
+    """CPU ms to decode one frame: mecg's reader for a session, plain h5py otherwise (one thread)."""
+    if dataset.startswith("streams/"):
+        with open_session(path) as s:
+            st = s.stream(kind="video")
+            n = st.sample_count
+            c0 = time.process_time()
+            for a in range(0, n, 50):
+                st.frames(a, min(a + 50, n))
+            return (time.process_time() - c0) / n * 1e3
+    with h5py.File(path, "r") as f:
+        d = f[dataset]
+        c0 = time.process_time()
+        for i in range(d.shape[0]):
+            d[i]
+        return (time.process_time() - c0) / d.shape[0] * 1e3
+
+
 def measure(name: str, write: Callable[[Path], None], path: Path, dataset: str, frames: np.ndarray, n: int) -> dict:
     """Run one variant and return its row of the table."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -122,6 +144,7 @@ def measure(name: str, write: Callable[[Path], None], path: Path, dataset: str, 
         "core_fraction": round(cpu / video_s, 3),
         "realtime_x": round(video_s / wall, 2),
         "lossless": lossless(path, dataset, frames, n),
+        "decode_ms_per_frame": round(decode_ms(path, dataset), 3),
     }
     row["meets_goal"] = bool(row["raw_MBps"] >= GOAL_MBPS and row["core_fraction"] <= GOAL_CORE and row["lossless"])
     path.unlink()
@@ -134,7 +157,7 @@ import numpy as np
 from mecg.session import SessionWriter, StreamInfo
 H, W = 96, 128
 BASE = np.arange(H * W, dtype=np.int64).reshape(H, W)
-w = SessionWriter(sys.argv[1], subject_id="crash")
+w = SessionWriter(sys.argv[1], subject_id="crash", video_codec=sys.argv[2])
 cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(H, W), nominal_srate_hz=150))
 ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], channel_format="int32", nominal_srate_hz=1000))
 mk = w.add_stream(StreamInfo("mk", "Markers", kind="markers"))
@@ -162,15 +185,15 @@ def _check(path: Path) -> tuple[bool, int, int, str]:
     return rep.valid, n.get("cam", 0), n.get("ecg", 0), rep.errors[0] if rep.errors else ""
 
 
-def crash_trials(n: int, folder: Path) -> dict:
-    """SIGKILL ``n`` writers at seeded times; how many files validate and how much each lost (s)."""
+def crash_trials(n: int, folder: Path, codec: str = "deflate") -> dict:
+    """SIGKILL ``n`` writers (video in ``codec``) at seeded times; how many files validate, what each lost (s)."""
     rng = np.random.default_rng(15)
     script = folder / "crash_writer.py"
     script.write_text(CRASH_WRITER)
     kills = []
     for i, after_s in enumerate(rng.uniform(1.0, 3.0, n)):
         path = folder / f"crash{i}.h5"
-        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, str(script), str(path), codec], stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         lines: list[str] = []
         reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True)
@@ -194,6 +217,7 @@ def crash_trials(n: int, folder: Path) -> dict:
         path.unlink(missing_ok=True)
     lost = [max(k["video_lost_s"], k["ecg_lost_s"]) for k in kills]
     return {
+        "codec": codec,
         "kills": n,
         "valid_after_kill": sum(k["valid"] for k in kills),
         "lost_s_median": round(float(np.median(lost)), 3),
@@ -246,6 +270,7 @@ def main() -> None:
     args = ap.parse_args()
     n = 150 if args.quick and args.frames == 900 else args.frames
     frames = face_frames(60 if args.quick else 300)
+    smooth = face_frames(60 if args.quick else 300, noise=0.7)
 
     print(
         f"Goal: keep up with {FPS:g} fps {SHAPE[1]}x{SHAPE[0]} mono ({GOAL_MBPS:.1f} MB/s raw) "
@@ -256,40 +281,54 @@ def main() -> None:
         f"deflate backend {video_codec.backend()}, h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}\n"
     )
 
-    variants: list[tuple[str, Callable[[Path], None], str]] = [
-        *[
-            (f"mecg video_level={lv}", lambda p, lv=lv: write_mecg(p, frames, n, lv), "streams/cam/data")
+    def mecg_variants(fr: np.ndarray, tag: str) -> list[tuple[str, Callable[[Path], None], str, np.ndarray]]:
+        deflate = [
+            (f"{tag} deflate level {lv}", lambda p, lv=lv: write_mecg(p, fr, n, lv), "streams/cam/data", fr)
             for lv in (0, 1, 2, 3)
-        ],
-        ("h5py gzip level 1", lambda p: write_h5py(p, frames, n, 1), "data"),
-        ("h5py uncompressed", lambda p: write_h5py(p, frames, n, None), "data"),
+        ]
+        plugins = [
+            (f"{tag} {c}", lambda p, c=c: write_mecg(p, fr, n, video_codec.DEFAULT_LEVEL, c), "streams/cam/data", fr)
+            for c in video_codec.CODECS
+            if c != "deflate"
+        ]
+        return deflate + plugins
+
+    variants = [
+        *mecg_variants(frames, "noisy"),
+        ("noisy h5py gzip 1", lambda p: write_h5py(p, frames, n, 1), "data", frames),
+        ("noisy h5py raw", lambda p: write_h5py(p, frames, n, None), "data", frames),
+        *mecg_variants(smooth, "smooth"),
     ]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         write_mecg(Path(tmp) / "warmup.h5", frames, 2 * CHUNK, video_codec.DEFAULT_LEVEL)  # imports, page cache
-        for name, write, dataset in variants:
-            rows.append(measure(name, write, Path(tmp) / "bench.h5", dataset, frames, n))
+        for name, write, dataset, fr in variants:
+            rows.append(measure(name, write, Path(tmp) / "bench.h5", dataset, fr, n))
             r = rows[-1]
             if len(rows) == 1:
                 print(
-                    f"{'variant':<22} {'raw MB/s':>9} {'ratio':>6} {'CPU s / video s':>15} {'x real time':>11} "
-                    f"{'lossless':>8} {'goal':>5}"
+                    f"{'variant':<25} {'raw MB/s':>9} {'ratio':>6} {'CPU s / video s':>15} {'x real time':>11} "
+                    f"{'decode ms':>9} {'lossless':>8} {'goal':>5}"
                 )
             print(
-                f"{r['variant']:<22} {r['raw_MBps']:>9.1f} {r['ratio']:>6.2f} {r['cpu_s_per_video_s']:>15.3f} "
-                f"{r['realtime_x']:>11.2f} {r['lossless']!s:>8} {'yes' if r['meets_goal'] else 'no':>5}"
+                f"{r['variant']:<25} {r['raw_MBps']:>9.1f} {r['ratio']:>6.2f} {r['cpu_s_per_video_s']:>15.3f} "
+                f"{r['realtime_x']:>11.2f} {r['decode_ms_per_frame']:>9.3f} {r['lossless']!s:>8} "
+                f"{'yes' if r['meets_goal'] else 'no':>5}"
             )
-    print("\nCPU s / video s is the fraction of one core the writer needs at 150 fps (flush thread included).")
+    print("\nCPU s / video s is the fraction of one core the writer needs at 150 fps (flush thread included);")
+    print("decode ms is CPU per frame read back (mecg's reader, one thread; plain h5py for the h5py rows).")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     crash: dict = {}
     if args.crash:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             crash["sigkill"] = crash_trials(args.crash, Path(tmp))
+            crash["sigkill_blosc_lz4"] = crash_trials(args.crash, Path(tmp), "blosc-lz4")
             crash["full_disk"] = full_disk_trials([512, 1024, 2048, 4096, 8192][: max(1, args.crash)], Path(tmp))
-        k = crash["sigkill"]
-        print(
-            f"\nSIGKILL x{k['kills']}: {k['valid_after_kill']} file(s) valid (validate --deep); data lost "
-            f"median {k['lost_s_median']:.3f} s, max {k['lost_s_max']:.3f} s"
-        )
+        for k in (crash["sigkill"], crash["sigkill_blosc_lz4"]):
+            print(
+                f"\nSIGKILL x{k['kills']} ({k['codec']}): {k['valid_after_kill']} file(s) valid (validate --deep); "
+                f"data lost median {k['lost_s_median']:.3f} s, max {k['lost_s_max']:.3f} s"
+            )
         d = crash["full_disk"]
         if "skipped" in d:
             print(f"full disk: skipped ({d['skipped']})")
@@ -313,6 +352,10 @@ def main() -> None:
             "fps": FPS,
             "append_frames": CHUNK,
             "default_video_level": video_codec.DEFAULT_LEVEL,
+            "default_video_codec": video_codec.DEFAULT_CODEC,
+            "noise_sigma": {"noisy": 2.0, "smooth": 0.7},
+            "load_average_1min_end": round(os.getloadavg()[0], 2),
+            "hdf5plugin": hdf5plugin.version,
             "backend": video_codec.backend(),
             "h5py": h5py.__version__,
             "hdf5": h5py.version.hdf5_version,
