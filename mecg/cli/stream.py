@@ -25,7 +25,7 @@ def add_lsl_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--lsl-local",
         action="store_true",
-        help="keep LSL on this machine (the shipped machine-scope config the tests use)",
+        help="keep LSL on this machine (the shipped machine-scope config, or the file $MECG_LSL_LOCAL_CONFIG names)",
     )
     g.add_argument(
         "--lsl-config", metavar="FILE", help="liblsl configuration file (default: $LSLAPICFG, else liblsl's own search)"
