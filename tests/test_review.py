@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,10 +185,10 @@ def test_opening_a_long_session_reads_one_frame_on_the_ui_thread(
     asked: list[tuple[int, int | None]] = []
     original = Stream.frames
 
-    def spy(self: Stream, start: int = 0, stop: int | None = None) -> np.ndarray:
+    def spy(self: Stream, start: int = 0, stop: int | None = None, **kw: Any) -> np.ndarray:
         if threading.get_ident() == ui:
             asked.append((start, stop))
-        return original(self, start, stop)
+        return original(self, start, stop, **kw)  # forwards rows=/threads= unchanged
 
     monkeypatch.setattr(Stream, "frames", spy)
     win = open_window(path, motion=True)  # the motion track reads every frame, in its worker thread
