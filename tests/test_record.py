@@ -280,10 +280,19 @@ def pusher() -> Pusher:
 def test_recorder_sigkilled_leaves_a_readable_file(tmp_path: Path, pusher: Pusher) -> None:
     out = tmp_path / "killed.h5"
     child = Child(
-        ["--source-id", pusher.outlet.get_info().source_id(), "--out", str(out), "--quiet", "--min-free-mb", "0"]
+        [
+            "--source-id",
+            pusher.outlet.get_info().source_id(),
+            "--out",
+            str(out),
+            "--min-free-mb",
+            "0",
+            "--status-every",
+            "0.5",
+        ]
     )
     child.wait_line("recording")
-    time.sleep(2.5)  # the recording's length is under test: several 0.5 s flushes before the kill
+    child.wait_line("00:00:02", timeout_s=60.0)  # 2 s recorded (several 0.5 s flushes) before the kill
     t_kill = pylsl.local_clock()
     child.proc.send_signal(signal.SIGKILL)
     rc, _, err = child.finish()
