@@ -138,6 +138,12 @@ def run_app(
             if screenshot:
                 w.grab().save(screenshot)
                 print(f"mecg app: screenshot saved to {screenshot}", file=sys.stderr, flush=True)
+            if w.record_when_ready:  # --record, but the devices' streams were not all seen yet: say so, exit 1
+                w.show_error(
+                    "recording",
+                    f"--quit-after {quit_after:g} s came before the devices' streams were ready: nothing was "
+                    "recorded; give --quit-after more time",
+                )
             w.close_without_asking()
 
         QTimer.singleShot(round(quit_after * 1000), finish)

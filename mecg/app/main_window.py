@@ -259,16 +259,28 @@ class MainWindow(QMainWindow):
     def refresh_streams(self) -> None:
         """Look for LSL streams (1 s, in a worker), list them, and watch the ticked ones."""
         want = self.lab.device_source_ids
+        # streams of devices just started may take a moment to be seen (device processes start slowly on a
+        # loaded machine); a recording that starts by itself (--record) waits longer, so that it never
+        # starts without a device this app started
+        wait_s = 30.0 if self.record_when_ready else 4.0
 
         def find() -> object:
             found = find_streams(1.0)
-            end = time.monotonic() + 4.0  # streams of devices just started may take a moment to be seen
+            end = time.monotonic() + wait_s
             while want - {s.source_id for s in found} and time.monotonic() < end:
                 found = find_streams(1.0)
             return found
 
         def then(found: object) -> None:
             self.streams.set_streams(list(found))
+            absent = want - {s.source_id for s in found}  # type: ignore[attr-defined]
+            if self.record_when_ready and absent:
+                self.record_when_ready = False
+                self.show_error(
+                    "starting the recording",
+                    f"the stream of {', '.join(sorted(absent))} did not appear within {wait_s:g} s: not recording "
+                    "without it; check the device's messages above, then press Refresh and Record",
+                )
             self.watch_selection()
 
         self._run("looking for LSL streams", find, then)
