@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from netns import ecg_truth
 from waiting import wait_until
 
 from mecg.acquire.live_analysis import LiveAnalysis, LiveEvent
@@ -133,12 +134,20 @@ def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_
     finally:
         rec.stop()
         stats = rig.stats()
+        truth = rig.simulation.truth()
         rig.close()
     assert final.complete and not live.stats.error and live.stats.skipped == 0
     # nothing lost by the recorder: what is missing was never sent (a loaded machine may make the simulated
-    # camera skip a frame at the source, as a real one would)
+    # camera skip a frame at the source, as a real one would). The ECG is checked against the amplifier's own
+    # samples (by value); the recorder counts from timestamps, which come from the driver's clock fit: a fit that
+    # moves forward by over half a sample period on a loaded machine shows as one "dropped" sample that was
+    # recorded (seen once: missing 1, none lost). The count may be over by that, never under.
     by_key = {s.key: s for s in final.streams}
-    assert by_key["ECG"].missing <= stats["ecg"]["lost"]
+    with open_session(out) as s:
+        ecg = s.stream(kind="signal")
+        ecg_loss = ecg_truth(truth, np.asarray(ecg.data[:, 0], dtype=np.float64), ecg.timestamps)
+    assert ecg_loss.missing <= stats["ecg"]["lost"], ecg_loss
+    assert ecg_loss.missing <= by_key["ECG"].missing <= ecg_loss.missing + 2, (by_key["ECG"], ecg_loss)
     assert by_key["FaceCamera"].missing <= stats["camera"]["dropped"]
     assert during and all(t < final.elapsed_s + rec.start_lsl for t, _ in during)
     stored, summary = stored_live_spots(out)
