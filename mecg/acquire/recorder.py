@@ -823,11 +823,15 @@ class Recorder:
         )
 
     def bytes_per_s(self) -> float:
-        """Expected file growth (bytes/s) at the nominal rates: video at ~1.15:1 deflate, timestamps included."""
+        """Expected file growth (bytes/s) at the nominal rates: video at its codec's typical ratio (deflate ~1.15:1),
+        timestamps included."""
+        from mecg.session.video_codec import TYPICAL_RATIO
+
+        ratio = TYPICAL_RATIO.get(self.config.output.video_codec, 1.0)
         total = 0.0
         for info in self.writer.streams.values() if self.writer is not None else ():
             if info.kind == StreamKind.VIDEO:
-                per = info.channel_count / 1.15
+                per = info.channel_count / ratio
             elif info.kind == StreamKind.MARKERS:
                 per = 32.0
             else:

@@ -39,6 +39,8 @@ RAW_CHUNK_MASK = 0x1
 CODECS = ("deflate", "blosc-lz4", "lz4", "zstd")
 #: Codec of new recordings unless chosen otherwise.
 DEFAULT_CODEC = "deflate"
+#: Typical lossless ratio on noisy face video (benchmarks/results/writer.json): for disk-use estimates only.
+TYPICAL_RATIO = {"deflate": 1.15, "blosc-lz4": 1.15, "lz4": 1.04, "zstd": 1.1}
 #: HDF5 filter ids of the plugin codecs (registered by hdf5plugin), by codec name.
 PLUGIN_FILTER_IDS = {"blosc-lz4": hdf5plugin.BLOSC_ID, "lz4": hdf5plugin.LZ4_ID, "zstd": hdf5plugin.ZSTD_ID}
 
