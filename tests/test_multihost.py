@@ -143,7 +143,9 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     # ride out, and ECG samples only at the restart: the ECG driver's 60 s buffer held the outage. (What the
     # devices did not deliver, a frame a busy simulator could not render in time, is not the link's loss; the
     # truth and the recorder's count below include it.)
-    outage = (t_down - 0.5, t_up + 0.5)
+    # after the link returns, liblsl reconnects the inlet (about 1 s idle, 2.2 s seen on a loaded machine) and gets
+    # the camera outlet's last 1 s: frames are lost up to a few seconds after t_up, long before the ECG kill
+    outage = (t_down - 0.5, min(t_up + 3.0, t_kill - 1.0))
     cam_chain = chain_lost(cam_pushed, cam_ts)
     assert cam_chain.size > 0 and np.all((cam_chain > outage[0]) & (cam_chain < outage[1])), (cam_chain, outage)
     ecg_chain = chain_lost(ecg_pushed, ecg_ts)
@@ -161,7 +163,13 @@ def test_two_hosts_outage_and_driver_restart_lose_only_what_is_counted(lab: TwoH
     jump_s = err[after] - float(np.median(err[max(0, after - 2000) : after]))
     # (~1 ms on a quiet machine, 11 ms measured at load 12 on 2 cores)
     assert abs(jump_s) < 0.020, f"the restarted ECG driver's first stamps are {jump_s * 1e3:.1f} ms off"
-    ecg_tol = 1 + round(abs(jump_s) * streams["ECG"]["nominal_srate_hz"])
+    # every step the recorder counts from (the restart, and on a loaded machine a second stall right after it, seen
+    # once: 704 and 5292 samples) may be off by the fit's jump across it: the count by the sum of those, never more
+    rate = streams["ECG"]["nominal_srate_hz"]
+    cuts = np.flatnonzero(np.diff(ecg_ts) > 1.5 / rate) + 1
+    jumps = np.abs(err[cuts] - err[cuts - 1])
+    assert np.all(jumps < 0.020), f"the ECG stamps jump by {jumps.max() * 1e3:.1f} ms across a gap"
+    ecg_tol = max(1, cuts.size) + round(float(jumps.sum()) * rate)
     assert streams["ECG"]["restarts"] == 1
     for name, loss, tol in (("ECG", ecg_loss, ecg_tol), ("FaceCamera", cam_loss, 0)):
         st = streams[name]
