@@ -3,8 +3,9 @@
 Crash safety rests on HDF5's own consistency: after ``File.flush()`` the file on disk is a
 complete, readable HDF5 file. Between flushes nothing the flushed file refers to may be
 overwritten, so no chunk is ever moved: video frames are written once, whole, and compressed
-(``write_direct_chunk``); signals, timestamps and markers use unfiltered chunks of fixed size that
-are filled in place. Every dataset carries HDF5's Fletcher32 checksum (video frames get theirs
+(deflate: ``write_direct_chunk``; an opt-in hdf5plugin codec: HDF5's filter pipeline with the
+chunk cache off, one whole frame per chunk); signals, timestamps and markers use unfiltered chunks of fixed size that
+are filled in place. Every dataset carries HDF5's Fletcher32 checksum (deflated video frames get theirs
 appended by :mod:`mecg.session.checksum`), so a damaged chunk is an error on read, never silent
 data; a checksummed chunk keeps its size, so it is still rewritten in place. A background
 thread flushes whenever something was appended
