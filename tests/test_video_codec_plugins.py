@@ -50,6 +50,10 @@ def test_plugin_codec_reads_identically_in_mecg_and_plain_h5py(tmp_path: Path, c
         assert cam.h5group["data"].fletcher32
         np.testing.assert_array_equal(cam.frames(), fr)
         np.testing.assert_array_equal(cam.frames(2, 7, rows=10, threads=2), fr[2:7, :10])
+        fingerprint = s.checksum()  # what binds derivatives to the recording (chunk layout and Fletcher32s)
+    other = write(tmp_path / f"{codec}-other.h5", codec, frames(seed=5))
+    with open_session(path) as s, open_session(other) as s2:
+        assert s.checksum() == fingerprint and len(fingerprint) >= 16 and s2.checksum() != fingerprint
     rep, s = check_session(path, deep=True)
     assert rep.valid and rep.streams[0].frames_decoded == len(fr)
     s.close()
