@@ -135,26 +135,26 @@ def record_with_restart(
         drivers["ecg"] = EcgProcess(*ecg_args)
         queries = tuple(StreamQuery(source_ids=(s,)) for s in sids.values())
         rec = Recorder(
-            RecorderConfig(path=out, queries=queries, required=queries, wait_s=30.0, settle_s=0.3, min_free_mb=0.0)
+            RecorderConfig(path=out, queries=queries, required=queries, wait_s=90.0, settle_s=0.3, min_free_mb=0.0)
         ).start()
         sid = sids[restart]
         fs = sim.amplifier_rate_hz
         per_s = fs if restart == "ecg" else fps
         assert wait_for(
-            lambda: _samples(rec, sids["ecg"]) > RUN_S * fs and _samples(rec, sids["camera"]) > RUN_S * fps, 30.0
+            lambda: _samples(rec, sids["ecg"]) > RUN_S * fs and _samples(rec, sids["camera"]) > RUN_S * fps, 60.0
         ), ecg_log.read_text()
         if restart == "ecg":
             drivers["ecg"].kill()
         else:
             drivers["camera"].close()  # the driver stops and its outlet goes away: inlets see the stream vanish
-        assert wait_for(lambda: _stream(rec, sid).state == "stalled", 10.0)
+        assert wait_for(lambda: _stream(rec, sid).state == "stalled", 30.0)
         n_before = _stream(rec, sid).samples
         if restart == "ecg":
             drivers["ecg"] = EcgProcess(*ecg_args)
         else:
             drivers["camera"] = CameraDriver(cam_cfg, source=sim.camera).start()
-        assert wait_for(lambda: _stream(rec, sid).gaps == 1, 20.0), ecg_log.read_text()
-        assert wait_for(lambda: _stream(rec, sid).samples > n_before + RUN_S * per_s, 20.0)
+        assert wait_for(lambda: _stream(rec, sid).gaps == 1, 60.0), ecg_log.read_text()
+        assert wait_for(lambda: _stream(rec, sid).samples > n_before + RUN_S * per_s, 60.0)
         truth = sim.truth()
     finally:
         if rec is not None:

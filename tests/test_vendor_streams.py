@@ -130,9 +130,13 @@ def record(*args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess:
 def test_vendor_apps_recorded_synced_and_described(vendor: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tag = vendor
     # without a choice: the streams it sees, and how to choose; nothing recorded
-    listed = record("--out", str(tmp_path / "none.h5"), "--wait", "2")
-    assert listed.returncode == 2 and "Traceback" not in listed.stderr
-    for name in (f"OpenBCI_EXG-{tag}", f"Webcam64-{tag}", f"Webcam640-{tag}", f"PsychoPy-{tag}"):
+    names = (f"OpenBCI_EXG-{tag}", f"Webcam64-{tag}", f"Webcam640-{tag}", f"PsychoPy-{tag}")
+    for _ in range(3):  # the listing looks for 2 s: on a loaded machine not every stream answers in time (1 of 4 seen)
+        listed = record("--out", str(tmp_path / "none.h5"), "--wait", "2")
+        assert listed.returncode == 2 and "Traceback" not in listed.stderr
+        if all(name in listed.stderr for name in names):
+            break
+    for name in names:
         assert name in listed.stderr, listed.stderr
     assert f"cam640-{tag}" in listed.stderr and "307200" in listed.stderr  # source id, channels
     assert "--stream" in listed.stderr and "--all" in listed.stderr and not (tmp_path / "none.h5").exists()
