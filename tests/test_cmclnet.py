@@ -13,6 +13,7 @@ import torch
 from mecg.cli.main import main
 from mecg.model.cmclnet import CMCLConfig, CMCLNet
 from mecg.model.evaluate import read_predictions
+from mecg.model.frontend import limit_processes
 from mecg.model.pipeline import fit, load_sessions, save
 from mecg.model.spots import Spot
 from mecg.model.spotter import CcfRule, apply_ccf
@@ -73,7 +74,12 @@ def separable(tmp_path_factory: pytest.TempPathFactory) -> list[SessionData]:
                 Trial(Subject.random(f"S0{s + 1}", 10 + s), 0, cfg, expressions=mes), tmp / f"sub-{s + 1:02d}.h5"
             )
         )
-    return load_sessions(paths, WindowParams(time_steps=8), log=lambda m: None)
+    # the front end's pieces one after another in this process: the same features, no pool of processes to start
+    limit_processes(1)
+    try:
+        return load_sessions(paths, WindowParams(time_steps=8), log=lambda m: None)
+    finally:
+        limit_processes(None)
 
 
 @pytest.mark.slow
