@@ -62,7 +62,11 @@ def test_every_fault_is_aligned_or_flagged(tmp_path: Path, fps: float, fault: st
         truth = s.ground_truth("frame_ecg_sample_position")
         truth_t = s.ground_truth("frame_time_on_ecg_clock_s")
         fs = s.streams["ECG"].info.nominal_srate_hz
-        results = {mode: synchronize(s, mode) for mode in ("auto", "pulses")}
+        results = {"auto": synchronize(s, "auto")}
+        # pulses mode reads the LED that auto found (the same detection on the same video, run once;
+        # tests/test_sync.py covers pulses mode finding the LED itself)
+        assert results["auto"].led_roi is not None
+        results["pulses"] = synchronize(s, "pulses", led_roi=results["auto"].led_roi)
     assert results["auto"].mode == "strobe"  # the strobe is wired: auto must use it
     for mode, res in results.items():
         err = np.abs(res.frame_sample_position() - truth) / fs * 1e3
