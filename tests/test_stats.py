@@ -28,8 +28,9 @@ from mecg.model.stats import (
 )
 from mecg.synth import DatasetSpec, Subject, Trial, TrialConfig, make_dataset, write_trial
 
-# Small and fast, but with enough MEs for power: 8 one-minute sessions at 5 MEs/min (~40 MEs).
-SMALL = TrialConfig(duration_s=60.0, fps=30.0, width=96, height=72, me_per_min=5.0)
+# Small and fast, but with enough MEs for power: 8 one-minute sessions at 5 MEs/min (~40 MEs). The statistics
+# read the ECG; the video only carries the sync (every frame is read and placed), so it is small and 15 fps.
+SMALL = TrialConfig(duration_s=60.0, fps=15.0, width=64, height=48, me_per_min=5.0)
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -61,7 +62,8 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[float, tuple[Path
     for coupling in (1.0, 0.0):
         d = tmp_path_factory.mktemp(f"coupling{coupling:g}")
         make_dataset(
-            DatasetSpec(str(d / "data"), subjects=8, trials=1, seed=1, config=replace(SMALL, coupling=coupling))
+            DatasetSpec(str(d / "data"), subjects=8, trials=1, seed=1, config=replace(SMALL, coupling=coupling)),
+            workers=1,  # no worker processes to start: each would import the package again
         )
         png = d / "stats.png"
         code, stdout, stderr = _run(["stats", str(d / "data"), "--json", "--plot", str(png)])
