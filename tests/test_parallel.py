@@ -17,7 +17,7 @@ from mecg.model.windows import WindowParams
 from mecg.synth import DatasetSpec, TrialConfig, make_dataset
 
 #: Three short sessions with ECG and annotations: enough for spot, stats and features, fast to make.
-SMALL = TrialConfig(duration_s=20.0, fps=30.0, width=96, height=72, me_per_min=6.0, mae_per_min=3.0)
+SMALL = TrialConfig(duration_s=12.0, fps=30.0, width=96, height=72, me_per_min=15.0, mae_per_min=5.0)
 
 
 @pytest.fixture(scope="module")
