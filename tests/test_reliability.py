@@ -506,3 +506,52 @@ def test_full_disk_never_touches_the_recording_and_leaves_no_partial_output(
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "s.h5"]  # no derivatives, temp or output
     rc, out, _ = run_cli(["validate", "--deep", str(path)])
     assert rc == 0 and out.startswith("valid: ")
+
+
+def _fill_to_the_last_byte(d: Path) -> None:
+    """Write a filler on ``d`` until the file system refuses even one more byte."""
+    fd = os.open(d / "filler_full", os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (1 << 16, 4096, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, bytes(block)) == block:
+                    pass
+    finally:
+        os.close(fd)
+
+
+def test_a_flush_that_fills_the_disk_leaves_the_last_good_flush_valid(tmp_path: Path) -> None:
+    """Samples that did not fit on the disk must not be announced by metadata a later flush wrote.
+
+    The writer cached the ECG chunk; HDF5's file flush went on to the metadata after its raw-data
+    flush failed (reported as RuntimeError, so the writer did not freeze the file), so the new
+    shape and ``sample_count`` reached the disk without the chunk, and ``validate`` refused the
+    whole file as damaged (bench_writer's full-disk trial: 3 of 5 files valid).
+    """
+    from mecg.session import SessionWriter, StreamInfo
+    from mecg.session.validation import check_session
+
+    with mounted_tmpfs(tmp_path / "small", "size=1024k") as disk:
+        path = disk / "full.h5"
+        w = SessionWriter(path, subject_id="full", flush_interval_s=86_400.0)  # flushes only when asked
+        cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(24, 32), nominal_srate_hz=150))
+        ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], nominal_srate_hz=1000))
+        frames = (np.arange(3 * 24 * 32).reshape(3, 24, 32) % 251).astype(np.uint8)
+        w.append(cam, frames, np.arange(3) / 150)
+        w.append(ecg, np.arange(1000.0)[:, None], np.arange(1000) / 1000)
+        w.flush()  # the last good flush: 3 frames, 1000 samples (the first 1024-row chunk)
+        try:
+            _fill_to_the_last_byte(disk)
+            with pytest.raises(OSError):  # the append (a new chunk) or at the latest the flush reports it
+                w.append(ecg, np.arange(1000.0, 1800.0)[:, None], np.arange(1000, 1800) / 1000)
+                w.flush()
+        finally:
+            w.abort()
+        rep, s = check_session(path, deep=True)
+        assert s is not None, rep.errors
+        with s:
+            assert rep.valid, rep.errors
+            assert s.streams["cam"].sample_count == 3
+            ecg_stream = s.streams["ecg"]
+            assert ecg_stream.sample_count == 1000  # what the last good flush held; the 800 after it are lost
+            np.testing.assert_array_equal(ecg_stream.data[:, 0], np.arange(1000.0))

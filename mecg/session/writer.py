@@ -251,7 +251,15 @@ class SessionWriter:
             )
             self._streams[key] = info
             self._counts[key] = 0
-            self._open[key] = (g, g["data"], g["timestamps"], g["clock_offsets"])
+            # No chunk cache: each append's samples reach the file in append(), whose failure (a
+            # full disk) freezes the file. Cached chunks were written by the next flush, and HDF5's
+            # file flush goes on to the metadata after its raw-data flush failed: the datasets' new
+            # shapes and sample_count reached the disk without the chunks they count, and
+            # validation refused the whole file as damaged (bench_writer's full-disk trial).
+            dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+            dapl.set_chunk_cache(0, 0, 1.0)
+            opened = [h5py.Dataset(h5py.h5d.open(g.id, n, dapl)) for n in (b"data", b"timestamps", b"clock_offsets")]
+            self._open[key] = (g, *opened)
             self._dirty = True
             return key
 
@@ -413,20 +421,37 @@ class SessionWriter:
 
     # -- flushing and closing --------------------------------------------------------------
     def flush(self) -> None:
-        """Write everything appended so far to disk (HDF5 flush, then fsync)."""
+        """Write everything appended so far to disk (HDF5 flush, then fsync).
+
+        Raises :class:`OSError` when a write fails (a full disk); the file then stays as the last
+        good flush left it (see :meth:`freeze`).
+        """
         with self._lock:
             if self._closed:
                 return
-            try:
-                self._f.flush()
-            except OSError:  # disk full: stop here, so no retry writes a superblock past the end
-                self._freeze_locked()
-                raise
+            self._flush_locked()
             try:  # survive a power cut too, not only a killed process
                 os.fsync(self._f.id.get_vfd_handle())
             except (OSError, ValueError, TypeError):
                 pass
             self._dirty = False
+
+    def _flush_locked(self) -> None:
+        """Flush the file's metadata; at a failure, freeze (nothing more reaches the file) and raise OSError.
+
+        HDF5 2 reports a failed write as ``RuntimeError``; it is raised as :class:`OSError`, as a
+        failed append is. The datasets have no chunk cache (:meth:`add_stream`), so a flush holds
+        no sample data that could fail after the metadata counting it was written.
+        """
+        if self._frozen:
+            return
+        try:
+            self._f.flush()
+        except (OSError, RuntimeError) as exc:  # disk full: nothing more may reach the file
+            self._freeze_locked()
+            if isinstance(exc, OSError):
+                raise
+            raise OSError(f"cannot write {self.path}: {exc}") from exc
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self._flush_interval_s):
@@ -493,7 +518,7 @@ class SessionWriter:
         self._flusher.join()
         with self._lock:
             try:
-                self._f.flush()
+                self._flush_locked()
             except Exception as exc:
                 self.flush_error = exc
             try:
