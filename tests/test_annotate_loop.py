@@ -23,8 +23,8 @@ from mecg.session.coders import RECORDING, coder_set, reference_coder
 @pytest.mark.slow
 def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = tmp_path / "data"
-    argv = ["synth", str(data), "--subjects", "2", "--duration", "12", "--fps", "30", "--size", "160x120"]
-    assert main([*argv, "--seed", "3", "--me-per-min", "15", "--mae-per-min", "10"]) == 0
+    argv = ["synth", str(data), "--subjects", "2", "--duration", "12", "--fps", "30", "--size", "96x72"]
+    assert main([*argv, "--seed", "3", "--me-per-min", "15", "--mae-per-min", "10", "--workers", "1"]) == 0
     sessions = sorted(data.glob("*.h5"))
     assert len(sessions) == 2
     digest = {s: hashlib.sha256(s.read_bytes()).hexdigest() for s in sessions}
@@ -53,7 +53,7 @@ def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixt
     model, spots = tmp_path / "m.pt", tmp_path / "spots.csv"
     train = ["train", str(data), "--out", str(model), "--epochs", "1", "--pretrain-epochs", "0", "--workers", "1"]
     assert main(train) == 0
-    assert main(["spot", str(data), "--model", str(model), "--out", str(spots)]) == 0
+    assert main(["spot", str(data), "--model", str(model), "--out", str(spots), "--workers", "1"]) == 0
     capsys.readouterr()
     assert main(["eval", "--pred", str(spots), "--truth", str(data), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
