@@ -41,9 +41,9 @@ import numpy as np
 import pylsl
 
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB
-from mecg.acquire.clock_fit import ClockFit
+from mecg.acquire.clock_fit import ClockFit, StampSlew
 from mecg.acquire.ecg_boards import BoardInfo
-from mecg.acquire.ecg_driver import EcgStats, EcgStreamLoop, forward_only
+from mecg.acquire.ecg_driver import EcgStats, EcgStreamLoop
 from mecg.acquire.errors import AcquireError, DeviceNotFoundError, DeviceRefusedError, DeviceTimeoutError
 from mecg.acquire.sequence import SequenceTracker
 from mecg.acquire.states import DriverState
@@ -294,7 +294,7 @@ class BrainFlowDriver(EcgStreamLoop):
         self._use_counter: bool | None = None
         self._index = 0
         self._last_host: float | None = None
-        self._last_ts = -np.inf
+        self.slew = StampSlew()
         self._last_data = np.inf
         self._offset = 0.0
         self._stop = threading.Event()
@@ -336,6 +336,7 @@ class BrainFlowDriver(EcgStreamLoop):
             raise
         self.board, self.layout = board, layout
         self.fit.reset()
+        self.slew.reset()
         self.tracker.reset()
         self._use_counter, self._last_host = None, None
         self._offset = lsl_minus_wall_s()
@@ -467,8 +468,7 @@ class BrainFlowDriver(EcgStreamLoop):
         data, host = data[:, keep], host[keep]
         device_s = idx / lay.rate_hz
         self.fit.add(device_s, host)
-        ts = forward_only(self.fit.map(device_s) - self.config.latency_s, self._last_ts, 0.5 / lay.rate_hz)
-        self._last_ts = float(ts[-1])
+        ts = self.slew.stamps(device_s, lambda d: self.fit.map(d) - self.config.latency_s, 1.0 / lay.rate_hz)
         self.outlet.push_chunk(self.values(data), ts.tolist())
         self._count(int(keep.sum()), now)
         return int(keep.sum())

@@ -23,6 +23,8 @@ subtracts it when told (``latency_s``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -138,3 +140,66 @@ class ClockFit:
         """Host times (s) of device times ``device_s`` (s)."""
         d = np.asarray(device_s, dtype=np.float64)
         return d + self._intercept + self._slope * (d - self._ref)
+
+
+class StampSlew:
+    """Per-sample timestamps that follow a :class:`ClockFit` without false steps (all times in s).
+
+    Each published stamp is the fitted time of its sample plus a correction ``err``. When the fit
+    changes (a new block minimum, a refined drift), the previous stamp's fitted time changes with
+    it; the difference becomes ``err``, which then shrinks toward 0 by at most ``max_slew`` s per
+    s of device time. So a fit that moves 0.7 ms at 1000 Hz is followed over ~7 samples (each
+    step 1.1 periods) instead of one 1.7-period step that readers count as a lost sample; the step
+    between samples comes from the fit (its drift included), so a real gap in the device counter
+    shows at its full size and no lag builds up however far the clocks drift apart. A correction
+    larger than ``resync_s`` is not slewed: the stamps jump onto the fit (a real clock event, e.g.
+    the host clock stepped). Stamps stay strictly increasing (:func:`forward_only`).
+
+    Parameters
+    ----------
+    max_slew
+        Largest correction rate, s per s of device time (default 0.1, i.e. 0.1 sample period per sample).
+    resync_s
+        Corrections larger than this (s) jump at once (default 5 ms).
+    """
+
+    def __init__(self, max_slew: float = 0.1, resync_s: float = 0.005) -> None:
+        self.max_slew, self.resync_s = max_slew, resync_s
+        self.last_ts = -np.inf  # survives reset: stamps never go back, not even across a reconnect
+        self.resyncs = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the device clock (it restarted, e.g. on a reconnect): the next stamps jump onto the fit."""
+        self._last_device_s = np.nan
+
+    def stamps(self, device_s: np.ndarray, fitted: Callable[[np.ndarray], np.ndarray], period_s: float) -> np.ndarray:
+        """Stamps (s) of samples at device times ``device_s`` (s, increasing).
+
+        ``fitted`` maps device times to their fitted host times (the fit's ``map`` minus the
+        latency); ``period_s`` is the nominal sample period (stamps are at least half of it apart).
+        """
+        d = np.asarray(device_s, dtype=np.float64)
+        if d.size == 0:
+            return d.copy()
+        target = np.asarray(fitted(d), dtype=np.float64)
+        err = 0.0
+        if np.isfinite(self._last_device_s) and np.isfinite(self.last_ts):
+            err = self.last_ts - float(fitted(np.array([self._last_device_s]))[0])
+            if abs(err) > self.resync_s:
+                err = 0.0
+                self.resyncs += 1
+        left = np.maximum(abs(err) - self.max_slew * np.maximum(d - (self._last_device_s if err else d[0]), 0.0), 0.0)
+        ts = forward_only(target + np.copysign(left, err), self.last_ts, 0.5 * period_s)
+        self.last_ts, self._last_device_s = float(ts[-1]), float(d[-1])
+        return ts
+
+
+def forward_only(ts: np.ndarray, last: float, min_step: float) -> np.ndarray:
+    """``ts`` made strictly increasing after ``last``: each at least ``min_step`` (s) after the one before.
+
+    When the clock fit improves and moves back a little, the next samples are spaced ``min_step``
+    until they meet the new fit again, instead of several samples sharing one timestamp.
+    """
+    c = min_step * np.arange(1, ts.size + 1)
+    return np.maximum.accumulate(np.maximum(ts - c, last)) + c

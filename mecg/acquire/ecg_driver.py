@@ -22,7 +22,7 @@ import pylsl
 import serial
 
 from mecg.acquire.buffers import DEFAULT_BUFFER_MAX_MB, buffer_seconds
-from mecg.acquire.clock_fit import ClockFit
+from mecg.acquire.clock_fit import ClockFit, StampSlew
 from mecg.acquire.ecg_boards import BoardInfo, CytonBoard, MecgBoard
 from mecg.acquire.errors import AcquireError, DeviceReplyError
 from mecg.acquire.reconnect import ReconnectingLoop
@@ -111,16 +111,6 @@ def ecg_stream_info(info: BoardInfo, name: str, source_id: str, port: str) -> py
     timing = si.desc().append_child("timing")
     timing.append_child_value("clock", "device clock mapped to the LSL clock by a running lower-envelope fit")
     return si
-
-
-def forward_only(ts: np.ndarray, last: float, min_step: float) -> np.ndarray:
-    """``ts`` made strictly increasing after ``last``: each at least ``min_step`` (s) after the one before.
-
-    When the clock fit improves and moves back a little, the next samples are spaced ``min_step``
-    until they meet the new fit again, instead of several samples sharing one timestamp.
-    """
-    c = min_step * np.arange(1, ts.size + 1)
-    return np.maximum.accumulate(np.maximum(ts - c, last)) + c
 
 
 def board_source_id(info: BoardInfo) -> str:
@@ -219,7 +209,7 @@ class EcgDriver(EcgStreamLoop):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stats = EcgStats()
-        self._last_ts = -np.inf
+        self.slew = StampSlew()
         self._next_read = 0.0
         self._last_data = np.inf  # set when streaming starts
         self._rate_window: list[tuple[float, int]] = []
@@ -244,6 +234,7 @@ class EcgDriver(EcgStreamLoop):
             raise
         self._port = port
         self.fit.reset()
+        self.slew.reset()
         self._last_data = pylsl.local_clock()
         return info
 
@@ -278,8 +269,9 @@ class EcgDriver(EcgStreamLoop):
         if len(s):
             self._last_data = arrival
             self.fit.add(s.device_s, arrival)
-            ts = forward_only(self.fit.map(s.device_s) - self.config.latency_s, self._last_ts, 0.5 / self.info.rate_hz)
-            self._last_ts = float(ts[-1])
+            ts = self.slew.stamps(
+                s.device_s, lambda d: self.fit.map(d) - self.config.latency_s, 1.0 / self.info.rate_hz
+            )
             self.outlet.push_chunk(s.values, ts.tolist())
         self._count(len(s), arrival)
         return len(s)
