@@ -113,6 +113,15 @@ def _started(proc: Proc, text: str) -> bool:
     return text in proc.text()
 
 
+def _signal_state(pid: int) -> str:
+    """The signal masks of process ``pid`` (ignored, blocked, caught; hex bit sets as in /proc), for a stuck stop."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"no /proc status ({exc})"
+    return ", ".join(line.replace("\t", " ") for line in lines if line.startswith(("SigIgn", "SigBlk", "SigCgt")))
+
+
 class TwoHosts:
     """A devices host and a recorder host (network + UTS namespaces) joined by one veth link.
 
@@ -215,6 +224,8 @@ class TwoHosts:
             try:
                 proc.popen.wait(timeout_s)
             except subprocess.TimeoutExpired:
+                with open(proc.err, "a") as fe:  # shows up in proc.text(): was the signal ignored or blocked?
+                    fe.write(f"\n[netns] no exit {timeout_s:g} s after signal {sig}: {_signal_state(proc.popen.pid)}\n")
                 proc.popen.kill()
                 proc.popen.wait()
         return proc.popen.returncode
