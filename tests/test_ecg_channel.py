@@ -78,8 +78,10 @@ def test_pick_choice_and_clear_errors() -> None:
 
 
 # -- sessions ------------------------------------------------------------------------------------
+# 30 fps: which column holds the ECG does not depend on the frame rate, and the strobe is ``ok`` there
+# (uncertainty 0.077 ms for subject seeds 1-3, as at 150 fps); 20 s keep > 15 R-peaks (25-27).
 BASE = TrialConfig(
-    duration_s=20.0, fps=150.0, width=96, height=72, trigger_gap_s=(1.0, 3.0), me_per_min=0, mae_per_min=0
+    duration_s=20.0, fps=30.0, width=96, height=72, trigger_gap_s=(1.0, 3.0), me_per_min=0, mae_per_min=0
 )
 
 
