@@ -53,9 +53,12 @@ def test_hardware_modes_meet_accuracy_and_beat_lsl(
 ) -> None:
     cam = DeviceClock(drift_ppm=drift_ppm, offset_s=sender_offset_s, latency_s=0.03, jitter_s=0.002, start_s=start_s)
     path = make(tmp_path, camera=cam, duration_s=20.0 + max(start_s, 0))
-    strobe_rms, strobe_max, r_strobe = error_ms(path, "strobe")
-    # pulses and auto read the LED strobe mode found (the same detection on the same video, run once; pulses
-    # and auto finding it themselves: test_missing_spurious_pulses_and_occluded_led, tests/test_sync_faults.py)
+    # auto: the strobe is wired, so auto must use it (its result is strobe mode's: the same code path; strobe mode
+    # by name: tests/test_nwb_export.py, test_no_trigger_falls_back_to_lsl_or_refuses)
+    strobe_rms, strobe_max, r_strobe = error_ms(path, "auto")
+    assert r_strobe.mode == "strobe"
+    # pulses reads the LED auto found (the same detection on the same video, run once; pulses finding it
+    # itself: test_missing_spurious_pulses_and_occluded_led)
     led = r_strobe.led_roi
     assert led is not None
     pulses_rms, pulses_max, r_pulses = error_ms(path, "pulses", led_roi=led)
@@ -67,9 +70,6 @@ def test_hardware_modes_meet_accuracy_and_beat_lsl(
     assert abs(r_strobe.drift_ppm + drift_ppm) < 5  # ECG clock per camera second: 1 / (1 + drift)
     assert abs(r_strobe.offset_ms / 1e3 - start_s) < 0.002  # ECG clock at frame 0 = camera start
     assert r_lsl.warnings and "tens of ms" in r_lsl.warnings[-1]
-    with open_session(path) as s:
-        auto = synchronize(s, "auto", led_roi=led)
-    assert auto.mode == "strobe"
 
 
 def _edit(path: Path, fn) -> None:
@@ -111,7 +111,7 @@ def test_clock_reset_is_handled_in_lsl_mode(tmp_path: Path) -> None:
     cam = DeviceClock(
         offset_s=0.2, latency_s=0.03, jitter_s=0.002, start_s=0.1, reset_at_s=9.0, offset_after_reset_s=-0.6
     )
-    path = make(tmp_path, camera=cam)
+    path = make(tmp_path, camera=cam, fps=30.0)  # the frame rate does not matter to LSL clocks (same error at 150)
     with open_session(path) as s:
         segs = fit_clock_offsets(s.streams["FaceCamera"].clock_offsets)
     assert len(segs) == 2
@@ -121,7 +121,7 @@ def test_clock_reset_is_handled_in_lsl_mode(tmp_path: Path) -> None:
 
 
 def test_no_trigger_falls_back_to_lsl_or_refuses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    path = make(tmp_path, strobe=False)
+    path = make(tmp_path, strobe=False, fps=30.0, duration_s=10.0)
     _edit(path, lambda f: f["streams/ECG/data"].__setitem__((slice(None), 1), 0))
     with open_session(path) as s:
         res = synchronize(s, "auto")
@@ -146,7 +146,7 @@ def test_regular_pulses_are_ambiguous() -> None:
 
 
 def test_cli_json_plot_and_stored_result(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    path = make(tmp_path)
+    path = make(tmp_path, duration_s=10.0)
     assert main(["sync", str(path), "--json", "--plot", str(tmp_path / "sync.png")]) == 0
     rep = json.loads(capsys.readouterr().out)
     for key in ("mode", "offset_ms", "drift_ppm", "pulses_matched", "residual_rms_ms", "residual_max_ms"):
