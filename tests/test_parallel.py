@@ -17,7 +17,7 @@ from mecg.model.windows import WindowParams
 from mecg.synth import DatasetSpec, TrialConfig, make_dataset
 
 #: Three short sessions with ECG and annotations: enough for spot, stats and features, fast to make.
-SMALL = TrialConfig(duration_s=12.0, fps=30.0, width=96, height=72, me_per_min=15.0, mae_per_min=5.0)
+SMALL = TrialConfig(duration_s=6.0, fps=30.0, width=96, height=72, me_per_min=30.0, mae_per_min=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _fresh(dataset: Path, tmp_path: Path, name: str) -> Path:
-    """A copy of the recordings alone, so no run reads another run's cached features or sync."""
+def _fresh(dataset: Path, tmp_path: Path, name: str, sessions: int | None = None) -> Path:
+    """A copy of the recordings alone (the first ``sessions`` of them), so no run reads another run's cached
+    features or sync."""
     out = tmp_path / name
     out.mkdir()
-    for f in dataset.glob("*.h5"):
+    for f in sorted(dataset.glob("*.h5"))[:sessions]:
         shutil.copy2(f, out / f.name)
     return out
 
@@ -94,7 +95,9 @@ def test_jobs_is_validated_and_worker_errors_reach_the_user(
         with pytest.raises(SystemExit) as e:
             main(["spot", str(dataset), "--out", str(tmp_path / "s.csv"), "--jobs", bad])
         assert e.value.code == 2
-    folder = _fresh(dataset, tmp_path, "bad")
+    # one good session before the bad file: two workers, the good result arrives first, the error in its turn
+    # (and no output is written); more good sessions would only make the workers spot them first
+    folder = _fresh(dataset, tmp_path, "bad", sessions=1)
     (folder / "zz_not_a_session.h5").write_bytes(b"not HDF5")
     capsys.readouterr()
     assert main(["spot", str(folder), "--out", str(tmp_path / "s.csv"), "--jobs", "2", "--quiet"]) == 2
