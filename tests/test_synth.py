@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,9 +27,10 @@ def _sha(path: Path) -> str:
 
 
 def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None:
-    a = make_dataset(DatasetSpec(str(tmp_path / "a"), subjects=2, trials=1, seed=3, config=TINY), workers=1)
-    b = make_dataset(DatasetSpec(str(tmp_path / "b"), subjects=2, trials=1, seed=3, config=TINY), workers=2)
-    c = make_dataset(DatasetSpec(str(tmp_path / "c"), subjects=2, trials=1, seed=4, config=TINY), workers=1)
+    cfg = replace(TINY, duration_s=4.0)  # whole files compared: a short trial says the same
+    a = make_dataset(DatasetSpec(str(tmp_path / "a"), subjects=2, trials=1, seed=3, config=cfg), workers=1)
+    b = make_dataset(DatasetSpec(str(tmp_path / "b"), subjects=2, trials=1, seed=3, config=cfg), workers=2)
+    c = make_dataset(DatasetSpec(str(tmp_path / "c"), subjects=2, trials=1, seed=4, config=cfg), workers=1)
     for fa, fb in zip(a["files"], b["files"]):
         assert _sha(tmp_path / "a" / fa["file"]) == _sha(tmp_path / "b" / fb["file"]) == fa["sha256"]
     assert {f["sha256"] for f in a["files"]}.isdisjoint({f["sha256"] for f in c["files"]})
@@ -175,18 +174,28 @@ def test_led_tracks_the_trigger_line() -> None:
     assert len(rises) == len(trial.pulses)
 
 
-def test_cli_rejects_bad_options(tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "mecg", "synth", *args], capture_output=True, text=True)
+def _synth(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``mecg synth ARGS`` in this process (the entry point's own run is in test_cli_conventions): exit code, stderr."""
+    from mecg.cli.main import main
 
-    r = run(str(tmp_path / "x"), "--size", "big")
-    assert r.returncode == 2 and "640x480" in r.stderr
-    r = run(str(tmp_path / "x"), "--fps", "-3")
-    assert r.returncode == 2 and "(0, 1000]" in r.stderr
-    ok = run(str(tmp_path / "d"), "--duration", "3", "--fps", "10", "--size", "64x48")
-    assert ok.returncode == 0, ok.stderr
-    again = run(str(tmp_path / "d"), "--duration", "3", "--fps", "10", "--size", "64x48")
-    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    capsys.readouterr()
+    try:
+        rc = main(["synth", *args])
+    except SystemExit as exc:  # argparse's usage errors
+        rc = int(exc.code or 0)
+    return rc, capsys.readouterr().err
+
+
+def test_cli_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err = _synth(capsys, str(tmp_path / "x"), "--size", "big")
+    assert rc == 2 and "640x480" in err
+    rc, err = _synth(capsys, str(tmp_path / "x"), "--fps", "-3")
+    assert rc == 2 and "(0, 1000]" in err
+    args = ("--duration", "3", "--fps", "10", "--size", "64x48", "--workers", "1")
+    rc, err = _synth(capsys, str(tmp_path / "d"), *args)
+    assert rc == 0, err
+    rc, err = _synth(capsys, str(tmp_path / "d"), *args)
+    assert rc == 2 and "--overwrite" in err and "Traceback" not in err
     with open_session(tmp_path / "d" / "sub-01_trial-01.h5") as s:
         assert s.stream(type="Video").sample_count == int((3 - 0.1) * 10)
 
@@ -269,7 +278,9 @@ def test_identities_look_different_and_subjects_get_them_in_turn() -> None:
     assert not np.array_equal(easy.frame(0), paper.frame(0))
 
 
-def test_realism_is_stored_with_the_files_and_rejected_when_unknown(tmp_path: Path) -> None:
+def test_realism_is_stored_with_the_files_and_rejected_when_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mecg.cli.main import main
 
     args = ["--duration", "4", "--fps", "10", "--size", "48x40", "--workers", "1", "--subjects", "2"]
@@ -284,12 +295,8 @@ def test_realism_is_stored_with_the_files_and_rejected_when_unknown(tmp_path: Pa
             g = f["ground_truth"]
             assert g.attrs["realism"] == name and json.loads(g.attrs["realism_json"])["name"] == name
             assert g.attrs["face_identity"] == "hopper"
-    r = subprocess.run(
-        [sys.executable, "-m", "mecg", "synth", str(tmp_path / "x"), "--realism", "real"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 2 and "easy" in r.stderr and "Traceback" not in r.stderr
+    rc, err = _synth(capsys, str(tmp_path / "x"), "--realism", "real")
+    assert rc == 2 and "easy" in err and "Traceback" not in err
     with pytest.raises(ValueError, match="easy, paper, hard"):
         TrialConfig(realism="harder")  # type: ignore[arg-type]
 
