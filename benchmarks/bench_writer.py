@@ -17,7 +17,9 @@ h5py for the h5py variants), and whether frames read back bit-exactly. Every mec
 
 ``--crash N`` also measures crash safety: N writer processes (video 96x128 at ~150 fps, ECG at
 ~1 kHz, markers) are killed with SIGKILL at seeded times between 1 and 3 s, and each file is
-checked with ``validate --deep`` and for the seconds of data lost; then the writer fills small
+checked with ``validate --deep`` and for the seconds of data lost; max(10, 2N) more are ended inside
+a background flush (a timer's SIGALRM 0-500 µs after it starts: the window a random SIGKILL rarely
+hits, where HDF5 has written part of the metadata but not yet the superblock); then the writer fills small
 tmpfs disks (when mounting is allowed) until the disk is full, and each file is checked the same way.
 
     python benchmarks/bench_writer.py [--frames N] [--quick] [--dir DIR] [--crash N]
@@ -152,12 +154,25 @@ def measure(name: str, write: Callable[[Path], None], path: Path, dataset: str, 
 
 
 CRASH_WRITER = """
-import sys, time
+import signal, sys, time
 import numpy as np
 from mecg.session import SessionWriter, StreamInfo
 H, W = 96, 128
 BASE = np.arange(H * W, dtype=np.int64).reshape(H, W)
-w = SessionWriter(sys.argv[1], subject_id="crash", video_codec=sys.argv[2])
+KILL_FLUSH, KILL_DELAY_S = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (0, 0.0)
+
+
+class Writer(SessionWriter):
+    flushes = 0
+
+    def flush(self):
+        Writer.flushes += 1
+        if Writer.flushes == KILL_FLUSH:  # SIGALRM's default action ends the process at once, even inside HDF5
+            signal.setitimer(signal.ITIMER_REAL, KILL_DELAY_S)
+        super().flush()
+
+
+w = Writer(sys.argv[1], subject_id="crash", video_codec=sys.argv[2])
 cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(H, W), nominal_srate_hz=150))
 ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], channel_format="int32", nominal_srate_hz=1000))
 mk = w.add_stream(StreamInfo("mk", "Markers", kind="markers"))
@@ -222,6 +237,35 @@ def crash_trials(n: int, folder: Path, codec: str = "deflate") -> dict:
         "valid_after_kill": sum(k["valid"] for k in kills),
         "lost_s_median": round(float(np.median(lost)), 3),
         "lost_s_max": round(float(np.max(lost)), 3),
+        "trials": kills,
+    }
+
+
+def in_flush_trials(n: int, folder: Path, max_delay_us: float = 500.0) -> dict:
+    """End ``n`` writers inside a background flush: the 2nd-4th flush, a seeded 0-``max_delay_us`` µs after it starts.
+
+    The kill is the default action of SIGALRM from a timer armed as the flush starts, so it lands inside
+    HDF5's file flush, which a SIGKILL at a random moment hits about once in 2000 kills (it takes ~0.2 ms
+    of every 0.5 s). How many files still validate (``validate --deep``), and the first error of each.
+    """
+    rng = np.random.default_rng(16)
+    script = folder / "crash_writer.py"
+    script.write_text(CRASH_WRITER)
+    kills = []
+    for i in range(n):
+        k, delay_us = int(rng.integers(2, 5)), float(rng.uniform(0.0, max_delay_us))
+        path = folder / f"inflush{i}.h5"
+        args = [sys.executable, str(script), str(path), "deflate", str(k), str(delay_us * 1e-6)]
+        proc = subprocess.run(args, capture_output=True, timeout=60)
+        valid, _, _, err = _check(path)
+        kills.append(
+            {"flush": k, "delay_us": round(delay_us, 1), "returncode": proc.returncode, "valid": valid, "error": err}
+        )
+        path.unlink(missing_ok=True)
+    return {
+        "kills": n,
+        "max_delay_us": max_delay_us,
+        "valid_after_kill": sum(k["valid"] for k in kills),
         "trials": kills,
     }
 
@@ -323,12 +367,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             crash["sigkill"] = crash_trials(args.crash, Path(tmp))
             crash["sigkill_blosc_lz4"] = crash_trials(args.crash, Path(tmp), "blosc-lz4")
+            crash["sigkill_in_flush"] = in_flush_trials(max(10, 2 * args.crash), Path(tmp))
             crash["full_disk"] = full_disk_trials([512, 1024, 2048, 4096, 8192][: max(1, args.crash)], Path(tmp))
         for k in (crash["sigkill"], crash["sigkill_blosc_lz4"]):
             print(
                 f"\nSIGKILL x{k['kills']} ({k['codec']}): {k['valid_after_kill']} file(s) valid (validate --deep); "
                 f"data lost median {k['lost_s_median']:.3f} s, max {k['lost_s_max']:.3f} s"
             )
+        k = crash["sigkill_in_flush"]
+        print(
+            f"killed inside a flush (0-{k['max_delay_us']:.0f} µs after it starts) x{k['kills']}: "
+            f"{k['valid_after_kill']} file(s) valid"
+        )
         d = crash["full_disk"]
         if "skipped" in d:
             print(f"full disk: skipped ({d['skipped']})")

@@ -463,6 +463,41 @@ def test_sigkill_keeps_all_but_the_last_second(tmp_path: Path, kill_after_s: flo
         assert mk.markers() == [f"mark é {i}" for i in range(nm)]
 
 
+def test_metadata_reaches_the_disk_only_in_a_flush(tmp_path: Path) -> None:
+    """A crash between flushes finds the file as the last flush left it, however small HDF5's metadata cache.
+
+    A cache that evicts writes dirty B-tree nodes and object headers at once, pointing past the end of
+    the file the flushed superblock records (``addr overflow``): the writer turns evictions off. The cache
+    is shrunk to 4 KiB here (the writer's eviction setting kept) so that any eviction shows; a copy of the
+    file taken between flushes is what a SIGKILL at that moment would leave.
+    """
+    path, copy = tmp_path / "s.h5", tmp_path / "crash.h5"
+    w = SessionWriter(path, subject_id="mdc", flush_interval_s=3600)
+    cfg = w._f.id.get_mdc_config()
+    cfg.set_initial_size, cfg.initial_size, cfg.max_size, cfg.min_size = True, 4096, 4096, 1024
+    cfg.incr_mode = cfg.decr_mode = cfg.flash_incr_mode = 0  # fixed size; evictions_enabled as the writer set it
+    w._f.id.set_mdc_config(cfg)
+    try:
+        cam = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(4, 4), nominal_srate_hz=150))
+        ecg = w.add_stream(StreamInfo("ecg", "ECG", channel_labels=["ECG"], channel_format="int32"))
+        w.flush()
+        flushed = 0
+        for i in range(1, 61):
+            w.append(cam, np.full((3, 4, 4), i, np.uint8), np.arange(3 * i - 3, 3 * i) / 150)
+            w.append(ecg, np.arange(20 * i - 20, 20 * i, dtype=np.int32), np.arange(20 * i - 20, 20 * i) / 1000)
+            if i % 20 == 0:
+                w.flush()
+                flushed = i
+            if i % 10 == 5:
+                shutil.copyfile(path, copy)
+                with validate_session(copy) as s:
+                    assert s.complete is False
+                    assert s.streams["cam"].sample_count == 3 * flushed
+                    np.testing.assert_array_equal(s.streams["ecg"].data[:, 0], np.arange(20 * flushed))
+    finally:
+        w.close()
+
+
 # -- bad input -------------------------------------------------------------------------------------------------
 
 
