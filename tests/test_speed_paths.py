@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 import pytest
 
 from mecg.cli.main import main
-from mecg.model.frontend import FrontEndParams, compute_frontend, head_motion, limit_processes
+from mecg.model.face import FaceLayout
+from mecg.model.frontend import FrontEndParams, _Cropper, _median, compute_frontend, head_motion, limit_processes
 from mecg.session import SessionError, open_session
+from mecg.session.checksum import fletcher32
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
 
 TINY = TrialConfig(duration_s=6.0, fps=30.0, width=160, height=120, me_per_min=0, mae_per_min=0)
@@ -90,3 +93,51 @@ def test_spot_on_cuda_without_cuda_says_so(trial: Path, tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert "--device cuda" in err and "CUDA" in err and "--device cpu" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def _fletcher32_by_definition(buf: bytes) -> int:
+    """HDF5's Fletcher32 as its definition reads: running sums of big-endian 16-bit words, folded mod 65535."""
+    if len(buf) % 2:
+        buf += b"\0"
+    w = np.frombuffer(buf, ">u2").astype(np.uint64)
+    prefix = np.cumsum(w, dtype=np.uint64)  # exact here: < 2**16 * 2**21 words
+    s1, s2 = int(prefix[-1]) if w.size else 0, int(prefix.sum(dtype=np.uint64))
+    return (((s2 - 1) % 65535 + 1 if s2 else 0) << 16) | ((s1 - 1) % 65535 + 1 if s1 else 0)
+
+
+def test_fletcher32_matches_its_definition_at_every_size_and_block_edge() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [*range(0, 40), 511, 512, 513, 270_001, (1 << 21) - 1, (1 << 21) + 3]
+    for n in sizes:
+        for buf in (rng.integers(0, 256, n, dtype=np.uint8).tobytes(), b"\xff" * n):
+            assert fletcher32(buf) == _fletcher32_by_definition(buf), n
+
+
+def test_median_helper_is_numpys_median() -> None:
+    rng = np.random.default_rng(6)
+    for n in range(1, 12):
+        x = rng.integers(0, 4, n).astype(np.float64) * 0.1 + rng.random(n) * (n % 3 == 0)
+        assert _median(x) == np.median(x)
+
+
+def test_crop_near_the_border_equals_the_crop_of_a_padded_frame() -> None:
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (120, 160), dtype=np.uint8)
+    cropper = _Cropper(FaceLayout.from_face_box(40, 20, 80, 90), 32, compensate=True)
+    margin = 400  # the reference pads the whole frame by replication first, so its box never leaves it
+    padded = cv2.copyMakeBorder(frame, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    ref = _Cropper(FaceLayout.from_face_box(40 + margin, 20 + margin, 80, 90), 32, compensate=True)
+    assert (ref.cx, ref.cy, ref.side) == (cropper.cx + margin, cropper.cy + margin, cropper.side)
+    # inside, past each edge and corner, and wholly outside the frame
+    for dx, dy in [
+        (0, 0),
+        (-70.3, 0),
+        (75.6, 0),
+        (0, -50.2),
+        (0, 61.7),
+        (-70, -50),
+        (80.4, 60.1),
+        (300, 5),
+        (-5, -280),
+    ]:
+        np.testing.assert_array_equal(cropper.crop(frame, dx, dy), ref.crop(padded, dx, dy), err_msg=f"{dx}, {dy}")

@@ -20,7 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-_BLOCK = 1 << 20  # words per block: the sum of its prefix sums (< 2**56) stays exact in uint64
+_BLOCK = 1 << 20  # words per block: its sums (< 2**56) stay exact in uint64
+_ROW = 256  # words per row of a block
 #: Bytes of the Fletcher32 trailer HDF5 appends to a filtered chunk.
 TRAILER_BYTES = 4
 
@@ -28,7 +29,7 @@ TRAILER_BYTES = 4
 def fletcher32(buf: bytes | memoryview | np.ndarray) -> int:
     """HDF5's Fletcher32 checksum of ``buf`` (bit-exact with ``H5_checksum_fletcher32``).
 
-    About 0.14 ms for a 270 kB deflated 640x480 frame. Note that all-zero bytes have checksum 0,
+    About 0.12 ms for a 270 kB deflated 640x480 frame. Note that all-zero bytes have checksum 0,
     so a chunk zeroed together with its trailer passes the check (see docs/reliability.md).
     """
     b = np.frombuffer(buf, dtype=np.uint8)
@@ -37,10 +38,23 @@ def fletcher32(buf: bytes | memoryview | np.ndarray) -> int:
     words = b.view(">u2")
     nw = words.size
     s1 = s2 = 0
-    for start in range(0, nw, _BLOCK):  # integer sums, exact in uint64 for blocks of 2**20 words
-        c = np.cumsum(words[start : start + _BLOCK], dtype=np.uint64)
-        s2 += int(c.sum(dtype=np.uint64)) + s1 * int(c.size)  # sum over prefixes of the running sum
-        s1 += int(c[-1])
+    for start in range(0, nw, _BLOCK):
+        w = words[start : start + _BLOCK]
+        m = w.size
+        # the block as rows of _ROW words (zero-padded): row and column sums give sum(w) and
+        # sum(j * w_j) exactly in uint32/uint64, without a cumulative sum of the whole block
+        rows = -(-m // _ROW)
+        x = np.zeros(rows * _ROW, np.uint32)
+        x[:m] = w
+        x = x.reshape(rows, _ROW)
+        rs = x.sum(axis=1, dtype=np.uint32)  # each < 65536 * _ROW = 2**24
+        cs = x.sum(axis=0, dtype=np.uint64)
+        t = int(rs.sum(dtype=np.uint64))
+        jw = _ROW * int(np.arange(rows, dtype=np.uint64) @ rs.astype(np.uint64))
+        jw += int(np.arange(_ROW, dtype=np.uint64) @ cs)
+        # sum over prefixes of the running sum: sum_j (m - j) w_j, plus s1 carried over m words
+        s2 += m * t - jw + s1 * m
+        s1 += t
     # HDF5 folds with (x & 0xffff) + (x >> 16): congruent mod 65535 and never 0 for a non-zero sum
     lo = (s1 - 1) % 65535 + 1 if s1 else 0
     hi = (s2 - 1) % 65535 + 1 if s2 else 0
