@@ -232,6 +232,27 @@ def test_user_errors_are_messages_not_tracebacks(window: MainWindow, tmp_path: P
     assert (tmp_path / "afile").read_text() == "x"  # the bad output folder was not forced into being
 
 
+def test_live_view_ticks_and_led_show_the_newest_marker(qapp: QApplication) -> None:
+    """A tick keeps its pen and label while it scrolls and takes the next marker's when that one moves into it;
+    the trigger LED follows the line."""
+    from mecg.app.live_view import STIMULUS_COLOR, TRIGGER_COLOR, LiveView
+
+    view = LiveView()
+    try:
+        view._tick(0, -2.0, TRIGGER_COLOR, "pulse 1")
+        view._tick(0, -3.0, TRIGGER_COLOR, "pulse 1")
+        line = view._ticks[0]
+        assert line.value() == -3.0 and line.label.textItem.toPlainText() == "pulse 1"
+        view._tick(0, -1.0, STIMULUS_COLOR, "stimulus A")  # the older marker left the window
+        assert line.value() == -1.0 and line.label.textItem.toPlainText() == "stimulus A"
+        assert line.pen.color().getRgb()[:3] == STIMULUS_COLOR and line.isVisible()
+        for on, colour in ((True, "#ffb000"), (True, "#ffb000"), (False, "#505050")):
+            view._set_led(on)
+            assert colour in view.led.styleSheet()
+    finally:
+        dispose(view)
+
+
 def _status(key: str, **kw: object) -> StreamStatus:
     base = dict(
         key=key,

@@ -104,6 +104,7 @@ class LiveView(QWidget):
         self.led = QLabel()
         self.led.setFixedSize(18, 18)
         self.led_text = QLabel("trigger: --")
+        self._led_on: bool | None = None
         self._set_led(False)
 
         # ECG + trigger
@@ -126,6 +127,7 @@ class LiveView(QWidget):
         self.trig_plot.getAxis("left").setTicks([[(0, "0"), (1, "1")]])
         self.trig_curve = self.trig_plot.plot(pen=pg.mkPen(TRIGGER_COLOR, width=1.5))
         self._ticks: list[pg.InfiniteLine] = []
+        self._tick_styles: list[tuple[tuple[int, int, int], str] | None] = []  # (colour, label) each tick shows
         self.ecg_label = QLabel("ECG: no ECG stream")
 
         self.hr_label = QLabel("-- bpm")
@@ -166,19 +168,27 @@ class LiveView(QWidget):
 
     # -- drawing ----------------------------------------------------------------------------------
     def _set_led(self, on: bool) -> None:
+        if self._led_on is on:  # a style sheet re-polishes the widget: set it only on a change
+            return
+        self._led_on = on
         color = "#ffb000" if on else "#505050"
         self.led.setStyleSheet(f"background: {color}; border-radius: 9px; border: 1px solid #222;")
 
     def _tick(self, i: int, x: float, color: tuple[int, int, int], label: str) -> None:
         while len(self._ticks) <= i:
             line = pg.InfiniteLine(angle=90, movable=False, label="", labelOpts={"position": 0.92})
+            # the label is the marker's text, not the line's value: not rewritten (to "") at every move
+            line.sigPositionChanged.disconnect(line.label.valueChanged)
             self.ecg_plot.addItem(line)
             self._ticks.append(line)
+            self._tick_styles.append(None)
         line = self._ticks[i]
-        line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+        if self._tick_styles[i] != (color, label):  # pen and label only when they change: the refresh moves the line
+            line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+            line.label.setText(label)
+            line.label.setColor(color)
+            self._tick_styles[i] = (color, label)
         line.setPos(x)
-        line.label.setText(label)
-        line.label.setColor(color)
         line.setVisible(True)
 
     def show_candidates(self, events: list[tuple[float, LiveEvent]], start_lsl: float) -> int:
