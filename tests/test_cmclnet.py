@@ -60,14 +60,18 @@ def test_shapes_and_gradients_of_every_branch(mode: str) -> None:
 
 @pytest.fixture(scope="module")
 def separable(tmp_path_factory: pytest.TempPathFactory) -> list[SessionData]:
-    """Two subjects whose MEs are large and frequent: a set a working learner must separate."""
+    """Two subjects whose MEs are large and frequent: a set a working learner must separate.
+
+    15 s at 96 x 72 px (four MEs each): the held-out AP stays >= 0.97 against a chance level of 0.07
+    (seeds 1-3), as with 30 s at 160 x 120, for half the CPU of the features and the training.
+    """
     tmp = tmp_path_factory.mktemp("sep")
-    cfg = TrialConfig(duration_s=30.0, fps=30.0, width=160, height=120, blinks_per_min=4.0)
+    cfg = TrialConfig(duration_s=15.0, fps=30.0, width=96, height=72, blinks_per_min=4.0)
     paths = []
     for s in range(2):
         mes = [
             Expression("ME", t, t + 0.15, t + 0.4, (("AU12", 4.0), ("AU4", 3.0)), "RL", "happiness")
-            for t in np.arange(2.0 + s * 0.7, 28.0, 3.1)
+            for t in np.arange(2.0 + s * 0.7, 13.0, 3.1)
         ]
         paths.append(
             write_trial(
