@@ -248,6 +248,17 @@ def rec_with_set(rec: Path, tmp_path: Path) -> Path:
     return rec
 
 
+@pytest.fixture(scope="module")
+def refusing_rec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One recording with coder A's set, shared by the refusal tests below: each checks (``refuse``) that its
+    command left the derivatives file byte for byte as it was, so the next one meets the same file."""
+    d = tmp_path_factory.mktemp("refusals")
+    rec = write_recording(d / "S.h5")
+    good = csv_file(d / "good.csv", "onset_frame,apex_frame,offset_frame\n10,12,15\n")
+    assert main(["annotate", str(rec), "import", str(good), "--coder", "A"]) == 0
+    return rec
+
+
 def refuse(argv: list[str], rec: Path, capsys: pytest.CaptureFixture, match: str) -> str:
     d = derivatives_path(rec)
     before = digest(d) if d.exists() else None
@@ -263,28 +274,28 @@ def refuse(argv: list[str], rec: Path, capsys: pytest.CaptureFixture, match: str
 
 @pytest.mark.parametrize("case", list(BAD_CSV))
 def test_bad_csv_is_refused_naming_the_row_and_nothing_is_written(
-    case: str, rec_with_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: str, refusing_rec: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     text, match = BAD_CSV[case]
     sheet = csv_file(tmp_path / "bad.csv", text)
     args = [] if case.startswith(("empty coder", "bad coder")) else ["--coder", "B"]
-    refuse(["annotate", str(rec_with_set), "import", str(sheet), *args], rec_with_set, capsys, match)
+    refuse(["annotate", str(refusing_rec), "import", str(sheet), *args], refusing_rec, capsys, match)
 
 
-def test_merged_header_cells_are_refused(rec_with_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_merged_header_cells_are_refused(refusing_rec: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sheet = xlsx_file(
         tmp_path / "m.xlsx",
         [["Frames", None, None, "type"], ["onset_frame", "apex_frame", "offset_frame", "type"], [10, 12, 15, "ME"]],
         merge="A1:C1",
     )
     refuse(
-        ["annotate", str(rec_with_set), "import", str(sheet), "--coder", "B"],
-        rec_with_set,
+        ["annotate", str(refusing_rec), "import", str(sheet), "--coder", "B"],
+        refusing_rec,
         capsys,
         r"merged cells \(A1:C1\); unmerge them",
     )
     one_row = xlsx_file(tmp_path / "m2.xlsx", [["onset frame", None, "offset_frame"], [10, 12, 15]], merge="A1:B1")
-    refuse(["annotate", str(rec_with_set), "import", str(one_row), "--coder", "B"], rec_with_set, capsys, "merged")
+    refuse(["annotate", str(refusing_rec), "import", str(one_row), "--coder", "B"], refusing_rec, capsys, "merged")
 
 
 @pytest.mark.parametrize(
@@ -309,12 +320,12 @@ def test_merged_header_cells_are_refused(rec_with_set: Path, tmp_path: Path, cap
     ],
 )
 def test_bad_commands_are_refused_and_write_nothing(
-    argv: list[str], match: str, rec_with_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    argv: list[str], match: str, refusing_rec: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     good = csv_file(tmp_path / "good.csv", "onset_frame,apex_frame,offset_frame\n10,12,15\n")
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0")
     argv = [a.format(good=good, dir=tmp_path) for a in argv]
-    refuse(["annotate", str(rec_with_set), *argv], rec_with_set, capsys, match)
+    refuse(["annotate", str(refusing_rec), *argv], refusing_rec, capsys, match)
     assert not (tmp_path / "out.csv").exists()
 
 
