@@ -20,8 +20,15 @@ video re-encoded in each codec (``SessionWriter(video_codec=...)``), the front e
 one process (CPU ms a frame) and all cores (frames/s), codecs interleaved over ``--rounds``; it
 writes benchmarks/results/frontend_codecs.json.
 
+With ``--stages`` it only profiles where one process's CPU goes per frame (read + inflate,
+crop + track, DIS flow, ROI features; reads in the same thread so every stage is attributable);
+``--compare-with DIR`` runs each round also with the ``mecg`` package of another checkout (for
+example ``git worktree add /tmp/old HEAD~1``), alternating, so before and after share one run and
+one load; it writes benchmarks/results/frontend_stages.json.
+
     python benchmarks/bench_frontend.py [--quick] [--seconds 12] [--accuracy 6,2,60 | --no-accuracy]
     python benchmarks/bench_frontend.py --codecs deflate,blosc-lz4,lz4 [--seconds 6] [--rounds 2]
+    python benchmarks/bench_frontend.py --stages [--compare-with DIR] [--seconds 6] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -123,6 +133,108 @@ def codec_speed(path: Path, tmp: Path, codecs: list[str], rounds: int) -> list[d
     return rows
 
 
+def stage_profile(path: Path) -> dict:
+    """CPU ms a frame of each front-end stage in this process (one OpenCV thread, as in a pool worker)."""
+    import cv2
+    import numpy as np
+
+    import mecg.model.frontend as fe
+    from mecg.model.face import REFERENCE_ROI, ROI_NAMES, find_layout
+
+    cv2.setNumThreads(1)
+    p = FrontEndParams(k_frames=default_k(FPS))
+    clock = time.process_time
+    cpu = dict.fromkeys(("read", "crop", "flow", "roi"), 0.0)
+    with open_session(path) as s:
+        video = s.stream(kind="video")
+        n = video.sample_count
+        c = clock()
+        layout = find_layout([video.data[int(i)] for i in np.linspace(0, n - 1, 5)])
+        detect = clock() - c
+        flow_fn, boxes = fe._flow_fn(p.method), layout.rois_in_crop(p.crop_size)
+        ref = ROI_NAMES.index(REFERENCE_ROI)
+        cropper = fe._Cropper(layout, p.crop_size, p.compensate, alpha=min(1.0, 1.0 / (0.3 * FPS)))
+        rows = cropper.rows_needed(video.data.shape[1])
+        cropper(video.frames(0, 1, rows=rows)[0])
+        cropper.shift = np.zeros(2)
+        ring: dict[int, np.ndarray] = {}
+        start = clock()
+        for a in range(0, n, fe.CHUNK):
+            c = clock()
+            chunk = video.frames(a, min(a + fe.CHUNK, n), rows=rows)
+            cpu["read"] += clock() - c
+            for j, frame in enumerate(chunk):
+                i = a + j
+                c = clock()
+                ring[i] = cropper(frame)
+                cpu["crop"] += clock() - c
+                if i - p.k_frames in ring:
+                    c = clock()
+                    flow = flow_fn(ring.pop(i - p.k_frames), ring[i])
+                    cpu["flow"] += clock() - c
+                    c = clock()
+                    fe._roi_features(flow, boxes, ref, p.patch, p.compensate)
+                    cpu["roi"] += clock() - c
+        total = clock() - start
+    out = {k: round(v / n * 1e3, 3) for k, v in cpu.items()}
+    out.update(total=round(total / n * 1e3, 3), face_detection_s=round(detect, 3), frames=n, rows_inflated=rows)
+    out["code"] = str(Path(fe.__file__).parents[2])
+    return out
+
+
+def stages_main(args: argparse.Namespace, seconds: float) -> None:
+    """``--stages``: per-stage CPU a frame, rounds alternating with ``--compare-with``; writes frontend_stages.json."""
+    load_before = _load()
+    t_start = time.perf_counter()
+    checkouts = {"this": None, **({"compare": str(Path(args.compare_with).resolve())} if args.compare_with else {})}
+    runs: dict[str, list[dict]] = {k: [] for k in checkouts}
+    with tempfile.TemporaryDirectory(prefix="mecg-bench-fe-") as d:
+        cfg = replace(TrialConfig(), duration_s=seconds, fps=FPS, width=640, height=480)
+        path = write_trial(Trial(Subject.random("S01", 1), 0, cfg), Path(d) / "speed.h5")
+        for r in range(args.rounds):
+            for name, src in checkouts.items():
+                env = dict(os.environ)
+                if src:
+                    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+                cmd = [sys.executable, __file__, "--stage-once", str(path)]
+                res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+                res.update(round=r + 1, load=_load()[0])
+                runs[name].append(res)
+                print(
+                    f"round {r + 1} {name:>7} ({res['code']}): {res['total']} ms CPU a frame, "
+                    f"{ {k: res[k] for k in ('read', 'crop', 'flow', 'roi')} } (load {res['load']})",
+                    flush=True,
+                )
+    load_after = _load()
+    summary = {
+        name: {k: statistics.median(x[k] for x in rs) for k in ("read", "crop", "flow", "roi", "total")}
+        for name, rs in runs.items()
+    }
+    print(f"\nmachine: {os.cpu_count()} cores, load average {load_before} before, {load_after} after")
+    print(f"median of {args.rounds} rounds, CPU ms a frame, one process, 640x480 at {FPS} fps:")
+    print(f"{'code':>8} {'read':>7} {'crop':>7} {'flow':>7} {'roi':>7} {'total':>7}")
+    for name, m in summary.items():
+        print(f"{name:>8} " + " ".join(f"{m[k]:>7.3f}" for k in ("read", "crop", "flow", "roi", "total")))
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "frontend_stages",
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "video_s": seconds,
+        "size": "640x480",
+        "fps": FPS,
+        "note": "CPU ms a frame per stage, one process, one OpenCV thread, reads in the same thread; "
+        "face detection (once a run) is not in total",
+        "median": summary,
+        "runs": runs,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    (RESULTS / "frontend_stages.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'frontend_stages.json'}")
+
+
 def spotting_speed(path: Path, tmp: Path) -> dict:
     """Front end + ECG features + CMCL-Net + CCF on ``path`` (the ``mecg spot`` path), and the network alone."""
     import torch
@@ -208,9 +320,20 @@ def main() -> None:
     )
     ap.add_argument("--no-accuracy", action="store_true", help="time only (no baseline accuracy)")
     ap.add_argument("--codecs", default=None, help="only compare video codecs, e.g. deflate,blosc-lz4,lz4")
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of the codec comparison (default 2)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds of --codecs (default 2) or --stages (5)")
+    ap.add_argument("--stages", action="store_true", help="only profile CPU a frame per stage, one process")
+    ap.add_argument("--compare-with", default=None, metavar="DIR", help="--stages: also run another checkout's mecg")
+    ap.add_argument("--stage-once", default=None, help=argparse.SUPPRESS)  # one profile of a session, as JSON
     args = ap.parse_args()
+    if args.stage_once:
+        print(json.dumps(stage_profile(Path(args.stage_once))))
+        return
     seconds = 4.0 if args.quick else args.seconds
+    if args.stages:
+        args.rounds = args.rounds or 5
+        stages_main(args, 6.0 if args.seconds == 12.0 and not args.quick else seconds)
+        return
+    args.rounds = args.rounds or 2
     if args.codecs:
         codecs_main(args, seconds)
         return
