@@ -323,9 +323,8 @@ def test_mecg_app_help_lists_the_record_options() -> None:
 def test_ctrl_c_to_the_process_group_closes_the_recording_cleanly(tmp_path: Path) -> None:
     """Ctrl-C in the terminal (SIGINT to the app *and* its device process): file complete, annotated.
 
-    SIGTERM takes the same path (one handler for both, which closes as this does, and a device process that
-    ignores both): test_sigterm_and_sigint_close_the_window_and_the_device_process_ignores_them checks that
-    without a second app process.
+    SIGTERM takes the same path (one handler for both, and a device process that ignores both), checked without a
+    second app process by test_sigterm_and_sigint_close_the_window_as_quit_after_does and the crash test.
     """
     sig = signal.SIGINT
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
