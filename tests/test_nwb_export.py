@@ -13,7 +13,7 @@ from nwbinspector import inspect_nwbfile
 from pynwb import NWBHDF5IO
 
 from mecg.cli.main import main
-from mecg.interop.nwb_export import NwbExportError, export_nwb
+from mecg.interop.nwb_export import NwbExportError, NwbExportReport, export_nwb
 from mecg.session import open_session
 from mecg.sync import synchronize, write_result
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
@@ -73,6 +73,15 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return synced, raw
 
 
+@pytest.fixture(scope="module")
+def synced_export(
+    sessions: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, NwbExportReport]:
+    """The synced session exported once with default options (external video): the file and its report."""
+    out = tmp_path_factory.mktemp("nwb_ref") / "ref.nwb"
+    return out, export_nwb(sessions[0], out, age="P30Y")
+
+
 def _bad_messages(path: Path) -> list[str]:
     """Inspector messages that must not appear; but an external video's regular timestamps are allowed."""
     msgs = [m for m in inspect_nwbfile(nwbfile_path=str(path)) if m is not None]
@@ -87,7 +96,9 @@ def _bad_messages(path: Path) -> list[str]:
     ]
 
 
-def test_round_trip_external_video_on_ecg_clock(sessions: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+def test_round_trip_external_video_on_ecg_clock(
+    sessions: tuple[Path, Path], synced_export: tuple[Path, NwbExportReport], tmp_path: Path, capsys
+) -> None:
     synced, _ = sessions
     out = tmp_path / "sub.nwb"
     assert main(["export-nwb", str(synced), str(out), "--age", "P31Y", "--sex", "F", "--json"]) == 0
@@ -139,9 +150,8 @@ def test_round_trip_external_video_on_ecg_clock(sessions: tuple[Path, Path], tmp
         markers = nwb.acquisition["Stimulus"]
         assert list(markers.data[:]) == s.streams["Stimulus"].markers() and np.all(np.diff(markers.timestamps[:]) > 0)
     _assert_old_types_only(out)
-    # the same session gives the same identifier
-    again = export_nwb(synced, tmp_path / "again.nwb", age="P31Y")
-    assert again.identifier == rep["identifier"]
+    # the same session gives the same identifier (another export, other options)
+    assert synced_export[1].identifier == rep["identifier"]
 
 
 def test_video_in_file_and_no_sync_uses_recorder_clock(sessions: tuple[Path, Path], tmp_path: Path) -> None:
@@ -173,7 +183,7 @@ def test_video_in_file_and_no_sync_uses_recorder_clock(sessions: tuple[Path, Pat
 
 
 def test_samples_stamped_before_the_recorder_start_move_session_start_back(
-    sessions: tuple[Path, Path], tmp_path: Path
+    sessions: tuple[Path, Path], synced_export: tuple[Path, NwbExportReport], tmp_path: Path
 ) -> None:
     """Devices stamp their first samples before the recorder starts: no NWB time may be negative."""
     synced, _ = sessions
@@ -183,10 +193,10 @@ def test_samples_stamped_before_the_recorder_start_move_session_start_back(
         f.attrs["start_time_lsl"] = float(f.attrs["start_time_lsl"]) + 0.5  # the recorder "started" 0.5 s late
     with open_session(late, writable=True) as s:  # its own sync result, beside it (derivatives are per recording)
         write_result(s, synchronize(s, "strobe"))
-    ref, out = export_nwb(synced, tmp_path / "ref.nwb", age="P30Y"), tmp_path / "late.nwb"
+    (ref_path, ref), out = synced_export, tmp_path / "late.nwb"
     export_nwb(late, out, age="P30Y")
     assert _bad_messages(out) == []
-    with NWBHDF5IO(str(tmp_path / "ref.nwb"), "r") as a, NWBHDF5IO(str(out), "r") as b:
+    with NWBHDF5IO(str(ref_path), "r") as a, NWBHDF5IO(str(out), "r") as b:
         ra, rb = a.read(), b.read()
         shift = (ra.session_start_time - rb.session_start_time).total_seconds()
         assert 0.45 < shift <= 0.5 + 1e-6  # moved back to the earliest sample, at most by the 0.5 s
