@@ -23,7 +23,9 @@ from mecg.synth import Subject, Trial, TrialConfig, write_trial
 from mecg.synth.expressions import Expression
 from mecg.synth.heart import Heart, HeartParams
 
-SMALL = TrialConfig(duration_s=12.0, fps=30.0, width=192, height=144, me_per_min=0, mae_per_min=0)
+#: 8 s at 128 x 96 px: the head-motion margins hold as at 12 s and 192 x 144 (95th-percentile ratio <= 0.17, needs
+#: < 0.5; no frame over the still face's level, seeds 5-7) for 60 % of the CPU
+SMALL = TrialConfig(duration_s=8.0, fps=30.0, width=128, height=96, me_per_min=0, mae_per_min=0)
 
 
 # -- the metric ------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ def test_hr_slope_on_a_known_ramp() -> None:
 def test_baseline_finds_maes(tmp_path: Path) -> None:
     maes = [
         Expression("MaE", 3.0, 3.5, 4.5, (("AU12", 6.0), ("AU2", 5.0)), "RL", "happiness"),
-        Expression("MaE", 8.0, 8.6, 9.5, (("AU4", 6.0), ("AU15", 5.0)), "RL", "sadness"),
+        Expression("MaE", 5.5, 6.1, 7.0, (("AU4", 6.0), ("AU15", 5.0)), "RL", "sadness"),
     ]
     trial = Trial(Subject.random("S01", 2), 0, SMALL, expressions=maes)
     path = write_trial(trial, tmp_path / "m.h5")
@@ -172,7 +174,9 @@ def test_no_face_is_a_clear_error_and_face_box_overrides(tmp_path: Path, capsys:
 
 
 def test_spot_cli_writes_eval_ready_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    write_trial(Trial(Subject.random("S01", 3), 0, replace(SMALL, mae_per_min=6.0)), tmp_path / "sub-01.h5")
+    write_trial(
+        Trial(Subject.random("S01", 3), 0, replace(SMALL, duration_s=12.0, mae_per_min=6.0)), tmp_path / "sub-01.h5"
+    )
     out, png = tmp_path / "spots.csv", tmp_path / "spots.png"
     assert main(["spot", str(tmp_path), "--out", str(out), "--plot", str(png), "--workers", "1"]) == 0
     assert (tmp_path / "spots_sub-01.png").stat().st_size > 10_000
