@@ -42,7 +42,7 @@ def _same(a: list[LiveCandidate], b: list[LiveCandidate]) -> bool:
 
 @pytest.fixture(scope="module")
 def trial_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = TrialConfig(duration_s=12.0, fps=30.0, width=192, height=144, me_per_min=20, mae_per_min=5)
+    cfg = TrialConfig(duration_s=12.0, fps=30.0, width=128, height=96, me_per_min=20, mae_per_min=5)
     return write_trial(Trial(Subject.random("S01", 7), 0, cfg), tmp_path_factory.mktemp("live") / "t.h5")
 
 
@@ -123,7 +123,7 @@ def test_a_stuck_analysis_skips_work_and_never_blocks_the_pull_thread() -> None:
 @pytest.mark.slow
 def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "rec.h5"
-    rig = Rig(RigConfig(simulate=True, seed=2, fps=30.0, size=(240, 180), me_per_min=20, mae_per_min=4)).start()
+    rig = Rig(RigConfig(simulate=True, seed=2, fps=30.0, size=(160, 120), me_per_min=20, mae_per_min=4)).start()
     live = LiveAnalysis(LiveSpotter("rec", FAST))
     rec = Recorder(RecorderConfig(out, required=rig.queries(), min_free_mb=0, analysis=live))
     try:
@@ -217,7 +217,7 @@ def test_cmclnet_live_uses_the_threshold_tuned_for_its_eta_and_refuses_others() 
 @pytest.mark.slow  # a simulated recording through the CLI
 def test_record_live_spot_prints_candidates_and_stores_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cli.h5"
-    args = ["record", "--simulate", "--seed", "4", "--duration", "9", "--fps", "30", "--size", "240x180"]
+    args = ["record", "--simulate", "--seed", "4", "--duration", "9", "--fps", "30", "--size", "160x120"]
     args += ["--me-per-min", "20", "--out", str(out), "--quiet", "--json", "--live-spot", "--ccf-eta", "2"]
     assert main(args) == 0
     captured = capsys.readouterr()
