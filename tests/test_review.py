@@ -59,6 +59,14 @@ def session(recording: Path, tmp_path: Path) -> Path:
     return p
 
 
+@pytest.fixture(scope="module")
+def shared_session(recording: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the tests that never save (no Ctrl+S): its metadata is probed once, not once per test."""
+    p = tmp_path_factory.mktemp("shared") / "s01.h5"
+    p.write_bytes(recording.read_bytes())
+    return p
+
+
 def wait_for(pred: Callable[[], object], timeout_s: float) -> bool:
     """Run Qt's event loop until ``pred()`` holds (True) or ``timeout_s`` passed (False).
 
@@ -135,8 +143,8 @@ def test_me_rule() -> None:
 
 
 # -- scrubbing ---------------------------------------------------------------------------------
-def test_scrub_keys_land_on_the_right_frames(qapp: QApplication, session: Path) -> None:
-    win = open_window(session)
+def test_scrub_keys_land_on_the_right_frames(qapp: QApplication, shared_session: Path) -> None:
+    win = open_window(shared_session)
     try:
         n = win.n_frames
         assert win.frame == 0
@@ -158,7 +166,7 @@ def test_scrub_keys_land_on_the_right_frames(qapp: QApplication, session: Path) 
         key(win, Qt.Key.Key_Home)
         assert win.frame == 0
         # the picture is the frame: the image shows exactly frame 0 of the file
-        with open_session(session) as s:
+        with open_session(shared_session) as s:
             first, last = s.stream(kind="video").frames(0, 1)[0], s.stream(kind="video").frames(n - 1, n)[0]
         assert np.array_equal(win.image.image, first)
         win.slider.setValue(n - 1)  # the slider seeks too
@@ -375,7 +383,7 @@ def test_ecg_track_through_the_timeline_and_not_synced(qapp: QApplication, sessi
     assert sha256(session) == before
 
 
-def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, session: Path, tmp_path: Path) -> None:
+def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, shared_session: Path, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from mecg.model.cmclnet import CMCLConfig, CMCLNet
     from mecg.model.frontend import FrontEndParams, default_k
@@ -387,7 +395,7 @@ def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, session: Pat
     spot = {"me_rise_s": 0.1, "me_fall_s": 0.2, "threshold": 0.45, "threshold_ccf": None, "eta": 2.0, "val_ap": 0.3}
     model = CMCLNet(CMCLConfig(mode="video", time_steps=8, dim=16, heads=2, layers=1, embed_dim=8))
     save_checkpoint(ck, model, WindowParams(time_steps=8), FrontEndParams(k_frames=default_k(FPS)), spot, {})
-    win = open_window(session, model=ck)
+    win = open_window(shared_session, model=ck)
     try:
         assert wait_for(lambda: win.idle, 120), win.errors
         assert not win.errors and win.tracks.score.isVisible()
@@ -398,7 +406,7 @@ def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, session: Pat
         close(win)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    win = open_window(session, model=junk)
+    win = open_window(shared_session, model=junk)
     try:
         assert wait_for(lambda: win.idle, 60), win.errors
         assert win.score is None and "not a mecg model" in win.tracks.notes["score"].toPlainText()
@@ -412,7 +420,7 @@ def test_score_track_of_a_model_and_a_bad_model(qapp: QApplication, session: Pat
 # -- the command -------------------------------------------------------------------------------
 def test_user_errors_are_messages(
     qapp: QApplication,
-    session: Path,
+    shared_session: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -424,33 +432,32 @@ def test_user_errors_are_messages(
         return err
 
     assert "does not exist" in run(str(tmp_path / "nope.h5"))
-    assert "does not exist" in run(str(session), "--spots", str(tmp_path / "nope.csv"))
+    assert "does not exist" in run(str(shared_session), "--spots", str(tmp_path / "nope.csv"))
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    assert "lacks column" in run(str(session), "--spots", str(bad), "--no-motion")
+    assert "lacks column" in run(str(shared_session), "--spots", str(bad), "--no-motion")
     far = write_spots(tmp_path / "far.csv", [("s01", 10, 12, 10_000, 0.5, "ME")])
-    assert "outside the video" in run(str(session), "--spots", str(far), "--no-motion")
-    assert "read-only" in run(str(session), "--coder", "recording", "--no-motion")
-    assert "not valid" in run(str(session), "--coder", "a b", "--no-motion")
+    assert "outside the video" in run(str(shared_session), "--spots", str(far), "--no-motion")
+    assert "read-only" in run(str(shared_session), "--coder", "recording", "--no-motion")
+    assert "not valid" in run(str(shared_session), "--coder", "a b", "--no-motion")
     with pytest.raises(ReviewError):
-        ReviewWindow(session, "C1", spots=far, motion=False, interactive=False)
+        ReviewWindow(shared_session, "C1", spots=far, motion=False, interactive=False)
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
-    assert "no display" in run(str(session))
+    assert "no display" in run(str(shared_session))
 
 
-def test_screenshot_command(qapp: QApplication, session: Path, tmp_path: Path) -> None:
+def test_screenshot_command(qapp: QApplication, shared_session: Path, tmp_path: Path) -> None:
     spots = write_spots(tmp_path / "spots.csv", [("s01", 20, 24, 30, 0.9, "ME")])
     png = tmp_path / "review.png"
-    before = sha256(session)
-    code = mecg_main(
-        ["review", str(session), "--spots", str(spots), "--coder", "A", "--frame", "25", "--screenshot", str(png)]
-    )
+    before = sha256(shared_session)
+    args = ["--spots", str(spots), "--coder", "A", "--frame", "25", "--screenshot", str(png)]
+    code = mecg_main(["review", str(shared_session), *args])
     assert code == 0 and png.is_file()
     img = QImage(str(png))
     assert img.width() >= 1000 and img.height() >= 700
     colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
     assert len(colours) > 100  # the face, the heat map and the traces, not a blank window
-    assert sha256(session) == before
+    assert sha256(shared_session) == before
