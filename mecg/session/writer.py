@@ -20,12 +20,14 @@ superblock records (``addr overflow`` on open; shown with a 4 KiB cache). Evicti
 memory per stored chunk, 212 MB more after one hour of 150 fps video with 1 kHz ECG (measured; HDF5's
 default cache grew the same in that recording, so this costs nothing more in practice).
 
-What remains: the flush itself is not atomic. HDF5 writes the changed object headers and B-tree nodes
-in address order and the superblock (with the new end of file) last, over ~0.2 ms of each flush; a
-kill there can leave a B-tree node past the recorded end, or a shape that counts chunks the index does
-not hold yet, and the file is refused as damaged. Measured: 20 of 100 kills 0-400 µs into a flush
-(all 50-250 µs in); a SIGKILL at a random moment lands there about once in 6000 kills.
-``benchmarks/bench_writer.py --crash`` measures it.
+HDF5's flush itself is not atomic: it writes the changed object headers and B-tree nodes in address
+order and the superblock (with the new end of file) last, over ~0.2 ms of each flush; a kill there left
+a B-tree node past the recorded end, or a shape counting chunks the index did not hold yet (20 of 100
+kills 0-400 µs into a flush; about 1 in 6000 SIGKILLs at random moments). HDF5 therefore writes through
+:class:`~mecg.session.ordered_file.OrderedFile`, which holds back the writes of each flush and makes
+them new space first, then the superblock, then nodes rewritten in place, then object headers. What
+remains is a kill between two object headers (one stream's data and timestamps at different lengths).
+``benchmarks/bench_writer.py --crash`` measures kills inside a flush.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from mecg.session.format import (
     StreamKind,
     stream_key,
 )
+from mecg.session.ordered_file import OrderedFile
 
 _STR = h5py.string_dtype("utf-8")
 #: Rows per chunk of a signal's data and timestamps (about 1 s of 1000 Hz ECG).
@@ -153,9 +156,14 @@ class SessionWriter:
             raise SessionError(f"{self.path} already exists; choose another name or pass overwrite")
         if not self.path.parent.is_dir():
             raise SessionError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
-        try:
-            self._f = h5py.File(self.path, "w", libver="earliest")
+        try:  # HDF5 writes through OrderedFile, which orders the writes of each flush (crash safety)
+            self._file = OrderedFile(self.path)
         except OSError as exc:
+            raise SessionError(f"cannot create {self.path}: {exc}") from exc
+        try:
+            self._f = h5py.File(self._file, "w", libver="earliest")
+        except OSError as exc:
+            self._file.close()
             raise SessionError(f"cannot create {self.path}: {exc}") from exc
         keep_metadata_until_flush(self._f)
         self._fixed_time = fixed_time
@@ -459,7 +467,7 @@ class SessionWriter:
                 return
             self._flush_locked()
             try:  # survive a power cut too, not only a killed process
-                os.fsync(self._f.id.get_vfd_handle())
+                os.fsync(self._file.fd)
             except (OSError, ValueError, TypeError):
                 pass
             self._dirty = False
@@ -474,7 +482,11 @@ class SessionWriter:
         if self._frozen:
             return
         try:
-            self._f.flush()
+            self._file.begin()  # HDF5's writes are held back and made in a crash-safe order
+            try:
+                self._f.flush()
+            finally:
+                self._file.commit()
         except (OSError, RuntimeError) as exc:  # disk full: nothing more may reach the file
             self._freeze_locked()
             if isinstance(exc, OSError):
@@ -497,8 +509,9 @@ class SessionWriter:
         """Let nothing more reach the file on disk: it stays as the last flush left it, as after a crash.
 
         For a write that failed for lack of space: a flush that then fails half way can leave a
-        superblock pointing past the end of the file (unreadable). The file descriptor is pointed
-        at /dev/null, so later flushes and the close go nowhere.
+        superblock pointing past the end of the file (unreadable). The file HDF5 writes through
+        (:class:`~mecg.session.ordered_file.OrderedFile`) then drops every write, so later flushes and
+        the close go nowhere.
         """
         with self._lock:
             self._freeze_locked()
@@ -506,16 +519,7 @@ class SessionWriter:
     def _freeze_locked(self) -> None:
         if not self._closed and not self._frozen:
             self._frozen = True
-            try:
-                fd = self._f.id.get_vfd_handle()
-            except (OSError, ValueError, TypeError):
-                return
-            if isinstance(fd, int) and fd >= 0:
-                null = os.open(os.devnull, os.O_RDWR)
-                try:
-                    os.dup2(null, fd)
-                finally:
-                    os.close(null)
+            self._file.frozen = True
 
     def close(self) -> None:
         """Record end time and final counts, mark the file complete, and close it."""
@@ -531,7 +535,7 @@ class SessionWriter:
                 f[STREAMS][key].attrs["sample_count"] = n
             f.attrs["end_time"] = self._now()
             f.attrs["complete"] = True
-            f.close()
+            self._close_file()
             self._closed = True
 
     def abort(self) -> None:
@@ -550,10 +554,21 @@ class SessionWriter:
             except Exception as exc:
                 self.flush_error = exc
             try:
-                self._f.close()
+                self._close_file()
             except Exception:
-                pass
+                self._file.close()
             self._closed = True
+
+    def _close_file(self) -> None:
+        """Close the HDF5 file (its last flush in the crash-safe order), then the file descriptor."""
+        try:
+            self._file.begin()
+            try:
+                self._f.close()
+            finally:
+                self._file.commit()
+        finally:
+            self._file.close()
 
     # -- helpers ---------------------------------------------------------------------------
     def _now(self) -> str:
