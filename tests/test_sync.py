@@ -103,8 +103,8 @@ def test_missing_spurious_pulses_and_occluded_led(tmp_path: Path) -> None:
     assert rms <= 1.0 and mx <= 2.0
     assert res.pulses_matched == n_true - 1
     assert res.pulses_video == n_true + 1 and res.pulses_ecg == n_true
-    with open_session(path) as s:
-        assert synchronize(s, "auto").mode == "pulses"  # no strobe channel recorded
+    with open_session(path) as s:  # auto reads the LED pulses mode found (the same search on the same video)
+        assert synchronize(s, "auto", led_roi=res.led_roi).mode == "pulses"  # no strobe channel recorded
 
 
 def test_clock_reset_is_handled_in_lsl_mode(tmp_path: Path) -> None:
