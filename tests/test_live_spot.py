@@ -42,9 +42,7 @@ def _same(a: list[LiveCandidate], b: list[LiveCandidate]) -> bool:
 
 @pytest.fixture(scope="module")
 def trial_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # 8 s at 128 x 96 px with 30 MEs/min: as many candidates after the warm-up as 12 s at 192 x 144 with 20/min gave
-    # (baseline: 10, 6 with the CCF applied, 5 of them MEs; at 12 s and 128 x 96 only 2, 1 and 0)
-    cfg = TrialConfig(duration_s=8.0, fps=30.0, width=128, height=96, me_per_min=30, mae_per_min=8)
+    cfg = TrialConfig(duration_s=12.0, fps=30.0, width=192, height=144, me_per_min=20, mae_per_min=5)
     return write_trial(Trial(Subject.random("S01", 7), 0, cfg), tmp_path_factory.mktemp("live") / "t.h5")
 
 
