@@ -498,6 +498,30 @@ def test_metadata_reaches_the_disk_only_in_a_flush(tmp_path: Path) -> None:
         w.close()
 
 
+def test_a_writer_left_open_at_exit_is_aborted(tmp_path: Path) -> None:
+    """A program that ends (here by an exception) with its writer open exits normally and leaves a valid file.
+
+    HDF5 writes through a Python file object; without the writer's exit hook the interpreter's teardown
+    closed the file from under it and crashed (segmentation fault).
+    """
+    path = tmp_path / "open.h5"
+    code = (
+        "import numpy as np\n"
+        "from mecg.session import SessionWriter, StreamInfo\n"
+        f"w = SessionWriter({str(path)!r})\n"
+        "k = w.add_stream(StreamInfo('cam', 'Video', kind='video', frame_shape=(8, 8), nominal_srate_hz=150))\n"
+        "for i in range(30):\n"
+        "    w.append(k, np.full((3, 8, 8), i, np.uint8), np.arange(3 * i, 3 * i + 3) / 150)\n"
+        "raise SystemExit('stopped with the writer open')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "stopped with the writer open" in proc.stderr
+    with validate_session(path) as s:
+        assert s.complete is False
+        assert s.streams["cam"].sample_count == 90
+
+
 # -- bad input -------------------------------------------------------------------------------------------------
 
 

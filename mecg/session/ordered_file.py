@@ -12,10 +12,11 @@ writes back and then makes them in an order where every prefix is a readable fil
 2. the superblock (the new end of file), then the file's new length;
 3. B-tree nodes, heaps and symbol-table nodes rewritten in place (they now point only at bytes
    already written);
-4. the rest (object headers: dataset shapes and attributes) last.
+4. the rest (object headers: dataset shapes and attributes) last, in one write of the span they
+   cover when it is under 1 MiB (the bytes between them rewritten as they are), so that a stream's
+   data and timestamps get their new lengths together.
 
-A kill inside step 4 can still leave one stream's data and timestamps at different lengths. The
-file's format is unchanged: only the order of HDF5's own writes differs.
+The file's format is unchanged: only the order of HDF5's own writes differs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 
 #: Signatures of HDF5 metadata that step 3 rewrites before object headers.
 _NODES = (b"TREE", b"GCOL", b"HEAP", b"SNOD")
+#: Largest span (bytes) of object headers written in one write.
+_TOGETHER_MAX = 1 << 20
 #: Byte offset and size of the end-of-file address in a version 0 superblock with 8-byte addresses.
 _SB_EOA = slice(40, 48)
 
@@ -116,11 +119,32 @@ class OrderedFile:
             _pwrite_all(self.fd, data, off)
         if self._truncate_to is not None:
             os.ftruncate(self.fd, self._truncate_to)
-        for off, data in nodes + rest:
+        for off, data in nodes:
             _pwrite_all(self.fd, data, off)
+        self._write_together(rest)
         for off, data in held:
             if off == 0 and len(data) >= _SB_EOA.stop and data[8] == 0:  # superblock version 0
                 self._flushed_eoa = int.from_bytes(data[_SB_EOA], "little")
+
+    def _write_together(self, writes: list[tuple[int, bytes]]) -> None:
+        """Make ``writes`` as one write of the span they cover (the bytes between them as they are), if small.
+
+        Object headers are rewritten in place, one per dataset: one write keeps a kill from landing between
+        a stream's data and its timestamps (a write is cut short by a kill at most at a page boundary).
+        """
+        if not writes:
+            return
+        lo = min(off for off, _ in writes)
+        hi = max(off + len(data) for off, data in writes)
+        if hi - lo > _TOGETHER_MAX:
+            for off, data in writes:
+                _pwrite_all(self.fd, data, off)
+            return
+        span = bytearray(hi - lo)
+        os.preadv(self.fd, [span], lo)  # every earlier write is in the file now
+        for off, data in writes:
+            span[off - lo : off - lo + len(data)] = data
+        _pwrite_all(self.fd, bytes(span), lo)
 
     def close(self) -> None:
         """Close the file descriptor."""

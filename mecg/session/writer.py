@@ -32,6 +32,7 @@ remains is a kill between two object headers (one stream's data and timestamps a
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import hashlib
 import os
@@ -201,6 +202,9 @@ class SessionWriter:
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="session-flush", daemon=True)
         self._flusher.start()
+        # h5py's file-object driver calls back into Python: a file left open until the interpreter
+        # tears down crashes it (segmentation fault), so an open writer is aborted at exit.
+        atexit.register(self.abort)
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> SessionWriter:
@@ -525,6 +529,7 @@ class SessionWriter:
         """Record end time and final counts, mark the file complete, and close it."""
         if self._closed:
             return
+        atexit.unregister(self.abort)
         self._stop.set()
         self._flusher.join()
         with self._lock:
@@ -546,6 +551,7 @@ class SessionWriter:
         """
         if self._closed:
             return
+        atexit.unregister(self.abort)
         self._stop.set()
         self._flusher.join()
         with self._lock:
