@@ -23,7 +23,7 @@ from mecg.session.coders import RECORDING, coder_set, reference_coder
 @pytest.mark.slow
 def test_sheet_import_train_spot_eval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = tmp_path / "data"
-    argv = ["synth", str(data), "--subjects", "2", "--duration", "12", "--fps", "30", "--size", "96x72"]
+    argv = ["synth", str(data), "--subjects", "2", "--duration", "12", "--fps", "15", "--size", "64x48"]
     assert main([*argv, "--seed", "3", "--me-per-min", "15", "--mae-per-min", "10", "--workers", "1"]) == 0
     sessions = sorted(data.glob("*.h5"))
     assert len(sessions) == 2
