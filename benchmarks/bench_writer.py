@@ -19,7 +19,7 @@ h5py for the h5py variants), and whether frames read back bit-exactly. Every mec
 ~1 kHz, markers) are killed with SIGKILL at seeded times between 1 and 3 s, and each file is
 checked with ``validate --deep`` and for the seconds of data lost; max(10, 2N) more are ended inside
 a background flush (a timer's SIGALRM 0-500 µs after it starts: the window a random SIGKILL rarely
-hits, where HDF5 has written part of the metadata but not yet the superblock); then the writer fills small
+hits, while the flush's metadata writes are under way); then the writer fills small
 tmpfs disks (when mounting is allowed) until the disk is full, and each file is checked the same way.
 
     python benchmarks/bench_writer.py [--frames N] [--quick] [--dir DIR] [--crash N]
@@ -245,8 +245,8 @@ def in_flush_trials(n: int, folder: Path, max_delay_us: float = 500.0) -> dict:
     """End ``n`` writers inside a background flush: the 2nd-4th flush, a seeded 0-``max_delay_us`` µs after it starts.
 
     The kill is the default action of SIGALRM from a timer armed as the flush starts, so it lands inside
-    HDF5's file flush, which a SIGKILL at a random moment hits about once in 2000 kills (it takes ~0.2 ms
-    of every 0.5 s). How many files still validate (``validate --deep``), and the first error of each.
+    the flush, which a SIGKILL at a random moment rarely hits (it takes ~0.2-0.5 ms of every 0.5 s).
+    How many files still validate (``validate --deep``), and the first error of each.
     """
     rng = np.random.default_rng(16)
     script = folder / "crash_writer.py"
