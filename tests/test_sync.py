@@ -77,6 +77,34 @@ def _edit(path: Path, fn) -> None:
         fn(f)
 
 
+def test_a_late_last_frame_is_placed_right_or_flagged_never_a_period_off(tmp_path: Path) -> None:
+    # seed 2 of the (0.7, 0.35, 37) case above: the recording's last frame came 3.6 ms later than the segment's
+    # timestamp line (half-normal jitter), over half a period at 150 fps; with no successor to collide with, it was
+    # numbered one frame too high, and auto put it 6.68 ms off with verdict ok
+    cam = DeviceClock(drift_ppm=37.0, offset_s=0.35, latency_s=0.03, jitter_s=0.002, start_s=0.7)
+    path = make(tmp_path, seed=2, camera=cam, duration_s=20.7)
+    with open_session(path) as s:
+        res = synchronize(s, "auto")
+        truth = s.ground_truth("frame_time_on_ecg_clock_s")
+    err = np.abs(res.frame_time_ecg_s - truth) * 1e3
+    assert res.mode == "strobe" and res.verdict == "ok", res.reasons
+    assert np.isfinite(err).all()  # the late frame can be numbered from its neighbours' delays: it is placed
+    assert err[-1] <= 1.0 and err.max() <= 1.0, f"last frame {err[-1]:.2f} ms off"
+
+    def halfway(f: h5py.File) -> None:  # 1.5 periods after its predecessor: one frame late or the next one early
+        ts = f["streams/FaceCamera/timestamps"]
+        t = ts[()]
+        t[-1] = t[-2] + 1.5 / 150.0
+        ts[...] = t
+
+    _edit(path, halfway)
+    with open_session(path) as s:
+        res = synchronize(s, "auto")
+    err = np.abs(res.frame_time_ecg_s - truth) * 1e3
+    assert np.isnan(err[-1]) and np.isfinite(err[:-1]).all() and err[:-1].max() <= 1.0
+    assert any("1 frames" in w and "unsure" in w for w in res.warnings), res.warnings
+
+
 def test_missing_spurious_pulses_and_occluded_led(tmp_path: Path) -> None:
     path = make(tmp_path, led=Led(occlusion=0.5), strobe=False)
     with open_session(path) as s:

@@ -113,6 +113,19 @@ def test_every_fault_is_aligned_or_flagged(sessions: Callable[[float, str], Path
     assert np.nanmax(np.abs(strobe.frame_time_ecg_s - truth_t)) * 1e3 <= 2.0
 
 
+def test_a_late_frame_before_a_camera_gap_is_not_numbered_one_period_off(tmp_path: Path) -> None:
+    # seed 1502: the last frame before the camera gap (frame 1084) came over half a period late at 150 fps; with
+    # no successor to collide with, it was numbered one frame too high and auto put it 6.65 ms off, verdict ok
+    with open_session(_session(tmp_path, 150.0, "camera_gap", 1502)) as s:
+        truth = s.ground_truth("frame_ecg_sample_position")
+        fs = s.streams["ECG"].info.nominal_srate_hz
+        res = synchronize(s, "auto")
+    err = np.abs(res.frame_sample_position() - truth) / fs * 1e3
+    assert res.report()["video"]["segments"] == 2 and res.verdict == "ok", res.reasons
+    assert (~np.isfinite(err)).sum() == res.frames_in_ecg_gap  # the late frame is placed, not dropped
+    assert np.nanmax(err) <= 1.0, f"max error {np.nanmax(err):.2f} ms at frame {np.nanargmax(err)}"
+
+
 def test_cli_exit_status_follows_the_verdict(
     sessions: Callable[[float, str], Path], capsys: pytest.CaptureFixture
 ) -> None:

@@ -253,6 +253,54 @@ class _Bases:
     frame_seg: np.ndarray  # camera segment of each frame (-1: NaN timestamp)
     cam_t: np.ndarray  # camera clock (s) of each frame
     frame_lsl: np.ndarray  # recorder time (s) of each frame, from its segment's robust line
+    unsure_frames: int = 0  # frames whose number :func:`_settle_open_frames` could not decide (cam_t NaN)
+
+
+def _settle_open_frames(
+    t: np.ndarray, idx: np.ndarray, a: float, p: float, window: int = 31
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check the number of each camera-segment frame that its neighbours do not pin; returns ``(idx, unsure)``.
+
+    :func:`mecg.sync.clocks.frame_indices` rounds a frame's timestamp against a reference; a frame
+    that came late by over half a period is moved back only when it then collides with its
+    successor. The last frame of a segment has no successor, and next to dropped frames a late
+    frame takes a dropped frame's number, so such a frame can be silently numbered one period too
+    high. Each frame with a missing number right before or after it (and the last one) is checked
+    against its pinned neighbours (up to ``window`` on each side): each free number ``idx - 1``,
+    ``idx``, ``idx + 1`` gives a residual from the segment's line ``t = a + p * idx`` (recorder time
+    ``t`` and period ``p`` in s); the number whose residual lies nearest the neighbours' residual range
+    is kept when every other lies over 3 times as far outside it (and over a tenth of its width).
+    Otherwise the frame is ``unsure``: its delay and a period cannot be told apart.
+    """
+    idx = np.asarray(idx, dtype=np.int64).copy()
+    n = idx.size
+    unsure = np.zeros(n, dtype=bool)
+    if n < 3:
+        return idx, unsure
+    r = t - (a + p * idx)
+    hole = np.diff(idx) > 1
+    open_ = np.append(hole, True) | np.insert(hole, 0, False)  # a hole after it (or the end), or before it
+    pinned = ~open_ & np.isfinite(r)
+    for i in np.flatnonzero(open_):
+        lo_i, hi_i = max(0, i - window), min(n, i + window + 1)
+        near = r[lo_i:hi_i][pinned[lo_i:hi_i]]
+        if near.size < 5 or not np.isfinite(r[i]):
+            continue
+        lo, hi = float(near.min()), float(near.max())
+        out: dict[int, float] = {}  # how far (s) each free number puts the frame outside its neighbours' range
+        for k in (-1, 0, 1):
+            cand = idx[i] + k
+            if (i > 0 and cand <= idx[i - 1]) or (i + 1 < n and cand >= idx[i + 1]) or (i == 0 and k):
+                continue
+            out[k] = max(lo - (r[i] - k * p), (r[i] - k * p) - hi, 0.0)
+        ranked = sorted(out, key=out.__getitem__)
+        best = out[ranked[0]]
+        second = out[ranked[1]] if len(ranked) > 1 else np.inf
+        if second > max(3.0 * best, 0.1 * (hi - lo)):
+            idx[i] += ranked[0]
+        else:
+            unsure[i] = True
+    return idx, unsure
 
 
 def _bases(video: Stream, ecg: Stream, params: SyncParams) -> _Bases:
@@ -265,12 +313,16 @@ def _bases(video: Stream, ecg: Stream, params: SyncParams) -> _Bases:
     seg = vtb.segment_of(np.arange(n))
     cam_t = np.full(n, np.nan)
     frame_lsl = np.full(n, np.nan)
+    unsure_total = 0
     for s in vtb.segments:
-        idx = vtb.frame_index[s.start : s.stop]
-        a, p = robust_frame_line(vtb.corrected_s[s.start : s.stop], idx, 1.0 / fps)
-        cam_t[s.start : s.stop] = a + idx / fps
-        frame_lsl[s.start : s.stop] = a + p * idx
-    return _Bases(vtb, etb, ecg_clock_from_lsl(etb, fs), seg, cam_t, frame_lsl)
+        t = vtb.corrected_s[s.start : s.stop]
+        a, p = robust_frame_line(t, vtb.frame_index[s.start : s.stop], 1.0 / fps)
+        idx, unsure = _settle_open_frames(t, vtb.frame_index[s.start : s.stop], a, p)
+        vtb.frame_index[s.start : s.stop] = idx
+        cam_t[s.start : s.stop] = np.where(unsure, np.nan, a + idx / fps)
+        frame_lsl[s.start : s.stop] = np.where(unsure, np.nan, a + p * idx)
+        unsure_total += int(unsure.sum())
+    return _Bases(vtb, etb, ecg_clock_from_lsl(etb, fs), seg, cam_t, frame_lsl, unsure_total)
 
 
 def _edges(b: _Bases, channel: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -750,6 +802,11 @@ def _inputs(
                 f"{what}: {s['segments']} segments ({s['gaps']} gaps, {s['gap_total_s']:.2f} s; {s['resets']} clock "
                 f"resets; {s['drops']} runs of lost samples; {s['nan_timestamps']} NaN timestamps)"
             )
+    if b.unsure_frames:
+        warnings.append(
+            f"video: {b.unsure_frames} frames next to dropped frames or at the end of a camera segment came so late "
+            "that their frame number is unsure (one period either way): their time is NaN"
+        )
     trig = _channel(ecg, "TRIG")
     trig_t, trig_seg = _edges(b, trig)
     strobe_t, strobe_seg = _edges(b, _channel(ecg, "STROBE"))
@@ -941,7 +998,11 @@ def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarra
     in_cam = np.isin(cam.seg, list(segs))
     if not in_cam.any():
         return 0
-    spans = [fit.predict(v, b.cam_t[[b.video.segments[v].start, b.video.segments[v].stop - 1]]) for v in segs]
+    spans = []
+    for v in segs:  # the first and last frame with a camera time (an unsure last frame has none)
+        x = b.cam_t[b.video.segments[v].start : b.video.segments[v].stop]
+        x = x[np.isfinite(x)]
+        spans.append(fit.predict(v, x[[0, -1]]) if x.size else np.array([np.nan, np.nan]))
     true_t = trig_t + np.array([fit.corrections.get(int(s), 0.0) for s in trig_seg])
     in_span = np.zeros(true_t.size, dtype=bool)
     for lo, hi in spans:
