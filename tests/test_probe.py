@@ -53,6 +53,13 @@ def test_a_hanging_walk_is_reported_and_the_server_goes_on(
     os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: a walk that never ends
     with pytest.raises(SessionError, match="did not finish reading the file's structure within 1 s"):
         probe_module.probe(fifo)
+    asked: list[str] = []
+    monkeypatch.setattr(probe_module._SERVER, "run", lambda path: asked.append(path) or "ok")
+    with pytest.raises(SessionError, match="did not finish"):  # the same bytes again: refused without a walk
+        probe_module.probe(fifo)
+    assert asked == []
+    monkeypatch.undo()
+    monkeypatch.setattr(probe_module, "PROBE_TIMEOUT_S", 1.0)
     server = probe_module._SERVER._proc
     probe_module.probe(_h5(tmp_path / "good.h5", 5))  # the same server answers the next file
     assert probe_module._SERVER._proc is server

@@ -6,7 +6,8 @@ which no Python code in the same process can stop. :func:`probe` therefore reads
 reader will later touch (every object header, attribute, link, chunk index and string heap) in a
 forked child with a time limit. A child that hangs or crashes is reported as a damaged file; a
 child that meets an ordinary HDF5 error is left to the reader, which reports that error itself.
-Each file is probed once per process (keyed by device, inode, size, mtime and ctime).
+Each file is probed once per process (keyed by device, inode, size, mtime and ctime); a file whose walk
+hung or crashed is refused at once when opened again unchanged.
 
 Forking is safe only while this process has no other thread (another thread may hold a lock that the
 child would inherit locked). With other threads (an app, a recorder, a thread pool), probes go to a
@@ -34,6 +35,7 @@ from mecg.session.format import SessionError
 #: Longest time (s) the metadata walk may take; a healthy 27 GB recording needs well under 1 s.
 PROBE_TIMEOUT_S = 20.0
 _probed: set[tuple] = set()
+_damaged: dict[tuple, str] = {}  # file key -> why its walk failed (hang or crash)
 
 _WALK = """
 import sys, h5py
@@ -70,6 +72,8 @@ def probe(path: Path) -> None:
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key in _probed:
         return
+    if key in _damaged:  # the same bytes hung or crashed HDF5 before: do not wait for it again
+        raise SessionError(_damaged[key])
     if hasattr(os, "fork") and threading.active_count() == 1:
         status = _run_forked(str(path))
     elif hasattr(os, "fork"):  # other threads may hold h5py's lock: a single-threaded server forks instead
@@ -77,16 +81,19 @@ def probe(path: Path) -> None:
     else:
         status = _run_spawned(str(path))
     if status == "timeout":
-        raise SessionError(
+        _damaged[key] = (
             f"{path}: HDF5 did not finish reading the file's structure within {PROBE_TIMEOUT_S:g} s (damaged "
             "metadata can make it loop); the file is corrupted, restore it from a backup or re-export it"
         )
-    if status.startswith("signal"):
-        raise SessionError(
+    elif status.startswith("signal"):
+        _damaged[key] = (
             f"{path}: HDF5 crashes ({status}) reading the file's structure; the file is corrupted, "
             "restore it from a backup or re-export it"
         )
-    _probed.add(key)
+    else:
+        _probed.add(key)
+        return
+    raise SessionError(_damaged[key])
 
 
 def _run_forked(path: str, timeout_s: float | None = None, walk: Callable[[str], None] | None = None) -> str:
