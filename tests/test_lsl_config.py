@@ -33,3 +33,22 @@ def test_a_missing_named_file_is_refused_with_the_fix(tmp_path: Path, monkeypatc
     with pytest.raises(AcquireError, match="MECG_LSL_LOCAL_CONFIG") as err:
         lsl_config.use_config()
     assert "unset" in str(err.value)
+
+
+def test_the_machine_scope_config_finds_every_stream_of_a_busy_machine() -> None:
+    """With liblsl's default port range, unicast discovery missed every outlet after about the 16th."""
+    import os
+    import subprocess
+
+    import pylsl
+
+    tag = f"busy-{os.getpid()}-"
+    outlets = [
+        pylsl.StreamOutlet(pylsl.StreamInfo(f"Busy{i}", "Markers", 1, 0, pylsl.cf_string, f"{tag}{i}"))
+        for i in range(40)
+    ]
+    code = f"import pylsl; print(sum(s.source_id().startswith({tag!r}) for s in pylsl.resolve_streams(2.0)))"
+    # another process with this test process's config (a copy of the shipped file, tests/conftest.py)
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    del outlets
+    assert found.stdout.strip() == "40", found.stderr
