@@ -55,6 +55,20 @@ RESULTS = Path(__file__).parent / "results"
 FPS = 150
 
 
+def _result_header(benchmark: str, load_before: object, load_after: object, seconds: float) -> dict:
+    """The fields every 640x480 result JSON of this file starts with."""
+    return {
+        "benchmark": benchmark,
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "video_s": seconds,
+        "size": "640x480",
+        "fps": FPS,
+    }
+
+
 def _row(name: str, method: str, procs: int, frames: int, dt: float, cpu: float | None = None) -> dict:
     return {
         "run": name,
@@ -217,14 +231,7 @@ def stages_main(args: argparse.Namespace, seconds: float) -> None:
         print(f"{name:>8} " + " ".join(f"{m[k]:>7.3f}" for k in ("read", "crop", "flow", "roi", "total")))
     RESULTS.mkdir(exist_ok=True)
     out = {
-        "benchmark": "frontend_stages",
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "video_s": seconds,
-        "size": "640x480",
-        "fps": FPS,
+        **_result_header("frontend_stages", load_before, load_after, seconds),
         "note": "CPU ms a frame per stage, one process, one OpenCV thread, reads in the same thread; "
         "face detection (once a run) is not in total",
         "median": summary,
@@ -430,14 +437,7 @@ def codecs_main(args: argparse.Namespace, seconds: float) -> None:
     print("best of the rounds; CPU ms a frame bounds what idle cores could carry: cores * 1000 / ms")
     RESULTS.mkdir(exist_ok=True)
     out = {
-        "benchmark": "frontend_codecs",
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "video_s": seconds,
-        "size": "640x480",
-        "fps": FPS,
+        **_result_header("frontend_codecs", load_before, load_after, seconds),
         "summary": summary,
         "runs": rows,
         "seconds": round(time.perf_counter() - t_start, 1),
