@@ -197,7 +197,7 @@ class SessionWriter:
         f.attrs["recording_id"] = recording_id
         for g in (STREAMS, ANNOTATIONS):
             f.create_group(g)
-        f.flush()
+        self._flush_locked()  # through OrderedFile too: it learns the flushed end of file, so the next flush is ordered
         self._flush_interval_s = float(flush_interval_s)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="session-flush", daemon=True)
