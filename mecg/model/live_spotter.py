@@ -30,6 +30,12 @@ which use whole-session statistics:
   running mean). With fewer than ``min_beats`` beats the candidate is kept, marked ``ccf="warm-up"``.
 
 All times are on the recorder's LSL clock: each stream's timestamps plus its first measured clock offset.
+
+Candidates come out in the order they are decided, not strictly in apex order: an MaE's peak test
+looks further ahead than an ME's, so an ME whose apex is a little later than a nearby MaE's can be
+decided first (on synthetic 12 s trials, one pair per trial, 0.03-0.1 s apart, whatever the chunk
+size). The stored markers keep that order, each stamped with its candidate's apex time, so their
+timestamps can step back by that much; readers that need time order sort them (the NWB export does).
 """
 
 from __future__ import annotations
