@@ -312,6 +312,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "writer.json"), help="JSON output path")
     ap.add_argument("--crash", type=int, default=0, help="also SIGKILL N writers and fill small disks (crash safety)")
     args = ap.parse_args()
+    if args.dir is not None and not Path(args.dir).is_dir():
+        ap.error(f"--dir {args.dir}: no such folder; create it or leave --dir out (system temp)")
     n = 150 if args.quick and args.frames == 900 else args.frames
     frames = face_frames(60 if args.quick else 300)
     smooth = face_frames(60 if args.quick else 300, noise=0.7)
