@@ -20,7 +20,10 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from hypothesis import strategies as st
 from tmpfs import mounted_tmpfs
 
 from mecg.cli.main import main
+from mecg.interop.nwb_export import export_nwb
 from mecg.session import SessionError, derivatives_path, open_session
 from mecg.session import probe as probe_module
 from mecg.synth import Subject, Trial, TrialConfig, write_trial
@@ -523,6 +527,76 @@ def test_full_disk_never_touches_the_recording_and_leaves_no_partial_output(
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "s.h5"]  # no derivatives, temp or output
     rc, out, _ = run_cli(["validate", "--deep", str(path)])
     assert rc == 0 and out.startswith("valid: ")
+
+
+@contextlib.contextmanager
+def _another_thread() -> Iterator[None]:
+    """A second Python thread alive meanwhile, as in the lab app or beside a recorder."""
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, name="another", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_export_nwb_beside_other_threads_writes_the_same_file_from_a_child(base: Base, tmp_path: Path) -> None:
+    """A process with other threads cannot fork its NWB writer: the export runs in a fork-server child."""
+    path = tmp_path / "s.h5"
+    path.write_bytes(base.data)
+    assert run_cli(["export-nwb", str(path), str(tmp_path / "cli.nwb"), "--video-in-file", "--age", "P30Y"])[0] == 0
+    lines: list[str] = []
+    with _another_thread():
+        rep = export_nwb(path, tmp_path / "lib.nwb", video_in_file=True, age="P30Y", log=lines.append)
+    assert nwb_digest(tmp_path / "lib.nwb") == nwb_digest(tmp_path / "cli.nwb")
+    assert rep.objects and lines  # the report and the log lines came back from the child
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.nwb", "lib.nwb", "s.h5"]
+
+
+#: Exports to a full disk with another thread alive, then more work in the same process (run in a subprocess:
+#: written in-process, the failed NWB file left HDF5 in a state that crashed the process later, SIGSEGV).
+_THREADED_FULL_DISK = """
+import shutil, sys, threading
+from pathlib import Path
+from mecg.interop.nwb_export import NwbExportError, export_nwb
+from mecg.session import open_session
+d, out = Path(sys.argv[1]), Path(sys.argv[2])
+stop = threading.Event()
+threading.Thread(target=stop.wait, daemon=True).start()
+for leave in (20_000, 60_000, 150_000):
+    (d / "filler").write_bytes(bytes(max(0, shutil.disk_usage(d).free - leave)))
+    try:
+        export_nwb(d / "s.h5", d / "o.nwb", video_in_file=True, age="P30Y")
+    except NwbExportError as exc:
+        print("refused:", exc, flush=True)
+    (d / "filler").unlink()
+with open_session(d / "s.h5") as s:
+    s.stream(kind="video").frames(0, 5)
+export_nwb(d / "s.h5", out, video_in_file=True, age="P30Y")
+stop.set()
+print("done", flush=True)
+"""
+
+
+def test_a_full_disk_beside_other_threads_is_a_clean_error_and_the_process_goes_on(base: Base, tmp_path: Path) -> None:
+    size_kib = (len(base.data) + 200_000) // 1024 + 1
+    with mounted_tmpfs(tmp_path / "small", f"size={size_kib}k") as disk:
+        path = disk / "s.h5"
+        path.write_bytes(base.data)
+        before = sha256(path)
+        r = subprocess.run(
+            [sys.executable, "-c", _THREADED_FULL_DISK, str(disk), str(tmp_path / "o.nwb")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, f"rc {r.returncode}\n{r.stdout}\n{r.stderr[-3000:]}"
+        assert r.stdout.count("the disk is full") == 3 and r.stdout.endswith("done\n"), r.stdout
+        assert sha256(path) == before
+        assert sorted(p.name for p in disk.iterdir()) == ["s.h5"]  # no partial output
+    assert (tmp_path / "o.nwb").is_file()
 
 
 def _fill_to_the_last_byte(d: Path) -> None:

@@ -345,6 +345,11 @@ def export_nwb(
         Called as ``progress(frames_written, frames)`` per video stream while its frames are written
         (inside the NWB file, that happens in the forked writer process).
 
+    In a process with other Python threads (the lab app, a recorder) the whole export runs in a child
+    of multiprocessing's fork server (``log`` and ``progress`` are still called here), so a failed
+    write cannot leave this process's HDF5 in a state that crashes it later; a script that calls it
+    then needs the usual ``if __name__ == "__main__":`` guard.
+
     Raises :class:`NwbExportError` (or :class:`~mecg.session.SessionError` for an unreadable session).
     """
     dst = Path(out)
@@ -353,6 +358,22 @@ def export_nwb(
     check_output(dst, overwrite, NwbExportError)
     if ecg_unit is not None and volts_per_unit(ecg_unit) is None:
         raise NwbExportError(f"--ecg-unit {ecg_unit!r} is not a voltage unit; use V, mV, uV or nV")
+    if threading.active_count() > 1 and hasattr(os, "fork"):
+        # A failed write (a full disk) leaves HDF5 in a state that crashes this process later, and a
+        # process with other threads cannot fork its writer safely: the whole export runs in a child
+        # of the single-threaded fork server instead.
+        opts = {
+            "overwrite": overwrite,
+            "video_in_file": video_in_file,
+            "subject_id": subject_id,
+            "species": species,
+            "sex": sex,
+            "age": age,
+            "experimenter": experimenter,
+            "institution": institution,
+            "ecg_unit": ecg_unit,
+        }
+        return _export_in_child(Path(session_path), dst, opts, log, progress)
     kw = {
         "overwrite": overwrite,
         "video_in_file": video_in_file,
@@ -588,6 +609,76 @@ def _export(
     return report
 
 
+def _child_export(conn: object, session_path: Path, dst: Path, opts: dict) -> None:
+    """Fork-server child of :func:`_export_in_child`: export, sending log lines, progress and the outcome."""
+    send = conn.send  # type: ignore[attr-defined]
+    try:
+        rep = export_nwb(
+            session_path, dst, log=lambda m: send(("log", m)), progress=lambda a, b: send(("progress", a, b)), **opts
+        )
+        send(("done", rep))
+    except BaseException as exc:  # every failure goes back to the caller, as the same error where it pickles
+        try:
+            send(("error", exc))
+        except Exception:
+            send(("error", NwbExportError(f"{type(exc).__name__}: {exc}")))
+
+
+def _export_in_child(
+    session_path: Path,
+    dst: Path,
+    opts: dict,
+    log: Callable[[str], None],
+    progress: Callable[[int, int], None] | None,
+) -> NwbExportReport:
+    """:func:`export_nwb` in a child of multiprocessing's fork server (single-threaded, so the child
+    may fork its writer); ``log`` and ``progress`` are called here. A crashed child leaves no output."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    recv_end, send_end = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_export, args=(send_end, session_path, dst, opts), daemon=True)
+    before = _parts(dst)
+    child.start()
+    send_end.close()
+    answered = False  # the child reported (and cleaned up after itself)
+    try:
+        while True:
+            try:
+                msg = recv_end.recv()
+            except EOFError:
+                break
+            if msg[0] == "log":
+                log(msg[1])
+            elif msg[0] == "progress" and progress is not None:
+                progress(msg[1], msg[2])
+            elif msg[0] in ("done", "error"):
+                answered = True
+                if msg[0] == "error":
+                    raise msg[1]
+                return msg[1]
+        child.join()
+        code = child.exitcode
+        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        raise NwbExportError(
+            f"the NWB export process of {session_path} ended without a result ({how}); nothing was written "
+            "(the recording is untouched); run `mecg export-nwb` from a terminal to see why"
+        )
+    finally:
+        recv_end.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+        if not answered:  # a crashed or interrupted child's temporary files
+            for part in _parts(dst) - before:
+                part.unlink(missing_ok=True)
+
+
+def _parts(dst: Path) -> set[Path]:
+    """Temporary files an export to ``dst`` makes beside it (see :func:`temp_beside`)."""
+    return {*dst.parent.glob(f".{dst.stem}.*.part.nwb"), *dst.parent.glob(f".{dst.stem}_*.part.mkv")}
+
+
 def _write_nwb(io_class: type, path: Path, nwb: object) -> None:
     """Write ``nwb`` to ``path`` (a temporary name the caller removes on failure).
 
@@ -595,7 +686,8 @@ def _write_nwb(io_class: type, path: Path, nwb: object) -> None:
     operation of the same process, and touching that file again crashes at once. So where it is
     safe (POSIX, no other Python thread) the file is written in a forked child, which exits without
     the parent's cleanup; a failure there is raised here as ``OSError`` (with its errno) or
-    ``RuntimeError``, and this process's HDF5 never saw the file. Elsewhere it is written here.
+    ``RuntimeError``, and this process's HDF5 never saw the file. Elsewhere (no ``fork``) it is
+    written here; with other threads alive :func:`export_nwb` already runs in a fork-server child.
     """
     if not hasattr(os, "fork") or threading.active_count() > 1:
         with io_class(str(path), "w") as nwb_io:
