@@ -18,10 +18,11 @@ demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
 
 # The whole suite (CI runs this) on TEST_WORKERS pytest-xdist workers: each has its own LSL session
-# (tests/conftest.py) and runs whole modules (--dist loadfile), those with the most slow tests first. Four
+# (tests/conftest.py) and runs whole modules (--dist loadfile), those with the most slow tests first. Three
 # workers on 2 cores overlap the device tests' real-time waits with the CPU-bound tests (quiet machine:
-# 224 s with 4, 237 s with 3, about 600 s in one process). TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 4
+# 224 s with 4, 237 s with 3, about 600 s in one process); 3, not 4, because on a slow machine (session 7's
+# ran 3-4x slower) the real-time simulators starve sooner. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
