@@ -209,7 +209,10 @@ def test_cyton_end_to_end(trial: Trial, tmp_path: Path) -> None:
     assert np.array_equal(data[:, 2], board.inputs.line.level(t)) and data[:, 2].sum() > 0
     assert np.array_equal(data[:, 3], board.inputs.strobe(t))
     err = ts - (board.timeline.t0 + t)
-    assert np.std(err[len(err) // 3 :]) < 0.5e-3
+    # after the first second the stamps follow the board's clock: what is left is the clock fit's offset, which in
+    # its first seconds steps down whenever a quicker arrival shows up (a slow, loaded machine delays the early
+    # reads: one step of 1.26 ms seen there, where std < 0.5 ms, the bound before, asked for steps under 1 ms)
+    assert np.ptp(err[len(err) // 3 :]) < 1.5e-3
 
 
 def test_clear_errors(trial: Trial, tmp_path: Path) -> None:
