@@ -358,23 +358,7 @@ def export_nwb(
     check_output(dst, overwrite, NwbExportError)
     if ecg_unit is not None and volts_per_unit(ecg_unit) is None:
         raise NwbExportError(f"--ecg-unit {ecg_unit!r} is not a voltage unit; use V, mV, uV or nV")
-    if threading.active_count() > 1 and hasattr(os, "fork"):
-        # A failed write (a full disk) leaves HDF5 in a state that crashes this process later, and a
-        # process with other threads cannot fork its writer safely: the whole export runs in a child
-        # of the single-threaded fork server instead.
-        opts = {
-            "overwrite": overwrite,
-            "video_in_file": video_in_file,
-            "subject_id": subject_id,
-            "species": species,
-            "sex": sex,
-            "age": age,
-            "experimenter": experimenter,
-            "institution": institution,
-            "ecg_unit": ecg_unit,
-        }
-        return _export_in_child(Path(session_path), dst, opts, log, progress)
-    kw = {
+    opts = {
         "overwrite": overwrite,
         "video_in_file": video_in_file,
         "subject_id": subject_id,
@@ -384,9 +368,13 @@ def export_nwb(
         "experimenter": experimenter,
         "institution": institution,
         "ecg_unit": ecg_unit,
-        "log": log,
-        "progress": progress,
     }
+    if threading.active_count() > 1 and hasattr(os, "fork"):
+        # A failed write (a full disk) leaves HDF5 in a state that crashes this process later, and a
+        # process with other threads cannot fork its writer safely: the whole export runs in a child
+        # of the single-threaded fork server instead.
+        return _export_in_child(Path(session_path), dst, opts, log, progress)
+    kw = {**opts, "log": log, "progress": progress}
 
     written: list[tuple[Path, Path]] = []  # (temporary, final) video files
     # A full disk shows up as OSError/RuntimeError from h5py or OpenCV, and as "Exception ignored" lines
