@@ -330,8 +330,9 @@ def test_driver_killed_and_restarted_then_synced_against_truth(
     assert report["frames_in_ecg_gap"] == int((~aligned & gt.within_span()).sum())
     assert report["frames_aligned"] == int(aligned.sum())
     if restart == "ecg":
-        gap_s = gt.ecg_first_s[1] - gt.ecg_last_s[0]
-        assert report["frames_in_ecg_gap"] >= int(gap_s * FPS) - 2 > 0
+        # at least every recorded frame truly in the gap (counted from the truth: a loaded camera may have dropped
+        # some of the gap's nominal frames at the source; the bound from the nominal rate failed on that once)
+        assert report["frames_in_ecg_gap"] >= int(gt.in_gap(margin_s=0.002).sum()) > 0
         assert any("fall in ECG gaps" in w for w in report["warnings"])
     else:
         assert report["frames_in_ecg_gap"] == 0

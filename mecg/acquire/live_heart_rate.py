@@ -30,21 +30,36 @@ TAIL_GUARD_S = 0.25
 
 _warm_lock = threading.Lock()
 _warm_started = False
+_warm_done = threading.Event()
+
+
+def _import_neurokit2() -> None:
+    try:
+        importlib.import_module("neurokit2")
+    finally:
+        _warm_done.set()
 
 
 def warm_up() -> None:
     """Start importing NeuroKit2 in a background thread (once per process), so the first search does not stall.
 
-    A caller that searches before the import is done waits for it (Python's import lock).
+    A caller that searches before the import is done waits for it (Python's import lock); :func:`ready`
+    says whether it would.
     """
     global _warm_started
     with _warm_lock:
         if _warm_started or "neurokit2" in sys.modules:
             return
         _warm_started = True
-    threading.Thread(
-        target=importlib.import_module, args=("neurokit2",), name="mecg-import-neurokit2", daemon=True
-    ).start()
+    threading.Thread(target=_import_neurokit2, name="mecg-import-neurokit2", daemon=True).start()
+
+
+def ready() -> bool:
+    """True when a search would not wait for NeuroKit2's import (seconds on a slow machine); starts it if needed."""
+    if _warm_done.is_set():
+        return True
+    warm_up()
+    return not _warm_started and "neurokit2" in sys.modules
 
 
 def r_peaks(ecg: np.ndarray, srate_hz: float) -> np.ndarray:

@@ -68,6 +68,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 from mecg.acquire.buffers import DEFAULT_BUFFER_S, BufferTooLargeError, buffer_seconds
 from mecg.acquire.errors import AcquireError
 from mecg.acquire.live_analysis import EVENTS_TYPE, LiveEvent
+from mecg.acquire.live_heart_rate import ready as hr_ready
 from mecg.acquire.preview import StreamPreview
 from mecg.acquire.recorder_config import (
     BufferSettings,
@@ -793,7 +794,9 @@ class Recorder:
             tasks = list(self._tasks)
         streams = [t.status(now) for t in tasks]
         t_hr, hr = self._hr_cache
-        if now - t_hr >= 1.0:
+        # not before NeuroKit2 is imported: the import takes seconds on a slow machine, and a status call that
+        # waited for it stalled `mecg record --duration 6` into a 10-13 s recording
+        if now - t_hr >= 1.0 and hr_ready():
             hr = next((h for h in (t.heart_rate() for t in tasks if t.has_heart_rate) if h is not None), None)
             self._hr_cache = (now, hr)
         try:
@@ -807,7 +810,7 @@ class Recorder:
         elapsed = (
             self._elapsed_final
             if self._elapsed_final is not None
-            else (now - self.start_lsl if self.writer is not None else 0.0)
+            else (pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0)
         )
         return RecorderStatus(
             path=str(self.path) if self.path is not None else "",
