@@ -105,7 +105,9 @@ def test_sigkill_during_record_simulate_keeps_the_annotations_made_so_far(tmp_pa
     )
     truth = [(t.type, t.aus, t.emotion) for t in sim.annotations()]
     got = [(a.type, a.aus, a.emotion) for a in ann]
-    assert any(truth[k : k + len(got)] == got for k in range(len(truth)))
+    # the 60 s trial plays in a loop: on a slow machine the recording outlasts it and wraps to its start
+    looped = truth * (2 + len(got) // len(truth))
+    assert any(looped[k : k + len(got)] == got for k in range(len(truth)))
 
 
 def test_recover_without_a_journal_is_a_clear_error(tmp_path: Path, capsys) -> None:
