@@ -794,9 +794,10 @@ class Recorder:
             tasks = list(self._tasks)
         streams = [t.status(now) for t in tasks]
         t_hr, hr = self._hr_cache
-        # not before NeuroKit2 is imported: the import takes seconds on a slow machine, and a status call that
-        # waited for it stalled `mecg record --duration 6` into a 10-13 s recording
-        if now - t_hr >= 1.0 and hr_ready():
+        # while recording, not before NeuroKit2 is imported: the import takes seconds on a slow machine, and a
+        # status call that waited for it stalled `mecg record --duration 6` into a 10-13 s recording; the final
+        # status (after stop) waits for it, so the summary has the heart rate
+        if now - t_hr >= 1.0 and (hr_ready() or self._elapsed_final is not None):
             hr = next((h for h in (t.heart_rate() for t in tasks if t.has_heart_rate) if h is not None), None)
             self._hr_cache = (now, hr)
         try:
