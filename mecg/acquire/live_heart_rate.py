@@ -36,6 +36,8 @@ _warm_done = threading.Event()
 def _import_neurokit2() -> None:
     try:
         importlib.import_module("neurokit2")
+    except Exception:  # e.g. a full disk for a cache: the search that needs it raises (and is handled) there
+        pass
     finally:
         _warm_done.set()
 
