@@ -797,8 +797,9 @@ class Recorder:
         # while recording, not before NeuroKit2 is imported: the import takes seconds on a slow machine, and a
         # status call that waited for it stalled `mecg record --duration 6` into a 10-13 s recording; the final
         # status (after stop) waits for it, so the summary has the heart rate
-        if now - t_hr >= 1.0 and (hr_ready() or self._elapsed_final is not None):
-            hr = next((h for h in (t.heart_rate() for t in tasks if t.has_heart_rate) if h is not None), None)
+        hr_tasks = [t for t in tasks if t.has_heart_rate]  # without ECG, NeuroKit2 is never imported
+        if hr_tasks and now - t_hr >= 1.0 and (hr_ready() or self._elapsed_final is not None):
+            hr = next((h for h in (t.heart_rate() for t in hr_tasks) if h is not None), None)
             self._hr_cache = (now, hr)
         try:
             size = self.path.stat().st_size if self.writer is not None and self.path is not None else 0
