@@ -21,6 +21,10 @@ from mecg.acquire.virtual_port import VirtualPort
 from mecg.acquire.virtual_trigger_box import VirtualTriggerBox
 from mecg.synth import Subject, Trial, TrialConfig
 
+#: Real-time simulators against millisecond and lost-sample assertions: ``make test`` runs these after the rest,
+#: in one process, so CPU-bound tests on other workers do not starve them (see the Makefile).
+pytestmark = pytest.mark.realtime
+
 
 @pytest.fixture(scope="module")
 def trial() -> Trial:

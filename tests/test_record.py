@@ -32,6 +32,10 @@ from mecg.cli.main import main
 from mecg.cli.record import parse_duration
 from mecg.session import open_session, validate_session
 
+#: Real-time simulators against millisecond and lost-sample assertions: ``make test`` runs these after the rest,
+#: in one process, so CPU-bound tests on other workers do not starve them (see the Makefile).
+pytestmark = pytest.mark.realtime
+
 
 def uid(tag: str) -> str:
     return f"test-rec-{tag}-{uuid.uuid4().hex[:8]}"

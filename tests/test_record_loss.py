@@ -29,6 +29,10 @@ from mecg.cli.record import format_summary as record_summary
 from mecg.cli.record import status_line
 from mecg.session import check_session, open_session
 
+#: Real-time simulators against millisecond and lost-sample assertions: ``make test`` runs these after the rest,
+#: in one process, so CPU-bound tests on other workers do not starve them (see the Makefile).
+pytestmark = pytest.mark.realtime
+
 #: The simulated device: pushes the index ranges ``runs`` on the schedule, then waits for stdin to close.
 DEVICE = r"""
 import json, math, sys, time
@@ -53,7 +57,7 @@ for start, stop in runs:
     for i in range(start, stop):
         t = t0 + i / rate
         while pylsl.local_clock() < t:
-            time.sleep(min(0.002, t - pylsl.local_clock() + 1e-4))
+            time.sleep(max(0.0, min(0.002, t - pylsl.local_clock() + 1e-4)))  # never negative: the clock moves
         if a["kind"] == "video":
             x = np.zeros((1, 48), np.uint8)
             x[0, :3] = [i & 255, (i >> 8) & 255, (i >> 16) & 255]
@@ -80,7 +84,12 @@ class Device:
 
     def read(self) -> dict:
         line = self.proc.stdout.readline()
-        assert line, f"device process ended (exit {self.proc.poll()})"
+        if not line:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        assert line, f"device process ended (exit {self.proc.poll()}; its traceback is in the captured stderr)"
         self.messages.append(json.loads(line))
         return self.messages[-1]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pylsl
+import pytest
 
 from mecg.acquire.sim_truth import (
     ExpressionJournal,
@@ -24,6 +25,10 @@ from mecg.acquire.virtual_camera import VirtualCamera
 from mecg.cli.main import main
 from mecg.session import open_session
 from mecg.synth import Subject, Trial, TrialConfig
+
+#: Real-time simulators against millisecond and lost-sample assertions: ``make test`` runs these after the rest,
+#: in one process, so CPU-bound tests on other workers do not starve them (see the Makefile).
+pytestmark = pytest.mark.realtime
 
 
 def test_the_journal_gives_the_annotations_the_camera_gives(tmp_path: Path) -> None:
@@ -65,7 +70,7 @@ def test_sigkill_during_record_simulate_keeps_the_annotations_made_so_far(tmp_pa
         while True:
             assert proc.poll() is None, proc.stderr.read()
             entries = read_journal(jp) if jp.exists() else []
-            if sum(e["offset_s"] < pylsl.local_clock() - 2.0 for e in entries) >= 2:
+            if sum(e["offset_s"] < pylsl.local_clock() - 2.0 for e in entries) >= 4:
                 break
             assert time.monotonic() < deadline, "no expression journaled in time"
             time.sleep(0.1)
@@ -79,7 +84,7 @@ def test_sigkill_during_record_simulate_keeps_the_annotations_made_so_far(tmp_pa
     assert proc.returncode == -signal.SIGKILL
     journaled = read_journal(jp)
     settled = [e for e in journaled if e["offset_s"] < t_kill - 2.0]
-    assert len(settled) >= 2
+    assert len(settled) >= 4
 
     assert main(["record", "--recover-annotations", str(out)]) == 0
     assert "recovered" in capsys.readouterr().out
@@ -89,8 +94,19 @@ def test_sigkill_during_record_simulate_keeps_the_annotations_made_so_far(tmp_pa
         ann = s.annotations
         video = s.stream(kind="video")
         ts = video.timestamps
-    recorded = [e for e in settled if e["onset_s"] >= ts[0]]  # (the first may have ended before recording began)
-    assert len(recorded) >= 1 and len(ann) >= len(recorded)
+    # the truth: the settled expressions whose onset, apex and offset frames are all in the file (the virtual
+    # camera stamps each frame with its exact exposure start, the journal's times). A starved camera drops frames
+    # at the source (a loaded CI machine dropped 16 %, and both of two expressions lost one), so four are waited for
+    stamps = np.asarray(ts)
+
+    def recorded(t: float) -> bool:
+        return bool(np.min(np.abs(stamps - t)) < 1e-6)
+
+    whole = [e for e in journaled if all(recorded(e[k]) for k in ("onset_s", "apex_s", "offset_s"))]
+    assert any(e in whole for e in settled), f"no settled expression has all its frames in the file: {settled}"
+    # recovered: exactly the journaled expressions whose frames are all in the file
+    onsets = sorted(float(stamps[a.onset_frame]) for a in ann)
+    assert np.allclose(onsets, sorted(e["onset_s"] for e in whole), rtol=0, atol=1e-6), (whole, onsets)
     # each is one of the participant's journaled expressions, on the frames stamped with its times
     for a in ann:
         e = min(journaled, key=lambda e: abs(e["onset_s"] - ts[a.onset_frame]))
@@ -104,10 +120,10 @@ def test_sigkill_during_record_simulate_keeps_the_annotations_made_so_far(tmp_pa
         TrialConfig(duration_s=60.0, fps=30.0, width=160, height=120, me_per_min=60.0, mae_per_min=60.0),
     )
     truth = [(t.type, t.aus, t.emotion) for t in sim.annotations()]
-    got = [(a.type, a.aus, a.emotion) for a in ann]
+    shown = [(e["type"], e["aus"], e["emotion"]) for e in journaled]
     # the 60 s trial plays in a loop: on a slow machine the recording outlasts it and wraps to its start
-    looped = truth * (2 + len(got) // len(truth))
-    assert any(looped[k : k + len(got)] == got for k in range(len(truth)))
+    looped = truth * (2 + len(shown) // len(truth))
+    assert any(looped[k : k + len(shown)] == shown for k in range(len(truth)))
 
 
 def test_recover_without_a_journal_is_a_clear_error(tmp_path: Path, capsys) -> None:

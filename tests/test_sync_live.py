@@ -41,6 +41,10 @@ from mecg.session import open_session
 from mecg.sync.align import header_exposure_s
 from mecg.synth.clocks import line_level
 
+#: Real-time simulators against millisecond and lost-sample assertions: ``make test`` runs these after the rest,
+#: in one process, so CPU-bound tests on other workers do not starve them (see the Makefile).
+pytestmark = pytest.mark.realtime
+
 SEED = 4
 FPS = 60.0
 SIZE = (96, 72)
@@ -254,8 +258,10 @@ def ground_truth(path: Path, truth: dict) -> Truth:
     frame = np.rint(pos)
     assert np.max(np.abs(pos - frame)) < 1e-3
     frame_true_s = cam["start_s"] + frame / cam["rate_hz"]
-    # recorded ECG segments (cut where the file's timestamps jump) and the amplifier sample of each one's start
-    bounds = [0, *(np.flatnonzero(np.diff(t_ecg) > 0.05) + 1).tolist(), t_ecg.size]
+    # recorded ECG segments (cut where the file's timestamps step by more than 1.5 sample periods: the driver's
+    # gap, and samples the amplifier dropped from its full transmit buffer while a loaded machine read late, as one
+    # CI run did inside the restarted segment) and the amplifier sample of each one's start
+    bounds = [0, *(np.flatnonzero(np.diff(t_ecg) > 1.5 / fs) + 1).tolist(), t_ecg.size]
     trig, strobe = data[:, labels.index("TRIG")], data[:, labels.index("STROBE")]
     first_true, last_true = [], []
     for a, b in itertools.pairwise(bounds):
@@ -303,9 +309,10 @@ def test_driver_killed_and_restarted_then_synced_against_truth(
     assert report["exposure_ms"] == pytest.approx(exposure * 1e3, abs=1e-4)
     assert not any("exposure unknown" in w for w in report["warnings"]), report["warnings"]
 
-    n_ecg_segments = 2 if restart == "ecg" else 1
-    assert gt.ecg_first_s.size == n_ecg_segments  # the recording really has the gap (or not)
-    assert report["ecg"]["segments"] == n_ecg_segments
+    # the recording really has the gap (or not): a segment starts more than 50 ms after the one before it ends;
+    # samples the amplifier dropped under load cut segments too, and sync must find each of them
+    assert np.sum(gt.ecg_first_s[1:] - gt.ecg_last_s[:-1] > 0.05) == (1 if restart == "ecg" else 0)
+    assert report["ecg"]["segments"] == gt.ecg_first_s.size
     if restart == "camera":
         assert report["video"]["segments"] == 2
     assert rc == EXIT[report["verdict"]], (rc, report["verdict"], cap.err)
@@ -334,7 +341,7 @@ def test_driver_killed_and_restarted_then_synced_against_truth(
         # some of the gap's nominal frames at the source; the bound from the nominal rate failed on that once)
         assert report["frames_in_ecg_gap"] >= int(gt.in_gap(margin_s=0.002).sum()) > 0
         assert any("fall in ECG gaps" in w for w in report["warnings"])
-    else:
-        assert report["frames_in_ecg_gap"] == 0
+    else:  # no gap; frames may only fall where the amplifier dropped samples (a few ms)
+        assert report["frames_in_ecg_gap"] <= int(gt.in_gap(margin_s=-0.002).sum())
     # each ECG segment placed where it truly is: after the gap too, frames map to the right ECG samples
     assert np.all(np.abs(ecg_segments[:, 2] - gt.ecg_first_s) * 1e3 < TOL_MS), (ecg_segments, gt.ecg_first_s)
