@@ -629,8 +629,7 @@ class Recorder:
         for task in tasks:
             if self._stop.is_set() or task.state == StreamState.ERROR or task.identity[:1] != ("sid",):
                 continue
-            quiet = task.quiet_s(now)
-            need = max(0.25, 3.0 / task.srate) if task.srate > 0 else 0.25
+            quiet, need = task.quiet_s(now), task.quiet_need_s
             # markers are silent most of the time: probe them less often (each probe is a multicast query)
             every = 1.0 if quiet >= 10.0 else self.config.selection.pickup_every_s if task.srate > 0 else 0.5
             if quiet >= need and now - task.last_probe >= every:
@@ -648,8 +647,7 @@ class Recorder:
                 task.restarts += 1
             if self._failed_uids.get(uid, -math.inf) > now - 5.0:
                 continue
-            need = max(0.25, 3.0 / task.srate) if task.srate > 0 else 0.25
-            if task.quiet_s(now) < need:
+            if task.quiet_s(now) < task.quiet_need_s:
                 if task.uid not in listed:  # its old outlet is gone and data flows: LSL's recovery got there first
                     task.uid = uid
                 continue

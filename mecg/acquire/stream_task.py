@@ -138,9 +138,14 @@ class StreamTask:
         self._watch_pulls = False  # set while a new inlet is opened and handed over
         self._pulled_since_offer = False
         self._retired: list[pylsl.StreamInlet] = []  # old inlets: closed, kept alive until the end
-        self._dedupe_after: float | None = None
+        #: After a switch: ``(lo, hi)``, timestamps the old inlet already delivered from what may be the new outlet
+        self._dedupe: tuple[float, float] | None = None
+        #: First timestamp the current inlet delivered after it was quiet for ``quiet_need_s`` (NaN: never)
+        self._resume_ts = math.nan
         self.t_open = pylsl.local_clock()
         self.srate = float(info.nominal_srate_hz)
+        #: Silence (s, by arrival) after which a stream is probed for a restarted outlet
+        self.quiet_need_s = max(0.25, 3.0 / self.srate) if self.srate > 0 else 0.25
         self.max_samples = 16 if info.kind == StreamKind.VIDEO else max(256, math.ceil(self.srate))
         self.poll_s = timing.video_poll_s if info.kind == StreamKind.VIDEO else timing.poll_s
         self.stall_s = max(1.0, 20.0 / self.srate) if self.srate > 0 else math.inf
@@ -208,15 +213,19 @@ class StreamTask:
         n = len(ts)
         if self._watch_pulls:
             self._pulled_since_offer = True
-        if self._dedupe_after is not None:  # after a switch: what the old inlet already delivered
-            keep = ts > self._dedupe_after
+        if self._dedupe is not None:  # after a switch: what the old inlet already delivered
+            lo, hi = self._dedupe
+            keep = (ts < lo) | (ts > hi)
             if not keep.all():
                 data = [d for d, k in zip(data, keep) if k] if self.buf is None else data[keep]
                 ts = ts[keep]
             if len(ts) == 0:
                 return n
-            self._dedupe_after = None
+            if ts[-1] > hi:
+                self._dedupe = None
         now = pylsl.local_clock()
+        if not math.isnan(self.last_arrival) and now - self.last_arrival >= self.quiet_need_s:
+            self._resume_ts = float(ts[0])  # data again after a silence: perhaps LSL's recovery, on a new outlet
         self.host.append(self.key, data, ts)
         self._account(data, ts, now)
         if self.analysis is not None:
@@ -260,13 +269,17 @@ class StreamTask:
             if self._offered is not offered:  # replaced meanwhile (and closed): take the newer one next time
                 return
             self._offered = None
-        # the old inlet delivered while the new one was opened: it may have recovered onto the same new
-        # outlet, so both may hold the same samples
+        # The old inlet may have recovered onto the new outlet by itself (LSL's recovery), so both inlets may
+        # hold the same samples: those the old one delivered since it came back after a silence, or (delivered
+        # while the new one was opened) anything up to its last. A new inlet has been seen to deliver the last
+        # 7 samples the recovered old one had delivered.
         overlap, self._watch_pulls = self._pulled_since_offer, False
         old, self.inlet = self.inlet, offered[0]
         old.close_stream()
         self._retired.append(old)
-        self._dedupe_after = self.last_ts if overlap and not math.isnan(self.last_ts) else None
+        lo = -math.inf if overlap else self._resume_ts
+        self._dedupe = None if math.isnan(lo) or math.isnan(self.last_ts) else (lo, self.last_ts)
+        self._resume_ts = math.nan
         self.host.event(f"{self.info.name} ({self.key}): picked up its restarted outlet")
 
     def quiet_s(self, now: float) -> float:
