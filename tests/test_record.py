@@ -119,10 +119,11 @@ def test_simulated_recording_end_to_end_then_sync(tmp_path: Path, capsys: pytest
         for st, rate, sent_lost in ((ecg, 1000.0, devices["ecg"]["lost"]), (cam, 30.0, devices["camera"]["dropped"])):
             t = st.timestamps
             # about 6 s after the recording's start (samples from the moment the inlets opened, which on a slow
-            # machine can be a second or more before it, are kept too). The stop may come late: up to 1.45 s on a
-            # slow (3-4x) machine with NeuroKit2 importing in the background (a known weakness, not yet fixed)
+            # machine can be a second or more before it, are kept too). The duration is watched on the clock, not
+            # through the status call (which stopped it up to 1.45 s late on a slow machine); what was sent before
+            # the stop still arrives (seen: the last frame 6.4 s after the start at load 5)
             start = s.attr("start_time_lsl")
-            assert 5.5 < t[-1] - start < 8.0 and t[0] < start + 0.5 and np.diff(t).min() > 0
+            assert 5.5 < t[-1] - start < 7.0 and t[0] < start + 0.5 and np.diff(t).min() > 0
             missing = round((t[-1] - t[0]) * rate) + 1 - st.sample_count
             # counted from timestamps, which come from the driver's clock fit: a fit that moves by over half an
             # ECG sample period on a loaded machine shows as one sample too many or too few (seen on a slow, loaded

@@ -785,6 +785,12 @@ class Recorder:
                 self._event(f"cannot store the live analysis summary ({type(exc).__name__}: {exc})")
 
     # -- status ---------------------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        """Seconds recorded so far (LSL clock since the start; 0 before it); cheap, unlike :meth:`status`."""
+        if self._elapsed_final is not None:
+            return self._elapsed_final
+        return pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0
+
     def status(self) -> RecorderStatus:
         """A snapshot for a live display (cheap; the heart rate is recomputed at most once a second)."""
         now = pylsl.local_clock()
@@ -807,11 +813,7 @@ class Recorder:
             free = free_mb(self.path.parent) if self.path is not None else math.nan
         except OSError:
             free = math.nan
-        elapsed = (
-            self._elapsed_final
-            if self._elapsed_final is not None
-            else (pylsl.local_clock() - self.start_lsl if self.writer is not None else 0.0)
-        )
+        elapsed = self.elapsed_s()
         return RecorderStatus(
             path=str(self.path) if self.path is not None else "",
             state=self._state,

@@ -469,13 +469,15 @@ class _Run:
         display = _Display(self.err, o.duration_s, o.status_every_s, o.quiet)
         shown: set[str] = set()
         while True:
-            if self.stop.wait(0.1):
+            # the duration is checked on the clock, not through status() (which a loaded machine can make slow)
+            left = o.duration_s - rec.elapsed_s() if o.duration_s else math.inf
+            if self.stop.wait(min(0.1, max(0.0, left))):
                 reason = self.stop_reason
                 break
-            st = rec.status()
-            if o.duration_s and st.elapsed_s >= o.duration_s:
+            if o.duration_s and rec.elapsed_s() >= o.duration_s:
                 reason = "duration reached"
                 break
+            st = rec.status()
             if rec.failure is not None:
                 reason = "failure"
                 break
