@@ -434,6 +434,7 @@ def _camera_pulses(levels: np.ndarray, b: _Bases, exposure_s: float) -> _CameraP
     ok = (seg >= 0) & (seg == b.frame_seg[ed.frame - 1]) & np.isfinite(ed.rise_lo) & np.isfinite(ed.rise_hi)
     last = np.clip(ed.last, 0, b.frame_seg.size - 2)
     fall_ok = (ed.last >= 0) & (b.frame_seg[last] == seg) & (b.frame_seg[last + 1] == seg)
+    fall_ok &= np.isfinite(ed.fall_lo) & np.isfinite(ed.fall_hi)  # a frame beside it with no camera time (unsure)
     flo = np.where(fall_ok, ed.fall_lo, np.nan)
     fhi = np.where(fall_ok, ed.fall_hi, np.nan)
     return _CameraPulses(ed.rise_lo[ok], ed.rise_hi[ok], seg[ok], flo[ok], fhi[ok])
@@ -446,7 +447,7 @@ def _pulse_observations(
     i, j = i
     h = 0.5 / fs
     rises = Observations(cam.seg[i], ecg_seg[j], cam.lo[i], cam.hi[i], ecg_t[j] - h, ecg_t[j] + h)
-    f = np.isfinite(cam.fall_lo[i]) & np.isfinite(ecg_fall[j])
+    f = np.isfinite(cam.fall_lo[i]) & np.isfinite(cam.fall_hi[i]) & np.isfinite(ecg_fall[j])
     i, j = i[f], j[f]
     falls = Observations(cam.seg[i], ecg_seg[j], cam.fall_lo[i], cam.fall_hi[i], ecg_fall[j] - h, ecg_fall[j] + h)
     return Observations.concat([rises, falls])
@@ -732,6 +733,7 @@ class _PulseStage:
     exposure_s: float | None
     roi: LedRoi | None = None
     cam: _CameraPulses = field(default_factory=lambda: _CameraPulses.empty())
+    trig_fall: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per trigger rise: its fall, NaN unknown
     fit: JointFit | None = None
     paired: int = 0
     problem: str = ""
@@ -840,7 +842,7 @@ def _pulse_stage(inp: _Inputs, led_roi: LedRoi | None, params: SyncParams, log: 
             "LED onsets: pass --exposure-ms for a sure result"
         )
     out.cam = _camera_pulses(levels, inp.b, out.exposure_s)
-    trig_fall = _falls_after(inp.b, inp.trig, inp.trig_t, inp.trig_seg)
+    out.trig_fall = trig_fall = _falls_after(inp.b, inp.trig, inp.trig_t, inp.trig_seg)
     out.fit, out.paired, out.problem = _pulse_fit(out.cam, inp.trig_t, trig_fall, inp.trig_seg, inp.fs, params)
     return out
 
@@ -909,7 +911,7 @@ def _result(
     # frames whose time falls between two ECG segments: no ECG there, and no time either
     gap = p.clock.in_gap(times)
     times[gap] = np.nan
-    method[gap] = METHOD_CODES["none"]
+    method[gap | np.isnan(times)] = METHOD_CODES["none"]  # and frames with no time (an unsure frame number)
     if used is not None:  # offset: the ECG time at the first aligned camera segment's first frame
         first_v = min(used.intercepts)
         offset_s, drift = float(used.predict(first_v, b.cam_t[b.video.segments[first_v].start])), used.drift_ppm
@@ -932,7 +934,10 @@ def _result(
                 )
     explained = None
     if pulse_fit is not None:
-        explained = (pulses.paired, _expected_pulses(pulses.cam, inp.trig_t, inp.trig_seg, pulse_fit, b))
+        explained = (
+            pulses.paired,
+            _expected_pulses(pulses.cam, inp.trig_t, pulses.trig_fall, inp.trig_seg, pulse_fit, b, pulses.exposure_s),
+        )
     j: Judgement = judge(
         hardware=hardware,
         fps=inp.fps,
@@ -992,22 +997,43 @@ def _result(
     return res
 
 
-def _expected_pulses(cam: _CameraPulses, trig_t: np.ndarray, trig_seg: np.ndarray, fit: JointFit, b: _Bases) -> int:
-    """Pulses both devices should have seen: the fewer of camera and amplifier pulses inside the aligned span."""
+def _expected_pulses(
+    cam: _CameraPulses,
+    trig_t: np.ndarray,
+    trig_fall: np.ndarray,
+    trig_seg: np.ndarray,
+    fit: JointFit,
+    b: _Bases,
+    exposure_s: float | None,
+) -> int:
+    """Pulses both devices should have seen: the fewer of camera and amplifier pulses inside the aligned span.
+
+    An amplifier pulse (rise to fall, ECG time) that no recorded frame's exposure overlaps was invisible to
+    the camera (frames it skipped at the source: a loaded camera once skipped 9 frames over a 40 ms pulse)
+    and is not expected; one whose fall is unknown is.
+    """
     segs = set(fit.intercepts)
     in_cam = np.isin(cam.seg, list(segs))
     if not in_cam.any():
         return 0
-    spans = []
+    spans, exposures = [], []
     for v in segs:  # the first and last frame with a camera time (an unsure last frame has none)
         x = b.cam_t[b.video.segments[v].start : b.video.segments[v].stop]
         x = x[np.isfinite(x)]
         spans.append(fit.predict(v, x[[0, -1]]) if x.size else np.array([np.nan, np.nan]))
-    true_t = trig_t + np.array([fit.corrections.get(int(s), 0.0) for s in trig_seg])
+        exposures.append(fit.predict(v, x))
+    corr = np.array([fit.corrections.get(int(s), 0.0) for s in trig_seg])
+    true_t = trig_t + corr
     in_span = np.zeros(true_t.size, dtype=bool)
     for lo, hi in spans:
         in_span |= (true_t >= lo) & (true_t <= hi)
-    return int(min(in_cam.sum(), in_span.sum()))
+    starts = np.sort(np.concatenate(exposures)) if exposures else np.zeros(0)
+    fall = trig_fall + corr if trig_fall.size == true_t.size else np.full(true_t.size, np.nan)
+    # the last exposure starting before the fall ends after the rise (NaN comparisons are False: unknown falls stay)
+    j = np.searchsorted(starts, fall) - 1
+    unseen = (j < 0) | (starts[np.clip(j, 0, max(starts.size - 1, 0))] + (exposure_s or 0.0) <= true_t)
+    unseen &= np.isfinite(fall) & (starts.size > 0)
+    return int(min(in_cam.sum(), (in_span & ~unseen).sum()))
 
 
 def _uncertainty(
