@@ -75,6 +75,15 @@ def pull_all(task: StreamTask) -> None:
         pass
 
 
+def first_run(clock: Clock) -> tuple[StreamTask, list[int], FakeInlet]:
+    """A task whose inlet delivered samples 0-49 (0.5 s after it opened)."""
+    old = FakeInlet(range(0, 50))
+    task, recorded = make_task(old)
+    clock.now += 0.5
+    pull_all(task)
+    return task, recorded, old
+
+
 def switch(task: StreamTask, new: FakeInlet, clock: Clock) -> None:
     """What the recorder's housekeeping and the pull thread do on a restarted outlet."""
     task.watch_pulls()
@@ -85,10 +94,7 @@ def switch(task: StreamTask, new: FakeInlet, clock: Clock) -> None:
 
 
 def test_samples_the_recovered_old_inlet_delivered_are_not_recorded_again(clock: Clock) -> None:
-    old = FakeInlet(range(0, 50))
-    task, recorded = make_task(old)
-    clock.now += 0.5
-    pull_all(task)
+    task, recorded, old = first_run(clock)
     # the device dies; 1.5 s later its new outlet streams from sample 200, and LSL's recovery brings the
     # old inlet onto it: samples 200-259 arrive there, then the new outlet goes quiet
     clock.now += 2.0
@@ -100,20 +106,14 @@ def test_samples_the_recovered_old_inlet_delivered_are_not_recorded_again(clock:
 
 
 def test_a_new_outlet_the_old_inlet_never_reached_is_recorded_whole(clock: Clock) -> None:
-    old = FakeInlet(range(0, 50))
-    task, recorded = make_task(old)
-    clock.now += 0.5
-    pull_all(task)
+    task, recorded, _ = first_run(clock)
     clock.now += 3.0  # the device died; its old inlet stays silent
     switch(task, FakeInlet(range(300, 340)), clock)
     assert recorded == [*range(0, 50), *range(300, 340)]
 
 
 def test_a_resumed_old_outlet_then_a_restart_keeps_every_new_sample(clock: Clock) -> None:
-    old = FakeInlet(range(0, 50))
-    task, recorded = make_task(old)
-    clock.now += 0.5
-    pull_all(task)
+    task, recorded, old = first_run(clock)
     clock.now += 1.0  # a pause of the same outlet, then it goes on (the old inlet is on it all along)
     old.give(range(150, 200))
     pull_all(task)
