@@ -27,7 +27,8 @@ go into each stream's group of the session (``gaps``, ``missing_samples``, ``dro
 with the same source_id comes back, but liblsl takes 1-2 s and more for that. The housekeeping
 thread therefore watches the resolver: when a stream it records appears with a new outlet (a new
 LSL uid) while the stream is silent, it opens an inlet on the new outlet and the pull thread
-switches to it (draining the old inlet first, dropping samples the two delivered twice).
+switches to it (draining the old inlet first, then dropping from the new inlet the samples the old one
+already delivered from it: LSL's recovery may have put the old inlet on the new outlet first).
 
 :meth:`Recorder.stop` drains the inlets and closes the file (``complete`` true); after a failure it
 closes it without marking it complete.
