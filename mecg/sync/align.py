@@ -1016,24 +1016,22 @@ def _expected_pulses(
     in_cam = np.isin(cam.seg, list(segs))
     if not in_cam.any():
         return 0
-    spans, exposures = [], []
-    for v in segs:  # the first and last frame with a camera time (an unsure last frame has none)
-        x = b.cam_t[b.video.segments[v].start : b.video.segments[v].stop]
-        x = x[np.isfinite(x)]
-        spans.append(fit.predict(v, x[[0, -1]]) if x.size else np.array([np.nan, np.nan]))
-        exposures.append(fit.predict(v, x))
     corr = np.array([fit.corrections.get(int(s), 0.0) for s in trig_seg])
-    true_t = trig_t + corr
+    true_t, fall = trig_t + corr, trig_fall + corr
     in_span = np.zeros(true_t.size, dtype=bool)
-    for lo, hi in spans:
-        in_span |= (true_t >= lo) & (true_t <= hi)
-    starts = np.sort(np.concatenate(exposures)) if exposures else np.zeros(0)
-    fall = trig_fall + corr if trig_fall.size == true_t.size else np.full(true_t.size, np.nan)
-    # the last exposure starting before the fall ends after the rise (NaN comparisons are False: unknown falls stay)
-    j = np.searchsorted(starts, fall) - 1
-    unseen = (j < 0) | (starts[np.clip(j, 0, max(starts.size - 1, 0))] + (exposure_s or 0.0) <= true_t)
-    unseen &= np.isfinite(fall) & (starts.size > 0)
-    return int(min(in_cam.sum(), (in_span & ~unseen).sum()))
+    starts = []  # ECG time of every recorded exposure's start (an unsure frame has no camera time)
+    for v in segs:
+        x = b.cam_t[b.video.segments[v].start : b.video.segments[v].stop]
+        e = fit.predict(v, x[np.isfinite(x)])
+        if e.size:  # the first and last frame with a camera time
+            in_span |= (true_t >= e[0]) & (true_t <= e[-1])
+            starts.append(e)
+    seen = np.ones(true_t.size, dtype=bool)
+    if starts:  # seen: the last exposure starting before the fall ends after the rise (an unknown fall: expected)
+        t0 = np.sort(np.concatenate(starts))
+        j = np.searchsorted(t0, fall) - 1
+        seen = ~np.isfinite(fall) | ((j >= 0) & (t0[np.maximum(j, 0)] + (exposure_s or 0.0) > true_t))
+    return int(min(in_cam.sum(), (in_span & seen).sum()))
 
 
 def _uncertainty(
