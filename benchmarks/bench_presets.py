@@ -10,7 +10,7 @@ PyTorch's ``nn.Conv3d`` in place of :class:`mecg.model.conv3d.FastConv3d` (same 
 variants alternate over ``--rounds`` rounds and each row is the median round), so the ratio is
 measured side by side.
 
-Prints a table and writes benchmarks/results/presets_<device>.json (with the machine's load
+Prints a table and writes benchmarks/results/presets_<device>[_conv3d].json (with the machine's load
 average and torch threads: other work on a shared machine slows every wall-time row; the CPU
 seconds of this process are stored beside them).
 
@@ -188,7 +188,7 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"presets_{args.device.split(':')[0]}.json"
+    out = RESULTS / f"presets_{args.device.split(':')[0]}{'_conv3d' if args.compare_conv3d else ''}.json"
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
