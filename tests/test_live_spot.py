@@ -202,8 +202,15 @@ def test_cmclnet_live_uses_the_threshold_tuned_for_its_eta_and_refuses_others() 
     from mecg.model.frontend import FrontEndParams, default_k
     from mecg.model.windows import WindowParams
 
-    spot = {"threshold": 0.3, "threshold_ccf": 0.25, "thresholds_ccf": {"1.5": 0.2, "2.0": 0.25},
-            "me_rise_s": 0.1, "me_fall_s": 0.2, "eta": 2.0, "val_ap": 0.0}
+    spot = {
+        "threshold": 0.3,
+        "threshold_ccf": 0.25,
+        "thresholds_ccf": {"1.5": 0.2, "2.0": 0.25},
+        "me_rise_s": 0.1,
+        "me_fall_s": 0.2,
+        "eta": 2.0,
+        "val_ap": 0.0,
+    }
     ck = Checkpoint(CMCLNet(CMCLConfig()).eval(), WindowParams(), FrontEndParams(k_frames=default_k(30.0)), {}, spot)
     video = StreamInfo(name="cam", type="VideoRaw", kind="video", nominal_srate_hz=30.0, frame_shape=(4, 4))
     ecg = StreamInfo(name="ecg", type="ECG", kind="signal", nominal_srate_hz=250.0, channel_labels=["ECG"])
