@@ -120,6 +120,32 @@ def test_a_stuck_analysis_skips_work_and_never_blocks_the_pull_thread() -> None:
     assert len(live.events()) == len(stuck.fed) and live.summary()["chunks"] == len(stuck.fed)
 
 
+def test_a_camera_slower_than_its_nominal_rate_cannot_put_the_analysis_further_behind() -> None:
+    """The bound is stream time, not frames at the nominal rate: a 150 fps camera that delivers 25
+    frames a second (a loaded simulator, a dim scene's long exposures) must not let the queue hold
+    six times as much time; the analysis falls at most ``max_queue_s`` behind, for ECG five times that."""
+    stuck = _Stuck()
+    live = LiveAnalysis(stuck, max_queue_s=1.0)
+    cam = StreamInfo(name="cam", type="VideoRaw", kind="video", nominal_srate_hz=150.0, frame_shape=(4, 4))
+    ecg = StreamInfo(name="ecg", type="ECG", kind="signal", nominal_srate_hz=1000.0, channel_labels=["ECG"])
+    live.add_stream("cam", cam)
+    live.add_stream("ecg", ecg)
+    live.begin(None)
+    frame = np.zeros((1, 16), dtype=np.int8)
+    for i in range(250):  # 10 s at 25 frames/s, one frame a chunk, and 40 ms of ECG beside each
+        live.push("cam", frame, np.array([i / 25.0]))
+        live.push("ecg", np.zeros((40, 1)), i / 25.0 + np.arange(40) / 1000.0)
+    stuck.release.set()
+    live.finish()
+    # the analyser held the first chunk; what it was fed after it is what the queue held: at most 1 s of
+    # video (26 frames at 25 frames/s, not the 150 a frame count at the nominal rate would allow), 5 s of ECG
+    fed = sorted(stuck.fed)
+    assert live.stats.skipped_samples["cam"] > 0
+    assert len([n for _, n in fed if n == 1]) <= 27
+    assert len([n for _, n in fed if n == 40]) <= 5 * 25 + 2
+    assert sum(n for _, n in stuck.fed + stuck.skipped) == 250 + 250 * 40  # every sample accounted for once
+
+
 @pytest.mark.slow
 def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "rec.h5"

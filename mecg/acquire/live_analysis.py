@@ -1,10 +1,13 @@
 """Live analysis while recording: a bounded hand-over from the recorder's pull threads to an analyser.
 
 The recorder never waits for analysis. Each stream's pull thread, right after it has stored a chunk,
-hands a copy to :meth:`LiveAnalysis.push`, which only puts it into a bounded queue (``max_queue_s``
-of video at its nominal frame rate, five times that time of the other streams, so video is skipped
-first); when the queue is full the chunk is **not analysed** (counted in ``skipped`` per stream, the
-analyser told which samples it missed) and the recording goes on untouched. One analysis thread
+hands a copy to :meth:`LiveAnalysis.push`, which only puts it into a bounded queue: the analysis may
+fall at most ``max_queue_s`` of **stream time** behind the video (its timestamps: a camera that
+delivers a fifth of its nominal rate does not let the analysis fall five times further behind, and
+the candidates come late by at most that much), five times that behind the other streams (so video
+is skipped first), and hold at most that many samples at the nominal rate. Beyond either bound the
+chunk is **not analysed** (counted in ``skipped`` per stream, the analyser told which samples it
+missed) and the recording goes on untouched. One analysis thread
 takes chunks from the queue and feeds the analyser (an object of the model room, given by the CLI or
 the app: acquire never imports model). The analyser returns events (a text and a time on the
 recorder's LSL clock), which go
@@ -86,7 +89,9 @@ class LiveAnalysis:
     events_name : str
         Name of the markers stream the events are stored in.
     max_queue_s : float
-        Video the queue may hold before chunks are skipped (s at the stream's frame rate).
+        How far (s of the stream's timestamps) the analysis may fall behind the video before its
+        chunks are skipped; five times that for the other streams. The queue also holds at most that
+        many samples at each stream's nominal rate.
     finish_timeout_s : float
         At stop, how long the analysis may take to catch up (s); what is left then is skipped.
     """
@@ -96,7 +101,7 @@ class LiveAnalysis:
         analyser: LiveAnalyser,
         *,
         events_name: str = "mecg live spots",
-        max_queue_s: float = 2.0,
+        max_queue_s: float = 1.0,
         finish_timeout_s: float = 30.0,
     ) -> None:
         self.analyser = analyser
@@ -107,6 +112,8 @@ class LiveAnalysis:
         self._queue: queue.Queue = queue.Queue()
         self._pending: dict[str, int] = {}  # samples queued per video stream
         self._limit: dict[str, int] = {}
+        self._limit_s: dict[str, float] = {}  # how far (s of stream time) the analysis may fall behind
+        self._queued_t: dict[str, collections.deque[float]] = {}  # first timestamp of each queued chunk
         self._counts: dict[str, int] = {}  # samples seen per stream (the next one's index)
         self._wanted: dict[str, bool] = {}
         self._lock = threading.Lock()
@@ -129,7 +136,10 @@ class LiveAnalysis:
             self._counts[key] = 0
             self._pending[key] = 0
             rate = float(info.nominal_srate_hz)
-            if info.kind == StreamKind.VIDEO:
+            self._queued_t[key] = collections.deque()
+            video = info.kind == StreamKind.VIDEO
+            self._limit_s[key] = self.max_queue_s * (1 if video else 5)
+            if video:
                 self._limit[key] = max(8, math.ceil(self.max_queue_s * rate)) if rate > 0 else 64
             else:
                 # signals are cheap to hold and costly to miss (a gap in the ECG hides beats): the video, which
@@ -147,11 +157,15 @@ class LiveAnalysis:
             self._counts[key] = first + n
             if self._wanted.get(key) is False:
                 return
-            if self._pending[key] + n > self._limit[key]:
+            queued = self._queued_t[key]
+            # stream time from the oldest chunk still waiting to this one's last sample (0 with none waiting)
+            behind = float(ts[-1]) - queued[0] if queued and n else 0.0
+            if self._pending[key] + n > self._limit[key] or behind > self._limit_s[key]:
                 self.stats.skipped_samples[key] = self.stats.skipped_samples.get(key, 0) + n
                 item = ("skip", key, first, n)
             else:
                 self._pending[key] += n
+                queued.append(float(ts[0]) if n else math.nan)
                 copy = list(data) if isinstance(data, list) else np.array(data, copy=True)
                 item = ("data", key, first, copy, np.array(ts, dtype=np.float64, copy=True))
         self._queue.put(item)
@@ -222,6 +236,7 @@ class LiveAnalysis:
                     _, key, first, data, ts = item
                     with self._lock:
                         self._pending[key] -= len(ts)
+                        self._queued_t[key].popleft()
                     self.stats.fed_samples[key] = self.stats.fed_samples.get(key, 0) + len(ts)
                     self._emit(self.analyser.feed(key, first, data, ts))
                 elif what == "skip":
