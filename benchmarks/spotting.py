@@ -423,6 +423,7 @@ def markdown(out: dict) -> str:
         f"trial(s) x {st['duration_s']:g} s, {st['fps']:g} fps {st['width']}x{st['height']}, realism "
         f"{st['realism'] or 'none'}, {st['pretrain_epochs']}+{st['epochs']} epochs; commit {out['commit'][:7]}; "
         f"{out['total_minutes']} min wall, {out['cpu_minutes']} CPU min, load {out['load_at_start']:.1f} at the start"
+        + (f", reference loop {out['reference_loop_s']} s" if "reference_loop_s" in out else "")
         + (" **(quick smoke run)**" if st["quick"] else ""),
         "",
     ]
@@ -549,6 +550,7 @@ def main() -> None:
         "machine": platform.platform(),
         "cpus": cores,
         "load_at_start": os.getloadavg()[0],
+        "reference_loop_s": reference_loop_s(),
         "settings": settings,
     }
     with tempfile.TemporaryDirectory(prefix="mecg-bench-spot-") as tmp:
@@ -585,6 +587,19 @@ def main() -> None:
     out["load_at_end"] = os.getloadavg()[0]
     _print(out)
     _write(out, out_path)
+
+
+def reference_loop_s() -> float:
+    """Seconds this machine takes for 10**7 Python integer additions in one thread (best of 3): how fast
+    its cores are, to compare runs made on different machines (2.6 s on the 2026-12-01 machine)."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        s = 0
+        for i in range(10**7):
+            s += i
+        best = min(best, time.perf_counter() - t)
+    return round(best, 2)
 
 
 def _write(out: dict, path: Path) -> None:
