@@ -149,6 +149,7 @@ def main() -> None:
         variants = ["fast"]
         if args.compare_conv3d and plain_conv3d(CMCLNet(c)):
             variants.append("torch")
+        size = {"parameters": count_parameters(c), "gmac_per_window": round(macs_per_window(c), 4)}
         runs: dict[str, list[dict]] = {v: [] for v in variants}
         for _ in range(max(1, args.rounds)):
             for v in variants:
@@ -159,8 +160,7 @@ def main() -> None:
                 "preset": p,
                 "conv3d": v,
                 "flow_image": c.flow_image,
-                "parameters": count_parameters(c),
-                "gmac_per_window": round(macs_per_window(c), 4),
+                **size,
                 **timed,
                 "train_s_per_batch_rounds": [r["train_s_per_batch"] for r in runs[v]],
                 "infer_s_per_batch_rounds": [r["infer_s_per_batch"] for r in runs[v]],
