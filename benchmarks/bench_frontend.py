@@ -51,6 +51,9 @@ from mecg.model.frontend import FrontEndParams, default_k, frontend_features
 from mecg.session import SessionWriter, StreamKind, open_session
 from mecg.synth import DatasetSpec, Subject, Trial, TrialConfig, make_dataset, write_trial
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_speed import reference_loop_s
+
 RESULTS = Path(__file__).parent / "results"
 FPS = 150
 
@@ -61,6 +64,7 @@ def _result_header(benchmark: str, load_before: object, load_after: object, seco
         "benchmark": benchmark,
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
+        "reference_loop_s": reference_loop_s(),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "video_s": seconds,
@@ -392,6 +396,7 @@ def main() -> None:
         "benchmark": "frontend",
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
+        "reference_loop_s": reference_loop_s(),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "video_s": seconds,

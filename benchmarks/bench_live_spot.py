@@ -35,6 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "mecg" / "acquire" / "lsl_local.cfg"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_speed import reference_loop_s
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,6 +73,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "live_spot.json"))
     args = ap.parse_args()
 
+    ref_loop = reference_loop_s()
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.keep) if args.keep else Path(tmp) / "live.h5"
@@ -108,6 +111,7 @@ def main() -> None:
             "load_after": load1,
             "cpus": os.cpu_count(),
             "machine": platform.platform(),
+            "reference_loop_s": ref_loop,
             "wall_s": d["wall_s"],
         }
         if (args.replay or args.offline) and not args.no_live:
@@ -161,6 +165,7 @@ def main() -> None:
             f"max {lat.get('max', float('nan')):.2f}",
         ),
         ("load average before / after", f"{load0[0]:.1f} / {load1[0]:.1f} ({os.cpu_count()} CPUs)"),
+        ("reference loop (10**7 additions)", f"{ref_loop} s"),
     ]
     if "replay_equal" in result:
         rows.append(("as-live replay equals stored", f"{result['replay_equal']} ({result['replay_s']:.0f} s)"))

@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,6 +38,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_speed import reference_loop_s
 
 RESULTS = Path(__file__).parent / "results"
 ETAS = (1.3, 1.5, 1.7, 2.0, 2.3)
@@ -587,19 +591,6 @@ def main() -> None:
     out["load_at_end"] = os.getloadavg()[0]
     _print(out)
     _write(out, out_path)
-
-
-def reference_loop_s() -> float:
-    """Seconds this machine takes for 10**7 Python integer additions in one thread (best of 3): how fast
-    its cores are, to compare runs made on different machines (2.6 s on the 2026-12-01 machine)."""
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        s = 0
-        for i in range(10**7):
-            s += i
-        best = min(best, time.perf_counter() - t)
-    return round(best, 2)
 
 
 def _write(out: dict, path: Path) -> None:
