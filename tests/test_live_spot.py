@@ -147,12 +147,13 @@ def test_a_camera_slower_than_its_nominal_rate_cannot_put_the_analysis_further_b
 
 
 @pytest.mark.slow
-def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("process", [True, False], ids=["process", "thread"])
+def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_path: Path, process: bool) -> None:
     out = tmp_path / "rec.h5"
     rig = Rig(RigConfig(simulate=True, seed=2, fps=30.0, size=(160, 120), me_per_min=20, mae_per_min=4)).start()
     # a queue long enough that a slow or loaded machine catches up later instead of skipping (skipping under
     # load is tested on its own below): the comparison with the replay needs every frame analysed
-    live = LiveAnalysis(LiveSpotter("rec", FAST), max_queue_s=60.0, finish_timeout_s=120.0)
+    live = LiveAnalysis(LiveSpotter("rec", FAST), max_queue_s=60.0, finish_timeout_s=120.0, process=process)
     rec = Recorder(RecorderConfig(out, required=rig.queries(), min_free_mb=0, analysis=live))
     try:
         rec.start()
@@ -180,6 +181,7 @@ def test_live_spotting_while_recording_matches_the_replay_and_loses_nothing(tmp_
     assert during and all(t < final.elapsed_s + rec.start_lsl for t, _ in during)
     stored, summary = stored_live_spots(out)
     assert stored and summary["method"] == "baseline" and summary["events"] == len(stored)
+    assert summary["mode"] == ("process" if process else "thread")
     # arrival after the offset (latency) is recorded with each one: measured in the benchmark, not here
     live_cands = [LiveCandidate.from_json(ev.text, "rec") for _, ev in live.events()]
     assert _same(stored, live_cands)

@@ -56,3 +56,6 @@ def test_the_lab_builds_a_live_spotter_for_each_recording(tmp_path: Path) -> Non
     assert isinstance(live, LiveAnalysis) and isinstance(live.analyser, LiveSpotter)
     assert live.analyser.session == "P-01_x" and live.analyser.params.ccf_eta == 1.5
     assert lab._config(tmp_path / "a.h5", analysis=live).live.analysis is live
+    assert live.process and live._proc is not None and live._proc.is_alive()  # started before recording
+    live.finish()  # a recording that never began: its process ends
+    assert not live._proc.is_alive()

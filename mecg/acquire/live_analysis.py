@@ -20,13 +20,21 @@ recorder's LSL clock), which go
 At :meth:`~mecg.acquire.recorder.Recorder.stop` the recorder calls :meth:`LiveAnalysis.finish`
 before it closes the file: the queue is drained (at most ``finish_timeout_s``), the analyser's last
 events are written, and its summary goes into the events stream's attributes.
+
+With ``process=True`` the analyser runs in a process of its own (started with ``spawn``; the analyser is
+pickled to it): the analysis thread only hands the chunks over a pipe, so the analysis has its own
+interpreter lock and core, and the recorder's pull and writer threads (and simulated devices in the same
+process) never wait for it. The bounds, the events and the summary are the same as in a thread; a process
+that dies is reported in ``stats.error`` and the recording goes on.
 """
 
 from __future__ import annotations
 
 import collections
 import math
+import multiprocessing
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +43,7 @@ from typing import Protocol
 import numpy as np
 import pylsl
 
+from mecg.errors import MecgError
 from mecg.session import StreamInfo, StreamKind
 from mecg.session.live_events import EVENTS_TYPE, LiveEvent
 
@@ -94,6 +103,10 @@ class LiveAnalysis:
         many samples at each stream's nominal rate.
     finish_timeout_s : float
         At stop, how long the analysis may take to catch up (s); what is left then is skipped.
+    process : bool
+        Run the analyser in a process of its own (it must pickle); :meth:`prepare` starts it early.
+    start_timeout_s : float
+        ``process``: how long :meth:`prepare` waits for the process to import and unpickle the analyser (s).
     """
 
     def __init__(
@@ -103,8 +116,12 @@ class LiveAnalysis:
         events_name: str = "mecg live spots",
         max_queue_s: float = 1.0,
         finish_timeout_s: float = 30.0,
+        process: bool = False,
+        start_timeout_s: float = 120.0,
     ) -> None:
         self.analyser = analyser
+        self.process = process
+        self.start_timeout_s = start_timeout_s
         self.events_name = events_name
         self.max_queue_s = max_queue_s
         self.finish_timeout_s = finish_timeout_s
@@ -122,12 +139,62 @@ class LiveAnalysis:
         self._events: collections.deque[tuple[float, LiveEvent]] = collections.deque(maxlen=10_000)
         self._done = threading.Event()
         self._finished = False
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._proc_summary: dict[str, object] | None = None  # the process's analyser's summary, once finished
+        self.mode = "process" if process else "thread"  # where the analysis runs (said in the summary)
+
+    def prepare(self) -> None:
+        """``process``: start the analysis process now and wait until it is ready (imports done), so that
+        recording does not start with the analysis behind. Called by :meth:`begin` when not called before.
+
+        Raises :class:`~mecg.errors.MecgError` when the analyser cannot be pickled or the process does not start.
+        """
+        if not self.process or self._proc is not None:
+            return
+        ctx = multiprocessing.get_context("spawn")  # never fork a process whose threads may hold locks
+        here, there = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_serve, args=(there, self.analyser), name="mecg-live-analysis", daemon=True)
+        try:
+            proc.start()
+        except Exception as exc:
+            here.close()
+            raise MecgError(
+                f"live analysis: cannot start its process ({type(exc).__name__}: {exc}); run it in a thread "
+                "(LiveAnalysis(process=False))"
+            ) from None
+        finally:
+            there.close()
+        ready = False
+        try:
+            if here.poll(self.start_timeout_s):
+                ready = here.recv() == ("ready",)
+        except (EOFError, OSError):
+            pass
+        if not ready:
+            proc.kill()
+            proc.join(5)
+            here.close()
+            raise MecgError(
+                f"live analysis: its process did not become ready within {self.start_timeout_s:g} s "
+                f"(exit code {proc.exitcode}); run it in a thread (LiveAnalysis(process=False))"
+            )
+        self._proc, self._conn = proc, here
 
     # -- called by the recorder (any thread; never blocks, never raises) --------------------------
     def begin(self, store: Callable[[list[LiveEvent]], None] | None) -> None:
-        """Start the analysis thread; ``store(events)`` writes events into the session (None: keep them here only)."""
+        """Start the analysis (thread, and process if asked); ``store(events)`` writes events into the session
+        (None: keep them here only). A process that cannot start leaves the analysis in a thread (``mode`` says why)."""
         self._store = store
-        self._thread = threading.Thread(target=self._run, name="live-analysis", daemon=True)
+        target = self._run
+        if self.process:
+            try:
+                self.prepare()
+                target = self._run_process
+                threading.Thread(target=self._receive, name="live-analysis-events", daemon=True).start()
+            except MecgError as exc:
+                self.mode = f"thread ({exc})"
+        self._thread = threading.Thread(target=target, name="live-analysis", daemon=True)
         self._thread.start()
 
     def add_stream(self, key: str, info: StreamInfo) -> None:
@@ -180,7 +247,10 @@ class LiveAnalysis:
             if self._finished:
                 return
             self._finished = True
-        if self._thread is None:
+        if self._thread is None:  # never begun: a prepared process ends when its pipe closes
+            if self._conn is not None and self._proc is not None:
+                self._conn.close()
+                self._proc.join(5)
             return
         self._queue.put(("finish",))
         if not self._done.wait(self.finish_timeout_s):
@@ -194,7 +264,11 @@ class LiveAnalysis:
 
     def summary(self) -> dict[str, object]:
         """The analyser's summary plus the hand-over's counters (as stored with the events)."""
-        out = dict(self.analyser.summary())
+        if self._conn is not None:  # the analyser that ran is the process's ({} until it has finished)
+            out = dict(self._proc_summary or {})
+        else:
+            out = dict(self.analyser.summary())
+        out["mode"] = self.mode
         out["analysed_samples"] = dict(self.stats.fed_samples)
         out["skipped_samples"] = dict(self.stats.skipped_samples)
         out["events"] = self.stats.events
@@ -219,40 +293,145 @@ class LiveAnalysis:
 
     def _run(self) -> None:
         broken = False
+        answered: dict[str, bool] = {}
         while True:
             item = self._queue.get()
-            what = item[0]
-            if what == "finish":
+            if item[0] == "finish":
                 break
             if broken:
                 continue
+            if item[0] == "data":
+                self._dequeued(item, answered.get(item[1], False))
             try:
-                if what == "stream":
-                    _, key, info = item
-                    wanted = bool(self.analyser.add_stream(key, info))
-                    with self._lock:
-                        self._wanted[key] = wanted
-                elif what == "data":
-                    _, key, first, data, ts = item
-                    with self._lock:
-                        self._pending[key] -= len(ts)
-                        self._queued_t[key].popleft()
-                    self.stats.fed_samples[key] = self.stats.fed_samples.get(key, 0) + len(ts)
-                    self._emit(self.analyser.feed(key, first, data, ts))
-                elif what == "skip":
-                    _, key, first, n = item
-                    self._emit(self.analyser.skip(key, first, n))
-                elif what == "clock":
-                    _, key, off = item
-                    self._emit(self.analyser.clock_offset(key, off))
+                events, wanted = _apply(self.analyser, item, answered)
+                if wanted is not None:
+                    self._answered(item[1], wanted)
+                self._emit(events)
             except Exception as exc:  # analysis must never cost the recording: turn it off, say why
-                self.stats.error = f"live analysis stopped ({type(exc).__name__}: {exc})"
+                self._stop_analysis(f"live analysis stopped ({type(exc).__name__}: {exc})")
                 broken = True
-                with self._lock:
-                    self._wanted = dict.fromkeys(self._wanted, False)
         if not broken:
             try:
                 self._emit(self.analyser.finish())
             except Exception as exc:
                 self.stats.error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
         self._done.set()
+
+    def _dequeued(self, item: tuple, analysed: bool | None = None) -> None:
+        """A data chunk leaves the queue, for the analyser if ``analysed`` (None: unless the stream is unwanted)."""
+        _, key, _, _, ts = item
+        with self._lock:
+            self._pending[key] -= len(ts)
+            self._queued_t[key].popleft()
+            if analysed or (analysed is None and self._wanted.get(key) is not False):
+                self.stats.fed_samples[key] = self.stats.fed_samples.get(key, 0) + len(ts)
+
+    def _answered(self, key: str, wanted: bool) -> None:
+        """The analyser said whether it wants stream ``key``; what was queued of an unwanted one was not analysed."""
+        with self._lock:
+            self._wanted[key] = wanted
+            if not wanted:
+                self.stats.fed_samples.pop(key, None)
+
+    def _stop_analysis(self, error: str) -> None:
+        """No more chunks are queued (the analysis stopped); ``error`` says why."""
+        self.stats.error = self.stats.error or error
+        with self._lock:
+            self._wanted = dict.fromkeys(self._wanted, False)
+
+    # -- process mode: this thread hands chunks over the pipe, _receive takes the events ------------
+    def _run_process(self) -> None:
+        assert self._conn is not None
+        broken = False
+        while True:
+            item = self._queue.get()
+            if broken and item[0] != "finish":
+                continue
+            try:
+                self._conn.send(item)  # blocks while the process works on the previous chunk
+            except (OSError, ValueError):  # the process is gone: _receive says why
+                broken = True
+            if item[0] == "data":
+                self._dequeued(item)
+            if item[0] == "finish":
+                break
+
+    def _receive(self) -> None:
+        assert self._conn is not None and self._proc is not None
+        try:
+            while True:
+                msg = self._conn.recv()
+                if msg[0] == "events":
+                    self._emit(msg[1])
+                elif msg[0] == "wanted":
+                    self._answered(msg[1], msg[2])
+                elif msg[0] == "error":
+                    self._stop_analysis(msg[1])
+                elif msg[0] == "finished":
+                    self._emit(msg[1])
+                    self._proc_summary = msg[2]
+                    if msg[3]:
+                        self.stats.error = self.stats.error or msg[3]
+                    self._proc.join(5)  # it ends after its last message
+                    break
+        except (EOFError, OSError):
+            self._proc.join(1.0)
+            code = self._proc.exitcode
+            self._stop_analysis(f"live analysis process ended unexpectedly (exit code {code})")
+        except Exception as exc:  # a message that cannot be read: the analysis is off, the recording goes on
+            self._stop_analysis(f"live analysis stopped ({type(exc).__name__}: {exc})")
+        self._done.set()
+
+
+def _apply(analyser: LiveAnalyser, item: tuple, wanted: dict[str, bool]) -> tuple[list[LiveEvent], bool | None]:
+    """Give one queue item to ``analyser``: its events, and for a new stream whether it is wanted (kept in
+    ``wanted``: chunks of an unwanted stream that were queued before the answer are dropped here)."""
+    what = item[0]
+    if what == "stream":
+        wanted[item[1]] = ok = bool(analyser.add_stream(item[1], item[2]))
+        return [], ok
+    if not wanted.get(item[1], False):
+        return [], None
+    if what == "data":
+        _, key, first, data, ts = item
+        return analyser.feed(key, first, data, ts), None
+    if what == "skip":
+        return analyser.skip(item[1], item[2], item[3]), None
+    if what == "clock":
+        return analyser.clock_offset(item[1], item[2]), None
+    raise ValueError(f"unknown live analysis item {what!r}")
+
+
+def _serve(conn: multiprocessing.connection.Connection, analyser: LiveAnalyser) -> None:
+    """The analysis process: items from ``conn`` to ``analyser``, its events back, until "finish" or EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the recorder's to handle: it stops us in order
+    conn.send(("ready",))
+    broken = False
+    error = ""
+    answered: dict[str, bool] = {}
+    try:
+        while True:
+            item = conn.recv()
+            if item[0] == "finish":
+                break
+            if broken:
+                continue
+            try:
+                events, wanted = _apply(analyser, item, answered)
+            except Exception as exc:  # the parent turns the analysis off; keep reading until it says finish
+                broken = True
+                conn.send(("error", f"live analysis stopped ({type(exc).__name__}: {exc})"))
+                continue
+            if wanted is not None:
+                conn.send(("wanted", item[1], wanted))
+            if events:
+                conn.send(("events", events))
+        events = []
+        if not broken:
+            try:
+                events = analyser.finish()
+            except Exception as exc:
+                error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
+        conn.send(("finished", events, dict(analyser.summary()), error))
+    except (EOFError, OSError):  # the recorder is gone
+        pass

@@ -139,7 +139,9 @@ class Lab:
             ck = load_spotter(self.live_spot)
             eta = DEFAULT_ETA if eta is None else eta
         params = LiveSpotParams(method="baseline" if ck is None else "cmclnet", ccf_eta=eta)
-        return LiveAnalysis(LiveSpotter(path.stem, params, ck))
+        live = LiveAnalysis(LiveSpotter(path.stem, params, ck), process=True)
+        live.prepare()  # its own process (own core and interpreter lock): the window and recorder never wait on it
+        return live
 
     def _config(
         self, path: Path | None, subject: str = "", notes: str = "", analysis: LiveAnalysis | None = None
@@ -195,6 +197,8 @@ class Lab:
             try:
                 rec.start()
             except BaseException:
+                if analysis is not None:
+                    analysis.finish()  # its process ends
                 self._restart_monitor()
                 raise
             self.engine = rec

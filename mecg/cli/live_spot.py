@@ -84,6 +84,7 @@ def live_summary(analysis: LiveAnalysis) -> dict:
         "skipped_samples": dict(stats.skipped_samples),
         "analysed_samples": dict(stats.fed_samples),
         "error": stats.error,
+        "mode": analysis.mode,
     }
     if lat.size:
         out["latency_s"] = {

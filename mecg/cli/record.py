@@ -293,7 +293,8 @@ class RecordOptions:
         )
 
     def live_analysis(self) -> LiveAnalysis | None:
-        """``--live-spot``: the live spotter beside the recorder (the model is loaded now, before recording)."""
+        """``--live-spot``: the live spotter beside the recorder, in a process of its own, started now (with the
+        model loaded), before recording."""
         if self.live_spot is None:
             return None
         from mecg.acquire.live_analysis import LiveAnalysis
@@ -315,7 +316,9 @@ class RecordOptions:
                     f"frames, not for {fps:g} fps video; give --fps of the model's rate or spot live with the baseline"
                 )
         params = LiveSpotParams(method="baseline" if ck is None else "cmclnet", ccf_eta=eta)
-        return LiveAnalysis(LiveSpotter(self.path.stem, params, ck, self.ecg_channel))
+        live = LiveAnalysis(LiveSpotter(self.path.stem, params, ck, self.ecg_channel), process=True)
+        live.prepare()
+        return live
 
     def recorder_config(
         self, required: tuple[StreamQuery, ...], analysis: LiveAnalysis | None = None
