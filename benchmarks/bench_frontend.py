@@ -45,11 +45,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mecg.model.baseline import BaselineParams, spot_baseline
-from mecg.model.evaluate import Interval, evaluate
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
 from mecg.session import SessionWriter, StreamKind, open_session
-from mecg.synth import DatasetSpec, Subject, Trial, TrialConfig, make_dataset, write_trial
+
+# The front end's pool processes (forkserver) import this script again as their main module: what it
+# imports at the top, each of them imports before its first frame. Only what `mecg spot`'s processes
+# also have is imported here; the synthetic data and the baseline are imported where used (mecg.synth
+# alone took 0.5 s a process, a sixth of a 12 s video's front-end time).
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_speed import reference_loop_s
@@ -89,6 +91,8 @@ def _row(name: str, method: str, procs: int, frames: int, dt: float, cpu: float 
 
 def frontend_speed(path: Path, tmp: Path, tvl1_frames: int) -> list[dict]:
     """Front-end rows: all cores cold and warm, one process, TV-L1 (on the first frames only)."""
+    from mecg.synth import Subject, Trial, TrialConfig, write_trial
+
     cores = os.cpu_count() or 1
     with open_session(path) as s:
         frames = s.stream(kind="video").sample_count
@@ -202,6 +206,8 @@ def stage_profile(path: Path) -> dict:
 
 def stages_main(args: argparse.Namespace, seconds: float) -> None:
     """``--stages``: per-stage CPU a frame, rounds alternating with ``--compare-with``; writes frontend_stages.json."""
+    from mecg.synth import Subject, Trial, TrialConfig, write_trial
+
     load_before = _load()
     t_start = time.perf_counter()
     checkouts = {"this": None, **({"compare": str(Path(args.compare_with).resolve())} if args.compare_with else {})}
@@ -255,6 +261,7 @@ def spotting_speed(path: Path, tmp: Path) -> dict:
     from mecg.model.spotter import frame_scores
     from mecg.model.spotting import SpotOptions, load_spotter, spot_file
     from mecg.model.windows import SessionData
+    from mecg.synth import DatasetSpec, TrialConfig, make_dataset
 
     torch.set_num_threads(2)  # what `mecg spot` sets
     cfg = replace(TrialConfig(), duration_s=12.0, fps=FPS, width=320, height=240)
@@ -290,6 +297,10 @@ def spotting_speed(path: Path, tmp: Path) -> dict:
 
 
 def accuracy(tmp: Path, subjects: int, trials: int, duration: float, seed: int) -> dict:
+    from mecg.model.baseline import BaselineParams, spot_baseline
+    from mecg.model.evaluate import Interval, evaluate
+    from mecg.synth import DatasetSpec, TrialConfig, make_dataset
+
     cfg = replace(TrialConfig(), duration_s=duration, fps=60, width=320, height=240)
     spec = DatasetSpec(str(tmp / "ds"), subjects, trials, seed, cfg)
     make_dataset(spec)
@@ -320,6 +331,8 @@ def _load() -> list[float]:
 
 
 def main() -> None:
+    from mecg.synth import Subject, Trial, TrialConfig, write_trial
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a 4 s video, a smaller dataset")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of the 640x480 150 fps video (default 12)")
@@ -411,6 +424,8 @@ def main() -> None:
 
 def codecs_main(args: argparse.Namespace, seconds: float) -> None:
     """``--codecs``: the front end on the same video in each codec; writes results/frontend_codecs.json."""
+    from mecg.synth import Subject, Trial, TrialConfig, write_trial
+
     codecs = args.codecs.split(",")
     load_before = _load()
     t_start = time.perf_counter()
