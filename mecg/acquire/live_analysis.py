@@ -181,7 +181,7 @@ class LiveAnalysis:
             )
         self._proc, self._conn = proc, here
 
-    # -- called by the recorder (any thread; never blocks, never raises) --------------------------
+    # -- called by the recorder (any thread; never raises; only begin waits, for a process not prepared) --
     def begin(self, store: Callable[[list[LiveEvent]], None] | None) -> None:
         """Start the analysis (thread, and process if asked); ``store(events)`` writes events into the session
         (None: keep them here only). A process that cannot start leaves the analysis in a thread (``mode`` says why)."""
@@ -347,12 +347,17 @@ class LiveAnalysis:
             item = self._queue.get()
             if broken and item[0] != "finish":
                 continue
+            sent = False
             try:
                 self._conn.send(item)  # blocks while the process works on the previous chunk
+                sent = True
             except (OSError, ValueError):  # the process is gone: _receive says why
                 broken = True
+            except Exception as exc:  # a chunk that cannot be pickled: the analysis is off, the recording goes on
+                self._stop_analysis(f"live analysis stopped (cannot hand a chunk over: {type(exc).__name__}: {exc})")
+                broken = True
             if item[0] == "data":
-                self._dequeued(item)
+                self._dequeued(item, None if sent else False)
             if item[0] == "finish":
                 break
 
