@@ -255,3 +255,21 @@ def test_dejitter_and_frame_indices() -> None:
     assert np.mean(idx == keep - keep[0]) > 0.995
     segs = fit_clock_offsets(np.column_stack([np.arange(0, 60, 5.0), np.full(12, -0.25)]))
     np.testing.assert_allclose(correct_timestamps(np.array([1.0, 2.0]), segs), [0.75, 1.75])
+
+
+@pytest.mark.parametrize("shape", [(7, 61, 83), (5, 40, 48, 3)], ids=["grey, edges cut", "colour"])
+def test_led_tiles_are_the_plain_mean_of_each_tile(shape: tuple[int, ...]) -> None:
+    """The LED search's tile means (summed row of tiles by row of tiles for speed) equal the mean over each
+    4 x 4 tile: exactly for grey frames, so the search decides as before; to float rounding for colour."""
+    from mecg.sync.pulses import _blocks
+
+    frames = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    n, h, w = shape[:3]
+    grey = frames.astype(np.float64).mean(axis=3) if len(shape) == 4 else frames.astype(np.float64)
+    want = grey[:, : h // 4 * 4, : w // 4 * 4].reshape(n, h // 4, 4, w // 4, 4).mean(axis=(2, 4))
+    got = _blocks(frames, 4)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    if len(shape) == 3:
+        assert np.array_equal(got, want.astype(np.float32))
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
