@@ -327,6 +327,27 @@ def test_video_accepts_flat_lsl_samples_and_int8(tmp_path: Path) -> None:
         np.testing.assert_array_equal(s.streams[key].frames(), frames)
 
 
+def test_frames_compressed_in_threads_give_the_same_file_bytes(tmp_path: Path) -> None:
+    """``encode_threads``: the frames of one append are deflated in parallel and stored in order, chunk for
+    chunk as one thread stores them (a raw, incompressible frame included)."""
+    frames = face_frames(9, (48, 64), seed=5)
+    frames[4] = np.random.default_rng(5).integers(0, 256, (48, 64), dtype=np.uint8)  # stored raw
+    chunks = {}
+    for threads in (1, 3):
+        path = tmp_path / f"t{threads}.h5"
+        with SessionWriter(path, encode_threads=threads) as w:
+            key = w.add_stream(StreamInfo("cam", "Video", kind="video", frame_shape=(48, 64)))
+            w.append(key, frames[:7], np.arange(7.0))
+            w.append(key, frames[7:], [7.0, 8.0])
+        with h5py.File(path, "r") as f:
+            d = f["streams"][key]["data"]
+            chunks[threads] = [d.id.read_direct_chunk((i, 0, 0)) for i in range(9)]
+        with open_session(path) as s:
+            np.testing.assert_array_equal(s.streams[key].frames(), frames)
+    assert chunks[3] == chunks[1]
+    assert chunks[1][4][0] == RAW_CHUNK_MASK and chunks[1][0][0] == 0
+
+
 # -- plain HDF5: no mecg, no plugin ----------------------------------------------------------------------------
 
 PLAIN_READER = """
