@@ -346,6 +346,9 @@ def test_frames_compressed_in_threads_give_the_same_file_bytes(tmp_path: Path) -
             np.testing.assert_array_equal(s.streams[key].frames(), frames)
     assert chunks[3] == chunks[1]
     assert chunks[1][4][0] == RAW_CHUNK_MASK and chunks[1][0][0] == 0
+    # the compressing threads end with the writer: a process that wrote video is single-threaded again
+    # (code that forks, e.g. the NWB export, decides by that)
+    assert not [t for t in threading.enumerate() if t.name.startswith("mecg-encode")]
 
 
 # -- plain HDF5: no mecg, no plugin ----------------------------------------------------------------------------

@@ -109,12 +109,6 @@ def _encoded_chunk(frame: np.ndarray, level: int) -> tuple[bytes, int]:
     return with_trailer(payload), mask
 
 
-@functools.lru_cache(maxsize=4)
-def _encoder_pool(threads: int) -> ThreadPoolExecutor:
-    """The threads that compress video frames, shared by every writer of the process that asks for this many."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="mecg-encode")
-
-
 class SessionWriter:
     """Write one session file while it is being recorded.
 
@@ -169,6 +163,9 @@ class SessionWriter:
     ) -> None:
         self.path = Path(path)
         self._encode_threads = max(1, encode_threads or min(4, os.cpu_count() or 1))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_ended = False
+        self._pool_lock = threading.Lock()
         try:
             self._video_codec = _codec.check_codec(video_codec)
         except ValueError as exc:
@@ -383,9 +380,23 @@ class SessionWriter:
     def _encode(self, frames: np.ndarray) -> list[tuple[bytes, int]]:
         """Deflate each frame and append its Fletcher32 trailer: ``(chunk, filter_mask)`` per frame, in order."""
         one = functools.partial(_encoded_chunk, level=self._video_level)
-        if self._encode_threads < 2 or len(frames) < 2:
+        with self._pool_lock:
+            if self._encode_threads < 2 or len(frames) < 2 or self._pool_ended:
+                pool = None
+            elif self._pool is None:  # the writer's own threads, ended with it (no thread outlives the file)
+                pool = self._pool = ThreadPoolExecutor(self._encode_threads, thread_name_prefix="mecg-encode")
+            else:
+                pool = self._pool
+        if pool is None:
             return [one(fr) for fr in frames]
-        return list(_encoder_pool(self._encode_threads).map(one, frames))
+        return list(pool.map(one, frames))
+
+    def _end_pool(self) -> None:
+        """End the compressing threads (at close); later appends, refused anyway, compress in their own thread."""
+        with self._pool_lock:
+            pool, self._pool, self._pool_ended = self._pool, None, True
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def _write(
         self,
@@ -559,6 +570,7 @@ class SessionWriter:
         atexit.unregister(self.abort)
         self._stop.set()
         self._flusher.join()
+        self._end_pool()
         with self._lock:
             if self._closed:
                 return
@@ -581,6 +593,7 @@ class SessionWriter:
         atexit.unregister(self.abort)
         self._stop.set()
         self._flusher.join()
+        self._end_pool()
         with self._lock:
             try:
                 self._flush_locked()
