@@ -135,6 +135,8 @@ def test_a_camera_slower_than_its_nominal_rate_cannot_put_the_analysis_further_b
     for i in range(250):  # 10 s at 25 frames/s, one frame a chunk, and 40 ms of ECG beside each
         live.push("cam", frame, np.array([i / 25.0]))
         live.push("ecg", np.zeros((40, 1)), i / 25.0 + np.arange(40) / 1000.0)
+        if i == 0:  # an empty pull result: nothing to analyse, and it must not hide how far behind the queue is
+            live.push("cam", frame[:0], np.zeros(0))
     stuck.release.set()
     live.finish()
     # the analyser held the first chunk; what it was fed after it is what the queue held: at most 1 s of

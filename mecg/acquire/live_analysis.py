@@ -217,6 +217,8 @@ class LiveAnalysis:
     def push(self, key: str, data: np.ndarray | list, ts: np.ndarray) -> None:
         """Samples just recorded (``data`` may be the recorder's reused buffer: it is copied)."""
         n = len(ts)
+        if n == 0:  # nothing to analyse (and an empty chunk at the head of the queue would hide how far behind it is)
+            return
         with self._lock:
             if key not in self._counts or self._finished:
                 return
@@ -226,13 +228,13 @@ class LiveAnalysis:
                 return
             queued = self._queued_t[key]
             # stream time from the oldest chunk still waiting to this one's last sample (0 with none waiting)
-            behind = float(ts[-1]) - queued[0] if queued and n else 0.0
+            behind = float(ts[-1]) - queued[0] if queued else 0.0
             if self._pending[key] + n > self._limit[key] or behind > self._limit_s[key]:
                 self.stats.skipped_samples[key] = self.stats.skipped_samples.get(key, 0) + n
                 item = ("skip", key, first, n)
             else:
                 self._pending[key] += n
-                queued.append(float(ts[0]) if n else math.nan)
+                queued.append(float(ts[0]))
                 copy = list(data) if isinstance(data, list) else np.array(data, copy=True)
                 item = ("data", key, first, copy, np.array(ts, dtype=np.float64, copy=True))
         self._queue.put(item)
