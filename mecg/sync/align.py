@@ -25,6 +25,7 @@ and says why.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -225,10 +226,18 @@ def header_exposure_s(stream: Stream) -> float | None:
     return v if np.isfinite(v) and v > 0 else None
 
 
-def _chunks(video: Stream, stop: int | None = None) -> Iterator[np.ndarray]:
+def _chunks(video: Stream, stop: int | None = None, rows: int | None = None) -> Iterator[np.ndarray]:
+    """Frames ``[0, stop)`` in chunks, each frame's top ``rows`` rows only (None: all); inflated in one
+    thread per core (the same frames, sooner)."""
     n = video.sample_count if stop is None else min(stop, video.sample_count)
+    threads = os.cpu_count() or 1
     for a in range(0, n, CHUNK_FRAMES):
-        yield video.frames(a, min(a + CHUNK_FRAMES, n))
+        yield video.frames(a, min(a + CHUNK_FRAMES, n), rows=rows, threads=threads)
+
+
+def _rows_for(rois: list[LedRoi]) -> int:
+    """Frame rows (from the top) that the LED regions ``rois`` reach: the rest need not be inflated."""
+    return max(r.y + r.h for r in rois)
 
 
 def estimate_exposure(levels: np.ndarray, fps: float) -> float:
@@ -401,7 +410,8 @@ def _pick_led(
         best: tuple[int, LedRoi | None] = (0, None)
         cands = [roi for roi, _ in led_candidates(_chunks(video, stop))]
         tried += len(cands)
-        for roi, sig in zip(cands, led_signals(_chunks(video, stop), cands)):
+        signals = led_signals(_chunks(video, stop, _rows_for(cands)), cands) if cands else []
+        for roi, sig in zip(cands, signals):
             try:
                 levels, _, _ = led_levels(sig)
                 t = cam_t[: levels.size]
@@ -834,7 +844,7 @@ def _pulse_stage(inp: _Inputs, led_roi: LedRoi | None, params: SyncParams, log: 
         return out
     roi = out.roi
     log(f"LED at x={roi.x} y={roi.y} {roi.w}x{roi.h}; reading its brightness in {video.sample_count} frames ...")
-    levels, _, _ = led_levels(led_signal(_chunks(video), roi))
+    levels, _, _ = led_levels(led_signal(_chunks(video, rows=_rows_for([roi])), roi))
     if out.exposure_s is None:
         out.exposure_s = estimate_exposure(levels, inp.fps)
         inp.warnings.append(
