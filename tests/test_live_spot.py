@@ -70,6 +70,31 @@ def test_replay_does_not_depend_on_chunks_and_reports_the_hr_slope(trial_file: P
     assert res["overall"]["tp"] + res["overall"]["fn"] == len(offline)
 
 
+def _push_session(path: Path, live: LiveAnalysis, chunk_s: float) -> None:
+    """Hand a recorded session to ``live`` as the recorder's pull threads would: streams, clock offsets, then
+    every stream's samples in time order, ``chunk_s`` at a time; then finish."""
+    with open_session(path) as s:
+        streams = {k: st for k, st in s.streams.items() if st.info.type != "LiveSpots"}
+        for key, st in streams.items():
+            live.add_stream(key, st.info)
+        live.begin(None)
+        for key, st in streams.items():
+            rows = st.clock_offsets
+            live.clock_offset(key, float(rows[0, 1]) if len(rows) else 0.0)
+        ts = {k: np.asarray(st.timestamps) for k, st in streams.items()}
+        pos = dict.fromkeys(streams, 0)
+        t, t_end = min(float(v[0]) for v in ts.values() if v.size), max(float(v[-1]) for v in ts.values() if v.size)
+        while t <= t_end + chunk_s:
+            t += chunk_s
+            for k, st in streams.items():
+                a, stop = pos[k], int(np.searchsorted(ts[k], t, side="left"))
+                if stop > a:
+                    data = st.frames(a, stop) if st.info.kind == "video" else st.data[a:stop]
+                    live.push(k, data if st.info.kind != "markers" else list(data), ts[k][a:stop])
+                    pos[k] = stop
+    live.finish()
+
+
 class _Stuck:
     """An analyser that holds its first chunk until released: the queue behind it fills up."""
 
@@ -215,6 +240,13 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
     a = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.1)
     b = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.61)
     assert a and _same(a, b)
+    # in a process of its own (as `mecg record --live-spot MODEL.pt` runs it: network and checkpoint pickled
+    # there) it decides the same candidates from the same samples
+    live = LiveAnalysis(LiveSpotter("t", params, ck), process=True, max_queue_s=600.0, finish_timeout_s=120.0)
+    live.prepare()
+    _push_session(trial_file, live, chunk_s=0.25)
+    assert not live.stats.error and live.summary()["mode"] == "process" and live.stats.skipped == 0
+    assert _same([LiveCandidate.from_json(ev.text, "t") for _, ev in live.events()], a)
     assert all(c.spot.type == "ME" and c.method == "cmclnet" and c.spot.score >= 0.3 for c in a)
     assert any(c.ccf == "applied" and c.hrs_apex_bpm_per_s is not None for c in a)
     with pytest.raises(MecgError, match="needs a model"):
