@@ -387,9 +387,12 @@ class SessionWriter:
                 pool = self._pool = ThreadPoolExecutor(self._encode_threads, thread_name_prefix="mecg-encode")
             else:
                 pool = self._pool
-        if pool is None:
-            return [one(fr) for fr in frames]
-        return list(pool.map(one, frames))
+        if pool is not None:
+            try:
+                return list(pool.map(one, frames))
+            except RuntimeError:  # closed meanwhile (cannot schedule after shutdown): _write refuses the append
+                pass
+        return [one(fr) for fr in frames]
 
     def _end_pool(self) -> None:
         """End the compressing threads (at close); later appends, refused anyway, compress in their own thread."""
