@@ -59,3 +59,21 @@ def test_the_lab_builds_a_live_spotter_for_each_recording(tmp_path: Path) -> Non
     assert live.process and live._proc is not None and live._proc.is_alive()  # started before recording
     live.finish()  # a recording that never began: its process ends
     assert not live._proc.is_alive()
+
+
+def test_a_live_spotter_that_cannot_start_leaves_the_monitor_running(tmp_path: Path) -> None:
+    """The model is loaded (and the analysis process started) before the monitor stops for recording: a bad
+    model is a message, and the live view keeps showing the streams."""
+    from mecg.acquire.recorder import StreamQuery
+    from mecg.errors import MecgError
+
+    lab = Lab()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    lab.live_spot = str(bad)
+    lab.selection = (StreamQuery(names=("ECG",)),)
+    stopped: list[bool] = []
+    lab._stop_engine = lambda: stopped.append(True)  # type: ignore[method-assign]
+    with pytest.raises(MecgError):
+        lab.start_recording(tmp_path / "r.h5")
+    assert not stopped and not (tmp_path / "r.h5").exists()

@@ -191,8 +191,9 @@ class Lab:
                 raise RuntimeError("no stream is selected for recording")
             if self.recording:
                 raise RuntimeError("already recording")
-            self._stop_engine()
+            # the model and the analysis process first: if either fails, the monitor is still running
             analysis = self._live_analysis(Path(path))
+            self._stop_engine()
             rec = Recorder(self._config(Path(path), subject, notes, analysis))
             try:
                 rec.start()
