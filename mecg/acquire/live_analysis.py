@@ -36,7 +36,7 @@ import multiprocessing
 import queue
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -294,30 +294,32 @@ class LiveAnalysis:
                 self._store = None
 
     def _run(self) -> None:
-        broken = False
-        answered: dict[str, bool] = {}
+        _analyse(self.analyser, self._items(), self._on_message)
+        self._done.set()
+
+    def _items(self) -> Iterator[tuple]:
+        """The queue's items up to "finish", each data chunk accounted for as it leaves the queue."""
         while True:
             item = self._queue.get()
-            if item[0] == "finish":
-                break
-            if broken:
-                continue
             if item[0] == "data":
-                self._dequeued(item, answered.get(item[1], False))
-            try:
-                events, wanted = _apply(self.analyser, item, answered)
-                if wanted is not None:
-                    self._answered(item[1], wanted)
-                self._emit(events)
-            except Exception as exc:  # analysis must never cost the recording: turn it off, say why
-                self._stop_analysis(f"live analysis stopped ({type(exc).__name__}: {exc})")
-                broken = True
-        if not broken:
-            try:
-                self._emit(self.analyser.finish())
-            except Exception as exc:
-                self.stats.error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
-        self._done.set()
+                self._dequeued(item)
+            yield item
+            if item[0] == "finish":
+                return
+
+    def _on_message(self, msg: tuple) -> None:
+        """What :func:`_analyse` reports (in this thread, or from the analysis process)."""
+        if msg[0] == "events":
+            self._emit(msg[1])
+        elif msg[0] == "wanted":
+            self._answered(msg[1], msg[2])
+        elif msg[0] == "error":
+            self._stop_analysis(msg[1])
+        elif msg[0] == "finished":
+            self._emit(msg[1])
+            self._proc_summary = msg[2]
+            if msg[3]:
+                self.stats.error = self.stats.error or msg[3]
 
     def _dequeued(self, item: tuple, analysed: bool | None = None) -> None:
         """A data chunk leaves the queue, for the analyser if ``analysed`` (None: unless the stream is unwanted)."""
@@ -368,17 +370,8 @@ class LiveAnalysis:
         try:
             while True:
                 msg = self._conn.recv()
-                if msg[0] == "events":
-                    self._emit(msg[1])
-                elif msg[0] == "wanted":
-                    self._answered(msg[1], msg[2])
-                elif msg[0] == "error":
-                    self._stop_analysis(msg[1])
-                elif msg[0] == "finished":
-                    self._emit(msg[1])
-                    self._proc_summary = msg[2]
-                    if msg[3]:
-                        self.stats.error = self.stats.error or msg[3]
+                self._on_message(msg)
+                if msg[0] == "finished":
                     self._proc.join(5)  # it ends after its last message
                     break
         except (EOFError, OSError):
@@ -409,36 +402,46 @@ def _apply(analyser: LiveAnalyser, item: tuple, wanted: dict[str, bool]) -> tupl
     raise ValueError(f"unknown live analysis item {what!r}")
 
 
+def _analyse(analyser: LiveAnalyser, items: Iterable[tuple], report: Callable[[tuple], None]) -> None:
+    """Feed ``items`` to ``analyser`` until "finish"; ``report`` gets ("wanted", key, bool), ("events", list),
+    ("error", text) (the analysis stops: later items are passed over) and at the end ("finished", events,
+    summary, error)."""
+    broken = False
+    answered: dict[str, bool] = {}
+    for item in items:
+        if item[0] == "finish":
+            break
+        if broken:
+            continue
+        try:
+            events, wanted = _apply(analyser, item, answered)
+        except Exception as exc:  # analysis must never cost the recording: turn it off, say why
+            broken = True
+            report(("error", f"live analysis stopped ({type(exc).__name__}: {exc})"))
+            continue
+        if wanted is not None:
+            report(("wanted", item[1], wanted))
+        if events:
+            report(("events", events))
+    events, error = [], ""
+    if not broken:
+        try:
+            events = analyser.finish()
+        except Exception as exc:
+            error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
+    report(("finished", events, dict(analyser.summary()), error))
+
+
+def _received(conn: multiprocessing.connection.Connection) -> Iterator[tuple]:
+    while True:
+        yield conn.recv()
+
+
 def _serve(conn: multiprocessing.connection.Connection, analyser: LiveAnalyser) -> None:
-    """The analysis process: items from ``conn`` to ``analyser``, its events back, until "finish" or EOF."""
+    """The analysis process: items from ``conn`` to ``analyser``, its reports back, until "finish" or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the recorder's to handle: it stops us in order
     conn.send(("ready",))
-    broken = False
-    error = ""
-    answered: dict[str, bool] = {}
     try:
-        while True:
-            item = conn.recv()
-            if item[0] == "finish":
-                break
-            if broken:
-                continue
-            try:
-                events, wanted = _apply(analyser, item, answered)
-            except Exception as exc:  # the parent turns the analysis off; keep reading until it says finish
-                broken = True
-                conn.send(("error", f"live analysis stopped ({type(exc).__name__}: {exc})"))
-                continue
-            if wanted is not None:
-                conn.send(("wanted", item[1], wanted))
-            if events:
-                conn.send(("events", events))
-        events = []
-        if not broken:
-            try:
-                events = analyser.finish()
-            except Exception as exc:
-                error = f"live analysis failed at the end ({type(exc).__name__}: {exc})"
-        conn.send(("finished", events, dict(analyser.summary()), error))
+        _analyse(analyser, _received(conn), conn.send)
     except (EOFError, OSError):  # the recorder is gone
         pass
