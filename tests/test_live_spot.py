@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -224,8 +225,9 @@ def test_record_live_spot_with_a_missing_model_is_a_user_error(tmp_path: Path, c
     assert not (tmp_path / "x.h5").exists()
 
 
-@pytest.mark.slow  # two replays through CMCL-Net
-def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
+def _untrained_checkpoint(fps: float = 30.0):
+    """A small CMCL-Net with seeded random weights (what matters to these tests is that live windows are fixed by
+    the data) and a threshold its scores cross."""
     import torch
 
     from mecg.model.checkpoint import Checkpoint
@@ -233,9 +235,19 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
     from mecg.model.frontend import FrontEndParams, default_k
     from mecg.model.windows import WindowParams
 
-    torch.manual_seed(0)  # an untrained network: what matters is that live windows are fixed by the data
+    torch.manual_seed(0)
     spot = {"threshold": 0.3, "threshold_ccf": 0.3, "me_rise_s": 0.1, "me_fall_s": 0.2, "eta": 2.0, "val_ap": 0.0}
-    ck = Checkpoint(CMCLNet(CMCLConfig()).eval(), WindowParams(), FrontEndParams(k_frames=default_k(30.0)), {}, spot)
+    return Checkpoint(CMCLNet(CMCLConfig()).eval(), WindowParams(), FrontEndParams(k_frames=default_k(fps)), {}, spot)
+
+
+@pytest.mark.slow  # two replays through CMCL-Net
+def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
+    from mecg.model.checkpoint import Checkpoint
+    from mecg.model.frontend import FrontEndParams, default_k
+    from mecg.model.windows import WindowParams
+
+    ck = _untrained_checkpoint()
+    spot = ck.spot
     params = LiveSpotParams(method="cmclnet", ccf_eta=2.0, warmup_s=2.0, min_beats=5)
     a = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.1)
     b = replay_live(trial_file, LiveSpotter("t", params, ck), chunk_s=0.61)
@@ -256,6 +268,50 @@ def test_cmclnet_live_windows_do_not_depend_on_chunks(trial_file: Path) -> None:
     video = StreamInfo(name="cam", type="VideoRaw", kind="video", nominal_srate_hz=30.0, frame_shape=(4, 4))
     with pytest.raises(MecgError, match="train a model for this frame rate"):
         LiveSpotter("t", params, other).add_stream("cam", video)
+
+
+def _decided(path: Path, params: LiveSpotParams, ck: object = None) -> list[tuple[LiveCandidate, float]]:
+    at: list[float] = []
+    found = replay_live(path, LiveSpotter("t", params, ck), decided_at=at)  # type: ignore[arg-type]
+    assert len(at) == len(found)
+    return list(zip(found, at))
+
+
+@pytest.mark.slow  # four replays of the 12 s file, two through CMCL-Net
+def test_a_candidate_is_decided_once_the_ecg_waited_for_has_come(trial_file: Path) -> None:
+    """The waits are what live spotting's latency is made of: a candidate is never decided before the ECG has
+    reached its apex + ``ecg_lookahead_s`` (the CCF's slope) and, for CMCL-Net, a window centre after it +
+    ``window_lookahead_s``; shortening a wait brings candidates out sooner by about as much."""
+    import statistics
+
+    base = {a: _decided(trial_file, replace(FAST, ecg_lookahead_s=a)) for a in (1.0, 2.0)}
+    for wait, found in base.items():
+        assert found
+        for c, t in found:
+            if np.isfinite(t) and not c.in_warmup:  # decided while the streams ran: after the wait
+                assert t >= c.apex_time_s + wait - 1e-9
+
+    # the baseline's candidates come from the video alone: the wait changes when, never which
+    def spots(found: list) -> list:
+        return sorted((c.spot.apex_frame, c.spot.onset_frame, c.spot.offset_frame, c.spot.type) for c, _ in found)
+
+    assert spots(base[1.0]) == spots(base[2.0])
+    lat = {a: [t - c.offset_time_s for c, t in f if np.isfinite(t) and not c.in_warmup] for a, f in base.items()}
+    assert 0.8 < statistics.median(lat[2.0]) - statistics.median(lat[1.0]) < 1.2
+
+    ck = _untrained_checkpoint()
+    net = LiveSpotParams(method="cmclnet", ccf_eta=2.0, warmup_s=2.0, min_beats=5, ecg_lookahead_s=0.5)
+    soon, late = (_decided(trial_file, replace(net, window_lookahead_s=w), ck) for w in (1.0, 2.0))
+    assert soon and late
+    for found, wait in ((soon, 1.0), (late, 2.0)):
+        for c, t in found:
+            if np.isfinite(t) and not c.in_warmup:  # the score curve is known beyond the apex: windows after it
+                assert t >= c.apex_time_s + wait
+    med = {
+        k: statistics.median(t - c.offset_time_s for c, t in f if np.isfinite(t))
+        for k, f in (("soon", soon), ("late", late))
+    }
+    assert 0.7 < med["late"] - med["soon"] < 1.3
 
 
 def test_cmclnet_live_uses_the_threshold_tuned_for_its_eta_and_refuses_others() -> None:

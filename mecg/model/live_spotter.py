@@ -19,7 +19,7 @@ which use whole-session statistics:
   peak is a local maximum not beaten by another one within ``k`` frames (as ``find_peaks(distance=k)``);
   an ME inside a macro-expression is dropped only when that MaE was decided first;
 * CMCL-Net: the flow features are scaled by their median over the first ``warmup_s`` (offline: the
-  session's); the ECG inputs of a window see the ECG up to ``ecg_lookahead_s`` after its centre
+  session's); the ECG inputs of a window see the ECG up to ``window_lookahead_s`` after its centre
   (the band-pass runs on that stretch; later samples repeat the last one, as offline at the end of
   a recording), and the HR curve, mean HR and HRV the R-peaks found so far; the threshold is the
   checkpoint's, a fixed number;
@@ -73,7 +73,10 @@ class LiveSpotParams:
     ``method``: ``"baseline"`` or ``"cmclnet"`` (then ``checkpoint`` is needed); ``p``: the baseline's
     threshold fraction; ``ccf_eta``: the CCF factor (None: HRS reported, nothing rejected);
     ``warmup_s``: video before the running statistics are used; ``probe_s``: video in which the face
-    is looked for; ``ecg_lookahead_s``: ECG after an apex (or window centre) waited for;
+    is looked for; ``ecg_lookahead_s``: ECG after an apex waited for (the CCF's HR slope there);
+    ``window_lookahead_s``: ECG after a CMCL-Net window's centre waited for before it is scored (None:
+    ``ecg_lookahead_s``; offline a window sees 2 s, and a candidate's decision waits for this plus the
+    score curve's peak distance, so it sets CMCL-Net's latency);
     ``ecg_wait_s``: how far the video may run ahead of a stalled ECG before candidates are decided
     without it; ``ecg_window_s`` / ``ecg_step_s`` / ``ecg_margin_s``: the R-peak search; ``min_beats``:
     beats needed before the CCF rejects anything; ``face_box``: ``(x, y, w, h)`` px instead of detection.
@@ -85,6 +88,7 @@ class LiveSpotParams:
     warmup_s: float = 5.0
     probe_s: float = 1.0
     ecg_lookahead_s: float = 1.5
+    window_lookahead_s: float | None = None
     ecg_wait_s: float = 3.0
     ecg_window_s: float = 4.0
     ecg_step_s: float = 0.25
@@ -742,14 +746,16 @@ class LiveSpotter:
             t = self.video_t.v[good[-1]] + (i - good[-1]) / self.fps
         return float(t + self.offsets[self.video_key])
 
-    def ecg_block_for(self, t_rec: float) -> tuple[str, int | None]:
-        """``("wait", None)`` until the ECG reaches ``t_rec`` + lookahead; then ``("ok", block)``, or
-        ``("none", None)`` without ECG; ``("stalled", last block)`` when the video is ``ecg_wait_s`` ahead."""
+    def ecg_block_for(self, t_rec: float, lookahead_s: float | None = None) -> tuple[str, int | None]:
+        """``("wait", None)`` until the ECG reaches ``t_rec`` + lookahead (default ``ecg_lookahead_s``);
+        then ``("ok", block)``, or ``("none", None)`` without ECG; ``("stalled", last block)`` when the
+        video is ``ecg_wait_s`` ahead."""
         if self.ecg is None:
             return "none", None
         if self.ecg_key not in self.offsets or self.video_key not in self.offsets or not math.isfinite(t_rec):
             return ("stalled", self.ecg.blocks - 1) if self.finished else ("wait", None)
-        need = t_rec + self.params.ecg_lookahead_s - self.offsets[self.ecg_key]
+        ahead = self.params.ecg_lookahead_s if lookahead_s is None else lookahead_s
+        need = t_rec + ahead - self.offsets[self.ecg_key]
         b = self.ecg.block_reaching(need)
         if b is not None:
             return "ok", b
@@ -980,7 +986,8 @@ class _CmclLive:
         }
         if self.ck.mode != "video" and owner.ecg is not None:
             tc = owner._frame_time(min(c, len(owner.video_t.v) - 1))
-            state, block = owner.ecg_block_for(tc)
+            la = owner.params.window_lookahead_s
+            state, block = owner.ecg_block_for(tc, owner.params.ecg_lookahead_s if la is None else la)
             if state == "wait":
                 return None
             if block is not None and block >= 0:
@@ -1053,11 +1060,22 @@ class _CmclLive:
 
 
 # -- replay and reading back ------------------------------------------------------------------------
-def replay_live(path: str | os.PathLike, spotter: LiveSpotter, *, chunk_s: float = 0.1) -> list[LiveCandidate]:
+def replay_live(
+    path: str | os.PathLike,
+    spotter: LiveSpotter,
+    *,
+    chunk_s: float = 0.1,
+    decided_at: list[float] | None = None,
+) -> list[LiveCandidate]:
     """Feed a recorded session to ``spotter`` as the recorder would have (the "as-live" offline run).
 
     Streams are announced, each one's first stored clock offset given, then the video and the ECG are
     fed in time order in ``chunk_s`` pieces. Returns the candidates in the order they were decided.
+
+    ``decided_at``, when given, receives for each candidate the time of the latest sample the spotter
+    had been fed when it decided it (recorder's clock, s; NaN for the ones decided at the end): minus the
+    candidate's ``offset_time_s``, the latency the method's waits cost, without any computing time
+    (within ``chunk_s``).
     """
     with open_session(path) as s:
         streams = {k: st for k, st in s.streams.items() if st.info.type != EVENTS_TYPE}
@@ -1083,7 +1101,12 @@ def replay_live(path: str | os.PathLike, spotter: LiveSpotter, *, chunk_s: float
                 data = st.frames(a, stop) if st.info.kind == StreamKind.VIDEO else st.data[a:stop]
                 spotter.feed(k, a, data, ts[k][a:stop])
                 pos[k] = stop
+                if decided_at is not None and len(decided_at) < len(spotter.candidates):
+                    seen = max(float(ts[j][pos[j] - 1]) + spotter.offsets.get(j, 0.0) for j in fed if pos[j])
+                    decided_at += [seen] * (len(spotter.candidates) - len(decided_at))
     spotter.finish()
+    if decided_at is not None:
+        decided_at += [math.nan] * (len(spotter.candidates) - len(decided_at))
     return list(spotter.candidates)
 
 
