@@ -141,3 +141,24 @@ def test_crop_near_the_border_equals_the_crop_of_a_padded_frame() -> None:
         (-5, -280),
     ]:
         np.testing.assert_array_equal(cropper.crop(frame, dx, dy), ref.crop(padded, dx, dy), err_msg=f"{dx}, {dy}")
+
+
+def test_a_large_face_shrunk_in_two_steps_matches_the_one_step_crop() -> None:
+    """A face box three times the crop is area-averaged by 3 first (OpenCV's fast path) and the warp scales
+    by the rest: the same picture as one fractional area resize, at the same place to a tiny fraction of a px."""
+    rng = np.random.default_rng(8)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 640), dtype=np.uint8), (0, 0), 4.0)
+    frame = cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX)  # a face-like range of texture scales
+    layout = FaceLayout.from_face_box(150, 40, 350, 380)
+    fast = _Cropper(layout, 128, compensate=True)
+    plain = _Cropper(layout, 128, compensate=True)
+    plain.decimate = 1  # the one-step path
+    assert fast.decimate == 3
+    for dx, dy in [(0, 0), (3.3, -1.7), (-20.6, 12.2), (200.0, 0.0)]:  # the last one past the frame's edge
+        a, b = fast.crop(frame, dx, dy), plain.crop(frame, dx, dy)
+        inner = (slice(4, -4), slice(4, -4))
+        diff = np.abs(a[inner].astype(float) - b[inner].astype(float)).mean()
+        assert diff < 0.08 * b[inner].std(), (dx, dy, diff)  # interpolation differences only (about 1.5 grey levels)
+        (sx, sy), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32))
+        assert np.hypot(sx, sy) < 0.05, (dx, dy, sx, sy)
+    assert fast.rows_needed(480) >= 40 + 380  # rows the box, its margin and the largest shift can touch
