@@ -240,9 +240,11 @@ def test_every_identity_is_found_by_the_front_end_at_its_own_eyes() -> None:
     framings = [Appearance(), *(Appearance.random(rng) for _ in range(3))]
     for name in IDENTITY_NAMES:
         lm = identity_landmarks(name)
-        for width, height, color in ((160, 120, False), (320, 240, True)):
+        # 640x480 is searched shrunk by 2 (mecg.model.face.DETECT_SIDE): its eyes must come back in frame px
+        for width, height, color in ((160, 120, False), (320, 240, True), (640, 480, False)):
             found_in = 0
-            for appearance in framings if not color else framings[:2]:
+            few = color or width > 320
+            for appearance in framings[:2] if few else framings:
                 r = FaceRenderer(replace(appearance, identity=name), width, height, color=color, led=None)
                 frame = r.render(np.array([0.0, 0.0, 0.0, 1.0]), [], 1.0, 0.0, 0)
                 true_r, true_l = r.landmark_to_frame(*lm["eye_R"]), r.landmark_to_frame(*lm["eye_L"])
@@ -254,7 +256,7 @@ def test_every_identity_is_found_by_the_front_end_at_its_own_eyes() -> None:
                 err = max(np.hypot(*np.subtract(found.eye_r, true_r)), np.hypot(*np.subtract(found.eye_l, true_l)))
                 assert err < 0.2 * iod, f"{name}: eyes found {err / iod:.2f} inter-ocular distances from its own"
             # Haar misses a single frame now and then (the front end takes the median over probed frames)
-            n = 2 if color else len(framings)
+            n = 2 if few else len(framings)
             assert found_in >= n - 1, f"{name} found in {found_in} of {n} frames at {width}x{height}"
 
 

@@ -106,23 +106,36 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
 
 
+#: Frames are searched shrunk to about this many px on their short side (whole factors; smaller ones as
+#: they are): the cascades' 24 px window is a tenth of it, and a 640x480 frame costs a quarter.
+DETECT_SIDE = 240
+
+
 def detect_layout(frame: np.ndarray) -> FaceLayout | None:
-    """Face and eyes in one frame (uint8 grey or RGB); None when no face is found."""
-    g = cv2.equalizeHist(_gray(frame))
+    """Face and eyes in one frame (uint8 grey or RGB); None when no face is found.
+
+    A frame larger than :data:`DETECT_SIDE` is area-averaged by a whole factor first; positions come back
+    in the frame's pixels (box edges scale exactly).
+    """
+    g = _gray(frame)
+    f = max(1, min(g.shape) // DETECT_SIDE)
+    if f > 1:
+        g = cv2.resize(g, (g.shape[1] // f, g.shape[0] // f), interpolation=cv2.INTER_AREA)
+    g = cv2.equalizeHist(g)
     face_c, eye_c = _cascades()
     min_side = max(24, min(g.shape) // 8)
     faces = face_c.detectMultiScale(g, 1.1, 5, minSize=(min_side, min_side))
     if len(faces) == 0:
         return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])  # the largest face is the participant
+    x, y, w, h = max(faces, key=lambda b: b[2] * b[3])  # the largest face is the participant
     upper = g[y : y + h // 2 + h // 10, x : x + w]
     eyes = eye_c.detectMultiScale(upper, 1.1, 5, minSize=(max(8, w // 10), max(8, w // 10)))
-    centres = sorted((ex + ew / 2 + x, ey + eh / 2 + y) for ex, ey, ew, eh in eyes)
+    centres = sorted(((ex + ew / 2 + x) * f, (ey + eh / 2 + y) * f) for ex, ey, ew, eh in eyes)
     if len(centres) >= 2:
         r, left = centres[0], centres[-1]
-        if 0.25 * w < left[0] - r[0] < 0.65 * w and abs(left[1] - r[1]) < 0.15 * h:
+        if 0.25 * w * f < left[0] - r[0] < 0.65 * w * f and abs(left[1] - r[1]) < 0.15 * h * f:
             return FaceLayout(r, left)
-    return FaceLayout.from_face_box(x, y, w, h)
+    return FaceLayout.from_face_box(x * f, y * f, w * f, h * f)
 
 
 def find_layout(frames: list[np.ndarray]) -> FaceLayout:
