@@ -19,9 +19,15 @@ measures both on a synthetic coupled dataset (the LOSO benchmark's world: 60 fps
    latency**: the time of the latest sample the spotter had when it decided a candidate minus the
    candidate's offset (no computing time in it; warm-up candidates apart).
 
+With ``--train-lookahead S[,S2...]`` a second model (per value) is trained on the same data and seed for live spotting
+(``mecg train --live-lookahead S``: its windows see only S s of ECG after their centre, as live) and
+spotted live with that wait; it is compared with the plain model at the reference wait and with its
+own offline spotting.
+
 Prints a table and writes benchmarks/results/live_lookahead.json. Measures; asserts nothing.
 
     python benchmarks/bench_live_lookahead.py [--quick] [--lookaheads 1.0,1.25,1.5,2.0,3.0] [--jobs 2]
+    python benchmarks/bench_live_lookahead.py --train-lookahead 1.25 --baseline-lookaheads "" --train 6 --test 10
 """
 
 from __future__ import annotations
@@ -57,10 +63,12 @@ def replay_job(job: dict) -> dict:
 
     torch.set_num_threads(1)
     path = Path(job["path"])
-    ck = load_spotter(job["model"]) if job["method"] == "cmclnet" else None
-    # CMCL-Net: the window's wait varies, the CCF's stays at its default; the baseline: the CCF's wait
-    wait = {"window_lookahead_s" if job["method"] == "cmclnet" else "ecg_lookahead_s": job["lookahead"]}
-    params = LiveSpotParams(method=job["method"], ccf_eta=ETA, **wait)
+    net = job["method"].startswith("cmclnet")
+    ck = load_spotter(job["model"]) if net else None
+    # CMCL-Net: the window's wait varies, the CCF's stays at its default; the baseline: the CCF's wait; a model
+    # trained for live spotting: the wait it was trained for (its own)
+    wait = {} if job.get("own_wait") else {"window_lookahead_s" if net else "ecg_lookahead_s": job["lookahead"]}
+    params = LiveSpotParams(method="cmclnet" if net else "baseline", ccf_eta=ETA, **wait)
     t0 = time.perf_counter()
     decided: list[float] = []
     cands = replay_live(path, LiveSpotter(path.stem, params, ck), chunk_s=0.02, decided_at=decided)
@@ -95,6 +103,7 @@ def offline_job(job: dict) -> dict:
     spots = spot_session(job["path"], job["model"], ccf_eta=ETA, workers=1).spots
     return {
         "session": job["session"],
+        "model": job["label"],
         "seconds": round(time.perf_counter() - t0, 1),
         "spots": [
             {
@@ -141,20 +150,28 @@ def _pair(x: dict, ref: list[dict]) -> dict | None:
 
 def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, list], ref: float) -> dict:
     """Per method and lookahead: F1 vs truth (and the paired CI against ``ref``), distance from offline,
-    candidates and CCF verdicts as at ``ref`` and the design latency."""
+    candidates and CCF verdicts as at ``ref`` and the design latency.
+
+    ``offline``: per model label (``cmclnet``, ``cmclnet live S``) its offline spots per session. A model
+    trained for live spotting is compared with the plain model's ``ref`` and with its own offline spotting.
+    """
     from mecg.model.evaluate import evaluate
 
+    if offline and "spots" in next(iter(offline.values())):  # results written before there were two models
+        offline = {"cmclnet": offline}
     sessions = sorted(truth)
     by = {(r["method"], r["lookahead"], r["session"]): r["candidates"] for r in replays}
     out: dict[str, dict] = {}
     for method in sorted({r["method"] for r in replays}):
         las = sorted({r["lookahead"] for r in replays if r["method"] == method})
+        base = "cmclnet" if method.startswith("cmclnet") else method  # whose wait ``ref`` is the reference
         counts = {
-            la: np.array([_me_counts(_intervals(s, by[method, la, s]), truth[s]) for s in sessions]) for la in las
+            (m, la): np.array([_me_counts(_intervals(s, by[m, la, s]), truth[s]) for s in sessions])
+            for m, la in {(method, la) for la in las} | {(base, ref)}
         }
         rows = {}
         for la in las:
-            c = counts[la]
+            c = counts[method, la]
             tot = c.sum(axis=0)
             lat = [
                 x["latency_s"]
@@ -166,7 +183,7 @@ def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, li
             dh: list[float] = []
             for s in sessions:
                 for x in by[method, la, s]:
-                    m = _pair(x, by[method, ref, s])
+                    m = _pair(x, by[base, ref, s])
                     if m is None:
                         continue
                     paired += 1
@@ -180,7 +197,7 @@ def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, li
                 "candidates": n_cand,
                 "kept": sum(x["kept"] for s in sessions for x in by[method, la, s]),
                 "candidates_matching_ref": paired,
-                "ref_candidates": sum(len(by[method, ref, s]) for s in sessions),
+                "ref_candidates": sum(len(by[base, ref, s]) for s in sessions),
                 "ccf_verdict_as_ref": verdict,
                 "hrs_abs_diff_to_ref_median": round(statistics.median(dh), 4) if dh else None,
                 "hrs_abs_diff_to_ref_max": round(max(dh), 4) if dh else None,
@@ -191,23 +208,23 @@ def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, li
                     "max": round(max(lat), 3) if lat else None,
                 },
             }
-            if la != ref:
-                row["me_f1_minus_ref"] = bootstrap_f1([counts[la]], [counts[ref]])
-            if method == "cmclnet" and offline:
+            if (method, la) != (base, ref):
+                row["me_f1_minus_ref"] = bootstrap_f1([counts[method, la]], [counts[base, ref]])
+            if method in offline:
                 live = [i for s in sessions for i in _intervals(s, by[method, la, s])]
-                off = [i for s in sessions for i in _intervals(s, offline[s]["spots"])]
+                off = [i for s in sessions for i in _intervals(s, offline[method][s]["spots"])]
                 o = evaluate(live, off)["overall"]
                 row["vs_offline"] = o.as_dict()
             rows[f"{la:g}"] = row
         out[method] = rows
-    if offline:
-        off_counts = np.array([_me_counts(_intervals(s, offline[s]["spots"]), truth[s]) for s in sessions])
-        out["offline cmclnet"] = {"me_tp_fp_fn": off_counts.sum(axis=0).tolist(), "me_f1": _f1(off_counts.sum(axis=0))}
+    for label, res in offline.items():
+        off_counts = np.array([_me_counts(_intervals(s, res[s]["spots"]), truth[s]) for s in sessions]).sum(axis=0)
+        out[f"offline {label}"] = {"me_tp_fp_fn": off_counts.tolist(), "me_f1": _f1(off_counts)}
     return out
 
 
 def _print(summary: dict, ref: float) -> None:
-    head = f"{'method':<9} {'wait s':>6} {'ME F1':>6} {'F1 - ref [95% CI]':>26} {'cands':>5} {'kept':>5} "
+    head = f"{'method':<17} {'wait s':>6} {'ME F1':>6} {'F1 - ref [95% CI]':>26} {'cands':>5} {'kept':>5} "
     head += f"{'as ref':>9} {'CCF same':>8} {'|dHRS| med':>10} {'vs offline F1':>13} {'latency med/p95/max s':>22}"
     print(head)
     for method, rows in summary.items():
@@ -221,7 +238,7 @@ def _print(summary: dict, ref: float) -> None:
             off = r.get("vs_offline", {}).get("f1", "-")
             dh = r["hrs_abs_diff_to_ref_median"]
             print(
-                f"{method:<9} {la:>6} {r['me_f1']:>6.3f} {diff:>26} {r['candidates']:>5} {r['kept']:>5} "
+                f"{method:<17} {la:>6} {r['me_f1']:>6.3f} {diff:>26} {r['candidates']:>5} {r['kept']:>5} "
                 f"{r['candidates_matching_ref']:>4}/{r['ref_candidates']:<4} {r['ccf_verdict_as_ref']:>8} "
                 f"{dh if dh is not None else '-':>10} "
                 f"{off:>13} {lat['median']}/{lat['p95']}/{lat['max']:>7}"
@@ -241,6 +258,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lookaheads", default="1.0,1.25,1.5,2.0,3.0", help="CMCL-Net window waits, s; longest: reference")
     ap.add_argument("--baseline-lookaheads", default="1.0,1.25,1.5,2.0,3.0", help="CCF waits, s; '' skips the baseline")
+    ap.add_argument(
+        "--train-lookahead",
+        default=None,
+        metavar="S[,S2...]",
+        help="also train a model for live spotting with S s of ECG after each window (mecg train --live-lookahead) "
+        "per value, and spot live with each (its own wait)",
+    )
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--keep", type=Path, default=None, help="keep the dataset and model in this folder")
     ap.add_argument("--out", type=Path, default=RESULTS / "live_lookahead.json")
@@ -277,16 +301,20 @@ def main() -> None:
         train, test = paths[: args.train], paths[args.train :]
         t_data = time.perf_counter() - t_start
         print(f"{len(paths)} sessions made in {t_data:.0f} s; training on {len(train)}", flush=True)
-        model = folder / "model.pt"
-        train_spotter(
-            train,
-            model,
-            epochs=args.epochs,
-            pretrain_epochs=args.pretrain_epochs,
-            seed=args.seed,
-            jobs=args.jobs,
-            log=lambda m: None,
-        )
+        models = {"cmclnet": (folder / "model.pt", None)}
+        for la in (float(x) for x in (args.train_lookahead or "").split(",") if x):
+            models[f"cmclnet live {la:g}"] = (folder / f"model-live-{la:g}.pt", la)
+        for path, live_la in models.values():
+            train_spotter(
+                train,
+                path,
+                epochs=args.epochs,
+                pretrain_epochs=args.pretrain_epochs,
+                seed=args.seed,
+                jobs=args.jobs,
+                live_lookahead_s=live_la,
+                log=lambda m: None,
+            )
         t_train = time.perf_counter() - t_start - t_data
         print(f"trained in {t_train:.0f} s; replaying {len(test)} test sessions", flush=True)
         truth = {}
@@ -295,19 +323,31 @@ def main() -> None:
         for p in test:
             with open_session(p) as s:
                 truth[p.stem] = [Interval(p.stem, a.onset_frame, a.offset_frame, a.type) for a in s.annotations]
+        model = str(models["cmclnet"][0])
         jobs = [
-            {"path": str(p), "session": p.stem, "method": m, "lookahead": la, "model": str(model)}
+            {"path": str(p), "session": p.stem, "method": m, "lookahead": la, "model": model}
             for p in test
             for m, ls in (("cmclnet", las), ("baseline", base_las))
             for la in ls
         ]
+        for label, (path, live_la) in models.items():
+            if live_la is not None:  # spotted live with the wait it was trained for
+                jobs += [
+                    {"path": str(p), "session": p.stem, "method": label, "lookahead": live_la, "model": str(path)}
+                    | {"own_wait": True}
+                    for p in test
+                ]
         ctx = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
             off_futs = [
-                pool.submit(offline_job, {"path": str(p), "session": p.stem, "model": str(model)}) for p in test
+                pool.submit(offline_job, {"path": str(p), "session": p.stem, "model": str(path), "label": label})
+                for label, (path, _) in models.items()
+                for p in test
             ]
             replays = list(pool.map(replay_job, jobs))
-            offline = {f.result()["session"]: f.result() for f in off_futs}
+            offline: dict[str, dict] = {}
+            for f in off_futs:
+                offline.setdefault(f.result()["model"], {})[f.result()["session"]] = f.result()
     summary = summarise(replays, offline, truth, ref)
     load1 = list(os.getloadavg())
     n_truth = sum(len(v) for v in truth.values())
@@ -322,7 +362,7 @@ def main() -> None:
         "load_average_after": load1,
         "settings": {
             **settings,
-            **{k: getattr(args, k) for k in ("train", "test", "epochs", "pretrain_epochs", "seed")},
+            **{k: getattr(args, k) for k in ("train", "test", "epochs", "pretrain_epochs", "seed", "train_lookahead")},
         },
         "eta": ETA,
         "reference_lookahead_s": ref,

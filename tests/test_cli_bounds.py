@@ -75,6 +75,8 @@ def test_bounded_refuses_nan_inf_and_what_is_out_of_range() -> None:
         ["spot", "s.h5", "--out", "o.csv", "--workers", "0"],
         ["train", "d", "--out", "m.pt", "--epochs", "0"],
         ["train", "d", "--out", "m.pt", "--threads", "1000000"],
+        ["train", "d", "--out", "m.pt", "--live-lookahead", "0.1"],
+        ["train", "d", "--out", "m.pt", "--live-lookahead", "nan"],
         ["stats", "d", "--hrv-window", "inf"],
         ["stats", "d", "--min-distance", "nan"],
         ["devices", "--wait", "nan"],

@@ -215,3 +215,45 @@ def test_torchrun_ddp_trains_on_two_processes(separable: list[SessionData], tmp_
     assert r.returncode == 0, r.stderr[-2000:]
     assert "on 2 processes" in r.stderr
     assert load_checkpoint(out).mode == "fusion"
+
+
+def test_windows_for_live_spotting_see_the_ecg_only_up_to_their_lookahead(separable: list[SessionData]) -> None:
+    """``WindowParams(ecg_lookahead_s=S)`` (``mecg train --live-lookahead S``) gives the windows a live spotter waiting
+    S s sees: the ECG up to S s after the centre, then the last sample repeated; the HR curve up to the last beat
+    found by then, the mean HR after; the video inputs unchanged."""
+    import copy
+
+    from mecg.model.checkpoint import check_window
+
+    d = separable[0]
+    live = copy.copy(d)
+    live.params = replace(d.params, ecg_lookahead_s=1.0)
+    rate, n_hr = d.params.ecg_rate_hz, round(d.params.hr_context_s * d.params.hr_rate_hz)
+    cut_hr = 0
+    for c in range(60, d.n - 60, 37):
+        full, cut = d.window(c), live.window(c)
+        for k in ("feats", "crops", "hand"):
+            np.testing.assert_array_equal(cut[k], full[k])
+        n = len(full["ecg"])
+        seen = n // 2 + round(1.0 * rate)
+        np.testing.assert_array_equal(cut["ecg"][: seen - 2], full["ecg"][: seen - 2])
+        assert np.all(cut["ecg"][seen + 1 :] == cut["ecg"][-1]) and not np.all(
+            full["ecg"][seen + 1 :] == full["ecg"][-1]
+        )
+        # the HR curve ends at its last point (the middle of the last two beats found 0.15 s before centre + 1 s)
+        tc = d.frame_t[c]
+        th = tc - d.params.hr_context_s / 2 + np.arange(n_hr) / d.params.hr_rate_hz
+        seen_beats = d.peaks_s[d.peaks_s <= tc + 1.0 - 0.15]
+        after = th > 0.5 * (seen_beats[-1] + seen_beats[-2])
+        np.testing.assert_array_equal(cut["hr"][~after], full["hr"][~after])
+        assert np.all(cut["hr"][after] == 0.0)  # the mean HR, as the live spotter fills it
+        cut_hr += bool(after.any())
+    assert cut_hr > 0
+    # the checkpoint keeps it (older checkpoints have none), within bounds
+    cfg = CMCLConfig(time_steps=8)
+    assert check_window({**live.params.as_dict()}, cfg, "m.pt").ecg_lookahead_s == 1.0
+    assert (
+        check_window({k: v for k, v in d.params.as_dict().items() if k != "ecg_lookahead_s"}, cfg, "m.pt") == d.params
+    )
+    with pytest.raises(ModelError, match="ecg_lookahead_s"):
+        check_window({**live.params.as_dict(), "ecg_lookahead_s": -1.0}, cfg, "m.pt")

@@ -307,11 +307,15 @@ def test_a_candidate_is_decided_once_the_ecg_waited_for_has_come(trial_file: Pat
         for c, t in found:
             if np.isfinite(t) and not c.in_warmup:  # the score curve is known beyond the apex: windows after it
                 assert t >= c.apex_time_s + wait
+    # a model trained for live spotting with a 1 s lookahead (mecg train --live-lookahead 1) waits 1 s by itself
+    trained = replace(ck, window=replace(ck.window, ecg_lookahead_s=1.0))
+    own = _decided(trial_file, net, trained)
     med = {
         k: statistics.median(t - c.offset_time_s for c, t in f if np.isfinite(t))
-        for k, f in (("soon", soon), ("late", late))
+        for k, f in (("soon", soon), ("late", late), ("own", own))
     }
     assert 0.7 < med["late"] - med["soon"] < 1.3
+    assert 0.7 < med["late"] - med["own"] < 1.3
 
 
 def test_cmclnet_live_uses_the_threshold_tuned_for_its_eta_and_refuses_others() -> None:

@@ -63,6 +63,7 @@ def _train(args: argparse.Namespace) -> int:
             ccf_hrs=args.ccf_hrs,
             ccf_trial=args.ccf_trial,
             ccf_etas=args.ccf_etas,
+            live_lookahead_s=args.live_lookahead,
             log=log,
             progress=progress,
         )
@@ -184,6 +185,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="LO:HI:STEP|E1,E2,...",
         help="the etas a CCF threshold is chosen for on the validation subject and stored (default 1.3:2.3:0.1; "
         "2.0 always)",
+    )
+    p.add_argument(
+        "--live-lookahead",
+        type=bounded(float, 0.25, 10.0, unit="s"),
+        default=None,
+        metavar="S",
+        help="train for live spotting (`mecg record --live-spot`): windows see only S s of ECG after their centre, "
+        "as the live spotter then waits (default: the whole context, 2 s, as offline); stored in the checkpoint",
     )
     p.add_argument("--json", action="store_true", help="print the LOSO results as JSON")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")

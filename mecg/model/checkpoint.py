@@ -204,6 +204,8 @@ def check_window(d: dict, config: CMCLConfig, where: str) -> WindowParams:
         kw["time_steps"] = _int(d["time_steps"], "window time_steps", *WINDOW_TIME_STEPS, where)
     if "flow_image" in d:
         kw["flow_image"] = _int(d["flow_image"], "window flow_image", *CONFIG_INTS["flow_image"], where)
+    if d.get("ecg_lookahead_s") is not None:  # a model trained for live spotting
+        kw["ecg_lookahead_s"] = _float(d["ecg_lookahead_s"], "window ecg_lookahead_s", 0.05, 30.0, where)
     w = WindowParams(**kw)
     wanted = config.flow_image if "image" in config.inputs else 0
     if w.flow_image != wanted:

@@ -883,6 +883,14 @@ class _CmclLive:
 
         torch.set_num_threads(1)  # one core for the network: the recording and the front end need the others
 
+    def window_wait(self) -> float:
+        """ECG waited for after a window's centre (s): ``window_lookahead_s``, else what the model was
+        trained for (``mecg train --live-lookahead``), else ``ecg_lookahead_s``."""
+        p, trained = self.owner.params, self.ck.window.ecg_lookahead_s
+        if p.window_lookahead_s is not None:
+            return p.window_lookahead_s
+        return trained if trained is not None else p.ecg_lookahead_s
+
     def threshold(self) -> float:
         spot = self.ck.spot
         if self.threshold_ccf is not None and self.owner.ecg is not None:
@@ -986,8 +994,7 @@ class _CmclLive:
         }
         if self.ck.mode != "video" and owner.ecg is not None:
             tc = owner._frame_time(min(c, len(owner.video_t.v) - 1))
-            la = owner.params.window_lookahead_s
-            state, block = owner.ecg_block_for(tc, owner.params.ecg_lookahead_s if la is None else la)
+            state, block = owner.ecg_block_for(tc, self.window_wait())
             if state == "wait":
                 return None
             if block is not None and block >= 0:
@@ -1021,9 +1028,15 @@ class _CmclLive:
             self._ecg_scale = float(np.percentile(np.abs(seg), 99)) + 1e-6
         dec = seg[(-a) % step :: step] if a % step else seg[::step]
         base = (a + ((-a) % step)) // step
-        k = np.clip(np.arange(k0, k0 + n_ecg) - base, 0, max(0, dec.size - 1))
+        k = np.arange(k0, k0 + n_ecg) - base
+        trained = wp.ecg_lookahead_s
+        if trained is not None:  # a model trained for live spotting sees the ECG up to its lookahead, as trained
+            k = np.minimum(k, math.floor((kc + trained * fs) / step) - base)
+        k = np.clip(k, 0, max(0, dec.size - 1))
         ecg_in = (dec[k] / self._ecg_scale).astype(np.float32) if dec.size else np.zeros(n_ecg, np.float32)
         peaks = ecg.peaks_until(block) + off
+        if trained is not None:
+            peaks = peaks[peaks <= tc + trained - owner.params.ecg_margin_s]
         if peaks.size < 4:
             return {
                 "ecg": ecg_in,

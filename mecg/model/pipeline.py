@@ -446,6 +446,7 @@ def train_spotter(
     ccf_hrs: str = "apex",
     ccf_trial: str = "auto",
     ccf_etas: Sequence[float] = DEFAULT_ETAS,
+    live_lookahead_s: float | None = None,
     log: Callable[[str], None] = _stderr,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
@@ -493,6 +494,10 @@ def train_spotter(
         CCF trial mean: ``"auto"``, ``"session"`` or ``"stimulus"`` (see :mod:`mecg.model.spotter`).
     ccf_etas : sequence of float
         The etas a CCF threshold is chosen and stored for (2.0, the default at spot time, always is).
+    live_lookahead_s : float, optional
+        Train for live spotting: windows see only this much ECG after their centre (s), as a live
+        spotter that waits that long sees it (:class:`WindowParams` ``ecg_lookahead_s``, stored in the
+        checkpoint; live spotting then waits that long). None: the whole context, as offline.
     log : callable
         Receives notices and per-epoch lines (default: standard error).
     progress : callable, optional
@@ -530,7 +535,9 @@ def train_spotter(
 
     say = log if rank == 0 else (lambda _m: None)
     config = network_config(preset, mode, flow_image)
-    window = WindowParams(flow_image=config.flow_image if "image" in config.inputs else 0)
+    window = WindowParams(
+        flow_image=config.flow_image if "image" in config.inputs else 0, ecg_lookahead_s=live_lookahead_s
+    )
     if rank != 0:  # rank 0 computes and caches the features first; the others then read the caches
         torch.distributed.barrier()
     step("features")(0, len(paths))

@@ -10,6 +10,10 @@ frames at 150 fps). Its inputs (see :mod:`mecg.model.cmclnet`):
   the window (scaled by its 99th percentile), the HR curve over ``hr_context_s`` at 10 Hz (minus
   the session's mean HR, / 10 bpm), and 8 hand-made features at the centre: HR, HRS,
   HRS / trial mean HRS, RR mean, RR std, SDSD, RMSSD, signal quality;
+* with ``ecg_lookahead_s`` set (a model trained for live spotting, ``mecg train --live-lookahead``), the
+  ECG as a live spotter that waits that long after the centre sees it: samples past ``centre +
+  ecg_lookahead_s`` repeat the last one before, the HR curve ends at the last beat found by then
+  (:data:`LIVE_PEAK_MARGIN_S` before it) and is the mean HR beyond;
 * with ``flow_image`` > 0 (CMCL-Net's ``paper`` preset), ``image``: the front end's whole-crop
   flow images ``(time_steps, 2, flow_image, flow_image)`` at the same time steps, divided by the
   same median flow magnitude.
@@ -21,6 +25,7 @@ and not used for training. MaE windows are non-ME windows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,11 +38,17 @@ from mecg.sync import Timeline
 
 #: Hand-made features per window, in the order named by ``mecg.model.cmclnet.HAND_FEATURES``.
 N_HAND = 8
+#: A live spotter keeps an R-peak once it is this old (s; ``LiveSpotParams.ecg_margin_s``'s default).
+LIVE_PEAK_MARGIN_S = 0.15
 
 
 @dataclass(frozen=True)
 class WindowParams:
-    """Window geometry (s, steps), ECG context and flow-image side (px; 0: none); stored in checkpoints."""
+    """Window geometry (s, steps), ECG context and flow-image side (px; 0: none); stored in checkpoints.
+
+    ``ecg_lookahead_s``: None, a window sees ``ecg_context_s / 2`` of ECG after its centre (offline);
+    a number, only that much, as a live spotter waiting that long sees it (see the module docstring).
+    """
 
     window_s: float = 0.5
     time_steps: int = 16
@@ -46,6 +57,7 @@ class WindowParams:
     hr_context_s: float = 4.0
     hr_rate_hz: float = 10.0
     flow_image: int = 0
+    ecg_lookahead_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +117,7 @@ class SessionData:
         self.ecg_rate = fs / step
         self.peaks_s = ef.peaks_s
         self.hr_fn = hr_curve(ef.peaks_s)
+        self.hr_t = 0.5 * (ef.peaks_s[1:] + ef.peaks_s[:-1])  # where the HR curve has its points
         self.mean_hr = float(np.nanmean(ef.hr_bpm))
         self.hrs = np.nan_to_num(ef.hrs_bpm_per_s)
         self.mean_hrs = ef.mean_hrs_bpm_per_s
@@ -151,9 +164,15 @@ class SessionData:
         if np.isfinite(kc):  # frames in an ECG gap (NaN time) get no ECG, like a session without one
             k0 = round(kc * self.ecg_rate / self.ecg_clock.srate_hz - n_ecg / 2)
             k = np.clip(np.arange(k0, k0 + n_ecg), 0, self.ecg.size - 1)
-            out["ecg"] = self.ecg[k]
             th = tc - p.hr_context_s / 2 + np.arange(n_hr) / p.hr_rate_hz
             hr = self.hr_fn(th)
+            if p.ecg_lookahead_s is not None:  # as a live spotter waiting ecg_lookahead_s sees it
+                k = np.minimum(
+                    k, max(0, math.floor((kc / self.ecg_clock.srate_hz + p.ecg_lookahead_s) * self.ecg_rate))
+                )
+                seen = np.searchsorted(self.peaks_s, tc + p.ecg_lookahead_s - LIVE_PEAK_MARGIN_S, side="right")
+                hr = np.where(th <= (self.hr_t[seen - 2] if seen >= 2 else -np.inf), hr, np.nan)
+            out["ecg"] = self.ecg[k]
             out["hr"] = ((np.nan_to_num(hr, nan=self.mean_hr) - self.mean_hr) / 10.0).astype(np.float32)
             out["hand"] = self.hand[min(max(c, 0), self.n - 1)]
         else:
