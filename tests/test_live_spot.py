@@ -310,6 +310,9 @@ def test_a_candidate_is_decided_once_the_ecg_waited_for_has_come(trial_file: Pat
     # a model trained for live spotting with a 1 s lookahead (mecg train --live-lookahead 1) waits 1 s by itself
     trained = replace(ck, window=replace(ck.window, ecg_lookahead_s=1.0))
     own = _decided(trial_file, net, trained)
+    spotter = LiveSpotter("t", net, trained)
+    replay_live(trial_file, spotter)
+    assert spotter.summary()["window_wait_s"] == 1.0  # reported with the live analysis's summary
     med = {
         k: statistics.median(t - c.offset_time_s for c, t in f if np.isfinite(t))
         for k, f in (("soon", soon), ("late", late), ("own", own))

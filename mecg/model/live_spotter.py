@@ -849,6 +849,8 @@ class LiveSpotter:
             "candidates": len(self.candidates),
             "kept": sum(c.spot.kept_by_ccf for c in self.candidates),
             "beats": len(self.ecg.peaks_t) if self.ecg is not None else 0,
+            # ECG waited for after a CMCL-Net window's centre (s): what its candidates' latency is made of
+            "window_wait_s": self.scorer.window_wait() if isinstance(self.scorer, _CmclLive) else None,
             "notices": self.notices[:20],
         }
 
