@@ -403,3 +403,17 @@ def test_spot_as_live_writes_what_the_live_spotter_decides(trial_file: Path, tmp
         (c.spot.onset_frame, c.spot.offset_frame, c.spot.type) for c in expected if c.spot.kept_by_ccf
     )
     assert rows
+
+
+def test_a_model_trained_on_features_of_another_front_end_version_comes_with_a_notice() -> None:
+    """Features change between front-end versions (same parameters, slightly different numbers): a model trained
+    on older ones still spots, offline (`mecg spot` prints it) and live (in the analysis's notices), saying so."""
+    from mecg.model.frontend import FRONTEND_VERSION
+
+    ck = _untrained_checkpoint()
+    assert replace(ck, frontend_key={"version": FRONTEND_VERSION}).features_notice() is None
+    old = replace(ck, frontend_key={"version": FRONTEND_VERSION - 1})
+    notice = old.features_notice()
+    assert notice and f"version {FRONTEND_VERSION - 1}" in notice and "train it again" in notice
+    params = LiveSpotParams(method="cmclnet", ccf_eta=2.0)
+    assert LiveSpotter("t", params, old).notices == [notice]

@@ -127,6 +127,20 @@ class Checkpoint:
         """The architecture: ``"small"`` or ``"paper"`` (checkpoints from before presets are ``"small"``)."""
         return self.model.config.preset
 
+    def features_notice(self) -> str | None:
+        """A notice when the model was trained on features of another front-end version than this mecg
+        computes (same parameters, slightly different numbers: its thresholds were tuned on the others)."""
+        from mecg.model.frontend import FRONTEND_VERSION
+
+        trained = self.frontend_key.get("version")
+        if trained == FRONTEND_VERSION:
+            return None
+        return (
+            f"notice: the model was trained on features of front-end version {trained if trained else 'unknown'}; "
+            f"this mecg computes version {FRONTEND_VERSION} (same parameters, slightly different numbers): train "
+            "it again for thresholds tuned on these features"
+        )
+
 
 def _json(ck: dict, key: str, where: str) -> dict:
     text = ck[key]

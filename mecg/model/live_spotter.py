@@ -620,7 +620,7 @@ class LiveSpotter:
         self.ecg_col = 0
         self.offsets: dict[str, float] = {}
         self.candidates: list[LiveCandidate] = []
-        self.notices: list[str] = []
+        self.notices: list[str] = [n for n in [checkpoint.features_notice()] if n] if checkpoint is not None else []
         self.skipped: dict[str, int] = {}
         self.fe: LiveFrontEnd | None = None
         self.scorer: _BaselineLive | _CmclLive | None = None

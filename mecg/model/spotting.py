@@ -208,6 +208,9 @@ def _spot_model(
             f"{path.name} is {fps:g} fps but the model was trained on features for "
             f"k={ck.frontend.k_frames} frames; train a model for this frame rate"
         )
+    features = ck.features_notice()
+    if features:
+        say(features)
     eta = opts.ccf_eta
     rule, notes = ccf_rule(ck.spot, opts.ccf_hrs, opts.ccf_trial)
     thr = ck.spot["threshold"]
