@@ -155,7 +155,7 @@ class _Cropper:
         area averaging (which anti-aliases); then one small affine warp applies the sub-pixel
         remainder. A box ``m`` >= 2 times the crop is area-averaged by the whole factor ``m`` (OpenCV's
         fast path, a third of the cost of one fractional step from the whole box) and the warp also
-        scales by what is left (0.5-1, after the averaging's low-pass).
+        scales by what is left (2/3 to 1, after the averaging's low-pass).
         """
         g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         cx, cy, half = self.cx + dx, self.cy + dy, self.side / 2
@@ -174,7 +174,7 @@ class _Cropper:
         else:
             box = g[y0:y1, x0:x1]
         if m > 1:
-            # pixel j of the shrunk box is box px (j + 0.5) m - 0.5; the warp scales by what is left (r, 0.5 - 1)
+            # pixel j of the shrunk box is box px (j + 0.5) m - 0.5; the warp scales by what is left (r, 2/3 to 1)
             small = cv2.resize(box, (box.shape[1] // m, box.shape[0] // m), interpolation=cv2.INTER_AREA)
             r = m * self.scale
             tx = 0.5 * r - 0.5 + self.size / 2 - (cx - x0) * self.scale
