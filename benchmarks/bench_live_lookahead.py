@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_speed import reference_loop_s
-from spotting import bootstrap_f1, trial_config
+from spotting import bootstrap_f1, f1_from_counts, subject_counts, trial_config
 
 RESULTS = Path(__file__).parent / "results"
 ETA = 2.0
@@ -118,22 +118,22 @@ def offline_job(job: dict) -> dict:
     }
 
 
-def _intervals(session: str, items: list[dict], kept_only: bool = True) -> list:
+def _intervals(session: str, items: list[dict]) -> list:
+    """The kept candidates of one session as evaluation intervals."""
     from mecg.model.evaluate import Interval
 
-    return [Interval(session, c["onset"], c["offset"], c["type"]) for c in items if c["kept"] or not kept_only]
+    return [Interval(session, c["onset"], c["offset"], c["type"]) for c in items if c["kept"]]
 
 
-def _me_counts(pred: list, truth: list) -> list[int]:
-    from mecg.model.evaluate import evaluate
-
-    me = evaluate(pred, truth)["me"]
-    return [me.tp, me.fp, me.fn]
+def _counts(spots: dict[str, list[dict]], truth: dict[str, list]) -> np.ndarray:
+    """``(sessions, 3)`` ME tp, fp, fn per session (sorted by name), each session its own bootstrap unit."""
+    preds = [i for s, items in spots.items() for i in _intervals(s, items)]
+    per = subject_counts(preds, [g for v in truth.values() for g in v], {s: s for s in truth})
+    return np.array([per[s] for s in sorted(truth)])
 
 
 def _f1(c: np.ndarray) -> float:
-    tp, fp, fn = c
-    return round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 0.0
+    return round(float(f1_from_counts(*c)), 4)
 
 
 def _iou(a: dict, b: dict) -> float:
@@ -166,7 +166,7 @@ def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, li
         las = sorted({r["lookahead"] for r in replays if r["method"] == method})
         base = "cmclnet" if method.startswith("cmclnet") else method  # whose wait ``ref`` is the reference
         counts = {
-            (m, la): np.array([_me_counts(_intervals(s, by[m, la, s]), truth[s]) for s in sessions])
+            (m, la): _counts({s: by[m, la, s] for s in sessions}, truth)
             for m, la in {(method, la) for la in las} | {(base, ref)}
         }
         rows = {}
@@ -218,7 +218,7 @@ def summarise(replays: list[dict], offline: dict[str, dict], truth: dict[str, li
             rows[f"{la:g}"] = row
         out[method] = rows
     for label, res in offline.items():
-        off_counts = np.array([_me_counts(_intervals(s, res[s]["spots"]), truth[s]) for s in sessions]).sum(axis=0)
+        off_counts = _counts({s: res[s]["spots"] for s in sessions}, truth).sum(axis=0)
         out[f"offline {label}"] = {"me_tp_fp_fn": off_counts.tolist(), "me_f1": _f1(off_counts)}
     return out
 

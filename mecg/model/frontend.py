@@ -141,7 +141,8 @@ class _Cropper:
         #: whole factor the box is first shrunk by (area averaging; 1: none)
         self.decimate = max(1, int(self.side / size))
         self.ref: np.ndarray | None = None
-        #: phase correlation runs on the crop shrunk by this factor (area averaging; a third of the cost)
+        #: phase correlation runs on the crop shrunk by this factor (area averaging; with its smoothing 0.04
+        #: instead of 0.15 ms a frame)
         self.pc = 2 if size >= 64 else 1
         self.window = cv2.createHanningWindow((size // self.pc, size // self.pc), cv2.CV_32F)
         self.shift = np.zeros(2)

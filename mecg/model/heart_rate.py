@@ -49,6 +49,11 @@ def r_peaks(ecg: np.ndarray, srate_hz: float, method: str = "neurokit") -> np.nd
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
 
+#: A live R-peak search keeps a peak once it is this old (s): :class:`mecg.model.live_spotter.LiveSpotParams`'s
+#: ``ecg_margin_s`` default, and what windows trained for live spotting (:mod:`mecg.model.windows`) assume.
+LIVE_PEAK_MARGIN_S = 0.15
+
+
 def instantaneous_hr(peaks_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(t_s, hr_bpm)``: 60/RR at each RR interval's midpoint."""
     p = np.asarray(peaks_s, dtype=np.float64)

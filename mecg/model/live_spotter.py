@@ -54,7 +54,7 @@ from mecg.model.baseline import BaselineParams
 from mecg.model.evaluate import evaluate
 from mecg.model.face import REFERENCE_ROI, ROI_NAMES, FaceLayout, FaceNotFoundError, find_layout
 from mecg.model.frontend import FrontEndParams, _Cropper, _flow_fn, _roi_features, default_k
-from mecg.model.heart_rate import EcgError, hr_curve, r_peaks
+from mecg.model.heart_rate import LIVE_PEAK_MARGIN_S, EcgError, hr_curve, r_peaks
 from mecg.model.spots import Spot
 from mecg.session import StreamInfo, StreamKind, open_session
 from mecg.session.ecg_channel import stream_ecg_column
@@ -92,7 +92,7 @@ class LiveSpotParams:
     ecg_wait_s: float = 3.0
     ecg_window_s: float = 4.0
     ecg_step_s: float = 0.25
-    ecg_margin_s: float = 0.15
+    ecg_margin_s: float = LIVE_PEAK_MARGIN_S
     min_beats: int = 8
     face_box: tuple[int, int, int, int] | None = None
 

@@ -13,7 +13,7 @@ frames at 150 fps). Its inputs (see :mod:`mecg.model.cmclnet`):
 * with ``ecg_lookahead_s`` set (a model trained for live spotting, ``mecg train --live-lookahead``), the
   ECG as a live spotter that waits that long after the centre sees it: samples past ``centre +
   ecg_lookahead_s`` repeat the last one before, the HR curve ends at the last beat found by then
-  (:data:`LIVE_PEAK_MARGIN_S` before it) and is the mean HR beyond;
+  (:data:`mecg.model.heart_rate.LIVE_PEAK_MARGIN_S` before it) and is the mean HR beyond;
 * with ``flow_image`` > 0 (CMCL-Net's ``paper`` preset), ``image``: the front end's whole-crop
   flow images ``(time_steps, 2, flow_image, flow_image)`` at the same time steps, divided by the
   same median flow magnitude.
@@ -32,14 +32,12 @@ import numpy as np
 
 from mecg.model.ecg_features import bandpass, ecg_features
 from mecg.model.frontend import FrontEndParams, default_k, frontend_features
-from mecg.model.heart_rate import hr_curve
+from mecg.model.heart_rate import LIVE_PEAK_MARGIN_S, hr_curve, instantaneous_hr
 from mecg.session import Annotation, StreamKind, open_session
 from mecg.sync import Timeline
 
 #: Hand-made features per window, in the order named by ``mecg.model.cmclnet.HAND_FEATURES``.
 N_HAND = 8
-#: A live spotter keeps an R-peak once it is this old (s; ``LiveSpotParams.ecg_margin_s``'s default).
-LIVE_PEAK_MARGIN_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class SessionData:
         self.ecg_rate = fs / step
         self.peaks_s = ef.peaks_s
         self.hr_fn = hr_curve(ef.peaks_s)
-        self.hr_t = 0.5 * (ef.peaks_s[1:] + ef.peaks_s[:-1])  # where the HR curve has its points
+        self.hr_t = instantaneous_hr(ef.peaks_s)[0]  # where the HR curve has its points
         self.mean_hr = float(np.nanmean(ef.hr_bpm))
         self.hrs = np.nan_to_num(ef.hrs_bpm_per_s)
         self.mean_hrs = ef.mean_hrs_bpm_per_s
